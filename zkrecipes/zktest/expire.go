@@ -19,20 +19,29 @@ type Credentials struct {
 	Password  []byte
 }
 
-// Recorder is a zk.Dialer that remembers the session id and password of the
-// latest connect handshake it saw. Pass Recorder.Dial to zk.WithDialer.
+// Recorder remembers the session id and password of the latest connect
+// handshake a go-zookeeper client made through it. Pass Recorder.Dial to
+// zk.WithDialer.
 type Recorder struct {
 	mu    sync.Mutex // guards creds
 	creds Credentials
+	d     *zkwire.TrackingDialer
+	once  sync.Once
 }
 
 // Dial implements zk.Dialer.
 func (r *Recorder) Dial(network, address string, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout(network, address, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return &recordingConn{Conn: c, rec: r}, nil
+	r.once.Do(func() {
+		r.d = &zkwire.TrackingDialer{OnConnect: func(resp zkwire.ConnectResponse) {
+			if resp.SessionID == 0 {
+				return
+			}
+			r.mu.Lock()
+			r.creds = Credentials{SessionID: resp.SessionID, Password: resp.Password}
+			r.mu.Unlock()
+		}}
+	})
+	return r.d.Dial(network, address, timeout)
 }
 
 // Credentials returns the latest session credentials seen.
@@ -40,31 +49,6 @@ func (r *Recorder) Credentials() Credentials {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return Credentials{SessionID: r.creds.SessionID, Password: append([]byte(nil), r.creds.Password...)}
-}
-
-type recordingConn struct {
-	net.Conn
-	rec  *Recorder
-	scan zkwire.FrameScanner
-	done bool
-}
-
-func (c *recordingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if !c.done && n > 0 {
-		c.scan.Feed(p[:n], func(body []byte) {
-			if c.done {
-				return
-			}
-			c.done = true
-			if r, perr := zkwire.ParseConnectResponse(body); perr == nil && r.SessionID != 0 {
-				c.rec.mu.Lock()
-				c.rec.creds = Credentials{SessionID: r.SessionID, Password: r.Password}
-				c.rec.mu.Unlock()
-			}
-		})
-	}
-	return n, err
 }
 
 // ExpireSession expires a session for real, the way a network partition

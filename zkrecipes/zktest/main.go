@@ -84,3 +84,14 @@ func NewProxyT(tb testing.TB, target string) *Proxy {
 	tb.Cleanup(func() { p.Close() })
 	return p
 }
+
+// SharedAddr returns the address of the server Main started, or "" if none
+// (for runnable examples, which have no testing.TB).
+func SharedAddr() string {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if shared == nil {
+		return ""
+	}
+	return shared.Addr
+}
