@@ -87,6 +87,7 @@ type Session struct {
 	lostTimer *time.Timer
 	connected chan struct{} // closed when state is Connected/Reconnected; replaced on suspension
 	closed    bool
+	everUp    bool // a session was established at least once
 	watchEvts atomic.Int64
 }
 
@@ -166,7 +167,8 @@ func (s *Session) onEvent(gen int, ev zk.Event) {
 	case zk.StateHasSession:
 		id := s.conn.SessionID()
 		switch {
-		case s.sessionID == 0:
+		case !s.everUp:
+			s.everUp = true
 			s.setStateLocked(StateConnected, id, false, false)
 		case id != s.sessionID:
 			if s.state != StateLost {

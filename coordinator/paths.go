@@ -1,0 +1,158 @@
+// Package coordinator is the MetaQ cluster model on ZooKeeper: where brokers,
+// topics, consumer groups and offsets live (this file is the only place paths
+// are built), broker registration, the cluster view clients use to find
+// brokers and partitions, and consumer-group coordination.
+//
+// # ZooKeeper layout (PROTOCOL.md §10, REBALANCE.md)
+//
+// Root zkRoot (default /meta). Data are UTF-8 strings.
+//
+//	/meta/brokers/ids/<brokerId>                        persistent  master URI (for old clients)
+//	/meta/brokers/ids/<brokerId>/master                 ephemeral   meta://host:port
+//	/meta/brokers/ids/<brokerId>/master_config_checksum ephemeral   CRC-32 of the config file, decimal
+//	/meta/brokers/topics/<topic>/<brokerId>-m           ephemeral   partition count, decimal (Python/Ruby/.NET clients)
+//	/meta/brokers/topics-pub/<topic>/<brokerId>-m       ephemeral   {"numParts":N,"broker":"<id>-m"} if acceptPublish
+//	/meta/brokers/topics-sub/<topic>/<brokerId>-m       ephemeral   same JSON, if acceptSubscribe
+//	/meta/consumers/<group>/ids/<group>_<consumerId>    ephemeral   MetaQ Java consumers (we refuse to mix with them)
+//	/meta/consumers/<group>/members/_c_<guid>-member-<seq>  ephemeral-sequential  our members (JSON)
+//	/meta/consumers/<group>/assign[/<memberId>]         persistent  assignment snapshot / per-member assignment
+//	/meta/consumers/<group>/owners/<topic>/<brokerId>-<partition>[/_c_<guid>-owner-<seq>]  owner queue
+//	/meta/consumers/<group>/offsets/<topic>/<brokerId>-<partition>  persistent  <msgId>-<offset>
+package coordinator
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// DefaultRoot is MetaQ's default zkRoot.
+const DefaultRoot = "/meta"
+
+// Paths builds every ZooKeeper path of the cluster under one root.
+type Paths struct {
+	Root string
+}
+
+// NewPaths returns the paths under root ("" means DefaultRoot).
+func NewPaths(root string) Paths {
+	root = strings.TrimRight(root, "/")
+	if root == "" {
+		root = DefaultRoot
+	}
+	return Paths{Root: root}
+}
+
+// Brokers is the parent of all broker registrations.
+func (p Paths) Brokers() string { return p.Root + "/brokers" }
+
+// BrokerIDs is the parent of broker id nodes.
+func (p Paths) BrokerIDs() string { return p.Root + "/brokers/ids" }
+
+// BrokerID is the persistent node of one broker id.
+func (p Paths) BrokerID(id int) string { return p.BrokerIDs() + "/" + strconv.Itoa(id) }
+
+// BrokerMaster is the ephemeral node holding a broker master's URI.
+func (p Paths) BrokerMaster(id int) string { return p.BrokerID(id) + "/master" }
+
+// BrokerConfigChecksum is the ephemeral node holding the broker's config checksum.
+func (p Paths) BrokerConfigChecksum(id int) string { return p.BrokerID(id) + "/master_config_checksum" }
+
+// TopicsLegacy is the parent of the legacy per-topic registrations.
+func (p Paths) TopicsLegacy() string { return p.Root + "/brokers/topics" }
+
+// TopicsPub is the parent of per-topic publish registrations.
+func (p Paths) TopicsPub() string { return p.Root + "/brokers/topics-pub" }
+
+// TopicsSub is the parent of per-topic subscribe registrations.
+func (p Paths) TopicsSub() string { return p.Root + "/brokers/topics-sub" }
+
+// MasterName is the name of a master's node under a topic: "<brokerId>-m".
+func MasterName(brokerID int) string { return strconv.Itoa(brokerID) + "-m" }
+
+// ParseBrokerNodeName parses "<brokerId>-m" or "<brokerId>-s<n>" and reports
+// whether it names a master.
+func ParseBrokerNodeName(name string) (brokerID int, master bool, err error) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 {
+		return 0, false, fmt.Errorf("coordinator: %q is not <brokerId>-m or <brokerId>-s<n>", name)
+	}
+	id, err := strconv.Atoi(name[:i])
+	if err != nil || id < 0 {
+		return 0, false, fmt.Errorf("coordinator: %q has no broker id", name)
+	}
+	return id, name[i+1:] == "m", nil
+}
+
+// TopicLegacy is the legacy registration of topic on a broker.
+func (p Paths) TopicLegacy(topic string, brokerID int) string {
+	return p.TopicsLegacy() + "/" + topic + "/" + MasterName(brokerID)
+}
+
+// TopicPub is the publish registration of topic on a broker.
+func (p Paths) TopicPub(topic string, brokerID int) string {
+	return p.TopicsPub() + "/" + topic + "/" + MasterName(brokerID)
+}
+
+// TopicSub is the subscribe registration of topic on a broker.
+func (p Paths) TopicSub(topic string, brokerID int) string {
+	return p.TopicsSub() + "/" + topic + "/" + MasterName(brokerID)
+}
+
+// Consumers is the parent of all consumer groups.
+func (p Paths) Consumers() string { return p.Root + "/consumers" }
+
+// Group is a consumer group's root.
+func (p Paths) Group(group string) string { return p.Consumers() + "/" + group }
+
+// GroupMetaQIDs is where MetaQ Java consumers register.
+func (p Paths) GroupMetaQIDs(group string) string { return p.Group(group) + "/ids" }
+
+// GroupMembers is where our members register.
+func (p Paths) GroupMembers(group string) string { return p.Group(group) + "/members" }
+
+// GroupAssign is the assignment snapshot node.
+func (p Paths) GroupAssign(group string) string { return p.Group(group) + "/assign" }
+
+// GroupMemberAssign is one member's assignment node.
+func (p Paths) GroupMemberAssign(group, memberID string) string {
+	return p.GroupAssign(group) + "/" + memberID
+}
+
+// PartitionName is "<brokerId>-<partition>", the name MetaQ uses for a partition.
+func PartitionName(brokerID, partition int) string {
+	return strconv.Itoa(brokerID) + "-" + strconv.Itoa(partition)
+}
+
+// ParsePartitionName parses "<brokerId>-<partition>".
+func ParsePartitionName(name string) (brokerID, partition int, err error) {
+	b, pt, ok := strings.Cut(name, "-")
+	if ok {
+		if brokerID, err = strconv.Atoi(b); err == nil {
+			if partition, err = strconv.Atoi(pt); err == nil && brokerID >= 0 && partition >= 0 {
+				return brokerID, partition, nil
+			}
+		}
+	}
+	return 0, 0, fmt.Errorf("coordinator: %q is not <brokerId>-<partition>", name)
+}
+
+// GroupOwners is the parent of a topic's owner queues.
+func (p Paths) GroupOwners(group, topic string) string { return p.Group(group) + "/owners/" + topic }
+
+// GroupOwner is the owner queue (or MetaQ owner node) of one partition.
+func (p Paths) GroupOwner(group, topic string, brokerID, partition int) string {
+	return p.GroupOwners(group, topic) + "/" + PartitionName(brokerID, partition)
+}
+
+// GroupOffsets is the parent of a topic's offset nodes.
+func (p Paths) GroupOffsets(group, topic string) string { return p.Group(group) + "/offsets/" + topic }
+
+// GroupOffset is the offset node of one partition.
+func (p Paths) GroupOffset(group, topic string, brokerID, partition int) string {
+	return p.GroupOffsets(group, topic) + "/" + PartitionName(brokerID, partition)
+}
+
+// Base returns the last element of a path.
+func Base(p string) string { return path.Base(p) }
