@@ -1,0 +1,172 @@
+package protocol
+
+import "fmt"
+
+// AppendResult appends `result <code> <len(body)> <opaque>\r\n<body>`.
+func AppendResult(dst []byte, code, opaque int32, body []byte) []byte {
+	dst = AppendResultHeader(dst, code, len(body), opaque)
+	return append(dst, body...)
+}
+
+// AppendResultString is AppendResult with a string body.
+func AppendResultString(dst []byte, code, opaque int32, body string) []byte {
+	dst = AppendResultHeader(dst, code, len(body), opaque)
+	return append(dst, body...)
+}
+
+// AppendResultHeader appends only the line of a result reply; the caller
+// writes bodyLen bytes of body after it (e.g. with a vectored write).
+func AppendResultHeader(dst []byte, code int32, bodyLen int, opaque int32) []byte {
+	dst = append(dst, "result"...)
+	dst = appendInt(dst, int64(code))
+	dst = appendInt(dst, int64(bodyLen))
+	dst = appendInt(dst, int64(opaque))
+	return appendCRLF(dst)
+}
+
+// AppendPutResult appends the 200 reply to a put: body
+// `<msgId> <partition> <offset>` (offset -1 inside a transaction).
+func AppendPutResult(dst []byte, opaque int32, msgID int64, partition int32, offset int64) []byte {
+	var tmp [64]byte
+	body := appendDec(tmp[:0], msgID)
+	body = appendInt(body, int64(partition))
+	body = appendInt(body, offset)
+	return AppendResult(dst, CodeOK, opaque, body)
+}
+
+// ParsePutResult parses the body of a 200 put reply.
+func ParsePutResult(body []byte) (msgID int64, partition int32, offset int64, err error) {
+	var toks [3][]byte
+	n := 0
+	start := 0
+	for i := 0; i <= len(body); i++ {
+		if i == len(body) || body[i] == ' ' {
+			if n == 3 {
+				return 0, 0, 0, fmt.Errorf("protocol: put result %q: too many fields", body)
+			}
+			toks[n] = body[start:i]
+			n++
+			start = i + 1
+		}
+	}
+	if n != 3 {
+		return 0, 0, 0, fmt.Errorf("protocol: put result %q: want 3 fields", body)
+	}
+	id, s1 := parseDec(toks[0], -1<<63, 1<<63-1)
+	p, s2 := parseDec(toks[1], -1<<31, 1<<31-1)
+	off, s3 := parseDec(toks[2], -1<<63, 1<<63-1)
+	if s1 != numOK || s2 != numOK || s3 != numOK {
+		return 0, 0, 0, fmt.Errorf("protocol: put result %q: bad number", body)
+	}
+	return id, int32(p), off, nil
+}
+
+// AppendValue appends `value <len(data)> <opaque>\r\n<data>`.
+func AppendValue(dst []byte, opaque int32, data []byte) []byte {
+	dst = AppendValueHeader(dst, len(data), opaque)
+	return append(dst, data...)
+}
+
+// AppendValueHeader appends only the line of a value reply, for a broker that
+// writes the message set itself (e.g. vectored from the segment file).
+func AppendValueHeader(dst []byte, totalLen int, opaque int32) []byte {
+	dst = append(dst, "value"...)
+	dst = appendInt(dst, int64(totalLen))
+	dst = appendInt(dst, int64(opaque))
+	return appendCRLF(dst)
+}
+
+// Reply is a decoded reply: a result (Verb == VerbResult) or a value
+// (Verb == VerbValue, Code is then 200).
+type Reply struct {
+	Verb   Verb
+	Code   int32
+	Opaque int32
+	// Body is the result body or the value bytes (a message set). After
+	// Decode it aliases the decoder's input.
+	Body []byte
+}
+
+// AppendTo appends the wire form of the reply.
+func (r *Reply) AppendTo(dst []byte) []byte {
+	if r.Verb == VerbValue {
+		return AppendValue(dst, r.Opaque, r.Body)
+	}
+	return AppendResult(dst, r.Code, r.Opaque, r.Body)
+}
+
+// ReplyDecoder is the client-side streaming decoder of replies. Its contract
+// is the Decoder's: (reply, n > 0, nil) for a complete reply, (nil, 0, nil)
+// for "need more", and a fatal *Error (sticky) for anything malformed — a
+// client cannot resynchronise and must close the connection. The returned
+// reply is reused by the next call and its Body aliases buf.
+type ReplyDecoder struct {
+	cfg   Config
+	inner Decoder
+	reply Reply
+	need  int
+}
+
+// NewReplyDecoder returns a reply decoder. MaxBodySize defaults to
+// DefaultMaxReplyBody.
+func NewReplyDecoder(cfg Config) *ReplyDecoder {
+	rd := &ReplyDecoder{cfg: cfg.withDefaults(DefaultMaxReplyBody)}
+	rd.inner.cfg = rd.cfg
+	return rd
+}
+
+// Pending returns the frame size the last "need more" was waiting for, when
+// known, else 0.
+func (rd *ReplyDecoder) Pending() int { return rd.need }
+
+var (
+	resultForm = form{VerbResult, []string{"verb", "code", "bodyLen", "opaque"}}
+	valueForm  = form{VerbValue, []string{"verb", "totalLen", "opaque"}}
+)
+
+// Decode decodes the next reply from buf.
+func (rd *ReplyDecoder) Decode(buf []byte) (*Reply, int, error) {
+	d := &rd.inner
+	if d.err != nil {
+		return nil, 0, d.err
+	}
+	rd.need = 0
+	line, n, e := scanLine(buf, rd.cfg.MaxLineLength)
+	if e != nil {
+		return nil, 0, d.fail(e)
+	}
+	if n == 0 {
+		return nil, 0, nil
+	}
+	d.tokenize(line)
+	var f *form
+	switch string(d.toks[0]) {
+	case "result":
+		f = &resultForm
+	case "value":
+		f = &valueForm
+	default:
+		return nil, 0, d.fail(&Error{Kind: KindUnknownVerb, Code: CodeInternal, NoReply: true,
+			Msg: fmt.Sprintf("unknown reply %s", quoteToken(d.toks[0]))})
+	}
+	lenAt := len(f.names) - 2
+	body, total, e := d.frameBody(f, len(f.names), len(f.names), buf, n, lenAt)
+	if e != nil {
+		return nil, 0, d.fail(e)
+	}
+	if total == 0 {
+		rd.need = d.need
+		return nil, 0, nil
+	}
+	r := &rd.reply
+	*r = Reply{Verb: f.verb, Code: CodeOK, Body: body}
+	if f.verb == VerbResult {
+		if r.Code, e = d.int32At(f, 1); e != nil {
+			return nil, 0, d.fail(e)
+		}
+	}
+	if r.Opaque, e = d.int32At(f, len(f.names)-1); e != nil {
+		return nil, 0, d.fail(e)
+	}
+	return r, total, nil
+}

@@ -1,0 +1,126 @@
+package protocol
+
+import (
+	"math"
+	"math/rand"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestReplyEncoding(t *testing.T) {
+	tests := []struct {
+		name string
+		got  []byte
+		want string
+	}{
+		{"result with body", AppendResultString(nil, 500, -3, "bad topic"), "result 500 9 -3\r\nbad topic"},
+		{"result empty body", AppendResult(nil, 200, 1, nil), "result 200 0 1\r\n"},
+		{"result header", AppendResultHeader(nil, 301, 4, 2), "result 301 4 2\r\n"},
+		{"put result", AppendPutResult(nil, 5, -123, 2, 1024), "result 200 11 5\r\n-123 2 1024"},
+		{"put result in tx", AppendPutResult(nil, 5, 1, 0, -1), "result 200 6 5\r\n1 0 -1"},
+		{"value", AppendValue(nil, 9, []byte("abc")), "value 3 9\r\nabc"},
+		{"value header", AppendValueHeader(nil, 100, math.MaxInt32), "value 100 2147483647\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if string(tt.got) != tt.want {
+				t.Fatalf("got %q want %q", tt.got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeValidReplies(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want Reply
+	}{
+		{"result ok empty", "result 200 0 1\r\n", Reply{Verb: VerbResult, Code: 200, Opaque: 1, Body: []byte{}}},
+		{"result error body", "result 500 3 -9\r\nbad", Reply{Verb: VerbResult, Code: 500, Opaque: -9, Body: []byte("bad")}},
+		{"result moved", "result 301 4 2147483647\r\n1024", Reply{Verb: VerbResult, Code: 301, Opaque: math.MaxInt32, Body: []byte("1024")}},
+		{"value", "value 5 3\r\nhello", Reply{Verb: VerbValue, Code: 200, Opaque: 3, Body: []byte("hello")}},
+		{"value empty", "value 0 3\r\n", Reply{Verb: VerbValue, Code: 200, Opaque: 3, Body: []byte{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, n, err := NewReplyDecoder(Config{}).Decode([]byte(tt.in))
+			if err != nil || n != len(tt.in) || !reflect.DeepEqual(*r, tt.want) {
+				t.Fatalf("got %+v %d %v", r, n, err)
+			}
+			if wire := r.AppendTo(nil); string(wire) != tt.in {
+				t.Fatalf("re-encoded %q", wire)
+			}
+		})
+	}
+}
+
+func TestDecodeMalformedReplies(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		kind ErrorKind
+	}{
+		{"unknown reply", "ok 200 0 1\r\n", KindUnknownVerb},
+		{"request verb", "put t 0 0 0 1\r\n", KindUnknownVerb},
+		{"result three tokens", "result 200 0\r\n", KindTokenCount},
+		{"result five tokens", "result 200 0 1 2\r\n", KindTokenCount},
+		{"value four tokens", "value 0 1 2\r\n", KindTokenCount},
+		{"value two tokens", "value 0\r\n", KindTokenCount},
+		{"result bad code", "result ok 0 1\r\n", KindBadNumber},
+		{"result bad len", "result 200 x 1\r\n", KindBadNumber},
+		{"result negative len", "result 200 -1 1\r\n", KindBadValue},
+		{"result bad opaque", "result 200 0 01\r\n", KindBadNumber},
+		{"value negative len", "value -1 1\r\n", KindBadValue},
+		{"value len overflow", "value 2147483648 1\r\n", KindNumberRange},
+		{"value too large", "value 67108865 1\r\n", KindBodyTooLarge},
+		{"bare LF", "result 200 0 1\n", KindBadLineEnding},
+		{"double space", "result 200  0 1\r\n", KindBadSpacing},
+		{"NUL", "result 200 0 1\x00\r\n", KindControlChar},
+		{"long line", strings.Repeat("r", 2000), KindLineTooLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := NewReplyDecoder(Config{}).Decode([]byte(tt.in))
+			var e *Error
+			if e2, ok := err.(*Error); ok {
+				e = e2
+			}
+			if e == nil || e.Kind != tt.kind || !e.Fatal {
+				t.Fatalf("got %v (kind %v), want fatal %v", err, KindOf(err), tt.kind)
+			}
+		})
+	}
+}
+
+func TestReplySplitInvariance(t *testing.T) {
+	in := "result 200 0 1\r\nvalue 5 2\r\nhelloresult 500 3 3\r\nbadvalue 0 4\r\nresult 200 5 5\r\nhel"
+	whole := driveReplies(Config{}, []byte(in))
+	if len(whole) != 5 {
+		t.Fatalf("%q", whole)
+	}
+	rng := rand.New(rand.NewSource(2))
+	for k := 0; k <= len(in); k++ {
+		if got := driveReplies(Config{}, []byte(in[:k]), []byte(in[k:])); !equalEvents(got, whole) {
+			t.Fatalf("split %d: %q", k, got)
+		}
+	}
+	for range 300 {
+		if got := driveReplies(Config{}, randomChunks(rng, []byte(in))...); !equalEvents(got, whole) {
+			t.Fatalf("%q", got)
+		}
+	}
+}
+
+func TestParsePutResult(t *testing.T) {
+	id, p, off, err := ParsePutResult([]byte("-5 3 -1"))
+	if err != nil || id != -5 || p != 3 || off != -1 {
+		t.Fatal(id, p, off, err)
+	}
+	for _, bad := range []string{"", "1 2", "1 2 3 4", "1  2 3", "a 2 3", "1 2147483648 3"} {
+		if _, _, _, err := ParsePutResult([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
