@@ -1,0 +1,71 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+)
+
+// globals are the flags every command shares. Values come from flags, then
+// METAQ_* environment variables (METAQ_ZK, METAQ_ZK_ROOT, METAQ_OUTPUT...).
+type globals struct {
+	v *viper.Viper
+}
+
+func (g *globals) zkServers() []string {
+	s := g.v.GetString("zk")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func (g *globals) zkRoot() string         { return g.v.GetString("zk-root") }
+func (g *globals) output() string         { return g.v.GetString("output") }
+func (g *globals) timeout() time.Duration { return g.v.GetDuration("timeout") }
+func (g *globals) logger() *slog.Logger {
+	lvl := slog.LevelInfo
+	if g.v.GetBool("verbose") {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{v: viper.New()}
+	root := &cobra.Command{
+		Use:           "metaq",
+		Short:         "metaq: a MetaQ-compatible message queue — broker daemon and operator tool",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			switch g.output() {
+			case "table", "json":
+			default:
+				return usageError{errorf("-o %q: want table or json", g.output())}
+			}
+			return nil
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.String("zk", "", "ZooKeeper servers, host:port[,host:port...] (env METAQ_ZK)")
+	pf.String("zk-root", "/meta", "ZooKeeper root of the cluster (env METAQ_ZK_ROOT)")
+	pf.StringP("output", "o", "table", "output format: table or json (env METAQ_OUTPUT)")
+	pf.Duration("timeout", 10*time.Second, "timeout for one operation against ZooKeeper or a broker")
+	pf.BoolP("verbose", "v", false, "debug logging")
+	_ = g.v.BindPFlags(pf)
+	g.v.SetEnvPrefix("METAQ")
+	g.v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	g.v.AutomaticEnv()
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+
+	// One line per command; each lives in its own cmd_*.go file.
+	root.AddCommand(
+		newBrokerCmd(g),
+	)
+	return root
+}
