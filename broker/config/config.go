@@ -1,0 +1,179 @@
+package config
+
+import (
+	"slices"
+	"time"
+)
+
+// Defaults for the keys of PROTOCOL.md §9 and ours.
+const (
+	DefaultServerPort             = 8123
+	DefaultNumPartitions          = 1
+	DefaultDataPath               = "~/meta"
+	DefaultUnflushThreshold       = 0 // ours: group commit
+	DefaultUnflushInterval        = 10 * time.Second
+	DefaultMaxSegmentSize         = 1 << 30
+	DefaultMaxTransferSize        = 1 << 20
+	DefaultMaxMessageSize         = 4 << 20
+	DefaultDeletePolicy           = "delete,168"
+	DefaultDeleteWhen             = "0 0 6,18 * * ?"
+	DefaultMaxTxTimeout           = 60 * time.Second
+	DefaultFlushTxLogAtCommit     = TxLogFsyncOnCommit
+	DefaultZkRoot                 = "/meta"
+	DefaultZkSessionTimeout       = 30 * time.Second
+	DefaultZkConnectionTimeout    = 30 * time.Second
+	DefaultZkSyncTime             = 5 * time.Second
+	DefaultMaxConnections         = 10000
+	DefaultIdleTimeout            = 0 // off; see doc.go
+	DefaultMaxLineLength          = 4096
+	DefaultRetentionCheckInterval = time.Minute
+
+	// MessageHeaderSize is the size of the on-disk/wire message header (PROTOCOL §4);
+	// maxTransferSize is raised to at least maxMessageSize + MessageHeaderSize.
+	MessageHeaderSize = 20
+	// MinMaxLineLength is the smallest accepted maxLineLength: it must fit the longest
+	// legal request line (about 0.9 KiB, see doc.go).
+	MinMaxLineLength = 1024
+)
+
+// TxLogFlush is flushTxLogAtCommit: when the transaction journal is fsynced.
+type TxLogFlush int
+
+const (
+	TxLogOSDecides        TxLogFlush = 0 // let the OS write back
+	TxLogFsyncOnCommit    TxLogFlush = 1 // fsync on prepare, commit and rollback
+	TxLogFsyncEverySecond TxLogFlush = 2 // fsync once a second
+)
+
+// Broker holds the broker-wide settings of [system] (per-topic ones are in TopicConfig).
+type Broker struct {
+	BrokerID              int    // brokerId, 0..1023, required
+	HostName              string // hostName; default first non-loopback IPv4, else 127.0.0.1
+	ServerPort            int    // serverPort; 0 = pick a free port (tests)
+	DataPath              string // dataPath of [system], '~' expanded
+	DataLogPath           string // dataLogPath; default DataPath
+	MaxSegmentSize        int64  // maxSegmentSize, bytes
+	MaxTransferSize       int    // maxTransferSize, bytes (≥ MaxMessageSize+MessageHeaderSize)
+	MaxMessageSize        int    // maxMessageSize, bytes of put data
+	UpdateConsumerOffsets bool   // updateConsumerOffsets
+	MaxTxTimeout          time.Duration
+	FlushTxLogAtCommit    TxLogFlush
+
+	// Ours.
+	AutoCreateTopics       bool          // accept topics that match no section
+	MaxConnections         int           // 0 = unlimited
+	IdleTimeout            time.Duration // idleTimeoutMs; 0 = never close idle connections
+	MaxLineLength          int           // longest request line accepted
+	AdminPort              int           // 0 = off
+	Multicore              bool          // gnet multicore
+	RetentionCheckInterval time.Duration // retentionCheckIntervalMs: size-based retention
+}
+
+// ZooKeeper holds [zookeeper].
+type ZooKeeper struct {
+	Enable            bool   // zk.zkEnable
+	Connect           string // zk.zkConnect, "host:port[,host:port...][/chroot]"
+	Root              string // zk.zkRoot
+	SessionTimeout    time.Duration
+	ConnectionTimeout time.Duration
+	SyncTime          time.Duration
+}
+
+// TopicConfig is the effective configuration of one topic.
+type TopicConfig struct {
+	Name             string // the topic ("" for Config.Defaults)
+	Section          string // the section it came from: "topic=<name or pattern>", or "system"
+	NumPartitions    int
+	DataPath         string
+	UnflushThreshold int           // <= 0: group commit (ours, default)
+	UnflushInterval  time.Duration // threshold mode: fsync at least this often
+	DeletePolicy     DeletePolicy
+	DeleteWhen       Schedule
+	Stat             bool
+	AcceptPublish    bool
+	AcceptSubscribe  bool
+	RetentionBytes   int64 // ours: per partition; 0 = no size limit
+}
+
+// GroupCommit reports whether puts are acknowledged only after their fsync (PROTOCOL §8).
+func (t TopicConfig) GroupCommit() bool { return t.UnflushThreshold <= 0 }
+
+// Config is a loaded, validated broker configuration. It is immutable: accessors return
+// copies. Safe for concurrent use.
+type Config struct {
+	path      string
+	raw       []byte
+	checksum  uint32
+	broker    Broker
+	zk        ZooKeeper
+	defaults  TopicConfig
+	topics    map[string]TopicConfig // explicit (non-wildcard) sections
+	names     []string               // sorted keys of topics
+	wildcards []wildcardTopic        // by precedence, most specific first
+	warnings  []string
+}
+
+type wildcardTopic struct {
+	pattern pattern
+	config  TopicConfig
+}
+
+// Broker returns the broker-wide settings.
+func (c *Config) Broker() Broker { return c.broker }
+
+// ZooKeeper returns the [zookeeper] settings.
+func (c *Config) ZooKeeper() ZooKeeper { return c.zk }
+
+// Defaults returns the per-topic settings of [system], which every topic section
+// overrides key by key.
+func (c *Config) Defaults() TopicConfig { return c.defaults }
+
+// Topics returns the explicitly configured topic names (sections without '*'), sorted,
+// for the broker to register at start.
+func (c *Config) Topics() []string { return slices.Clone(c.names) }
+
+// Topic resolves the configuration of a topic:
+//  1. the section [topic=<name>] when there is one;
+//  2. else the most specific matching wildcard section: the pattern with the most
+//     literal (non-'*') characters wins, then the one with fewer '*', then the
+//     lexicographically smaller pattern;
+//  3. else, when autoCreateTopics is set, the [system] defaults;
+//  4. else not found (the broker refuses the topic).
+//
+// One section applies: a named section does not inherit from matching wildcard
+// sections, only from [system]. Invalid topic names are never found.
+func (c *Config) Topic(name string) (TopicConfig, bool) {
+	if checkTopicName(name, false) != nil {
+		return TopicConfig{}, false
+	}
+	if t, ok := c.topics[name]; ok {
+		return t, true
+	}
+	for _, w := range c.wildcards {
+		if w.pattern.match(name) {
+			t := w.config
+			t.Name = name
+			return t, true
+		}
+	}
+	if c.broker.AutoCreateTopics {
+		t := c.defaults
+		t.Name = name
+		return t, true
+	}
+	return TopicConfig{}, false
+}
+
+// Raw returns a copy of the configuration file's bytes (for `stats config`).
+func (c *Config) Raw() []byte { return slices.Clone(c.raw) }
+
+// Checksum is the CRC-32 (IEEE) of the raw file bytes, as MetaQ publishes in
+// master_config_checksum.
+func (c *Config) Checksum() uint32 { return c.checksum }
+
+// Path returns the file the configuration was loaded from ("" for Parse).
+func (c *Config) Path() string { return c.path }
+
+// Warnings returns what Load accepted but the operator should know about: ignored
+// MetaQ-only keys, repeated keys, a raised maxTransferSize.
+func (c *Config) Warnings() []string { return slices.Clone(c.warnings) }
