@@ -77,6 +77,44 @@ func do(ctx context.Context, op func() error) error {
 	}
 }
 
+// doR is do for operations with results. The results travel with the
+// operation's outcome, so an operation that outlives its ctx never writes to
+// variables the caller is already reading (a data race with plain do and
+// captured result variables).
+func doR[T any](ctx context.Context, op func() (T, error)) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	if ctx.Done() == nil {
+		return op()
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := op()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// nodeResult carries the results of the read operations through doR.
+type nodeResult struct {
+	data []byte
+	kids []string
+	ok   bool
+	st   *zk.Stat
+	ch   <-chan zk.Event
+}
+
 func wrap(op, p string, err error) error {
 	if err == nil {
 		return nil
@@ -94,10 +132,8 @@ func (s *Session) Create(ctx context.Context, p string, data []byte, mode Create
 	if err != nil {
 		return "", err
 	}
-	var created string
-	err = do(ctx, func() (e error) {
-		created, e = s.Conn().Create(fp, data, int32(mode), s.opts.acl)
-		return e
+	created, err := doR(ctx, func() (string, error) {
+		return s.Conn().Create(fp, data, int32(mode), s.opts.acl)
 	})
 	if err != nil {
 		return "", wrap("create", p, err)
@@ -144,10 +180,8 @@ func (s *Session) Get(ctx context.Context, p string) ([]byte, *zk.Stat, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var data []byte
-	var st *zk.Stat
-	err = do(ctx, func() (e error) { data, st, e = s.Conn().Get(fp); return e })
-	return data, st, wrap("get", p, err)
+	r, err := doR(ctx, func() (r nodeResult, e error) { r.data, r.st, e = s.Conn().Get(fp); return r, e })
+	return r.data, r.st, wrap("get", p, err)
 }
 
 // GetW reads a node's data and sets a data watch on it.
@@ -156,11 +190,8 @@ func (s *Session) GetW(ctx context.Context, p string) ([]byte, *zk.Stat, <-chan 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var data []byte
-	var st *zk.Stat
-	var ch <-chan zk.Event
-	err = do(ctx, func() (e error) { data, st, ch, e = s.Conn().GetW(fp); return e })
-	return data, st, ch, wrap("get", p, err)
+	r, err := doR(ctx, func() (r nodeResult, e error) { r.data, r.st, r.ch, e = s.Conn().GetW(fp); return r, e })
+	return r.data, r.st, r.ch, wrap("get", p, err)
 }
 
 // Exists reports whether a node exists.
@@ -169,10 +200,8 @@ func (s *Session) Exists(ctx context.Context, p string) (bool, *zk.Stat, error) 
 	if err != nil {
 		return false, nil, err
 	}
-	var ok bool
-	var st *zk.Stat
-	err = do(ctx, func() (e error) { ok, st, e = s.Conn().Exists(fp); return e })
-	return ok, st, wrap("exists", p, err)
+	r, err := doR(ctx, func() (r nodeResult, e error) { r.ok, r.st, e = s.Conn().Exists(fp); return r, e })
+	return r.ok, r.st, wrap("exists", p, err)
 }
 
 // ExistsW reports whether a node exists and watches for its creation, change or deletion.
@@ -181,11 +210,8 @@ func (s *Session) ExistsW(ctx context.Context, p string) (bool, *zk.Stat, <-chan
 	if err != nil {
 		return false, nil, nil, err
 	}
-	var ok bool
-	var st *zk.Stat
-	var ch <-chan zk.Event
-	err = do(ctx, func() (e error) { ok, st, ch, e = s.Conn().ExistsW(fp); return e })
-	return ok, st, ch, wrap("exists", p, err)
+	r, err := doR(ctx, func() (r nodeResult, e error) { r.ok, r.st, r.ch, e = s.Conn().ExistsW(fp); return r, e })
+	return r.ok, r.st, r.ch, wrap("exists", p, err)
 }
 
 // Children lists a node's children (names, unsorted).
@@ -194,10 +220,8 @@ func (s *Session) Children(ctx context.Context, p string) ([]string, *zk.Stat, e
 	if err != nil {
 		return nil, nil, err
 	}
-	var kids []string
-	var st *zk.Stat
-	err = do(ctx, func() (e error) { kids, st, e = s.Conn().Children(fp); return e })
-	return kids, st, wrap("children", p, err)
+	r, err := doR(ctx, func() (r nodeResult, e error) { r.kids, r.st, e = s.Conn().Children(fp); return r, e })
+	return r.kids, r.st, wrap("children", p, err)
 }
 
 // ChildrenW lists a node's children and sets a child watch.
@@ -206,11 +230,8 @@ func (s *Session) ChildrenW(ctx context.Context, p string) ([]string, *zk.Stat, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var kids []string
-	var st *zk.Stat
-	var ch <-chan zk.Event
-	err = do(ctx, func() (e error) { kids, st, ch, e = s.Conn().ChildrenW(fp); return e })
-	return kids, st, ch, wrap("children", p, err)
+	r, err := doR(ctx, func() (r nodeResult, e error) { r.kids, r.st, r.ch, e = s.Conn().ChildrenW(fp); return r, e })
+	return r.kids, r.st, r.ch, wrap("children", p, err)
 }
 
 // Set writes a node's data if its version matches (-1: any version).
@@ -219,8 +240,7 @@ func (s *Session) Set(ctx context.Context, p string, data []byte, version int32)
 	if err != nil {
 		return nil, err
 	}
-	var st *zk.Stat
-	err = do(ctx, func() (e error) { st, e = s.Conn().Set(fp, data, version); return e })
+	st, err := doR(ctx, func() (*zk.Stat, error) { return s.Conn().Set(fp, data, version) })
 	return st, wrap("set", p, err)
 }
 
@@ -291,8 +311,7 @@ func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, er
 			return nil, fmt.Errorf("zkrecipes: multi: unsupported operation %T", op)
 		}
 	}
-	var res []zk.MultiResponse
-	err := do(ctx, func() (e error) { res, e = s.Conn().Multi(mapped...); return e })
+	res, err := doR(ctx, func() ([]zk.MultiResponse, error) { return s.Conn().Multi(mapped...) })
 	for i := range res {
 		if res[i].String != "" {
 			res[i].String = s.local(res[i].String)

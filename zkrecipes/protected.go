@@ -96,14 +96,43 @@ func (s *Session) CreateProtected(ctx context.Context, parent, name string, data
 				s.cleanupOrphan(parent, guid)
 				return "", werr
 			}
-			found, ferr := s.findProtected(ctx, parent, guid)
-			if ferr == nil && found != "" {
+			// The create may have happened: keep looking until the answer is
+			// definite (a failed look followed by a new create would leave a
+			// duplicate node of this GUID).
+			found, ferr := s.findProtectedRetry(ctx, parent, guid)
+			if ferr != nil {
+				s.cleanupOrphan(parent, guid)
+				return "", ferr
+			}
+			if found != "" {
 				return found, nil
 			}
 			continue
 		default:
 			s.cleanupOrphan(parent, guid)
 			return "", err
+		}
+	}
+}
+
+// findProtectedRetry is findProtected retried across connection problems
+// until it gives a definite answer or ctx ends.
+func (s *Session) findProtectedRetry(ctx context.Context, parent, guid string) (string, error) {
+	for {
+		found, err := s.findProtected(ctx, parent, guid)
+		if err == nil {
+			return found, nil
+		}
+		if ctx.Err() != nil || !(IsRetriable(err) || errors.Is(err, zk.ErrSessionExpired)) {
+			return "", err
+		}
+		if werr := s.WaitConnected(ctx); werr != nil {
+			return "", werr
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

@@ -75,20 +75,21 @@ type Session struct {
 
 	lastHeard atomic.Int64 // unix nanos of the last byte read from a server
 
-	mu        sync.Mutex // guards every field below
-	conn      *zk.Conn
-	connGen   int // incremented on each connection replacement; stale callbacks are ignored
-	state     State
-	sessionID int64
-	password  []byte
-	timeout   time.Duration           // negotiated session timeout
-	expired   map[int64]chan struct{} // closed when that session is lost
-	subs      map[*Subscription]struct{}
-	lostTimer *time.Timer
-	connected chan struct{} // closed when state is Connected/Reconnected; replaced on suspension
-	closed    bool
-	everUp    bool // a session was established at least once
-	watchEvts atomic.Int64
+	mu          sync.Mutex // guards every field below
+	conn        *zk.Conn
+	connGen     int // incremented on each connection replacement; stale callbacks are ignored
+	state       State
+	sessionID   int64
+	password    []byte
+	timeout     time.Duration           // negotiated session timeout
+	handshakeID int64                   // session id of the latest connect handshake of connGen
+	expired     map[int64]chan struct{} // closed when that session is lost
+	subs        map[*Subscription]struct{}
+	lostTimer   *time.Timer
+	connected   chan struct{} // closed when state is Connected/Reconnected; replaced on suspension
+	closed      bool
+	everUp      bool // a session was established at least once
+	watchEvts   atomic.Int64
 }
 
 // Connect opens a session to servers ("host:port" each) and waits until it is
@@ -125,6 +126,7 @@ func (s *Session) dial() error {
 		OnConnect: func(r zkwire.ConnectResponse) {
 			s.mu.Lock()
 			if gen == s.connGen && r.SessionID != 0 {
+				s.handshakeID = r.SessionID
 				s.password = r.Password
 				s.timeout = time.Duration(r.TimeoutMs) * time.Millisecond
 			}
@@ -165,7 +167,9 @@ func (s *Session) onEvent(gen int, ev zk.Event) {
 	}
 	switch ev.State {
 	case zk.StateHasSession:
-		id := s.conn.SessionID()
+		// Not s.conn.SessionID(): the callback can run before dial has
+		// stored the new conn (s.conn nil, or the replaced one).
+		id := s.handshakeID
 		switch {
 		case !s.everUp:
 			s.everUp = true
