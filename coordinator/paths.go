@@ -156,3 +156,20 @@ func (p Paths) GroupOffset(group, topic string, brokerID, partition int) string 
 
 // Base returns the last element of a path.
 func Base(p string) string { return path.Base(p) }
+
+// TopicSubDir is the parent of a topic's subscribe registrations (one node per broker).
+func (p Paths) TopicSubDir(topic string) string { return p.TopicsSub() + "/" + topic }
+
+// GroupOwnersRoot is the parent of every topic's owner queues.
+func (p Paths) GroupOwnersRoot(group string) string { return p.Group(group) + "/owners" }
+
+// GroupOffsetsRoot is the parent of every topic's offset nodes.
+func (p Paths) GroupOffsetsRoot(group string) string { return p.Group(group) + "/offsets" }
+
+// MemberNodeName is the name (before the protected prefix and the sequence)
+// of a member node: members/_c_<guid>-member-<seq10>.
+const MemberNodeName = "member-"
+
+// OwnerNodeName is the name (before the protected prefix and the sequence) of
+// an owner-queue node: owners/<topic>/<b-p>/_c_<guid>-owner-<seq10>.
+const OwnerNodeName = "owner-"
