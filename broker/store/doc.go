@@ -1,0 +1,122 @@
+// Package store is the broker's storage engine: one append-only log per
+// partition, made of segment files in the MetaQ 1.4 on-disk format, with
+// group commit, crash recovery and retention.
+//
+// # Layout
+//
+//	<data dir>/
+//	  LOCK                           flock(LOCK_EX|LOCK_NB) while a Store has the directory open
+//	  <topic>-<partition>/           one directory per partition; topic = text before the last '-'
+//	    00000000000000000000.meta    segment: messages, named by the offset of its first byte (%020d)
+//	    00000000000000000000.idx     index sidecar of a closed segment (optional, rebuilt if missing)
+//	    00000000001073741824.meta    next segment: start = previous start + previous size
+//	    CLEAN                        clean-shutdown marker (only while the partition is closed)
+//	    BATCH                        batch guard: range of multi-message batches not yet fsynced
+//	    00000000000000000000.arc     a segment archived by retention (renamed), or .zip (zipped)
+//	    *.tmp                        a sidecar or marker being written; deleted on open
+//
+// The file-name patterns are the const block in names.go.
+//
+// # Messages
+//
+// A segment is a run of messages, each a 20-byte header followed by the put
+// data; all integers big-endian (PROTOCOL.md §4):
+//
+//	offset  size  field
+//	0       4     length of the put data (int32, excludes the header)
+//	4       4     checksum: CRC-32 (IEEE) of the put data & 0x7FFFFFFF
+//	8       8     message id (int64)
+//	16      4     flag (int32)
+//	20      len   put data
+//
+// The checksum covers the put data only, as in MetaQ: damage to the id or
+// flag field of a message cannot be detected. Offsets are byte positions in
+// the concatenation of the partition's segments; a message's offset is the
+// position of its first header byte. Message ids are snowflakes
+// (millis-1303895660503)<<22 | brokerId<<12 | seq, positive and increasing
+// per broker: a wall clock that goes back is ignored and a sequence overflow
+// advances to the next millisecond.
+//
+// A segment is rolled when appending the next message (or batch) would
+// take it past Options.MaxSegmentSize; a single larger message gets a
+// segment of its own. A batch never spans two segments.
+//
+// # Index sidecar
+//
+// <start>.idx holds a sparse index of its segment: an entry for the first
+// message at or after every Options.IndexInterval bytes, with the time of
+// that message's id. It is written (temp file + rename, not fsynced) when a
+// segment is closed by a roll, and for the active segment at Close. Layout,
+// big-endian:
+//
+//	"MQIX" | version u32 = 1 | segment size i64 | message count i64 | newest message time (Unix ms) i64 |
+//	n u32 | n × (relative offset i64, message time Unix ms i64) | CRC-32 IEEE of all preceding bytes u32
+//
+// A sidecar whose magic, version, CRC or segment size does not match is
+// ignored and rebuilt by scanning the segment. The in-memory copy of the
+// index serves Partition.OffsetAtOrBefore (the `offset` verb) and
+// Partition.OffsetForTime.
+//
+// # Clean marker
+//
+// CLEAN is one text line "metaq-clean 1 <active start> <active size> <crc32>",
+// the CRC-32 IEEE (decimal) of the text before the last space. Close writes
+// it after the final fsync of a partition that never failed: temp file,
+// fsync, rename, directory fsync. On open, a valid marker naming the active
+// segment with its current size, together with a valid sidecar, lets
+// recovery skip the scan of the active segment. Open removes the marker and
+// the active segment's sidecar and fsyncs the directory before the first
+// append can happen. The marker is never written after an I/O error.
+//
+// # Batch guard
+//
+// A multi-message batch (AppendBatch, used for transaction commits) becomes
+// visible all at once, and must also survive a crash all or nothing. Since
+// recovery truncates at message granularity, the writer first records in
+// BATCH, durably (pwrite at offset 0 + fsync), the range of the active
+// segment that holds batches not yet fsynced, then writes them. If recovery
+// finds the valid data ending strictly inside that range, it truncates back
+// to the range start. Layout, 32 bytes, big-endian:
+//
+//	"MQBG" | segment start i64 | lo i64 | hi i64 | CRC-32 IEEE of the preceding 28 bytes u32
+//
+// The record goes stale (valid data reaches hi) once an fsync covers the
+// range. It costs one extra small fsync per write that contains batches.
+//
+// # Durability and visibility
+//
+// Each partition has one writer goroutine. It takes every append queued
+// while the previous write+fsync ran, encodes them into one buffer, writes
+// it with one pwrite and (group commit, the default) fsyncs once; only then
+// does the visible end move and do the callbacks run. In threshold mode
+// the callbacks run after the write and the fsync follows after
+// UnflushThreshold messages or UnflushInterval; readers still see only
+// fsynced data. Before a roll the old segment is fsynced; the new segment
+// file is created and its directory fsynced before data goes into it. New
+// partition directories and the data directory are fsynced into their
+// parents.
+//
+// A failed write or fsync makes the partition fail: the error is sticky,
+// later appends get ErrFailed, and no clean marker is written, so the next
+// open scans and truncates. ENOSPC on a write is the exception: the partial
+// write is truncated away, the affected appends get ErrNoSpace, and appends
+// work again once space is free.
+//
+// # Recovery
+//
+// On open, closed segments with a valid sidecar are trusted (their data was
+// fsynced before the roll). Closed segments without one are scanned; a
+// checksum failure there is logged and left in place, and reads of it fail
+// with ErrCorrupt (corruption is never skipped silently; run Verify). The
+// active segment is scanned unless the clean marker vouches for it; the
+// scan stops at the first incomplete message or checksum failure and the
+// file is truncated there and fsynced.
+//
+// # Retention
+//
+// Retention removes whole closed segments from the start of the log, older
+// than RetentionPolicy.MaxAge (by the newest message id time) or while the
+// partition is larger than MaxBytes, by deleting, renaming to .arc, or
+// zipping them. A segment that a Slice still references is removed from
+// the log at once but deleted when the last reader releases it.
+package store

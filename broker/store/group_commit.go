@@ -1,0 +1,544 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Message is one message of a batch append.
+type Message struct {
+	Data []byte // put data; must not be modified until the append completes
+	Flag int32
+	ID   int64 // message id; 0 = assign one (AppendBatch writes it back here)
+}
+
+// AppendResult describes an appended message or batch.
+type AppendResult struct {
+	MsgID  int64 // id of the (first) message
+	Offset int64 // offset of the (first) message's header
+	Count  int   // number of messages
+	Size   int64 // bytes written, headers included
+}
+
+// request is one queued append (or a Flush barrier).
+type request struct {
+	data    []byte
+	flag    int32
+	id      int64
+	batch   []Message
+	done    func(AppendResult, error)
+	size    int64
+	barrier bool
+	res     AppendResult
+	err     error
+}
+
+const writeChunk = 1 << 20 // write out the buffer when it reaches this size
+
+// reqChunk is a fixed-size block of the append queue; blocks are pooled so a
+// busy queue neither reallocates nor copies.
+type reqChunk struct {
+	n    int
+	reqs [256]request
+}
+
+var chunkPool = sync.Pool{New: func() any { return new(reqChunk) }}
+
+var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// writer is the state of the partition's writer goroutine; only that
+// goroutine touches it (recovery initialises it before starting it).
+type writer struct {
+	seg      *segment
+	pos      int64 // bytes written to seg
+	synced   int64 // bytes of seg fsynced and published
+	interval int64
+
+	bufp     *[]byte
+	buf      []byte     // encoded, not yet written
+	inBuf    []*request // requests encoded in buf
+	bufIdx   []indexEntry
+	bufCnt   int64
+	bufMaxTS int64
+	bufLast  int64 // rel of the last index entry, counting buf
+
+	unsynced []*request // group commit: written, waiting for the fsync
+	idx      []indexEntry
+	cnt      int64
+	maxTS    int64
+	lastIdx  int64
+	unsMsgs  int       // threshold mode: messages written since the last fsync
+	unsSince time.Time // threshold mode: time of the first such write
+	force    bool      // a Flush barrier asks for an fsync
+	err      error     // sticky failure
+	spare    []*reqChunk
+	nextID   int64 // ids reserved for the current batch
+	idsLeft  int
+
+	guard            File  // the BATCH file
+	bufBatchLo       int64 // rel range of multi-message batches in buf; lo < 0 = none
+	bufBatchHi       int64
+	guardLo, guardHi int64 // range the BATCH file protects since the last fsync; lo < 0 = none
+}
+
+func (w *writer) init(seg *segment, interval int64) {
+	w.seg, w.interval = seg, interval
+	w.bufBatchLo, w.guardLo = -1, -1
+	w.pos, w.synced = seg.size, seg.size
+	w.lastIdx = -interval
+	if n := len(seg.index); n > 0 {
+		w.lastIdx = seg.index[n-1].rel
+	}
+	w.bufLast = w.lastIdx
+}
+
+// Append queues one message. It never blocks on I/O: done runs later on the
+// partition's writer goroutine (so it must not block, nor call AppendSync
+// or Flush) with the result — in
+// group-commit mode after the fsync that covers the message, in threshold
+// mode after the write. data must not be modified until done runs. A non-nil
+// error (ErrClosed, ErrFailed, ErrQueueFull, ErrMessageTooLarge) means the
+// message was not queued and done will not run.
+func (p *Partition) Append(data []byte, flag int32, done func(AppendResult, error)) error {
+	if len(data) > p.opts.MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes > %d", ErrMessageTooLarge, len(data), p.opts.MaxMessageSize)
+	}
+	return p.enqueue(request{data: data, flag: flag, done: done, size: HeaderSize + int64(len(data))})
+}
+
+// AppendBatch queues several messages that are written contiguously and
+// become visible together (all or nothing). Messages with ID 0 get an id
+// assigned and written back into msgs[i].ID before done runs. done gets the
+// first message's id and offset.
+func (p *Partition) AppendBatch(msgs []Message, done func(AppendResult, error)) error {
+	var size int64
+	for _, m := range msgs {
+		if len(m.Data) > p.opts.MaxMessageSize {
+			return fmt.Errorf("%w: %d bytes > %d", ErrMessageTooLarge, len(m.Data), p.opts.MaxMessageSize)
+		}
+		size += HeaderSize + int64(len(m.Data))
+	}
+	if len(msgs) == 0 {
+		return errors.New("store: empty batch")
+	}
+	return p.enqueue(request{batch: msgs, done: done, size: size})
+}
+
+type appendReply struct {
+	res AppendResult
+	err error
+}
+
+// AppendSync appends one message and waits for the result.
+func (p *Partition) AppendSync(ctx context.Context, data []byte, flag int32) (AppendResult, error) {
+	ch := make(chan appendReply, 1)
+	if err := p.Append(data, flag, func(r AppendResult, err error) { ch <- appendReply{r, err} }); err != nil {
+		return AppendResult{}, err
+	}
+	return waitReply(ctx, ch)
+}
+
+// AppendBatchSync appends a batch and waits for the result.
+func (p *Partition) AppendBatchSync(ctx context.Context, msgs []Message) (AppendResult, error) {
+	ch := make(chan appendReply, 1)
+	if err := p.AppendBatch(msgs, func(r AppendResult, err error) { ch <- appendReply{r, err} }); err != nil {
+		return AppendResult{}, err
+	}
+	return waitReply(ctx, ch)
+}
+
+// Flush waits until everything appended before the call is durable and
+// visible (it forces an fsync in threshold mode).
+func (p *Partition) Flush(ctx context.Context) error {
+	ch := make(chan appendReply, 1)
+	if err := p.enqueue(request{barrier: true, done: func(r AppendResult, err error) { ch <- appendReply{r, err} }}); err != nil {
+		return err
+	}
+	_, err := waitReply(ctx, ch)
+	return err
+}
+
+func waitReply(ctx context.Context, ch chan appendReply) (AppendResult, error) {
+	select {
+	case r := <-ch:
+		return r.res, r.err
+	case <-ctx.Done():
+		return AppendResult{}, ctx.Err()
+	}
+}
+
+func (p *Partition) enqueue(r request) error {
+	if f := p.failed.Load(); f != nil {
+		return f.err
+	}
+	p.qmu.Lock()
+	if p.closed {
+		p.qmu.Unlock()
+		return ErrClosed
+	}
+	if p.qbytes > 0 && p.qbytes+r.size > p.opts.MaxQueueBytes {
+		p.qmu.Unlock()
+		return ErrQueueFull
+	}
+	wasEmpty := len(p.queue) == 0
+	if wasEmpty || p.queue[len(p.queue)-1].n == len(p.queue[0].reqs) {
+		p.queue = append(p.queue, chunkPool.Get().(*reqChunk))
+	}
+	c := p.queue[len(p.queue)-1]
+	c.reqs[c.n] = r
+	c.n++
+	p.qbytes += r.size
+	p.qmu.Unlock()
+	if wasEmpty {
+		p.signal()
+	}
+	return nil
+}
+
+func (p *Partition) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Partition) take() (reqs []*reqChunk, closing bool) {
+	p.qmu.Lock()
+	reqs, p.queue = p.queue, p.w.spare[:0]
+	p.qbytes = 0
+	closing = p.closed
+	p.qmu.Unlock()
+	return reqs, closing
+}
+
+// run is the writer goroutine: it takes whatever queued up while the
+// previous write+fsync ran and commits it as one batch. It arms a timer
+// only in threshold mode while unsynced data exists.
+func (p *Partition) run() {
+	defer close(p.done)
+	threshold := p.topt.Flush.Mode == Threshold
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	for {
+		select {
+		case <-p.wake:
+		case <-timerC:
+			timerC = nil
+			if time.Since(p.w.unsSince) >= p.topt.Flush.UnflushInterval {
+				p.syncOut()
+			}
+		}
+		reqs, closing := p.take()
+		if len(reqs) > 0 {
+			p.process(reqs)
+			for i, c := range reqs {
+				clear(c.reqs[:c.n])
+				c.n = 0
+				chunkPool.Put(c)
+				reqs[i] = nil
+			}
+			p.w.spare = reqs[:0]
+			// Let the appenders just woken by the callbacks queue their
+			// next messages so the next fsync covers them too.
+			runtime.Gosched()
+		}
+		if closing && len(reqs) == 0 {
+			p.syncOut()
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		}
+		if threshold && p.w.unsMsgs > 0 && timerC == nil {
+			d := p.topt.Flush.UnflushInterval - time.Since(p.w.unsSince)
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			timerC = timer.C
+		}
+		if closing {
+			p.signal() // drain what is left, then exit
+		}
+	}
+}
+
+// process commits one batch of requests and runs their callbacks.
+func (p *Partition) process(chunks []*reqChunk) {
+	w := &p.w
+	w.bufp = writeBufPool.Get().(*[]byte)
+	w.buf = (*w.bufp)[:0]
+	p.reserveIDs(chunks)
+	for _, c := range chunks {
+		for i := range c.reqs[:c.n] {
+			r := &c.reqs[i]
+			switch {
+			case w.err != nil:
+				r.err = w.err
+			case r.barrier:
+				w.force = true
+			default:
+				p.add(r)
+			}
+		}
+	}
+	p.writeBuf()
+	if p.topt.Flush.Mode == GroupCommit || w.force || w.unsMsgs >= p.topt.Flush.UnflushThreshold {
+		p.syncOut()
+	}
+	w.force = false
+	*w.bufp = w.buf[:0]
+	writeBufPool.Put(w.bufp)
+	w.buf, w.bufp = nil, nil
+	for _, c := range chunks {
+		for i := range c.reqs[:c.n] {
+			r := &c.reqs[i]
+			if r.barrier && r.err == nil {
+				r.err = w.err
+			}
+			if r.done != nil {
+				r.done(r.res, r.err)
+			}
+		}
+	}
+}
+
+// reserveIDs reserves, with one clock read, the ids the batch needs.
+func (p *Partition) reserveIDs(chunks []*reqChunk) {
+	n := 0
+	for _, c := range chunks {
+		for i := range c.reqs[:c.n] {
+			r := &c.reqs[i]
+			if r.batch == nil && !r.barrier && r.id == 0 {
+				n++
+			}
+			for _, m := range r.batch {
+				if m.ID == 0 {
+					n++
+				}
+			}
+		}
+	}
+	if n > 0 {
+		p.w.nextID, p.w.idsLeft = p.ids.reserve(n), n
+	}
+}
+
+// takeID hands out the next reserved id.
+func (p *Partition) takeID() int64 {
+	w := &p.w
+	if w.idsLeft == 0 { // cannot happen: reserveIDs counted every need
+		return p.ids.reserve(1)
+	}
+	id := w.nextID
+	w.idsLeft--
+	w.nextID = p.ids.succ(id)
+	return id
+}
+
+// add encodes a request into the buffer, rolling the segment first when it
+// would not fit.
+func (p *Partition) add(r *request) {
+	w := &p.w
+	if used := w.pos + int64(len(w.buf)); used > 0 && used+r.size > p.opts.MaxSegmentSize {
+		if err := p.roll(); err != nil {
+			r.err = err
+			return
+		}
+	}
+	if r.batch == nil {
+		id := r.id
+		if id == 0 {
+			id = p.takeID()
+		}
+		r.res = AppendResult{MsgID: id, Offset: w.seg.base + w.pos + int64(len(w.buf)), Count: 1, Size: r.size}
+		p.encode(id, r.flag, r.data)
+	} else {
+		p.encodeBatch(r)
+	}
+	w.inBuf = append(w.inBuf, r)
+	if len(w.buf) >= writeChunk {
+		p.writeBuf()
+	}
+}
+
+func (p *Partition) encodeBatch(r *request) {
+	w := &p.w
+	start := w.pos + int64(len(w.buf))
+	r.res = AppendResult{Offset: w.seg.base + start, Count: len(r.batch), Size: r.size}
+	if len(r.batch) > 1 {
+		if w.bufBatchLo < 0 {
+			w.bufBatchLo = start
+		}
+		w.bufBatchHi = start + r.size
+	}
+	for i := range r.batch {
+		m := &r.batch[i]
+		if m.ID == 0 {
+			m.ID = p.takeID()
+		}
+		p.encode(m.ID, m.Flag, m.Data)
+	}
+	r.res.MsgID = r.batch[0].ID
+}
+
+var zeroHeader [HeaderSize]byte
+
+func (p *Partition) encode(id int64, flag int32, data []byte) {
+	w := &p.w
+	rel := w.pos + int64(len(w.buf))
+	n := len(w.buf)
+	w.buf = append(w.buf, zeroHeader[:]...)
+	PutHeader(w.buf[n:], Header{Len: int32(len(data)), Checksum: Checksum(data), ID: id, Flag: flag})
+	w.buf = append(w.buf, data...)
+	ts := id>>idTimeShift + IDEpoch
+	if rel-w.bufLast >= w.interval {
+		w.bufIdx = append(w.bufIdx, indexEntry{rel: rel, ts: ts})
+		w.bufLast = rel
+	}
+	w.bufCnt++
+	w.bufMaxTS = max(w.bufMaxTS, ts)
+}
+
+// writeBuf writes the buffer at the end of the active segment. ENOSPC is
+// not sticky: the partial write is truncated away and only the buffered
+// requests fail. Any other error fails the partition.
+func (p *Partition) writeBuf() {
+	w := &p.w
+	if len(w.buf) == 0 {
+		return
+	}
+	if w.bufBatchLo >= 0 && !p.protectBatches() {
+		return
+	}
+	_, err := w.seg.file.WriteAt(w.buf, w.pos)
+	if err != nil && errors.Is(err, syscall.ENOSPC) {
+		if terr := w.seg.file.Truncate(w.pos); terr == nil {
+			p.log.Warn("store: disk full, append rejected", "segment", w.seg.path)
+			p.failBuf(fmt.Errorf("%w: write %s: %w", ErrNoSpace, w.seg.path, err))
+			p.settleGuard()
+			return
+		} else {
+			err = fmt.Errorf("%w (truncating after it: %w)", err, terr)
+		}
+	}
+	if err != nil {
+		p.fail(fmt.Errorf("%w: write %s: %w", ErrFailed, w.seg.path, err))
+		return
+	}
+	w.pos += int64(len(w.buf))
+	w.idx = append(w.idx, w.bufIdx...)
+	w.cnt += w.bufCnt
+	w.maxTS = max(w.maxTS, w.bufMaxTS)
+	w.lastIdx = w.bufLast
+	if p.topt.Flush.Mode == GroupCommit {
+		w.unsynced = append(w.unsynced, w.inBuf...)
+	} else {
+		if w.unsMsgs == 0 {
+			w.unsSince = time.Now()
+		}
+		w.unsMsgs += int(w.bufCnt)
+	}
+	p.resetBuf()
+}
+
+func (p *Partition) resetBuf() {
+	w := &p.w
+	clear(w.inBuf)
+	w.buf, w.inBuf, w.bufIdx = w.buf[:0], w.inBuf[:0], w.bufIdx[:0]
+	w.bufCnt, w.bufMaxTS, w.bufLast = 0, 0, w.lastIdx
+	w.bufBatchLo = -1
+}
+
+func (p *Partition) failBuf(err error) {
+	for _, r := range p.w.inBuf {
+		r.err = err
+	}
+	p.resetBuf()
+}
+
+// fail makes the partition's failure sticky and fails everything pending.
+func (p *Partition) fail(err error) {
+	w := &p.w
+	p.log.Error("store: partition failed; appends refused until restart", "err", err)
+	w.err = err
+	p.failed.Store(&failure{err: err})
+	p.failBuf(err)
+	for _, r := range w.unsynced {
+		r.err = err
+	}
+	clear(w.unsynced)
+	w.unsynced = w.unsynced[:0]
+	if w.unsMsgs > 0 {
+		p.log.Error("store: acknowledged messages were not fsynced and may be lost", "count", w.unsMsgs)
+	}
+}
+
+// syncOut fsyncs the active segment and publishes what was written: the
+// visible end moves and group-commit requests are acknowledged.
+func (p *Partition) syncOut() {
+	w := &p.w
+	if w.err != nil || w.pos == w.synced {
+		return
+	}
+	if err := w.seg.file.Sync(); err != nil {
+		p.fail(fmt.Errorf("%w: fsync %s: %w", ErrFailed, w.seg.path, err))
+		return
+	}
+	w.seg.publish(w.pos, w.cnt, w.maxTS, w.idx)
+	p.count.Add(w.cnt)
+	p.visibleEnd.Store(w.seg.base + w.pos)
+	w.synced = w.pos
+	w.guardLo = -1 // everything the guard covered is durable now
+	w.idx, w.cnt, w.maxTS = w.idx[:0], 0, 0
+	clear(w.unsynced)
+	w.unsynced = w.unsynced[:0]
+	w.unsMsgs = 0
+}
+
+// roll makes the active segment durable, writes its sidecar and starts a
+// new segment. It returns the error that prevented the roll.
+func (p *Partition) roll() error {
+	w := &p.w
+	p.writeBuf()
+	if len(w.buf) == 0 {
+		p.syncOut()
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if w.pos != w.synced { // the buffered write hit ENOSPC
+		return fmt.Errorf("%w: cannot roll segment %s", ErrNoSpace, w.seg.path)
+	}
+	p.writeSidecar(w.seg)
+	base := w.seg.base + w.pos
+	name := filepath.Join(p.dir, segmentName(base))
+	f, err := p.fs.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil && errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("%w: create %s: %w", ErrNoSpace, name, err)
+	}
+	if err == nil {
+		if err = p.fs.SyncDir(p.dir); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		p.fail(fmt.Errorf("%w: create segment: %w", ErrFailed, err))
+		return w.err
+	}
+	seg := &segment{base: base, path: name, file: f}
+	seg.refs.Store(1)
+	p.mu.Lock()
+	p.segs = append(p.segs, seg)
+	p.mu.Unlock()
+	w.init(seg, w.interval)
+	return nil
+}

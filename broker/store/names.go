@@ -1,0 +1,77 @@
+package store
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// File names inside the data directory and partition directories. See doc.go.
+const (
+	lockFileName      = "LOCK"       // in the data directory, flock'ed while open
+	cleanMarkerName   = "CLEAN"      // in a partition directory after a clean Close
+	batchGuardName    = "BATCH"      // in a partition directory: range of the unsynced batches
+	segmentSuffix     = ".meta"      // segment data
+	segmentNameFormat = "%020d.meta" // <start offset>.meta
+	indexSuffix       = ".idx"       // sparse offset/time index sidecar
+	indexNameFormat   = "%020d.idx"  // <start offset>.idx
+	archiveSuffix     = ".arc"       // segment archived by retention (renamed)
+	archiveNameFormat = "%020d.arc"  // <start offset>.arc
+	zipNameFormat     = "%020d.zip"  // segment archived by retention (zipped)
+	tempSuffix        = ".tmp"       // file being written, renamed when complete
+	partitionFormat   = "%s-%d"      // <topic>-<partition>
+	segmentNameLen    = 20 + len(".meta")
+)
+
+func segmentName(base int64) string { return fmt.Sprintf(segmentNameFormat, base) }
+func indexName(base int64) string   { return fmt.Sprintf(indexNameFormat, base) }
+
+// parseSegmentName returns the start offset encoded in a segment file name.
+func parseSegmentName(name string) (int64, bool) {
+	if len(name) != segmentNameLen || !strings.HasSuffix(name, segmentSuffix) {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(name[:20], 10, 64)
+	if err != nil || v < 0 {
+		return 0, false
+	}
+	return v, true
+}
+
+// PartitionDirName returns the directory name of a partition: <topic>-<part>.
+func PartitionDirName(topic string, part int) string {
+	return fmt.Sprintf(partitionFormat, topic, part)
+}
+
+// ParsePartitionDirName splits a partition directory name at its last '-'.
+func ParsePartitionDirName(name string) (topic string, part int, ok bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 || i == len(name)-1 {
+		return "", 0, false
+	}
+	p, err := strconv.Atoi(name[i+1:])
+	if err != nil || p < 0 || strconv.Itoa(p) != name[i+1:] {
+		return "", 0, false
+	}
+	if !ValidTopic(name[:i]) {
+		return "", 0, false
+	}
+	return name[:i], p, true
+}
+
+// ValidTopic reports whether a topic name is 1–255 characters of letters,
+// digits, '.', '_' and '-' and is not "." or "..".
+func ValidTopic(topic string) bool {
+	if len(topic) == 0 || len(topic) > 255 || topic == "." || topic == ".." {
+		return false
+	}
+	for i := 0; i < len(topic); i++ {
+		c := topic[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,164 @@
+package store
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// FlushMode selects when appends are acknowledged and become visible.
+type FlushMode int
+
+const (
+	// GroupCommit acknowledges an append only after the fsync that covers
+	// it; appends queued while a write+fsync runs share the next fsync.
+	GroupCommit FlushMode = iota
+	// Threshold acknowledges after the write and fsyncs after
+	// UnflushThreshold messages or UnflushInterval, whichever comes first.
+	// A power loss can take back acknowledged messages of that window.
+	Threshold
+)
+
+// FlushPolicy configures durability of a partition.
+type FlushPolicy struct {
+	Mode             FlushMode
+	UnflushThreshold int           // Threshold mode: fsync after this many messages (default 1000)
+	UnflushInterval  time.Duration // Threshold mode: fsync at most this long after a write (default 10 s)
+}
+
+// RetentionAction says what happens to an expired closed segment.
+type RetentionAction int
+
+const (
+	// Delete removes expired segments.
+	Delete RetentionAction = iota
+	// Archive renames expired segments to <start>.arc.
+	Archive
+	// ArchiveZip compresses expired segments into <start>.zip.
+	ArchiveZip
+)
+
+// RetentionPolicy says which closed segments retention removes. Only whole
+// closed segments at the start of the log are removed; the active segment
+// never is.
+type RetentionPolicy struct {
+	// MaxAge removes a closed segment whose newest message (by message-id
+	// time) is older than this. Negative disables age-based retention; a
+	// policy that is entirely zero means the default, 168 hours.
+	MaxAge time.Duration
+	// MaxBytes removes the oldest closed segments while the partition holds
+	// more than this many bytes. 0 disables size-based retention.
+	MaxBytes int64
+	// Action is what to do with the removed segments.
+	Action RetentionAction
+}
+
+// TopicOptions overrides per topic.
+type TopicOptions struct {
+	Flush     FlushPolicy
+	Retention RetentionPolicy
+}
+
+// Options configure a Store. The zero value is usable: group commit, 1 GiB
+// segments, 168 h retention checked every 10 minutes, OS file system.
+type Options struct {
+	FS     FS           // file system; nil = OSFS
+	Logger *slog.Logger // nil = discard
+
+	BrokerID       int   // 0..1023, goes into message ids
+	MaxSegmentSize int64 // roll threshold; default 1 GiB
+	MaxMessageSize int   // largest put data accepted; default 4 MiB
+	MaxQueueBytes  int64 // per-partition bytes waiting to be written before Append returns ErrQueueFull; default 64 MiB
+	IndexInterval  int   // bytes between sparse index entries (16 B of memory each); default 64 KiB
+
+	Flush     FlushPolicy     // default flush policy
+	Retention RetentionPolicy // default retention; zero value = delete after 168 h
+	// RetentionInterval is how often the Store runs retention; 0 = 10
+	// minutes, negative = never (call RunRetention yourself).
+	RetentionInterval time.Duration
+
+	// Topic returns the options of a topic (zero fields get the same
+	// defaults as above); nil = Flush and Retention above for every topic.
+	Topic func(topic string) TopicOptions
+
+	// NoVerifyReads disables the CRC check of Slice.ReadAll.
+	NoVerifyReads bool
+
+	// Now is the clock (Unix time); nil = time.Now. For tests.
+	Now func() time.Time
+}
+
+const (
+	defaultMaxSegmentSize = 1 << 30
+	defaultMaxMessageSize = 4 << 20
+	defaultMaxQueueBytes  = 64 << 20
+	defaultIndexInterval  = 64 << 10
+	defaultUnflushThresh  = 1000
+	defaultUnflushIntvl   = 10 * time.Second
+	defaultRetentionAge   = 168 * time.Hour
+	defaultRetentionIntvl = 10 * time.Minute
+)
+
+func (o Options) withDefaults() (Options, error) {
+	if o.FS == nil {
+		o.FS = OSFS{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.BrokerID < 0 || o.BrokerID > 1023 {
+		return o, fmt.Errorf("store: BrokerID %d out of range 0..1023", o.BrokerID)
+	}
+	if o.MaxSegmentSize <= 0 {
+		o.MaxSegmentSize = defaultMaxSegmentSize
+	}
+	if o.MaxSegmentSize > 1<<31-1 {
+		return o, fmt.Errorf("store: MaxSegmentSize %d above 2 GiB", o.MaxSegmentSize)
+	}
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = defaultMaxMessageSize
+	}
+	if o.MaxQueueBytes <= 0 {
+		o.MaxQueueBytes = defaultMaxQueueBytes
+	}
+	if o.IndexInterval <= 0 {
+		o.IndexInterval = defaultIndexInterval
+	}
+	o.Flush = o.Flush.withDefaults()
+	o.Retention = o.Retention.withDefaults()
+	if o.RetentionInterval == 0 {
+		o.RetentionInterval = defaultRetentionIntvl
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o, nil
+}
+
+func (f FlushPolicy) withDefaults() FlushPolicy {
+	if f.UnflushThreshold <= 0 {
+		f.UnflushThreshold = defaultUnflushThresh
+	}
+	if f.UnflushInterval <= 0 {
+		f.UnflushInterval = defaultUnflushIntvl
+	}
+	return f
+}
+
+func (r RetentionPolicy) withDefaults() RetentionPolicy {
+	if r == (RetentionPolicy{}) {
+		r.MaxAge = defaultRetentionAge
+	}
+	return r
+}
+
+func (o *Options) topic(topic string) TopicOptions {
+	if o.Topic == nil {
+		return TopicOptions{Flush: o.Flush, Retention: o.Retention}
+	}
+	t := o.Topic(topic)
+	t.Flush = t.Flush.withDefaults()
+	t.Retention = t.Retention.withDefaults()
+	return t
+}

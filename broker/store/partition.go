@@ -1,0 +1,343 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Partition is one partition log: a directory of segments with a single
+// writer goroutine that batches appends (see group_commit.go). All methods
+// are safe for concurrent use.
+type Partition struct {
+	topic  string
+	part   int
+	dir    string
+	fs     FS
+	log    *slog.Logger
+	opts   *Options // store options, read-only
+	topt   TopicOptions
+	ids    *idGen
+	verify bool
+
+	mu   sync.RWMutex // guards segs (appended by the writer, trimmed by retention)
+	segs []*segment   // in offset order; the last one is active
+
+	visibleEnd atomic.Int64 // durable high-water mark (offset)
+	count      atomic.Int64 // messages in [earliest, visibleEnd)
+	failed     atomic.Pointer[failure]
+
+	qmu    sync.Mutex // guards queue, qbytes, closed
+	queue  []*reqChunk
+	qbytes int64
+	closed bool
+
+	wake chan struct{} // capacity 1: queue became non-empty or closing
+	done chan struct{} // closed when the writer goroutine exits
+	w    writer        // owned by the writer goroutine
+}
+
+type failure struct{ err error }
+
+func openPartition(s *Store, topic string, part int) (*Partition, error) {
+	p := &Partition{
+		topic: topic, part: part,
+		dir:    filepath.Join(s.dir, PartitionDirName(topic, part)),
+		fs:     s.opts.FS,
+		opts:   &s.opts,
+		topt:   s.opts.topic(topic),
+		ids:    s.ids,
+		verify: !s.opts.NoVerifyReads,
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	p.log = s.opts.Logger.With("topic", topic, "partition", part)
+	if err := p.fs.MkdirAll(p.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: create partition directory: %w", err)
+	}
+	if err := p.fs.SyncDir(s.dir); err != nil {
+		return nil, fmt.Errorf("store: sync data directory: %w", err)
+	}
+	if err := p.recover(); err != nil {
+		p.closeFiles()
+		return nil, err
+	}
+	go p.run()
+	return p, nil
+}
+
+// Topic returns the partition's topic.
+func (p *Partition) Topic() string { return p.topic }
+
+// ID returns the partition number.
+func (p *Partition) ID() int { return p.part }
+
+// dirListing is what recovery finds in a partition directory.
+type dirListing struct {
+	bases    []int64
+	sidecars map[int64]bool
+	clean    bool
+}
+
+func (p *Partition) list() (dirListing, error) {
+	l := dirListing{sidecars: map[int64]bool{}}
+	ents, err := p.fs.ReadDir(p.dir)
+	if err != nil {
+		return l, fmt.Errorf("store: list %s: %w", p.dir, err)
+	}
+	for _, e := range ents {
+		switch {
+		case e.IsDir:
+		case strings.HasSuffix(e.Name, tempSuffix):
+			_ = p.fs.Remove(filepath.Join(p.dir, e.Name)) // unfinished sidecar or marker
+		case e.Name == cleanMarkerName:
+			l.clean = true
+		case strings.HasSuffix(e.Name, indexSuffix):
+			if b, ok := parseSegmentName(strings.TrimSuffix(e.Name, indexSuffix) + segmentSuffix); ok {
+				l.sidecars[b] = true
+			}
+		default:
+			if b, ok := parseSegmentName(e.Name); ok {
+				l.bases = append(l.bases, b)
+			}
+		}
+	}
+	return l, nil
+}
+
+// recover opens the segments, trusts closed segments with a valid sidecar,
+// scans the rest, truncates a torn or corrupt tail of the active segment,
+// and removes the clean marker (durably) before any write can happen.
+func (p *Partition) recover() error {
+	l, err := p.list()
+	if err != nil {
+		return err
+	}
+	if len(l.bases) == 0 {
+		l.bases = []int64{0}
+	}
+	guard, guardOK, err := p.openGuard()
+	if err != nil {
+		return err
+	}
+	cleanBase, cleanSize := int64(-1), int64(-1)
+	if l.clean {
+		if b, err := readWholeFile(p.fs, filepath.Join(p.dir, cleanMarkerName)); err == nil {
+			if cb, cs, ok := decodeClean(b); ok {
+				cleanBase, cleanSize = cb, cs
+			}
+		}
+	}
+	for i, base := range l.bases {
+		active := i == len(l.bases)-1
+		seg, err := p.openSegment(base, active)
+		if err != nil {
+			return err
+		}
+		p.segs = append(p.segs, seg)
+		if i > 0 {
+			prev := p.segs[i-1]
+			if prev.base+prev.size != base {
+				return fmt.Errorf("%w: %s: segment %s ends at offset %d but the next segment starts at %d; run segments verify",
+					ErrCorrupt, p.dir, filepath.Base(prev.path), prev.base+prev.size, base)
+			}
+		}
+		trusted := !active || (base == cleanBase && seg.size == cleanSize)
+		if err := p.loadSegment(seg, active, trusted && l.sidecars[base], guard, guardOK); err != nil {
+			return err
+		}
+	}
+	return p.finishRecovery(l)
+}
+
+func (p *Partition) openSegment(base int64, active bool) (*segment, error) {
+	name := filepath.Join(p.dir, segmentName(base))
+	flag := os.O_RDONLY
+	if active {
+		flag = os.O_RDWR | os.O_CREATE
+	}
+	f, err := p.fs.OpenFile(name, flag, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("store: open segment: %w", err)
+	}
+	size, err := f.Size()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("store: size of %s: %w", name, err)
+	}
+	seg := &segment{base: base, path: name, file: f, size: size}
+	seg.refs.Store(1)
+	return seg, nil
+}
+
+// loadSegment fills in the segment's index and counts, from its sidecar when
+// useSidecar, else by scanning. The active segment's invalid tail is
+// truncated; a closed segment is never modified.
+func (p *Partition) loadSegment(seg *segment, active, useSidecar bool, g batchGuard, guardOK bool) error {
+	if useSidecar {
+		b, err := readWholeFile(p.fs, filepath.Join(p.dir, indexName(seg.base)))
+		if err == nil {
+			if size, count, maxTS, idx, err := decodeIndex(b); err == nil && size == seg.size {
+				seg.count, seg.maxTS, seg.index = count, maxTS, idx
+				return nil
+			}
+		}
+		p.log.Warn("store: index sidecar missing or damaged, rebuilding", "segment", seg.path)
+	}
+	res, err := scanSegment(seg.file, seg.size, int64(p.opts.IndexInterval))
+	if err != nil {
+		return fmt.Errorf("store: scan %s: %w", seg.path, err)
+	}
+	if cut := applyGuard(g, guardOK && active, seg.base, res.valid); cut != res.valid {
+		p.log.Warn("store: dropping a partly written batch", "segment", seg.path, "from", cut, "to", res.valid)
+		if res, err = scanSegment(seg.file, cut, int64(p.opts.IndexInterval)); err != nil {
+			return fmt.Errorf("store: scan %s: %w", seg.path, err)
+		}
+	}
+	seg.count, seg.maxTS, seg.index = res.count, res.maxTS, res.index
+	if res.valid == seg.size {
+		if !active {
+			p.writeSidecar(seg)
+		}
+		return nil
+	}
+	if !active {
+		p.log.Error("store: corrupt data in a closed segment; reads at that offset fail, run segments verify",
+			"segment", seg.path, "offset", seg.base+res.valid, "reason", res.stop)
+		return nil
+	}
+	p.log.Warn("store: truncating the tail of the active segment", "segment", seg.path,
+		"valid", res.valid, "dropped", seg.size-res.valid, "reason", res.stop)
+	if err := seg.file.Truncate(res.valid); err != nil {
+		return fmt.Errorf("store: truncate %s: %w", seg.path, err)
+	}
+	if err := seg.file.Sync(); err != nil {
+		return fmt.Errorf("store: sync %s: %w", seg.path, err)
+	}
+	seg.size = res.valid
+	return nil
+}
+
+// finishRecovery removes the clean marker and the active sidecar (both go
+// stale with the first append), syncs the directory and sets up the writer.
+func (p *Partition) finishRecovery(l dirListing) error {
+	active := p.segs[len(p.segs)-1]
+	for _, name := range []string{cleanMarkerName, indexName(active.base)} {
+		if err := p.fs.Remove(filepath.Join(p.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("store: remove %s: %w", name, err)
+		}
+	}
+	if err := p.fs.SyncDir(p.dir); err != nil {
+		return fmt.Errorf("store: sync %s: %w", p.dir, err)
+	}
+	var n int64
+	for _, s := range p.segs {
+		n += s.count
+		p.ids.observe(s.maxTS)
+	}
+	p.count.Store(n)
+	p.visibleEnd.Store(active.base + active.size)
+	p.w.init(active, int64(p.opts.IndexInterval))
+	return nil
+}
+
+// writeSidecar writes the index sidecar of a segment whose data is durable.
+// It is an optimisation only (rebuilt when missing), so it is not fsynced.
+func (p *Partition) writeSidecar(seg *segment) {
+	seg.mu.Lock()
+	b := encodeIndex(seg.size, seg.count, seg.maxTS, seg.index)
+	seg.mu.Unlock()
+	if err := writeFileAtomic(p.fs, filepath.Join(p.dir, indexName(seg.base)), b, false); err != nil {
+		p.log.Warn("store: cannot write index sidecar", "segment", seg.path, "err", err)
+	}
+}
+
+// close stops the writer after it drained the queue and, if the partition
+// never failed, writes the active sidecar and the clean marker.
+func (p *Partition) close() error {
+	p.qmu.Lock()
+	already := p.closed
+	p.closed = true
+	p.qmu.Unlock()
+	if already {
+		<-p.done
+		return nil
+	}
+	p.signal()
+	<-p.done
+	var err error
+	if f := p.failed.Load(); f == nil {
+		err = p.writeCleanMarker()
+	}
+	p.closeFiles()
+	return err
+}
+
+func (p *Partition) writeCleanMarker() error {
+	p.mu.RLock()
+	active := p.segs[len(p.segs)-1]
+	p.mu.RUnlock()
+	p.writeSidecar(active)
+	size, _, _ := active.stats()
+	name := filepath.Join(p.dir, cleanMarkerName)
+	if err := writeFileAtomic(p.fs, name, encodeClean(active.base, size), true); err != nil {
+		return fmt.Errorf("store: write clean marker %s: %w", name, err)
+	}
+	return nil
+}
+
+// closeFiles drops the list's reference on every segment; files close when
+// the last reader releases them.
+func (p *Partition) closeFiles() {
+	p.mu.Lock()
+	segs := p.segs
+	p.segs = nil
+	p.mu.Unlock()
+	for _, s := range segs {
+		s.release = closeSegmentFile
+		s.unref()
+	}
+	if p.w.guard != nil {
+		_ = p.w.guard.Close()
+	}
+}
+
+func closeSegmentFile(s *segment) { _ = s.file.Close() }
+
+// Stats is a snapshot of a partition's counters.
+type Stats struct {
+	Topic     string
+	Partition int
+	MinOffset int64 // earliest readable offset
+	MaxOffset int64 // visible end offset
+	Messages  int64 // messages in [MinOffset, MaxOffset)
+	Bytes     int64 // MaxOffset - MinOffset
+	Segments  int
+}
+
+// Stats returns the partition's offsets and totals.
+func (p *Partition) Stats() Stats {
+	p.mu.RLock()
+	min, n := int64(0), len(p.segs)
+	if n > 0 {
+		min = p.segs[0].base
+	}
+	p.mu.RUnlock()
+	end := p.visibleEnd.Load()
+	return Stats{Topic: p.topic, Partition: p.part, MinOffset: min, MaxOffset: end,
+		Messages: p.count.Load(), Bytes: end - min, Segments: n}
+}
+
+// Err returns the sticky error of a failed partition, or nil.
+func (p *Partition) Err() error {
+	if f := p.failed.Load(); f != nil {
+		return f.err
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Store is a data directory holding many partition logs. It is safe for
+// concurrent use.
+type Store struct {
+	dir  string
+	opts Options
+	ids  *idGen
+	lock io.Closer
+
+	mu     sync.Mutex // guards parts and closed
+	parts  map[string]*Partition
+	closed bool
+
+	stop chan struct{}  // closed by Close to stop the retention loop
+	wg   sync.WaitGroup // the retention loop
+}
+
+// Open opens (creating it if needed) the data directory dir, takes its
+// LOCK file (ErrLocked if another process holds it) and opens and recovers
+// every partition found in it.
+func Open(dir string, opts Options) (*Store, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: create data directory: %w", err)
+	}
+	if err := opts.FS.SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+		return nil, fmt.Errorf("store: sync parent of data directory: %w", err)
+	}
+	lock, err := opts.FS.Lock(filepath.Join(dir, lockFileName))
+	if err != nil {
+		if errors.Is(err, ErrLocked) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store: lock %s: %w", dir, err)
+	}
+	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[string]*Partition{}, stop: make(chan struct{})}
+	s.ids = newIDGen(opts.BrokerID, func() int64 { return opts.Now().UnixMilli() })
+	if err := s.openAll(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if opts.RetentionInterval > 0 {
+		s.wg.Add(1)
+		go s.retentionLoop()
+	}
+	return s, nil
+}
+
+func (s *Store) openAll() error {
+	ents, err := s.opts.FS.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("store: list %s: %w", s.dir, err)
+	}
+	var names []string
+	for _, e := range ents {
+		if _, _, ok := ParsePartitionDirName(e.Name); ok && e.IsDir {
+			names = append(names, e.Name)
+		}
+	}
+	parts := make([]*Partition, len(names))
+	errs := make([]error, len(names))
+	parallel(len(names), func(i int) {
+		topic, part, _ := ParsePartitionDirName(names[i])
+		parts[i], errs[i] = openPartition(s, topic, part)
+		if errs[i] != nil {
+			errs[i] = fmt.Errorf("store: open partition %s: %w", names[i], errs[i])
+		}
+	})
+	for i, p := range parts {
+		if p != nil {
+			s.parts[names[i]] = p
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parallel runs f(0..n-1) on a few goroutines and waits for them.
+func parallel(n int, f func(i int)) {
+	const workers = 8
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(workers, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Partition returns the open partition topic-part, creating it when create
+// is set; otherwise a missing partition is ErrNoPartition. Looking up an
+// open partition is a map access; creating one does file I/O (keep it off
+// a network event loop).
+func (s *Store) Partition(topic string, part int, create bool) (*Partition, error) {
+	if !ValidTopic(topic) || part < 0 {
+		return nil, fmt.Errorf("%w: %q %d", ErrInvalidName, topic, part)
+	}
+	name := PartitionDirName(topic, part)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if p := s.parts[name]; p != nil {
+		return p, nil
+	}
+	if !create {
+		return nil, fmt.Errorf("%w: %s", ErrNoPartition, name)
+	}
+	p, err := openPartition(s, topic, part)
+	if err != nil {
+		return nil, err
+	}
+	s.parts[name] = p
+	return p, nil
+}
+
+// Partitions returns the open partitions sorted by topic and number.
+func (s *Store) Partitions() []*Partition {
+	s.mu.Lock()
+	out := make([]*Partition, 0, len(s.parts))
+	for _, p := range s.parts {
+		out = append(out, p)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].topic != out[j].topic {
+			return out[i].topic < out[j].topic
+		}
+		return out[i].part < out[j].part
+	})
+	return out
+}
+
+// NewMessageID returns a fresh message id (for callers that must know ids
+// before appending, e.g. transactional puts).
+func (s *Store) NewMessageID() int64 { return s.ids.reserve(1) }
+
+// Close stops retention, drains every partition's queue, fsyncs, writes the
+// clean markers of partitions that did not fail, and releases the lock.
+// Segments still referenced by Slices are closed when released. Close is
+// idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	parts := s.parts
+	s.mu.Unlock()
+	close(s.stop)
+	s.wg.Wait() // the retention loop has stopped
+	list := make([]*Partition, 0, len(parts))
+	for _, p := range parts {
+		list = append(list, p)
+	}
+	errs := make([]error, len(list), len(list)+1)
+	parallel(len(list), func(i int) { errs[i] = list[i].close() })
+	errs = append(errs, s.lock.Close())
+	return errors.Join(errs...)
+}
+
+func (s *Store) retentionLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.RetentionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if err := s.RunRetention(s.opts.Now()); err != nil {
+				s.opts.Logger.Error("store: retention", "err", err)
+			}
+		}
+	}
+}
