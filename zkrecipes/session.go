@@ -189,8 +189,16 @@ func (s *Session) onEvent(gen int, ev zk.Event) {
 			if timeout <= 0 {
 				timeout = s.opts.sessionTimeout
 			}
+			// The server expires the session a timeout after it last heard
+			// from us, which is about when we last heard from it (the client
+			// pings every third of the timeout), not when we noticed the
+			// disconnect (go-zookeeper notices silence only after 2/3 of it).
+			wait := timeout
+			if last := s.lastHeard.Load(); last != 0 {
+				wait = max(timeout-time.Since(time.Unix(0, last)), 0)
+			}
 			lostID := s.sessionID
-			s.lostTimer = time.AfterFunc(timeout, func() { s.presumeLost(gen, lostID) })
+			s.lostTimer = time.AfterFunc(wait, func() { s.presumeLost(gen, lostID) })
 		}
 	case zk.StateExpired:
 		if s.state != StateLost {

@@ -21,13 +21,14 @@ func TestMain(m *testing.M) { os.Exit(zktest.Main(m)) }
 func TestFourLetterWordsListDataWatches(t *testing.T) {
 	srv := zktest.Shared(t)
 	c := zktest.Connect(t, []string{srv.Addr}, 2*time.Second)
-	_, err := c.Create("/flw", nil, 0, zk.WorldACL(zk.PermAll))
+	p := "/flw-" + time.Now().Format("150405.000000000")
+	_, err := c.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
 	require.NoError(t, err)
-	_, _, _, err = c.GetW("/flw")
+	_, _, _, err = c.GetW(p)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		out, err := srv.FourLetter("wchp")
-		return err == nil && strings.Contains(out, "/flw")
+		return err == nil && strings.Contains(out, p)
 	}, 10*time.Second, 20*time.Millisecond)
 	for _, cmd := range []string{"cons", "dump", "wchc", "srvr"} {
 		out, err := srv.FourLetter(cmd)
