@@ -308,7 +308,7 @@ func (p *Partition) closeFiles() {
 	}
 }
 
-func closeSegmentFile(s *segment) { _ = s.file.Close() }
+func closeSegmentFile(s *segment) { s.mm.unmap(); _ = s.file.Close() }
 
 // Stats is a snapshot of a partition's counters.
 type Stats struct {

@@ -63,6 +63,7 @@ func (p *Partition) RunRetention(now time.Time) error {
 // dispose closes a segment that left the log and deletes or archives it.
 // It runs on the goroutine that dropped the last reference.
 func (p *Partition) dispose(seg *segment, action RetentionAction) {
+	seg.mm.unmap()
 	_ = seg.file.Close()
 	var err error
 	switch action {

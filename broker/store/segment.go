@@ -28,6 +28,8 @@ type segment struct {
 	// reference, read after.
 	release func(*segment)
 
+	mm mapping // read-only memory map for zero-copy reads (see mmap.go)
+
 	mu    sync.Mutex   // guards the fields below (written by the partition writer and recovery)
 	size  int64        // bytes durable and visible in this segment
 	count int64        // messages in [0, size)
