@@ -43,6 +43,8 @@ func TestDecodeValidRequests(t *testing.T) {
 			&PutRequest{Topic: "t", Partition: math.MaxInt32, Flag: math.MinInt32, Checksum: math.MaxInt32, OpaqueID: math.MaxInt32, Data: hello}},
 		{"get", "get orders grp 0 1024 65536 9\r\n",
 			&GetRequest{Topic: "orders", Group: "grp", Offset: 1024, MaxSize: 65536, OpaqueID: 9}},
+		{"long-poll get (ours)", "get orders grp 0 1024 65536 500 9\r\n",
+			&GetRequest{Topic: "orders", Group: "grp", Offset: 1024, MaxSize: 65536, MaxWaitMs: 500, OpaqueID: 9}},
 		{"get start from end offset", "get orders g 1 9223372036854775807 1 -1\r\n",
 			&GetRequest{Topic: "orders", Group: "g", Partition: 1, Offset: math.MaxInt64, MaxSize: 1, OpaqueID: -1}},
 		{"get maxSize zero is not a protocol error", "get t g 0 0 0 1\r\n",

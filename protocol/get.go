@@ -1,6 +1,10 @@
 package protocol
 
-// GetRequest is `get <topic> <group> <partition> <offset> <maxSize> <opaque>`.
+// GetRequest is `get <topic> <group> <partition> <offset> <maxSize> <opaque>`,
+// or, ours, the long-poll form `get <topic> <group> <partition> <offset>
+// <maxSize> <maxWaitMs> <opaque>` (see LongPollCapability): when the offset is
+// at the end of the visible data the broker holds the request for up to
+// maxWaitMs and answers as soon as data arrives (or 404 when the time is up).
 type GetRequest struct {
 	Topic     string
 	Group     string
@@ -8,9 +12,16 @@ type GetRequest struct {
 	Offset    int64
 	// MaxSize is passed through as sent: maxSize <= 0 is answered by the
 	// broker with a 400 reply, it is not a decoding error.
-	MaxSize  int32
-	OpaqueID int32
+	MaxSize int32
+	// MaxWaitMs > 0 selects the long-poll form. Send it only to brokers whose
+	// version reply carries LongPollCapability.
+	MaxWaitMs int32
+	OpaqueID  int32
 }
+
+// LongPollCapability is the token a broker's version reply carries when it
+// understands the long-poll get (MaxWaitMs).
+const LongPollCapability = "longpoll"
 
 // Verb implements Request.
 func (r *GetRequest) Verb() Verb { return VerbGet }
@@ -26,6 +37,9 @@ func (r *GetRequest) AppendTo(dst []byte) []byte {
 	dst = appendInt(dst, int64(r.Partition))
 	dst = appendInt(dst, r.Offset)
 	dst = appendInt(dst, int64(r.MaxSize))
+	if r.MaxWaitMs > 0 {
+		dst = appendInt(dst, int64(r.MaxWaitMs))
+	}
 	dst = appendInt(dst, int64(r.OpaqueID))
 	return appendCRLF(dst)
 }
@@ -33,7 +47,10 @@ func (r *GetRequest) AppendTo(dst []byte) []byte {
 // AppendGet appends a get request.
 func AppendGet(dst []byte, r *GetRequest) []byte { return r.AppendTo(dst) }
 
-var getForm = form{VerbGet, []string{"verb", "topic", "group", "partition", "offset", "maxSize", "opaque"}}
+var (
+	getForm     = form{VerbGet, []string{"verb", "topic", "group", "partition", "offset", "maxSize", "opaque"}}
+	getWaitForm = form{VerbGet, []string{"verb", "topic", "group", "partition", "offset", "maxSize", "maxWaitMs", "opaque"}}
+)
 
 // lineChecks applies the spacing and exact token count checks of a bodiless
 // line.
@@ -64,6 +81,9 @@ func (d *Decoder) partitionAt(f *form, i int) (int32, *Error) {
 
 func (d *Decoder) decodeGet(n int) (Request, int, *Error) {
 	f := &getForm
+	if d.ntok == len(getWaitForm.names) {
+		f = &getWaitForm
+	}
 	if e := d.lineChecks(f); e != nil {
 		return nil, n, e
 	}
@@ -85,7 +105,17 @@ func (d *Decoder) decodeGet(n int) (Request, int, *Error) {
 	if r.MaxSize, e = d.int32At(f, 5); e != nil {
 		return nil, n, e
 	}
-	if r.OpaqueID, e = d.int32At(f, 6); e != nil {
+	op := 6
+	if f == &getWaitForm {
+		if r.MaxWaitMs, e = d.int32At(f, 6); e != nil {
+			return nil, n, e
+		}
+		if r.MaxWaitMs <= 0 {
+			return nil, n, d.tokenErr(f, KindBadValue, 6, "must be positive")
+		}
+		op = 7
+	}
+	if r.OpaqueID, e = d.int32At(f, op); e != nil {
 		return nil, n, e
 	}
 	return r, n, nil
