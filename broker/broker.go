@@ -1,0 +1,282 @@
+// Package broker is the metaq broker daemon as a library: New validates the
+// options and opens the store, Start serves the MetaQ protocol on a gnet event
+// loop server and registers in ZooKeeper, Shutdown stops it gracefully.
+//
+//	b, err := broker.New(opts)
+//	if err != nil { ... }
+//	err = b.Run(ctx) // Start, wait for ctx, Shutdown
+//
+// Requests are decoded on the event loop; anything that waits (fsync, reads
+// that may miss the page cache) runs off the loop and replies asynchronously,
+// so a slow disk never stalls other connections.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/metaq-go/metaq/broker/store"
+	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/zkrecipes"
+)
+
+// ErrShuttingDown is what requests get while the broker shuts down.
+var ErrShuttingDown = errors.New("broker: shutting down")
+
+// Broker serves partitions over the MetaQ protocol.
+type Broker struct {
+	opts           Options
+	log            *slog.Logger
+	store          *store.Store
+	stats          *stats
+	configChecksum uint32
+	srv            *server
+	listenAddr     atomic.Value // string, set by the server when it starts listening
+	listenPort     atomic.Int32
+	tx             *txManager // transactions and their journal
+
+	closedMu sync.RWMutex    // guards closedParts
+	closed   map[string]bool // "topic-partition" closed by an operator
+
+	rr atomic.Uint64 // round robin for put partition -1
+
+	inflight inflightCounter // puts awaiting durability and gets being served
+	// admitMu gates new off-loop work once Shutdown starts draining: admit
+	// adds to inflight under the read lock unless draining; Shutdown sets
+	// draining under the write lock, so after that no put batch, get or
+	// offset starts (they get 503) and the drain cannot be prolonged.
+	admitMu  sync.RWMutex
+	draining bool          // guarded by admitMu
+	waiters  notifier      // long-poll gets parked on partitions
+	stopCh   chan struct{} // closed when Shutdown begins
+
+	zk  *zkrecipes.Session
+	reg *coordinator.Registrar
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+	stopping     atomic.Bool
+	started      atomic.Bool
+}
+
+// New validates opts, opens (and recovers) the data directory and returns a
+// broker that is not serving yet.
+func New(opts Options) (*Broker, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(o.DataDir, o.Store)
+	if err != nil {
+		return nil, fmt.Errorf("broker: open data directory %s: %w", o.DataDir, err)
+	}
+	b := &Broker{opts: o, log: o.Logger, store: st, stats: newStats(), closed: map[string]bool{}, stopCh: make(chan struct{}),
+		configChecksum: crc32.ChecksumIEEE(o.ConfigRaw)}
+	for _, p := range st.Partitions() {
+		b.stats.addTopic(p.Topic())
+	}
+	for _, t := range o.Topics {
+		if err := b.createTopic(t); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	if b.tx, err = openTxManager(b); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// createTopic opens every partition of a configured topic.
+func (b *Broker) createTopic(topic string) error {
+	cfg, ok := b.opts.Topic(topic)
+	if !ok {
+		return fmt.Errorf("broker: topic %q is listed but has no configuration", topic)
+	}
+	for p := 0; p < cfg.NumPartitions; p++ {
+		if _, err := b.store.Partition(topic, p, true); err != nil {
+			return fmt.Errorf("broker: create partition %s-%d: %w", topic, p, err)
+		}
+	}
+	b.stats.addTopic(topic)
+	return nil
+}
+
+// Start begins serving and, when ZooKeeper is enabled, registers the broker.
+// It returns once the broker accepts connections and is registered.
+func (b *Broker) Start(ctx context.Context) error {
+	if !b.started.CompareAndSwap(false, true) {
+		return errors.New("broker: already started")
+	}
+	srv, err := startServer(b)
+	if err != nil {
+		return err
+	}
+	b.srv = srv
+	b.log.Info("broker listening", "addr", b.Addr(), "uri", b.URI(), "broker_id", b.opts.BrokerID, "data", b.opts.DataDir)
+	if !b.opts.ZK.Enable {
+		b.log.Info("ZooKeeper disabled (zk.zkEnable=false): serving direct connections only")
+		return nil
+	}
+	if err := b.register(ctx); err != nil {
+		b.srv.stop(context.Background())
+		return err
+	}
+	return nil
+}
+
+func (b *Broker) register(ctx context.Context) error {
+	zo := b.opts.ZK
+	cctx, cancel := context.WithTimeout(ctx, zo.ConnectTimeout)
+	defer cancel()
+	s, err := zkrecipes.Connect(cctx, zo.Servers, zkrecipes.WithSessionTimeout(zo.SessionTimeout), zkrecipes.WithLogger(b.log))
+	if err != nil {
+		return fmt.Errorf("broker: %w (or set zk.zkEnable=false to run without ZooKeeper)", err)
+	}
+	b.zk = s
+	b.reg = coordinator.NewRegistrar(s, coordinator.NewPaths(zo.Root),
+		coordinator.BrokerInfo{ID: b.opts.BrokerID, URI: b.URI(), ConfigChecksum: b.configChecksum}, b.log)
+	if err := b.reg.Start(cctx, b.topicRegistrations()); err != nil {
+		s.Close()
+		return fmt.Errorf("broker: register in ZooKeeper: %w", err)
+	}
+	b.log.Info("registered in ZooKeeper", "servers", zo.Servers, "root", coordinator.NewPaths(zo.Root).Root, "session", fmt.Sprintf("0x%x", s.ID()))
+	return nil
+}
+
+func (b *Broker) topicRegistrations() []coordinator.TopicRegistration {
+	var out []coordinator.TopicRegistration
+	for _, t := range b.topicNames() {
+		if cfg, ok := b.opts.Topic(t); ok {
+			out = append(out, coordinator.TopicRegistration{Topic: t, NumPartitions: cfg.NumPartitions,
+				AcceptPublish: cfg.AcceptPublish, AcceptSubscribe: cfg.AcceptSubscribe})
+		}
+	}
+	return out
+}
+
+// Run starts the broker, serves until ctx ends, then shuts down gracefully
+// (with up to 30 s for in-flight work).
+func (b *Broker) Run(ctx context.Context) error {
+	if err := b.Start(ctx); err != nil {
+		b.tx.close()
+		b.store.Close()
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return b.Shutdown(sctx)
+}
+
+// Shutdown stops the broker gracefully: deregister from ZooKeeper (producers
+// route elsewhere), refuse new connections and requests, wait for in-flight
+// puts and gets to finish (until ctx ends), close connections, flush, and
+// close the store, which writes the clean-shutdown markers. Idempotent.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.shutdownOnce.Do(func() {
+		b.stopping.Store(true)
+		close(b.stopCh)
+		var errs []error
+		if b.reg != nil {
+			errs = append(errs, b.reg.Close(ctx))
+		}
+		b.admitMu.Lock()
+		b.draining = true
+		b.admitMu.Unlock()
+		if err := b.inflight.Wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("broker: in-flight requests did not finish: %w", err))
+		}
+		if b.srv != nil {
+			errs = append(errs, b.srv.stop(ctx))
+		}
+		errs = append(errs, b.tx.close())
+		errs = append(errs, b.store.Close())
+		if b.zk != nil {
+			b.zk.Close()
+		}
+		b.shutdownErr = errors.Join(errs...)
+		b.log.Info("broker stopped", "err", b.shutdownErr)
+	})
+	return b.shutdownErr
+}
+
+// Addr returns the address the broker listens on (host:port).
+func (b *Broker) Addr() string {
+	if a, ok := b.listenAddr.Load().(string); ok {
+		return a
+	}
+	return ""
+}
+
+// Port returns the listening port.
+func (b *Broker) Port() int { return int(b.listenPort.Load()) }
+
+// URI returns the meta:// URI the broker registers.
+func (b *Broker) URI() string { return fmt.Sprintf("meta://%s:%d", b.opts.HostName, b.Port()) }
+
+// Store returns the broker's store (for tools and tests).
+func (b *Broker) Store() *store.Store { return b.store }
+
+// ZKSession returns the ZooKeeper session, nil when ZooKeeper is disabled.
+func (b *Broker) ZKSession() *zkrecipes.Session { return b.zk }
+
+// admit registers one in-flight request (done with b.inflight.Done) unless
+// the broker is draining for shutdown; the caller then answers 503.
+func (b *Broker) admit() bool {
+	b.admitMu.RLock()
+	defer b.admitMu.RUnlock()
+	if b.draining {
+		return false
+	}
+	b.inflight.Add(1)
+	return true
+}
+
+func partKey(topic string, part int) string { return store.PartitionDirName(topic, part) }
+
+// ClosePartition makes the broker refuse puts and gets on a partition with 403
+// until OpenPartition (an operator's maintenance switch).
+func (b *Broker) ClosePartition(topic string, part int) {
+	b.closedMu.Lock()
+	b.closed[partKey(topic, part)] = true
+	b.closedMu.Unlock()
+}
+
+// OpenPartition undoes ClosePartition.
+func (b *Broker) OpenPartition(topic string, part int) {
+	b.closedMu.Lock()
+	delete(b.closed, partKey(topic, part))
+	b.closedMu.Unlock()
+}
+
+func (b *Broker) isClosed(topic string, part int) bool {
+	b.closedMu.RLock()
+	defer b.closedMu.RUnlock()
+	return len(b.closed) > 0 && b.closed[partKey(topic, part)]
+}
+
+func (b *Broker) partitionsOf(topic string) []*store.Partition {
+	var out []*store.Partition
+	for _, p := range b.store.Partitions() {
+		if p.Topic() == topic {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// pickPartition chooses a partition for a put with partition -1.
+func (b *Broker) pickPartition(n int) int {
+	if n <= 1 {
+		return 0
+	}
+	return int(b.rr.Add(1) % uint64(n))
+}

@@ -1,0 +1,92 @@
+package broker
+
+import (
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/metaq-go/metaq/broker/config"
+	"github.com/metaq-go/metaq/broker/store"
+)
+
+// OptionsFromConfig turns a loaded server.ini (or YAML/TOML) into broker
+// Options. Settings the broker does not act on are logged as warnings.
+func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
+	br, zk := cfg.Broker(), cfg.ZooKeeper()
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: " + w)
+	}
+	o := Options{
+		BrokerID:              br.BrokerID,
+		ListenAddr:            net.JoinHostPort("0.0.0.0", strconv.Itoa(br.ServerPort)),
+		HostName:              br.HostName,
+		DataDir:               br.DataPath,
+		Topics:                cfg.Topics(),
+		MaxConnections:        br.MaxConnections,
+		IdleTimeout:           br.IdleTimeout,
+		MaxLineLength:         br.MaxLineLength,
+		MaxMessageSize:        br.MaxMessageSize,
+		MaxTransferSize:       br.MaxTransferSize,
+		UpdateConsumerOffsets: br.UpdateConsumerOffsets,
+		ConfigRaw:             cfg.Raw(),
+		Multicore:             br.Multicore,
+		TxLogDir:              defaultTxLogDir(br.DataLogPath),
+		MaxTxTimeout:          br.MaxTxTimeout,
+		FlushTxLogAtCommit:    TxLogFlushModeOf(int(br.FlushTxLogAtCommit)),
+		Logger:                log,
+		Store: store.Options{
+			MaxSegmentSize:    br.MaxSegmentSize,
+			RetentionInterval: br.RetentionCheckInterval,
+		},
+	}
+	if zk.Enable {
+		servers, root := zk.Connect, zk.Root
+		if i := strings.IndexByte(servers, '/'); i >= 0 { // "host:port,host:port/chroot"
+			root = strings.TrimRight(servers[i:], "/") + root
+			servers = servers[:i]
+		}
+		o.ZK = ZKOptions{Enable: true, Servers: strings.Split(servers, ","), Root: root,
+			SessionTimeout: zk.SessionTimeout, ConnectTimeout: zk.ConnectionTimeout}
+	}
+	def := cfg.Defaults()
+	o.Store.Flush, o.Store.Retention = storePolicies(def)
+	o.Store.Topic = func(topic string) store.TopicOptions {
+		tc, ok := cfg.Topic(topic)
+		if !ok {
+			tc = def
+		}
+		f, r := storePolicies(tc)
+		return store.TopicOptions{Flush: f, Retention: r}
+	}
+	o.Topic = func(topic string) (TopicConfig, bool) {
+		tc, ok := cfg.Topic(topic)
+		if !ok {
+			return TopicConfig{}, false
+		}
+		return TopicConfig{NumPartitions: tc.NumPartitions, AcceptPublish: tc.AcceptPublish,
+			AcceptSubscribe: tc.AcceptSubscribe, Stat: tc.Stat}, true
+	}
+	for _, t := range cfg.Topics() {
+		if tc, ok := cfg.Topic(t); ok && tc.DataPath != "" && tc.DataPath != br.DataPath {
+			log.Warn("config: a per-topic dataPath is not supported; the topic is stored under the broker's dataPath",
+				"topic", t, "dataPath", tc.DataPath, "used", br.DataPath)
+		}
+	}
+	return o
+}
+
+func storePolicies(tc config.TopicConfig) (store.FlushPolicy, store.RetentionPolicy) {
+	f := store.FlushPolicy{Mode: store.GroupCommit}
+	if tc.UnflushThreshold > 0 {
+		f = store.FlushPolicy{Mode: store.Threshold, UnflushThreshold: tc.UnflushThreshold, UnflushInterval: tc.UnflushInterval}
+	}
+	r := store.RetentionPolicy{MaxAge: tc.DeletePolicy.MaxAge, MaxBytes: tc.RetentionBytes, Action: store.Delete}
+	if tc.DeletePolicy.Action == config.PolicyArchive {
+		r.Action = store.Archive
+		if tc.DeletePolicy.Compress {
+			r.Action = store.ArchiveZip
+		}
+	}
+	return f, r
+}

@@ -1,0 +1,190 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/metaq-go/metaq/broker/store"
+	"github.com/metaq-go/metaq/protocol"
+)
+
+// putBatch collects the puts to one partition decoded in one OnTraffic. They
+// are appended with one store.AppendBatch — one copy into an arena, one
+// callback, one asynchronous write of all their replies — so the cost per
+// message stays small however deeply a client pipelines.
+type putBatch struct {
+	cn      *conn
+	p       *store.Partition
+	topic   string
+	part    int32
+	arena   []byte
+	ends    []int // end of each message's data in arena
+	flags   []int32
+	opaques []int32
+	msgs    []store.Message
+	reply   []byte
+}
+
+var batchPool = sync.Pool{New: func() any { return &putBatch{} }}
+
+func (pb *putBatch) reset() {
+	pb.cn, pb.p = nil, nil
+	pb.arena, pb.ends, pb.flags, pb.opaques = pb.arena[:0], pb.ends[:0], pb.flags[:0], pb.opaques[:0]
+	for i := range pb.msgs {
+		pb.msgs[i] = store.Message{}
+	}
+	pb.msgs, pb.reply = pb.msgs[:0], pb.reply[:0]
+	if cap(pb.arena) > 4<<20 {
+		pb.arena = nil
+	}
+}
+
+func (cn *conn) handlePut(r *protocol.PutRequest) {
+	b := cn.b
+	fail := func(code int32, format string, args ...any) {
+		b.stats.putFail(r.Topic)
+		cn.reply(code, r.OpaqueID, fmt.Sprintf(format, args...))
+	}
+	if b.stopping.Load() {
+		fail(protocol.CodeUnavailable, "broker is shutting down: send to another broker")
+		return
+	}
+	cfg, ok := b.opts.Topic(r.Topic)
+	if !ok || !cfg.AcceptPublish {
+		fail(protocol.CodeInternal, "topic %q is not accepted for publishing by this broker: add a [topic=%s] section to its config (or set autoCreateTopics=true)", r.Topic, r.Topic)
+		return
+	}
+	part := int(r.Partition)
+	if part == -1 {
+		part = b.pickPartition(cfg.NumPartitions)
+	}
+	if part < 0 || part >= cfg.NumPartitions {
+		fail(protocol.CodeInternal, "partition %d out of range for topic %q: this broker serves partitions 0..%d", r.Partition, r.Topic, cfg.NumPartitions-1)
+		return
+	}
+	if b.isClosed(r.Topic, part) {
+		fail(protocol.CodeForbidden, "partition %s-%d is closed by an operator: send to another partition", r.Topic, part)
+		return
+	}
+	if r.Checksum != -1 {
+		if sum := protocol.Checksum(r.Data); sum != r.Checksum {
+			fail(protocol.CodeInternal, "checksum mismatch: put data has CRC %d, request says %d; nothing stored", sum, r.Checksum)
+			return
+		}
+	}
+	if cn.inflightPut.Load() > int64(b.opts.MaxInflightBytes) {
+		fail(protocol.CodeUnavailable, "too many unacknowledged puts on this connection (over %d bytes): wait for replies, then retry", b.opts.MaxInflightBytes)
+		return
+	}
+	p, err := b.partition(r.Topic, part)
+	if err != nil {
+		fail(protocol.CodeInternal, "cannot open partition %s-%d: %v", r.Topic, part, err)
+		return
+	}
+	if r.TxKey != "" && r.TxKey != "null" { // "null" = MetaQ's NullTransactionId: a plain put
+		cn.handleTxPut(r, r.TxKey, int32(part))
+		return
+	}
+	pb := cn.batchFor(p, r.Topic, int32(part))
+	pb.arena = append(pb.arena, r.Data...)
+	pb.ends = append(pb.ends, len(pb.arena))
+	pb.flags = append(pb.flags, r.Flag)
+	pb.opaques = append(pb.opaques, r.OpaqueID)
+}
+
+func (cn *conn) batchFor(p *store.Partition, topic string, part int32) *putBatch {
+	for _, pb := range cn.puts {
+		if pb.p == p {
+			return pb
+		}
+	}
+	pb := batchPool.Get().(*putBatch)
+	pb.cn, pb.p, pb.topic, pb.part = cn, p, topic, part
+	cn.puts = append(cn.puts, pb)
+	return pb
+}
+
+// flushPuts hands every batch collected in this OnTraffic to the store.
+func (cn *conn) flushPuts() {
+	for i, pb := range cn.puts {
+		cn.puts[i] = nil
+		if !cn.b.admit() {
+			pb.refuse()
+			continue
+		}
+		start := 0
+		for j, end := range pb.ends {
+			pb.msgs = append(pb.msgs, store.Message{Data: pb.arena[start:end:end], Flag: pb.flags[j]})
+			start = end
+		}
+		size := int64(len(pb.arena) + store.HeaderSize*len(pb.ends))
+		cn.inflightPut.Add(size)
+		cn.inflight.Add(1)
+		if err := pb.p.AppendBatch(pb.msgs, pb.done); err != nil {
+			pb.done(store.AppendResult{}, err)
+		}
+	}
+	cn.puts = cn.puts[:0]
+}
+
+// done runs on the partition's writer goroutine once the batch is durable
+// (group commit) or written (threshold mode), or failed.
+func (pb *putBatch) done(res store.AppendResult, err error) {
+	cn, b := pb.cn, pb.cn.b
+	size := int64(len(pb.arena) + store.HeaderSize*len(pb.ends))
+	out := pb.reply[:0]
+	if err != nil {
+		code, msg := putErrorReply(err)
+		for _, op := range pb.opaques {
+			out = protocol.AppendResultString(out, code, op, msg)
+			b.stats.putFail(pb.topic)
+		}
+	} else {
+		off := res.Offset
+		for i, m := range pb.msgs {
+			out = protocol.AppendPutResult(out, pb.opaques[i], m.ID, pb.part, off)
+			off += int64(store.HeaderSize + len(m.Data))
+		}
+		b.stats.putOK(pb.topic, len(pb.msgs), int64(len(pb.arena)))
+		b.waiters.notify(partKey(pb.topic, int(pb.part)))
+	}
+	cn.inflightPut.Add(-size)
+	cn.inflight.Add(-1)
+	// The reply buffer goes to gnet; the batch's other buffers are recycled.
+	pb.reply = nil
+	reply := out
+	pb.reset()
+	batchPool.Put(pb)
+	cn.replyAsync(reply)
+	b.inflight.Done()
+}
+
+// refuse answers every put of a batch that the draining broker no longer
+// admits (on the loop) and recycles the batch.
+func (pb *putBatch) refuse() {
+	cn := pb.cn
+	code, msg := putErrorReply(store.ErrClosed)
+	for _, op := range pb.opaques {
+		cn.b.stats.putFail(pb.topic)
+		cn.reply(code, op, msg)
+	}
+	pb.reset()
+	batchPool.Put(pb)
+}
+
+func putErrorReply(err error) (int32, string) {
+	switch {
+	case errors.Is(err, store.ErrQueueFull):
+		return protocol.CodeUnavailable, "broker busy: the partition's write queue is full; retry shortly"
+	case errors.Is(err, store.ErrClosed):
+		return protocol.CodeUnavailable, "broker is shutting down: send to another broker"
+	case errors.Is(err, store.ErrNoSpace):
+		return protocol.CodeInternal, "no space left on the broker's data volume: nothing stored; free space (the broker resumes by itself) or send elsewhere"
+	case errors.Is(err, store.ErrFailed):
+		return protocol.CodeInternal, "partition failed after an I/O error and refuses writes until the broker restarts: send to another partition"
+	case errors.Is(err, store.ErrMessageTooLarge):
+		return protocol.CodeInternal, "message too large: " + err.Error()
+	}
+	return protocol.CodeInternal, "put failed: " + err.Error()
+}

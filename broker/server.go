@@ -1,0 +1,219 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/metaq-go/metaq/protocol"
+)
+
+// server is the seam between gnet and the broker: only this file and conn.go
+// know gnet. Callbacks run on gnet's event loops and must never block.
+type server struct {
+	gnet.BuiltinEventEngine
+	b    *Broker
+	eng  gnet.Engine
+	addr string
+	port int
+
+	booted chan struct{}
+	runErr chan error
+
+	connsMu sync.Mutex // guards conns
+	conns   map[*conn]struct{}
+
+	stopTick chan struct{}
+	tickWG   sync.WaitGroup
+	stopOnce sync.Once
+}
+
+func startServer(b *Broker) (*server, error) {
+	s := &server{b: b, booted: make(chan struct{}), runErr: make(chan error, 1), conns: map[*conn]struct{}{},
+		stopTick: make(chan struct{})}
+	go func() {
+		s.runErr <- gnet.Run(s, "tcp://"+b.opts.ListenAddr,
+			gnet.WithMulticore(b.opts.Multicore),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithReadBufferCap(256<<10),
+			gnet.WithWriteBufferCap(256<<10),
+			gnet.WithLogger(gnetLogger{b.log}))
+	}()
+	select {
+	case <-s.booted:
+	case err := <-s.runErr:
+		return nil, fmt.Errorf("broker: listen on %s: %w (is another broker using the port? change serverPort)", b.opts.ListenAddr, err)
+	case <-time.After(30 * time.Second):
+		return nil, fmt.Errorf("broker: gnet engine on %s did not start within 30s", b.opts.ListenAddr)
+	}
+	s.tickWG.Add(1)
+	go s.reaper()
+	return s, nil
+}
+
+// OnBoot learns the real listening address (port 0 picks one).
+func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
+	s.eng = eng
+	host, port, _ := net.SplitHostPort(s.b.opts.ListenAddr)
+	if fd, err := eng.Dup(); err == nil {
+		if sa, err := unix.Getsockname(fd); err == nil {
+			switch a := sa.(type) {
+			case *unix.SockaddrInet4:
+				port = strconv.Itoa(a.Port)
+			case *unix.SockaddrInet6:
+				port = strconv.Itoa(a.Port)
+			}
+		}
+		unix.Close(fd)
+	}
+	s.port, _ = strconv.Atoi(port)
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	s.addr = net.JoinHostPort(host, port)
+	s.b.listenAddr.Store(s.addr)
+	s.b.listenPort.Store(int32(s.port))
+	close(s.booted)
+	return gnet.None
+}
+
+// OnOpen admits a connection unless the broker is stopping or full.
+func (s *server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	st := &s.b.stats.c
+	if s.b.stopping.Load() {
+		return protocol.AppendResultString(nil, protocol.CodeUnavailable, 0, "broker is shutting down; use another broker"), gnet.Close
+	}
+	if n := st.currConns.Add(1); n > int64(s.b.opts.MaxConnections) {
+		st.currConns.Add(-1)
+		s.b.log.Warn("connection refused: too many connections", "remote", gc.RemoteAddr().String(), "limit", s.b.opts.MaxConnections)
+		return protocol.AppendResultString(nil, protocol.CodeUnavailable, 0,
+			fmt.Sprintf("too many connections (limit %d): retry later or raise maxConnections", s.b.opts.MaxConnections)), gnet.Close
+	}
+	st.totalConns.Add(1)
+	cn := newConn(s, gc)
+	gc.SetContext(cn)
+	s.connsMu.Lock()
+	s.conns[cn] = struct{}{}
+	s.connsMu.Unlock()
+	return nil, gnet.None
+}
+
+// OnClose forgets the connection and rolls back its local transactions.
+func (s *server) OnClose(gc gnet.Conn, _ error) gnet.Action {
+	cn, ok := gc.Context().(*conn)
+	if !ok {
+		return gnet.None
+	}
+	cn.closed.Store(true)
+	s.b.stats.c.currConns.Add(-1)
+	s.connsMu.Lock()
+	delete(s.conns, cn)
+	s.connsMu.Unlock()
+	if s.b.tx != nil {
+		s.b.tx.connClosed(cn) // ours: roll back the connection's local transactions
+	}
+	return gnet.None
+}
+
+// OnTraffic decodes and handles every complete request buffered.
+func (s *server) OnTraffic(gc gnet.Conn) gnet.Action {
+	cn, ok := gc.Context().(*conn)
+	if !ok {
+		return gnet.Close
+	}
+	return cn.onTraffic()
+}
+
+// reaper closes idle connections and connections stuck in a half-sent request.
+func (s *server) reaper() {
+	defer s.tickWG.Done()
+	idle := s.b.opts.IdleTimeout
+	period := time.Second
+	if idle > 0 && idle/4 < period {
+		period = max(idle/4, 10*time.Millisecond)
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopTick:
+			return
+		case now := <-t.C:
+			s.reap(now.UnixNano(), idle)
+		}
+	}
+}
+
+// partialTimeout bounds how long a request may stay half-sent.
+const partialTimeout = 30 * time.Second
+
+// stallTimeout is how long a request may stay half-sent: partialTimeout, or
+// the idle timeout when that is shorter. (Without an idle timeout it must
+// not shrink to nothing: min(partialTimeout, 0) closed every connection
+// whose request straddled two reads at the next tick.)
+func stallTimeout(idle time.Duration) time.Duration {
+	if idle <= 0 {
+		return partialTimeout
+	}
+	return min(partialTimeout, max(idle, 10*time.Millisecond))
+}
+
+func (s *server) reap(now int64, idle time.Duration) {
+	stall := int64(stallTimeout(idle))
+	s.connsMu.Lock()
+	var victims []*conn
+	for cn := range s.conns {
+		last, partial := cn.lastActive.Load(), cn.partialSince.Load()
+		switch {
+		case idle > 0 && now-last > int64(idle) && cn.inflight.Load() == 0:
+			victims = append(victims, cn)
+		case partial != 0 && now-partial > stall:
+			victims = append(victims, cn)
+		}
+	}
+	s.connsMu.Unlock()
+	for _, cn := range victims {
+		s.b.log.Info("closing idle or stalled connection", "remote", cn.remote)
+		_ = cn.gc.Close()
+	}
+}
+
+// stop closes every connection and stops the engine.
+func (s *server) stop(ctx context.Context) error {
+	var err error
+	s.stopOnce.Do(func() {
+		close(s.stopTick)
+		s.tickWG.Wait()
+		s.connsMu.Lock()
+		for cn := range s.conns {
+			_ = cn.gc.Close()
+		}
+		s.connsMu.Unlock()
+		err = s.eng.Stop(ctx)
+		select {
+		case rerr := <-s.runErr:
+			if rerr != nil && !errors.Is(rerr, context.Canceled) {
+				err = errors.Join(err, rerr)
+			}
+		case <-ctx.Done():
+		}
+	})
+	return err
+}
+
+// gnetLogger sends gnet's own log lines to slog at debug level (errors at error level).
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }

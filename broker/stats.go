@@ -1,0 +1,255 @@
+package broker
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/metaq-go/metaq/protocol"
+)
+
+// counters are the broker-wide totals of `stats` (PROTOCOL.md §6).
+type counters struct {
+	cmdPut, cmdGet, cmdOffset             atomic.Int64
+	getMiss, putFailed                    atomic.Int64
+	txBegin, txXABegin, txCommit, txRollb atomic.Int64
+	currConns                             atomic.Int64
+	totalConns                            atomic.Int64
+	putBytes, getBytes                    atomic.Int64
+}
+
+// realtime is one `stats realtime` item: a count and a value summed since the last reset.
+type realtime struct {
+	count, value atomic.Int64
+}
+
+func (r *realtime) add(v int64) { r.count.Add(1); r.value.Add(v) }
+
+// topicCounters are per-topic totals, kept for every topic the broker serves.
+type topicCounters struct {
+	put, get, offset, getMiss, putFailed, putBytes, getBytes atomic.Int64
+}
+
+type stats struct {
+	start time.Time
+	c     counters
+
+	rtMu                                                      sync.Mutex // guards rtSince
+	rtSince                                                   time.Time
+	rtPut, rtGet, rtOffset, rtGetMiss, rtPutFailed, rtMsgSize realtime
+
+	topics sync.Map // topic → *topicCounters
+}
+
+func newStats() *stats {
+	now := time.Now()
+	return &stats{start: now, rtSince: now}
+}
+
+// topic returns the counters of a topic the broker serves, nil for any other
+// name. Only addTopic creates counters, so requests naming ever new topics
+// (which the broker refuses) cannot grow the map.
+func (s *stats) topic(t string) *topicCounters {
+	if v, ok := s.topics.Load(t); ok {
+		return v.(*topicCounters)
+	}
+	return nil
+}
+
+// addTopic starts per-topic counters for a topic that has a partition.
+func (s *stats) addTopic(t string) { s.topics.LoadOrStore(t, &topicCounters{}) }
+
+func (s *stats) putOK(topic string, n int, bytes int64) {
+	s.c.cmdPut.Add(int64(n))
+	s.c.putBytes.Add(bytes)
+	if tc := s.topic(topic); tc != nil {
+		tc.put.Add(int64(n))
+		tc.putBytes.Add(bytes)
+	}
+	s.rtPut.count.Add(int64(n))
+	s.rtPut.value.Add(bytes)
+	s.rtMsgSize.count.Add(int64(n))
+	s.rtMsgSize.value.Add(bytes)
+}
+
+func (s *stats) putFail(topic string) {
+	s.c.cmdPut.Add(1)
+	s.c.putFailed.Add(1)
+	s.rtPutFailed.add(1)
+	if tc := s.topic(topic); tc != nil {
+		tc.put.Add(1)
+		tc.putFailed.Add(1)
+	}
+}
+
+func (s *stats) get(topic string, bytes int64, miss bool) {
+	s.c.cmdGet.Add(1)
+	s.rtGet.add(bytes)
+	tc := s.topic(topic)
+	if tc == nil {
+		tc = &topicCounters{} // not a served topic: count broker-wide only
+	}
+	tc.get.Add(1)
+	if miss {
+		s.c.getMiss.Add(1)
+		s.rtGetMiss.add(1)
+		tc.getMiss.Add(1)
+		return
+	}
+	s.c.getBytes.Add(bytes)
+	tc.getBytes.Add(bytes)
+}
+
+func (s *stats) offset(topic string) {
+	s.c.cmdOffset.Add(1)
+	s.rtOffset.add(1)
+	if tc := s.topic(topic); tc != nil {
+		tc.offset.Add(1)
+	}
+}
+
+func (s *stats) resetRealtime() {
+	s.rtMu.Lock()
+	s.rtSince = time.Now()
+	s.rtMu.Unlock()
+	for _, r := range []*realtime{&s.rtPut, &s.rtGet, &s.rtOffset, &s.rtGetMiss, &s.rtPutFailed, &s.rtMsgSize} {
+		r.count.Store(0)
+		r.value.Store(0)
+	}
+}
+
+// statsHelp describes every item of `stats <item>`.
+var statsHelp = []protocol.StatsLine{
+	{Key: "(empty)", Value: "broker-wide counters: connections, commands, messages, topics"},
+	{Key: "topics", Value: "per topic: partitions, message count and bytes, accept publish/subscribe"},
+	{Key: "offsets", Value: "per partition: min and max offset"},
+	{Key: "realtime", Value: "put/get/offset/miss/failure counts and values since the last reset"},
+	{Key: "reset", Value: "reset the realtime counters"},
+	{Key: "config", Value: "the raw configuration file"},
+	{Key: "help", Value: "this list"},
+	{Key: "<topic>", Value: "one topic's counters"},
+}
+
+// statsBody builds the body of a `stats` reply for item (not "config").
+func (b *Broker) statsBody(item string) []byte {
+	var lines []protocol.StatsLine
+	add := func(k string, v any) { lines = append(lines, protocol.StatsLine{Key: k, Value: fmt.Sprint(v)}) }
+	s := b.stats
+	switch item {
+	case "":
+		add("pid", os.Getpid())
+		add("broker_id", b.opts.BrokerID)
+		add("port", b.Port())
+		add("uptime", int64(time.Since(s.start).Seconds()))
+		add("version", Version)
+		add("slave", false)
+		add("curr_connections", s.c.currConns.Load())
+		add("threads", runtime.NumGoroutine())
+		add("cmd_put", s.c.cmdPut.Load())
+		add("cmd_get", s.c.cmdGet.Load())
+		add("cmd_offset", s.c.cmdOffset.Load())
+		add("tx_begin", s.c.txBegin.Load())
+		add("tx_xa_begin", s.c.txXABegin.Load())
+		add("tx_commit", s.c.txCommit.Load())
+		add("tx_rollback", s.c.txRollb.Load())
+		add("get_miss", s.c.getMiss.Load())
+		add("put_failed", s.c.putFailed.Load())
+		var total int64
+		for _, p := range b.store.Partitions() {
+			total += p.Stats().Messages
+		}
+		add("total_messages", total)
+		add("topics", len(b.topicNames()))
+		add("config_checksum", b.configChecksum)
+	case "topics":
+		for _, t := range b.topicNames() {
+			cfg, _ := b.opts.Topic(t)
+			var count, bytes int64
+			for _, p := range b.partitionsOf(t) {
+				st := p.Stats()
+				count += st.Messages
+				bytes += st.Bytes
+			}
+			lines = append(lines, protocol.StatsLine{Key: t, Value: "partitions " + strconv.Itoa(cfg.NumPartitions) +
+				" message_count " + strconv.FormatInt(count, 10) + " message_bytes " + strconv.FormatInt(bytes, 10) +
+				" accept_publish " + strconv.FormatBool(cfg.AcceptPublish) + " accept_subscribe " + strconv.FormatBool(cfg.AcceptSubscribe)})
+		}
+	case "offsets":
+		for _, p := range b.store.Partitions() {
+			lines = append(lines, protocol.StatsLine{Key: p.Topic(), Value: "part " + strconv.Itoa(p.ID()) +
+				" min_offset " + strconv.FormatInt(p.Earliest(), 10) + " max_offset " + strconv.FormatInt(p.End(), 10)})
+		}
+	case "realtime":
+		s.rtMu.Lock()
+		dur := time.Since(s.rtSince).Seconds()
+		s.rtMu.Unlock()
+		for _, r := range []struct {
+			k string
+			v *realtime
+		}{{"realtime_put", &s.rtPut}, {"realtime_get", &s.rtGet}, {"realtime_offset", &s.rtOffset},
+			{"realtime_get_miss", &s.rtGetMiss}, {"realtime_put_failed", &s.rtPutFailed}, {"realtime_message_size", &s.rtMsgSize}} {
+			c, v := r.v.count.Load(), r.v.value.Load()
+			avg, rate := 0.0, 0.0
+			if c > 0 {
+				avg = float64(v) / float64(c)
+			}
+			if dur > 0 {
+				rate = float64(c) / dur
+			}
+			add(r.k, fmt.Sprintf("Count=%d,Value=%d,Value/Count=%.2f,Count/Duration=%.2f,Duration=%d", c, v, avg, rate, int64(dur)))
+		}
+	case "help":
+		lines = statsHelp
+	case "reset":
+		s.resetRealtime()
+		lines = []protocol.StatsLine{{Key: "reset", Value: "ok"}}
+	default:
+		cfg, ok := b.opts.Topic(item)
+		if !ok {
+			return nil
+		}
+		tc := s.topic(item)
+		if tc == nil {
+			tc = &topicCounters{} // accepted but never opened: all zero
+		}
+		add("partitions", cfg.NumPartitions)
+		add("cmd_put", tc.put.Load())
+		add("cmd_get", tc.get.Load())
+		add("cmd_offset", tc.offset.Load())
+		add("get_miss", tc.getMiss.Load())
+		add("put_failed", tc.putFailed.Load())
+		add("put_bytes", tc.putBytes.Load())
+		add("get_bytes", tc.getBytes.Load())
+		var count, bytes int64
+		for _, p := range b.partitionsOf(item) {
+			st := p.Stats()
+			count += st.Messages
+			bytes += st.Bytes
+		}
+		add("message_count", count)
+		add("message_bytes", bytes)
+	}
+	return protocol.AppendStatsBody(nil, lines)
+}
+
+// topicNames lists the topics with at least one open partition or a configured section.
+func (b *Broker) topicNames() []string {
+	seen := map[string]bool{}
+	for _, t := range b.opts.Topics {
+		seen[t] = true
+	}
+	for _, p := range b.store.Partitions() {
+		seen[p.Topic()] = true
+	}
+	out := make([]string, 0, len(seen))
+	for t := range seen {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
