@@ -85,6 +85,12 @@ func ParseBrokerNodeName(name string) (brokerID int, master bool, err error) {
 	return id, name[i+1:] == "m", nil
 }
 
+// TopicLegacyDir is the parent of a topic's legacy registrations.
+func (p Paths) TopicLegacyDir(topic string) string { return p.TopicsLegacy() + "/" + topic }
+
+// TopicPubDir is the parent of a topic's publish registrations.
+func (p Paths) TopicPubDir(topic string) string { return p.TopicsPub() + "/" + topic }
+
 // TopicLegacy is the legacy registration of topic on a broker.
 func (p Paths) TopicLegacy(topic string, brokerID int) string {
 	return p.TopicsLegacy() + "/" + topic + "/" + MasterName(brokerID)

@@ -1,0 +1,466 @@
+// Package conn is the client connection layer shared by the producer and the
+// consumer: one TCP connection to one broker carrying many requests in flight,
+// correlated by opaque (PROTOCOL.md §1).
+//
+// Requests are appended to a write buffer under a mutex; one writer goroutine
+// swaps the buffer out and writes everything queued with a single write call,
+// so under load many frames share one syscall (optionally waiting Linger for
+// more). One reader goroutine decodes replies with protocol.ReplyDecoder and
+// hands each to the Handler registered for its opaque. An idle connection
+// sends `version` as a heartbeat; a connection with requests outstanding that
+// hears nothing for HeartbeatTimeout is declared lost.
+//
+// A Conn does not reconnect: when it fails, every outstanding request's
+// Handler gets the error and Done is closed; the owner dials a new one, or
+// uses a Pool, which keeps one live connection per broker address.
+//
+// Errors wrap sentinels for errors.Is: ErrClosed (closed by its owner),
+// ErrConnLost and ErrDial (retriable), ErrProtocol, and *ServerError for a
+// reply code other than 200 (ErrUnavailable, ErrTimeout, ... match by code;
+// 503 and 504 are retriable). IsRetriable says whether to send again.
+//
+// Besides puts, the consumer sends get and offset requests the same way:
+// Get, Offset and Do are synchronous wrappers over Start.
+package conn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/metaq-go/metaq/protocol"
+)
+
+// Request writes one request frame with the given opaque.
+type Request interface {
+	AppendRequest(dst []byte, opaque int32) []byte
+}
+
+// Handler receives the reply to one request, or the error that ended the
+// connection, exactly once. It runs on the connection's reader goroutine (or,
+// for errors, on whichever goroutine failed the connection): it must not
+// block, and must not call Close. rep and rep.Body are valid only during the
+// call.
+type Handler interface {
+	HandleReply(rep *protocol.Reply, err error)
+}
+
+// Options tune a connection. Zero values take the defaults.
+type Options struct {
+	// HeartbeatInterval: an idle connection sends `version` this often.
+	// Default 10 s (the Java client's); negative disables heartbeats and the
+	// stall check.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout: a connection with requests outstanding that reads
+	// nothing for this long is closed with ErrConnLost. Default 30 s.
+	HeartbeatTimeout time.Duration
+	// Linger: when fewer than FlushBytes are queued and the previous write
+	// was less than Linger ago (the connection is busy), the writer waits up
+	// to this long for more frames before writing. A request on an idle
+	// connection is written at once. Default 0.
+	Linger time.Duration
+	// FlushBytes ends a linger early. Default 256 KiB.
+	FlushBytes int
+	// MaxReplyBody bounds one reply body. Default protocol.DefaultMaxReplyBody.
+	MaxReplyBody int
+	// DialTimeout bounds Dial in addition to its ctx. Default 10 s.
+	DialTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.HeartbeatInterval == 0 {
+		o.HeartbeatInterval = 10 * time.Second
+	}
+	if o.HeartbeatTimeout <= 0 {
+		o.HeartbeatTimeout = 30 * time.Second
+	}
+	if o.FlushBytes <= 0 {
+		o.FlushBytes = 256 << 10
+	}
+	if o.MaxReplyBody <= 0 {
+		o.MaxReplyBody = protocol.DefaultMaxReplyBody
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return o
+}
+
+// Conn is one pipelined connection to a broker. Its methods are safe for
+// concurrent use.
+type Conn struct {
+	addr string
+	nc   net.Conn
+	opts Options
+
+	mu         sync.Mutex // guards the fields below
+	wbuf       []byte     // frames queued for the writer
+	spare      []byte     // the writer's other buffer
+	pending    map[int32]Handler
+	next       int32 // next opaque to try
+	wrapped    bool  // next has wrapped around: opaques may collide
+	err        error // why the connection ended; nil while alive
+	stallSince int64 // unix nanos when pending last became non-empty
+
+	_         [64]byte     // keep the reader's and writer's clocks off mu's cache line
+	lastRead  atomic.Int64 // unix nanos
+	lastWrite atomic.Int64
+	readTime  int64 // unix nanos of the read being dispatched; reader goroutine only
+	_         [64]byte
+
+	wake chan struct{} // cap 1: frames queued while the writer idled
+	full chan struct{} // cap 1: FlushBytes reached during a linger
+	done chan struct{} // closed when the connection ends
+	wg   sync.WaitGroup
+}
+
+// Dial connects to addr (host:port) and starts the connection's goroutines.
+func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
+	o := opts.withDefaults()
+	d := net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, wrap(ErrDial, err)
+	}
+	now := time.Now().UnixNano()
+	c := &Conn{addr: addr, nc: nc, opts: o, pending: make(map[int32]Handler, 64),
+		next: 1, wake: make(chan struct{}, 1), full: make(chan struct{}, 1), done: make(chan struct{})}
+	c.lastRead.Store(now)
+	c.lastWrite.Store(now)
+	c.wg.Add(2)
+	go c.readLoop()
+	go c.writeLoop()
+	return c, nil
+}
+
+// Addr returns the broker address.
+func (c *Conn) Addr() string { return c.addr }
+
+// Done is closed when the connection has ended; Err then says why.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection ended, or nil while it is alive.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// ReplyTime returns when the reply being handled was read. Call it only from
+// a Handler (it is one clock read per read batch, not per reply).
+func (c *Conn) ReplyTime() time.Time { return time.Unix(0, c.readTime) }
+
+// Pending returns the number of requests awaiting a reply.
+func (c *Conn) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
+// Start queues req and registers h for its reply. It never blocks. When the
+// connection has already ended it returns the error and h is not called;
+// otherwise h is called exactly once, later.
+func (c *Conn) Start(req Request, h Handler) error {
+	if b, ok := req.(badReq); ok {
+		return b.err
+	}
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	op := c.allocOpaqueLocked()
+	if len(c.pending) == 0 {
+		c.stallSince = time.Now().UnixNano()
+	}
+	c.pending[op] = h
+	was := len(c.wbuf)
+	c.wbuf = req.AppendRequest(c.wbuf, op)
+	n := len(c.wbuf)
+	c.mu.Unlock()
+	if was == 0 {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	} else if was < c.opts.FlushBytes && n >= c.opts.FlushBytes && c.opts.Linger > 0 {
+		select {
+		case c.full <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// allocOpaqueLocked returns the next opaque not in use. Opaques wrap around
+// from MaxInt32 to MinInt32; NoOpaque (MaxInt32) is skipped because brokers
+// use it for requests sent without one.
+func (c *Conn) allocOpaqueLocked() int32 {
+	for {
+		op := c.next
+		if c.next == math.MaxInt32-1 {
+			c.next = math.MinInt32
+			c.wrapped = true
+		} else {
+			c.next++
+		}
+		if op == protocol.NoOpaque {
+			continue
+		}
+		if !c.wrapped {
+			return op // every opaque so far was new
+		}
+		if _, busy := c.pending[op]; !busy {
+			return op
+		}
+	}
+}
+
+// Close ends the connection: requests in flight fail with ErrClosed. It waits
+// for the connection's goroutines, so it must not be called from a Handler.
+// Idempotent.
+func (c *Conn) Close() error {
+	c.fail(ErrClosed)
+	c.wg.Wait()
+	return nil
+}
+
+// fail ends the connection once with err and fails every pending request.
+func (c *Conn) fail(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	pending := c.pending
+	c.pending = map[int32]Handler{}
+	c.wbuf = nil
+	close(c.done)
+	c.mu.Unlock()
+	_ = c.nc.Close()
+	if !errors.Is(err, ErrClosed) {
+		c.opts.Logger.Debug("conn: connection ended", "addr", c.addr, "err", err, "pending", len(pending))
+	}
+	for _, h := range pending {
+		h.HandleReply(nil, err)
+	}
+}
+
+func (c *Conn) writeLoop() {
+	defer c.wg.Done()
+	var tick <-chan time.Time
+	if c.opts.HeartbeatInterval > 0 {
+		t := time.NewTicker(max(c.opts.HeartbeatInterval/2, time.Millisecond))
+		defer t.Stop()
+		tick = t.C
+	}
+	var linger *time.Timer
+	if c.opts.Linger > 0 {
+		linger = time.NewTimer(time.Hour)
+		linger.Stop()
+	}
+	for {
+		select {
+		case <-c.wake:
+		case <-tick:
+			c.heartbeat()
+			continue
+		case <-c.done:
+			return
+		}
+		if linger != nil && !c.lingerWait(linger) {
+			return
+		}
+		if !c.flush() {
+			return
+		}
+	}
+}
+
+// lingerWait waits up to Linger for more frames unless FlushBytes are
+// queued already or the connection was idle (the last write is older than
+// Linger: a lone request leaves at once). False when the connection ended.
+func (c *Conn) lingerWait(t *time.Timer) bool {
+	if time.Duration(time.Now().UnixNano()-c.lastWrite.Load()) > c.opts.Linger {
+		return true
+	}
+	c.mu.Lock()
+	n := len(c.wbuf)
+	c.mu.Unlock()
+	if n >= c.opts.FlushBytes {
+		return true
+	}
+	t.Reset(c.opts.Linger)
+	select {
+	case <-t.C:
+	case <-c.full:
+		t.Stop()
+	case <-c.done:
+		t.Stop()
+		return false
+	}
+	return true
+}
+
+// flush writes everything queued in one write call. False when the
+// connection ended.
+func (c *Conn) flush() bool {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return false
+	}
+	buf := c.wbuf
+	c.wbuf = c.spare[:0]
+	c.spare = nil
+	c.mu.Unlock()
+	if len(buf) == 0 {
+		c.putSpare(buf)
+		return true
+	}
+	if _, err := c.nc.Write(buf); err != nil {
+		c.fail(wrap(ErrConnLost, err))
+		return false
+	}
+	c.lastWrite.Store(time.Now().UnixNano())
+	c.putSpare(buf)
+	return true
+}
+
+// putSpare keeps buf for the next swap unless it grew very large.
+func (c *Conn) putSpare(buf []byte) {
+	if cap(buf) > 8<<20 {
+		buf = nil
+	}
+	c.mu.Lock()
+	c.spare = buf[:0]
+	c.mu.Unlock()
+}
+
+// heartbeat sends `version` on an idle connection and declares the
+// connection lost when requests have waited too long without any reply.
+func (c *Conn) heartbeat() {
+	now := time.Now().UnixNano()
+	c.mu.Lock()
+	n := len(c.pending)
+	since := max(c.stallSince, c.lastRead.Load())
+	c.mu.Unlock()
+	if n > 0 {
+		if time.Duration(now-since) > c.opts.HeartbeatTimeout {
+			c.fail(wrap(ErrConnLost, fmt.Errorf("no reply from %s for %v", c.addr, time.Duration(now-since).Round(time.Millisecond))))
+		}
+		return
+	}
+	idle := now - max(c.lastRead.Load(), c.lastWrite.Load())
+	if time.Duration(idle) >= c.opts.HeartbeatInterval {
+		_ = c.Start(versionReq{}, heartbeatHandler{c})
+	}
+}
+
+type versionReq struct{}
+
+func (versionReq) AppendRequest(dst []byte, opaque int32) []byte {
+	return protocol.AppendVersion(dst, opaque)
+}
+
+type heartbeatHandler struct{ c *Conn }
+
+func (h heartbeatHandler) HandleReply(rep *protocol.Reply, err error) {
+	if err == nil && rep.Code != protocol.CodeOK {
+		h.c.opts.Logger.Warn("conn: heartbeat refused", "addr", h.c.addr, "code", rep.Code)
+	}
+}
+
+const readBufSize = 64 << 10
+
+func (c *Conn) readLoop() {
+	defer c.wg.Done()
+	dec := protocol.NewReplyDecoder(protocol.Config{MaxBodySize: c.opts.MaxReplyBody})
+	buf := make([]byte, readBufSize)
+	start, end := 0, 0
+	for {
+		if end == len(buf) {
+			buf, start, end = makeRoom(buf, start, end, 0)
+		}
+		n, err := c.nc.Read(buf[end:])
+		if n > 0 {
+			end += n
+			c.readTime = time.Now().UnixNano()
+			c.lastRead.Store(c.readTime)
+			var ok bool
+			if start, ok = c.dispatch(dec, buf, start, end); !ok {
+				return
+			}
+			if start == end {
+				start, end = 0, 0
+			} else if need := dec.Pending(); need > len(buf)-start {
+				buf, start, end = makeRoom(buf, start, end, need)
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			c.fail(wrap(ErrConnLost, err))
+			return
+		}
+	}
+}
+
+// dispatch decodes every complete reply in buf[start:end] and returns the new
+// start; false when the stream is malformed.
+func (c *Conn) dispatch(dec *protocol.ReplyDecoder, buf []byte, start, end int) (int, bool) {
+	for start < end {
+		rep, used, err := dec.Decode(buf[start:end])
+		if err != nil {
+			c.fail(wrap(ErrProtocol, err))
+			return start, false
+		}
+		if used == 0 {
+			return start, true
+		}
+		start += used
+		c.mu.Lock()
+		h, ok := c.pending[rep.Opaque]
+		if ok {
+			delete(c.pending, rep.Opaque)
+		}
+		c.mu.Unlock()
+		if !ok {
+			c.opts.Logger.Warn("conn: reply with unknown opaque", "addr", c.addr, "opaque", rep.Opaque)
+			continue
+		}
+		h.HandleReply(rep, nil)
+	}
+	return start, true
+}
+
+// makeRoom moves the unread bytes to the front, growing buf when need (a
+// whole frame's size) or the unread bytes do not fit.
+func makeRoom(buf []byte, start, end, need int) ([]byte, int, int) {
+	unread := end - start
+	size := len(buf)
+	for need > size || unread == size {
+		size *= 2
+	}
+	if size != len(buf) {
+		nb := make([]byte, size)
+		copy(nb, buf[start:end])
+		return nb, 0, unread
+	}
+	copy(buf, buf[start:end])
+	return buf, 0, unread
+}

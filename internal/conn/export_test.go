@@ -1,0 +1,9 @@
+package conn
+
+// SetNextOpaque sets the next opaque to try (tests of the wrap-around).
+func SetNextOpaque(c *Conn, v int32) {
+	c.mu.Lock()
+	c.next = v
+	c.wrapped = true
+	c.mu.Unlock()
+}

@@ -1,0 +1,152 @@
+package conn
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/metaq-go/metaq/protocol"
+)
+
+// Reply is a reply copied out of the read buffer (safe to keep).
+type Reply struct {
+	Verb protocol.Verb // protocol.VerbResult or protocol.VerbValue
+	Code int32
+	Body []byte
+}
+
+// ProtocolRequest adapts a protocol request (*PutRequest, *GetRequest,
+// *OffsetRequest, *VersionRequest, *StatsRequest, *TransactionRequest) to a
+// Request: the connection's opaque replaces the request's own. Other
+// requests (quit, sync) cannot be correlated: Start refuses them.
+func ProtocolRequest(r protocol.Request) Request {
+	switch r.(type) {
+	case *protocol.PutRequest, *protocol.GetRequest, *protocol.OffsetRequest,
+		*protocol.VersionRequest, *protocol.StatsRequest, *protocol.TransactionRequest:
+		return protoReq{r}
+	}
+	return badReq{fmt.Errorf("conn: a %T cannot be sent with an opaque", r)}
+}
+
+// badReq is a request Start refuses with err.
+type badReq struct{ err error }
+
+func (badReq) AppendRequest(dst []byte, _ int32) []byte { return dst }
+
+type protoReq struct{ r protocol.Request }
+
+func (p protoReq) AppendRequest(dst []byte, opaque int32) []byte {
+	switch r := p.r.(type) {
+	case *protocol.PutRequest:
+		cp := *r
+		cp.OpaqueID = opaque
+		return cp.AppendTo(dst)
+	case *protocol.GetRequest:
+		cp := *r
+		cp.OpaqueID = opaque
+		return cp.AppendTo(dst)
+	case *protocol.OffsetRequest:
+		cp := *r
+		cp.OpaqueID = opaque
+		return cp.AppendTo(dst)
+	case *protocol.VersionRequest:
+		return protocol.AppendVersion(dst, opaque)
+	case *protocol.StatsRequest:
+		return protocol.AppendStatsRequest(dst, r.Item, opaque)
+	case *protocol.TransactionRequest:
+		cp := *r
+		cp.OpaqueID = opaque
+		return cp.AppendTo(dst)
+	}
+	return dst // unreachable: ProtocolRequest admits only the types above
+}
+
+// waiter is the Handler of a synchronous call.
+type waiter struct{ ch chan result }
+
+type result struct {
+	rep Reply
+	err error
+}
+
+func (w waiter) HandleReply(rep *protocol.Reply, err error) {
+	if err != nil {
+		w.ch <- result{err: err}
+		return
+	}
+	w.ch <- result{rep: Reply{Verb: rep.Verb, Code: rep.Code, Body: append([]byte(nil), rep.Body...)}}
+}
+
+// Do sends req and waits for its reply or the end of ctx. Any reply is
+// returned as is, whatever its code (a get's 301 and 404 are answers, not
+// failures). When ctx ends first the request stays in flight and its reply is
+// dropped.
+func (c *Conn) Do(ctx context.Context, req Request) (Reply, error) {
+	w := waiter{ch: make(chan result, 1)}
+	if err := c.Start(req, w); err != nil {
+		return Reply{}, err
+	}
+	select {
+	case r := <-w.ch:
+		return r.rep, r.err
+	case <-ctx.Done():
+		return Reply{}, ctx.Err()
+	}
+}
+
+// PutResult is the body of a 200 reply to a put.
+type PutResult struct {
+	MsgID     int64
+	Partition int32
+	Offset    int64
+}
+
+// Put sends one put and waits for it; a non-200 reply is a *ServerError.
+func (c *Conn) Put(ctx context.Context, r *protocol.PutRequest) (PutResult, error) {
+	rep, err := c.Do(ctx, protoReq{r})
+	if err != nil {
+		return PutResult{}, err
+	}
+	if rep.Code != protocol.CodeOK {
+		return PutResult{}, &ServerError{Code: rep.Code, Msg: string(rep.Body)}
+	}
+	id, part, off, err := protocol.ParsePutResult(rep.Body)
+	if err != nil {
+		return PutResult{}, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	return PutResult{MsgID: id, Partition: part, Offset: off}, nil
+}
+
+// Get sends a get and returns the reply: VerbValue with a message set, or a
+// result (301 with an offset to use, 404 when caught up, other codes).
+func (c *Conn) Get(ctx context.Context, r *protocol.GetRequest) (Reply, error) {
+	return c.Do(ctx, protoReq{r})
+}
+
+// Offset asks the broker for a valid offset near r.Offset (PROTOCOL.md §5).
+func (c *Conn) Offset(ctx context.Context, r *protocol.OffsetRequest) (int64, error) {
+	rep, err := c.Do(ctx, protoReq{r})
+	if err != nil {
+		return 0, err
+	}
+	if rep.Code != protocol.CodeOK {
+		return 0, &ServerError{Code: rep.Code, Msg: string(rep.Body)}
+	}
+	off, err := strconv.ParseInt(string(rep.Body), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: offset body %q", ErrProtocol, rep.Body)
+	}
+	return off, nil
+}
+
+// Version returns the broker's version string.
+func (c *Conn) Version(ctx context.Context) (string, error) {
+	rep, err := c.Do(ctx, versionReq{})
+	if err != nil {
+		return "", err
+	}
+	if rep.Code != protocol.CodeOK {
+		return "", &ServerError{Code: rep.Code, Msg: string(rep.Body)}
+	}
+	return string(rep.Body), nil
+}

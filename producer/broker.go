@@ -1,0 +1,206 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/metaq-go/metaq/internal/conn"
+)
+
+// broker is the producer's view of one broker address: whether sends should
+// avoid it for now. Its connection lives in the producer's conn.Pool.
+type broker struct {
+	p    *Producer
+	addr string
+
+	downUntil atomic.Int64 // unix nanos; 0 = available
+	failures  atomic.Int32 // consecutive failures, for the backoff
+}
+
+// available reports whether sends may use the broker now. It reads the
+// clock only while the broker is marked down.
+func (b *broker) available() bool {
+	d := b.downUntil.Load()
+	if d == 0 {
+		return true
+	}
+	if d > time.Now().UnixNano() {
+		return false
+	}
+	b.downUntil.CompareAndSwap(d, 0)
+	return true
+}
+
+// markDown makes sends avoid the broker for a backoff step that grows with
+// consecutive failures.
+func (b *broker) markDown() {
+	n := b.failures.Add(1)
+	d := min(b.p.opts.retryBackoff<<min(n-1, 16), maxBackoff)
+	b.downUntil.Store(time.Now().Add(max(d, time.Millisecond)).UnixNano())
+}
+
+// markUp clears the failures after a successful dial.
+func (b *broker) markUp() {
+	b.failures.Store(0)
+	b.downUntil.Store(0)
+}
+
+// connFailed notes that a request failed because its connection ended.
+func (b *broker) connFailed(err error) {
+	if errors.Is(err, conn.ErrClosed) {
+		return
+	}
+	b.markDown()
+}
+
+// get returns a live connection to the broker (dialling if needed).
+func (b *broker) get(ctx context.Context) (*conn.Conn, error) {
+	return b.p.pool.Get(ctx, b.addr)
+}
+
+// onDial is the pool's report of a dial attempt.
+func (p *Producer) onDial(addr string, err error) {
+	b := p.brokerFor(addr)
+	if err != nil {
+		b.markDown()
+		p.opts.log.Warn("producer: cannot connect to broker", "addr", addr, "err", err)
+	} else {
+		b.markUp()
+		p.stats.dials.Add(1)
+		p.opts.log.Debug("producer: connected to broker", "addr", addr)
+	}
+	if h := p.opts.hooks.OnConnect; h != nil {
+		h(addr, err)
+	}
+}
+
+// brokerFor returns the state of the broker at addr, creating it.
+func (p *Producer) brokerFor(addr string) *broker {
+	p.mu.RLock()
+	b := p.brokers[addr]
+	p.mu.RUnlock()
+	if b != nil {
+		return b
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b = p.brokers[addr]; b == nil {
+		b = &broker{p: p, addr: addr}
+		p.brokers[addr] = b
+	}
+	return b
+}
+
+// route is the producer's routing table for one topic at one version of the
+// topology. It is immutable.
+type route struct {
+	version uint64
+	parts   []Partition // current, sorted
+	// keySpace is every partition seen for the topic during the producer's
+	// life, sorted; live says which are in parts (with their current address).
+	keySpace []Partition
+	live     []bool
+}
+
+// routeFor returns the routing table of topic, rebuilt when the topology changed.
+func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
+	p.mu.RLock()
+	rt := p.routes[topic]
+	p.mu.RUnlock()
+	if rt == nil {
+		// The topic's first load may wait on ZooKeeper: give up at Close too.
+		mctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(p.ctx, cancel)
+		defer stop()
+		ctx = mctx
+	}
+	tp, err := p.topo.Partitions(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	if rt != nil && rt.version == tp.Version {
+		return rt, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if rt = p.routes[topic]; rt != nil && rt.version == tp.Version {
+		return rt, nil
+	}
+	nrt := &route{version: tp.Version, parts: tp.Partitions}
+	type key struct{ b, p int }
+	seen := map[key]Partition{}
+	if rt != nil {
+		for _, kp := range rt.keySpace {
+			seen[key{kp.BrokerID, kp.Partition}] = kp
+		}
+	}
+	live := map[key]bool{}
+	for _, cp := range tp.Partitions {
+		seen[key{cp.BrokerID, cp.Partition}] = cp
+		live[key{cp.BrokerID, cp.Partition}] = true
+	}
+	for _, kp := range seen {
+		nrt.keySpace = append(nrt.keySpace, kp)
+	}
+	slices.SortFunc(nrt.keySpace, func(a, b Partition) int {
+		if a.BrokerID != b.BrokerID {
+			return a.BrokerID - b.BrokerID
+		}
+		return a.Partition - b.Partition
+	})
+	for _, kp := range nrt.keySpace {
+		nrt.live = append(nrt.live, live[key{kp.BrokerID, kp.Partition}])
+	}
+	p.routes[topic] = nrt
+	return nrt, nil
+}
+
+// choose picks r's partition and broker for this attempt.
+func (p *Producer) choose(r *record) (Partition, *broker, error) {
+	rt, err := p.routeFor(r.ctx, r.msg.Topic)
+	if err != nil {
+		if p.closed.Load() {
+			err = errors.Join(ErrClosed, err)
+		}
+		return Partition{}, nil, fmt.Errorf("producer: partitions of %q: %w", r.msg.Topic, err)
+	}
+	pt := p.opts.partitioner
+	if pt.ordered {
+		if len(rt.keySpace) == 0 {
+			return Partition{}, nil, newErr(fmt.Sprintf("producer: topic %q has no partitions", r.msg.Topic), ErrNoPartitions)
+		}
+		i := pt.pick(&r.msg, rt.keySpace, 0)
+		if i < 0 || i >= len(rt.keySpace) {
+			return Partition{}, nil, newErr(fmt.Sprintf("producer: partitioner %s chose index %d of %d", pt.name, i, len(rt.keySpace)), ErrInvalidMessage)
+		}
+		part := rt.keySpace[i]
+		if !rt.live[i] {
+			return part, nil, newErr(fmt.Sprintf("producer: partition %s of %q: its broker is not registered", part, r.msg.Topic), ErrPartitionUnavailable)
+		}
+		b := p.brokerFor(part.Addr)
+		if !b.available() {
+			return part, nil, newErr(fmt.Sprintf("producer: partition %s of %q: broker %s is unreachable", part, r.msg.Topic, part.Addr), ErrPartitionUnavailable)
+		}
+		return part, b, nil
+	}
+	n := len(rt.parts)
+	if n == 0 {
+		return Partition{}, nil, newErr(fmt.Sprintf("producer: topic %q has no partitions", r.msg.Topic), ErrNoPartitions)
+	}
+	start := pt.pick(&r.msg, rt.parts, p.seq.Add(1)-1) % n
+	if start < 0 {
+		start += n
+	}
+	for i := 0; i < n; i++ {
+		part := rt.parts[(start+i)%n]
+		if b := p.brokerFor(part.Addr); b.available() {
+			return part, b, nil
+		}
+	}
+	return Partition{}, nil, newErr(fmt.Sprintf("producer: every broker of %q is unreachable", r.msg.Topic), ErrNoPartitions)
+}

@@ -1,0 +1,319 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/conn"
+	"github.com/metaq-go/metaq/protocol"
+	"github.com/metaq-go/metaq/zkrecipes"
+)
+
+// Message is one message to send.
+type Message struct {
+	Topic   string
+	Payload []byte
+	// Attribute is an optional string stored with the message (flag bit 0).
+	Attribute string
+	// Key selects the partition with the ByKey partitioner.
+	Key []byte
+}
+
+// Result says where a message was stored.
+type Result struct {
+	MsgID     int64
+	Partition Partition
+	Offset    int64
+}
+
+// Producer sends messages to the partitions of a MetaQ cluster over one
+// pipelined connection per broker. It is safe for concurrent use.
+type Producer struct {
+	opts     options
+	topo     coordinator.Topology
+	ownsTopo bool
+	session  *zkrecipes.Session // owned, nil unless WithZooKeeper
+	pool     *conn.Pool         // one connection per broker
+
+	sem      chan struct{} // one token per message in flight
+	seq      atomic.Uint64 // round-robin sequence
+	inflight atomic.Int64
+	stats    counters
+
+	mu      sync.RWMutex // guards brokers and routes
+	brokers map[string]*broker
+	routes  map[string]*route
+
+	drainMu  sync.Mutex    // guards drainCh
+	drainCh  chan struct{} // closed when inflight reaches 0 while Flush waits
+	flushers atomic.Int32
+
+	closed    atomic.Bool     // no new messages
+	abort     chan struct{}   // closed when Close gives up on what is in flight
+	ctx       context.Context // canceled with abort
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	closeErr  error
+	goMu      sync.Mutex     // guards stopped and wg.Add
+	stopped   bool           // no more goroutines may start
+	wg        sync.WaitGroup // retry waits, dials and connection closers
+}
+
+// New validates the options and returns a producer. With WithZooKeeper it
+// connects to ZooKeeper first (within 30 s).
+func New(opts ...Option) (*Producer, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	p := &Producer{opts: o, sem: make(chan struct{}, o.maxInFlight), brokers: map[string]*broker{},
+		routes: map[string]*route{}, abort: make(chan struct{})}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	switch {
+	case o.topology != nil:
+		p.topo = o.topology
+	case o.brokerAddr != "":
+		v, err := coordinator.NewStaticView(o.brokerAddr, 0, o.brokerParts)
+		if err != nil {
+			p.cancel()
+			return nil, fmt.Errorf("producer: %w", err)
+		}
+		p.topo, p.ownsTopo = v, true
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := zkrecipes.Connect(ctx, o.zkServers, zkrecipes.WithLogger(o.log))
+		if err != nil {
+			p.cancel()
+			return nil, fmt.Errorf("producer: connect to ZooKeeper %v: %w", o.zkServers, err)
+		}
+		p.session = s
+		p.topo = coordinator.NewClusterView(s, coordinator.NewPaths(o.zkRoot), coordinator.WithViewLogger(o.log))
+		p.ownsTopo = true
+	}
+	p.pool = conn.NewPool(conn.Options{HeartbeatInterval: o.heartbeat, Linger: o.linger, Logger: o.log}, p.onDial)
+	return p, nil
+}
+
+// Send sends msg and waits for the broker's acknowledgement (the message is
+// then as durable as the broker's flush mode promises). Retriable failures
+// are retried within ctx. When ctx ends first Send returns ctx's error; the
+// message may still be stored.
+func (p *Producer) Send(ctx context.Context, msg Message) (Result, error) {
+	w := waiterPool.Get().(*waiter)
+	p.send(ctx, msg, nil, w)
+	select {
+	case r := <-w.ch:
+		waiterPool.Put(w)
+		return r.res, r.err
+	case <-ctx.Done():
+		// w is abandoned: the record still completes into its buffered channel.
+		return Result{}, fmt.Errorf("producer: send to %q: %w", msg.Topic, ctx.Err())
+	}
+}
+
+// SendAsync queues msg and returns; cb is called exactly once with the
+// result or the error (IsRetriable says whether sending again may work).
+// SendAsync waits (within ctx) only for room when MaxInFlight messages are
+// outstanding, and for the topic's first discovery and the broker's first
+// dial; when ctx ends first cb gets ctx's error.
+// Retries of msg stop when ctx ends. cb may run on the calling goroutine (for
+// an immediate failure) or on a connection's reader goroutine: keep it fast
+// and never block in it (calling SendAsync from it is fine only with a ctx
+// that bounds the wait).
+//
+// msg.Payload and msg.Key must not be modified until cb runs.
+func (p *Producer) SendAsync(ctx context.Context, msg Message, cb func(Result, error)) {
+	if cb == nil {
+		cb = func(Result, error) {}
+	}
+	p.send(ctx, msg, cb, nil)
+}
+
+func (p *Producer) send(ctx context.Context, msg Message, cb func(Result, error), w *waiter) {
+	size := len(msg.Payload)
+	if msg.Attribute != "" {
+		size += 4 + len(msg.Attribute)
+	}
+	var err error
+	switch {
+	case size > p.opts.maxMessageSize:
+		err = newErr(fmt.Sprintf("producer: message of %d bytes for %q exceeds the maximum message size %d", size, msg.Topic, p.opts.maxMessageSize), ErrMessageTooLarge)
+	case !protocol.ValidTopic(msg.Topic):
+		err = newErr(fmt.Sprintf("producer: %q is not a valid topic name", msg.Topic), ErrInvalidMessage)
+	case p.opts.partitioner.needsKey && len(msg.Key) == 0:
+		err = newErr("producer: the by-key partitioner needs a message key", ErrInvalidMessage)
+	case ctx.Err() != nil:
+		err = fmt.Errorf("producer: send to %q: %w", msg.Topic, ctx.Err())
+	}
+	if err == nil {
+		err = p.acquire(ctx)
+	}
+	if err != nil {
+		p.stats.failed.Add(1)
+		if h := p.opts.hooks.OnError; h != nil {
+			m := msg // only this branch pays for a heap copy
+			h(&m, err)
+		}
+		if w != nil {
+			w.ch <- sendResult{err: err}
+		} else {
+			cb(Result{}, err)
+		}
+		return
+	}
+	p.inflight.Add(1)
+	r := recordPool.Get().(*record)
+	*r = record{p: p, ctx: ctx, msg: msg, cb: cb, w: w, size: size, start: time.Now()}
+	if msg.Attribute != "" {
+		r.flag = protocol.FlagAttribute
+		r.data = protocol.AppendPutData(make([]byte, 0, size), r.flag, msg.Attribute, msg.Payload)
+	} else {
+		r.data = msg.Payload
+	}
+	r.checksum = protocol.Checksum(r.data)
+	if p.closed.Load() {
+		r.finish(Result{}, ErrClosed)
+		return
+	}
+	p.dispatch(r)
+}
+
+// acquire takes an in-flight slot.
+func (p *Producer) acquire(ctx context.Context) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	select {
+	case p.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case p.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("producer: waiting for room in the in-flight buffer: %w", ctx.Err())
+	case <-p.abort:
+		return ErrClosed
+	}
+}
+
+// Flush waits until no message is in flight (every callback has run) or ctx
+// ends.
+func (p *Producer) Flush(ctx context.Context) error {
+	p.flushers.Add(1)
+	defer p.flushers.Add(-1)
+	for {
+		p.drainMu.Lock()
+		if p.inflight.Load() == 0 {
+			p.drainMu.Unlock()
+			return nil
+		}
+		if p.drainCh == nil {
+			p.drainCh = make(chan struct{})
+		}
+		ch := p.drainCh
+		p.drainMu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("producer: flush: %d messages still in flight: %w", p.inflight.Load(), ctx.Err())
+		}
+	}
+}
+
+// done marks one message finished and wakes Flush when none is left.
+func (p *Producer) done() {
+	if p.inflight.Add(-1) == 0 && p.flushers.Load() > 0 {
+		p.drainMu.Lock()
+		if p.drainCh != nil && p.inflight.Load() == 0 {
+			close(p.drainCh)
+			p.drainCh = nil
+		}
+		p.drainMu.Unlock()
+	}
+}
+
+// Close stops accepting messages, waits (within ctx) for those in flight,
+// then reports every message still in flight as failed with ErrClosed,
+// closes the connections and, when the producer created them, the cluster
+// view and the ZooKeeper session. It returns ctx's error when messages had
+// to be failed. Idempotent; later calls return the first result.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		p.closeErr = p.Flush(ctx)
+		close(p.abort)
+		p.cancel()
+		_ = p.pool.Close() // requests in flight fail now, with ErrClosed
+		if p.ownsTopo {
+			_ = p.topo.Close()
+		}
+		if p.session != nil {
+			p.session.Close()
+		}
+		p.goMu.Lock()
+		p.stopped = true
+		p.goMu.Unlock()
+		p.wg.Wait()
+		// Every record has now been reported; make sure of it.
+		if err := p.Flush(context.Background()); err != nil {
+			p.closeErr = errors.Join(p.closeErr, err)
+		}
+	})
+	return p.closeErr
+}
+
+// spawn runs f on a goroutine Close waits for; false once Close stopped
+// them (f does not run).
+func (p *Producer) spawn(f func()) bool {
+	p.goMu.Lock()
+	defer p.goMu.Unlock()
+	if p.stopped {
+		return false
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// Stats returns a snapshot of the counters.
+func (p *Producer) Stats() Stats {
+	q := p.stats.hist.quantiles(0.5, 0.9, 0.99, 0.999)
+	mx := time.Duration(p.stats.maxLat.Load())
+	for i := range q {
+		q[i] = min(q[i], mx)
+	}
+	return Stats{
+		Sent: p.stats.sent.Load(), Bytes: p.stats.bytes.Load(), Failed: p.stats.failed.Load(),
+		Retried: p.stats.retried.Load(), InFlight: p.inflight.Load(), Dials: p.stats.dials.Load(),
+		LatencyP50: q[0], LatencyP90: q[1], LatencyP99: q[2], LatencyP999: q[3],
+		LatencyMax: mx,
+	}
+}
+
+// Topology returns the view the producer routes with.
+func (p *Producer) Topology() coordinator.Topology { return p.topo }
+
+type sendResult struct {
+	res Result
+	err error
+}
+
+type waiter struct{ ch chan sendResult }
+
+var waiterPool = sync.Pool{New: func() any { return &waiter{ch: make(chan sendResult, 1)} }}
