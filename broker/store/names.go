@@ -19,7 +19,6 @@ const (
 	archiveNameFormat = "%020d.arc"  // <start offset>.arc
 	zipNameFormat     = "%020d.zip"  // segment archived by retention (zipped)
 	tempSuffix        = ".tmp"       // file being written, renamed when complete
-	partitionFormat   = "%s-%d"      // <topic>-<partition>
 	segmentNameLen    = 20 + len(".meta")
 )
 
@@ -40,7 +39,14 @@ func parseSegmentName(name string) (int64, bool) {
 
 // PartitionDirName returns the directory name of a partition: <topic>-<part>.
 func PartitionDirName(topic string, part int) string {
-	return fmt.Sprintf(partitionFormat, topic, part)
+	return topic + "-" + strconv.Itoa(part)
+}
+
+// partID identifies an open partition without building its name (the
+// broker looks partitions up on every put).
+type partID struct {
+	topic string
+	part  int
 }
 
 // ParsePartitionDirName splits a partition directory name at its last '-'.

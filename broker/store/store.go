@@ -20,7 +20,7 @@ type Store struct {
 	lock io.Closer
 
 	mu     sync.Mutex // guards parts and closed
-	parts  map[string]*Partition
+	parts  map[partID]*Partition
 	closed bool
 
 	stop chan struct{}  // closed by Close to stop the retention loop
@@ -48,7 +48,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: lock %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[string]*Partition{}, stop: make(chan struct{})}
+	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[partID]*Partition{}, stop: make(chan struct{})}
 	s.ids = newIDGen(opts.BrokerID, func() int64 { return opts.Now().UnixMilli() })
 	if err := s.openAll(); err != nil {
 		s.Close()
@@ -81,9 +81,9 @@ func (s *Store) openAll() error {
 			errs[i] = fmt.Errorf("store: open partition %s: %w", names[i], errs[i])
 		}
 	})
-	for i, p := range parts {
+	for _, p := range parts {
 		if p != nil {
-			s.parts[names[i]] = p
+			s.parts[partID{p.topic, p.part}] = p
 		}
 	}
 	return errors.Join(errs...)
@@ -117,23 +117,23 @@ func (s *Store) Partition(topic string, part int, create bool) (*Partition, erro
 	if !ValidTopic(topic) || part < 0 {
 		return nil, fmt.Errorf("%w: %q %d", ErrInvalidName, topic, part)
 	}
-	name := PartitionDirName(topic, part)
+	id := partID{topic, part}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
-	if p := s.parts[name]; p != nil {
+	if p := s.parts[id]; p != nil {
 		return p, nil
 	}
 	if !create {
-		return nil, fmt.Errorf("%w: %s", ErrNoPartition, name)
+		return nil, fmt.Errorf("%w: %s", ErrNoPartition, PartitionDirName(topic, part))
 	}
 	p, err := openPartition(s, topic, part)
 	if err != nil {
 		return nil, err
 	}
-	s.parts[name] = p
+	s.parts[id] = p
 	return p, nil
 }
 
