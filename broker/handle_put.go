@@ -121,7 +121,7 @@ func (cn *conn) flushPuts() {
 		size := int64(len(pb.arena) + store.HeaderSize*len(pb.ends))
 		cn.inflightPut.Add(size)
 		cn.inflight.Add(1)
-		if err := pb.p.AppendBatch(pb.msgs, pb.done); err != nil {
+		if err := pb.p.AppendMessages(pb.msgs, pb.done); err != nil {
 			pb.done(store.AppendResult{}, err)
 		}
 	}
