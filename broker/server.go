@@ -43,6 +43,7 @@ func startServer(b *Broker) (*server, error) {
 		s.runErr <- gnet.Run(s, "tcp://"+b.opts.ListenAddr,
 			gnet.WithMulticore(b.opts.Multicore),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithReuseAddr(true), // a restarted broker rebinds its port while old connections are in TIME_WAIT
 			gnet.WithReadBufferCap(256<<10),
 			gnet.WithWriteBufferCap(256<<10),
 			gnet.WithLogger(gnetLogger{b.log}))
