@@ -62,6 +62,8 @@ type Producer struct {
 	goMu      sync.Mutex     // guards stopped and wg.Add
 	stopped   bool           // no more goroutines may start
 	wg        sync.WaitGroup // retry waits, dials and connection closers
+
+	tx txSession // transactions (tx.go)
 }
 
 // New validates the options and returns a producer. With WithZooKeeper it
