@@ -29,9 +29,9 @@ start_broker() {
   if broker_up; then echo "cluster.sh: broker already serving on 127.0.0.1:$bport"; return 0; fi
   mkdir -p "$bdir"
   go build -o "$repo/bin/metaq" ./tools/metaq
-  METAQ_SYSTEM_SERVERPORT=$bport METAQ_ZOOKEEPER_ZK_ZKCONNECT=127.0.0.1:$zkport \
-    METAQ_SYSTEM_DATAPATH=$bdir/data \
-    nohup "$repo/bin/metaq" broker --config "$config" >"$bdir/broker.log" 2>&1 &
+  METAQ_SYSTEM_SERVERPORT=$bport METAQ_ZOOKEEPER_ZKCONNECT=127.0.0.1:$zkport \
+    METAQ_SYSTEM_DATAPATH=$bdir/data METAQ_SYSTEM_HOSTNAME=127.0.0.1 \
+    nohup "$repo/bin/metaq" broker --config "$config" --listen 127.0.0.1:$bport >"$bdir/broker.log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 200); do
     if broker_up; then

@@ -5,15 +5,17 @@ import (
 )
 
 func newBrokerCmd(g *globals) *cobra.Command {
-	var configPath string
+	var configPath, listen, admin string
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "run a broker from a MetaQ server.ini (or the same settings as YAML/TOML)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBroker(cmd.Context(), g, configPath)
+			return runBroker(cmd.Context(), g, configPath, listen, admin)
 		},
 	}
+	cmd.Flags().StringVar(&listen, "listen", "", "listen address host:port (default: all interfaces on serverPort)")
+	cmd.Flags().StringVar(&admin, "admin", "", "serve Prometheus /metrics and /healthz on host:port (default: 127.0.0.1:<adminPort> when the config sets adminPort)")
 	cmd.Flags().StringVarP(&configPath, "config", "c", "conf/server.ini", "broker configuration file (.ini, .yaml, .toml)")
 	return cmd
 }

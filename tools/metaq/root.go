@@ -66,6 +66,18 @@ func newRootCmd() *cobra.Command {
 	// One line per command; each lives in its own cmd_*.go file.
 	root.AddCommand(
 		newBrokerCmd(g),
+		newClusterCmd(g),
+		newBrokersCmd(g),
+		newTopicsCmd(g),
+		newStatsCmd(g),
+		newZKCmd(g),
+		newSegmentsCmd(g),
+		newHealthcheckCmd(g),
+		newProduceCmd(g),
+		newBenchCmd(g),
+		newGroupsCmd(g),
+		newConsumeCmd(g),
+		newTxCmd(g),
 	)
 	return root
 }

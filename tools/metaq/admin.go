@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/metaq-go/metaq/broker"
+)
+
+// snapshotter is what the admin server needs of a broker.
+type snapshotter interface {
+	Snapshot() broker.Snapshot
+}
+
+// adminServer serves /metrics (Prometheus) and /healthz for `metaq broker --admin`.
+type adminServer struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{}
+	err  error // of Serve, read after done
+}
+
+// adminAddr picks the admin listen address: --admin, else 127.0.0.1:<adminPort>, else none.
+func adminAddr(flag string, adminPort int) string {
+	if flag != "" {
+		return flag
+	}
+	if adminPort > 0 {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(adminPort))
+	}
+	return ""
+}
+
+// startAdmin binds addr and serves metrics of b until Close.
+func startAdmin(addr string, b snapshotter, log *slog.Logger) (*adminServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen on %s: %w (choose another --admin address or adminPort)", addr, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newBrokerCollector(b),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, reason := healthOf(b.Snapshot())
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintln(w, reason)
+	})
+	a := &adminServer{ln: ln, done: make(chan struct{}),
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	go func() {
+		defer close(a.done)
+		if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			a.err = err
+			log.Error("admin server stopped", "err", err)
+		}
+	}()
+	log.Info("admin endpoint listening", "addr", a.Addr(), "metrics", "http://"+a.Addr()+"/metrics")
+	return a, nil
+}
+
+// Addr is the bound address.
+func (a *adminServer) Addr() string { return a.ln.Addr().String() }
+
+// Close stops the server and waits for its goroutine.
+func (a *adminServer) Close(ctx context.Context) error {
+	err := a.srv.Shutdown(ctx)
+	<-a.done
+	return errors.Join(err, a.err)
+}
+
+// healthOf says whether a broker is healthy: serving, ZooKeeper connected
+// when enabled, and no failed partition.
+func healthOf(s broker.Snapshot) (bool, string) {
+	if !s.Serving {
+		return false, "not serving (starting or shutting down)"
+	}
+	if s.ZooKeeper.Enabled && !s.ZooKeeper.Connected {
+		return false, "ZooKeeper " + s.ZooKeeper.State
+	}
+	for _, p := range s.Partitions {
+		if p.Err != "" {
+			return false, fmt.Sprintf("partition %s-%d failed: %s", p.Topic, p.Partition, p.Err)
+		}
+	}
+	return true, "ok"
+}
+
+// zkStates are the values of the metaq_zookeeper_state label.
+var zkStates = []string{"disabled", "not connected", "connected", "suspended", "reconnected", "lost", "closed"}
+
+// brokerCollector turns one Snapshot per scrape into metrics, so the broker
+// needs no Prometheus code and nothing runs between scrapes.
+type brokerCollector struct {
+	b snapshotter
+
+	info, uptime, serving                              *prometheus.Desc
+	puts, gets, offsets, putBytes, getBytes            *prometheus.Desc
+	getMisses, putFailures, txBegin, txCommit, txRollb *prometheus.Desc
+	conns, connsTotal, partitions, zkState, zkUp       *prometheus.Desc
+	topicMsgs, topicBytes, topicPuts, topicGets        *prometheus.Desc
+	partMin, partMax, partMsgs, partFailed             *prometheus.Desc
+}
+
+func newBrokerCollector(b snapshotter) *brokerCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("metaq_"+name, help, labels, nil)
+	}
+	return &brokerCollector{b: b,
+		info:        d("broker_info", "Broker identity; always 1.", "broker_id", "version", "uri"),
+		uptime:      d("uptime_seconds", "Seconds since the broker was created."),
+		serving:     d("serving", "1 while the broker accepts requests."),
+		puts:        d("puts_total", "Messages put, failed puts included."),
+		gets:        d("gets_total", "get requests."),
+		offsets:     d("offset_requests_total", "offset requests."),
+		putBytes:    d("put_bytes_total", "Bytes of put data stored."),
+		getBytes:    d("get_bytes_total", "Message bytes served to consumers."),
+		getMisses:   d("get_misses_total", "get requests that found no message."),
+		putFailures: d("put_failures_total", "Puts refused or failed."),
+		txBegin:     d("tx_begin_total", "Transactions begun.", "kind"),
+		txCommit:    d("tx_commit_total", "Transactions committed."),
+		txRollb:     d("tx_rollback_total", "Transactions rolled back."),
+		conns:       d("connections", "Open client connections."),
+		connsTotal:  d("connections_total", "Client connections accepted."),
+		partitions:  d("partitions", "Partitions open on this broker."),
+		zkState:     d("zookeeper_state", "ZooKeeper session state: 1 for the current state.", "state"),
+		zkUp:        d("zookeeper_connected", "1 when a ZooKeeper session is established (or ZooKeeper is disabled: 0)."),
+		topicMsgs:   d("topic_messages", "Messages stored in a topic's partitions on this broker.", "topic"),
+		topicBytes:  d("topic_bytes", "Bytes stored in a topic's partitions on this broker.", "topic"),
+		topicPuts:   d("topic_puts_total", "Messages put to a topic.", "topic"),
+		topicGets:   d("topic_gets_total", "get requests for a topic.", "topic"),
+		partMin:     d("partition_min_offset", "Earliest readable offset of a partition.", "topic", "partition"),
+		partMax:     d("partition_max_offset", "Visible end offset of a partition.", "topic", "partition"),
+		partMsgs:    d("partition_messages", "Messages stored in a partition.", "topic", "partition"),
+		partFailed:  d("partition_failed", "1 when a partition has a sticky I/O error.", "topic", "partition"),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.info, c.uptime, c.serving, c.puts, c.gets, c.offsets, c.putBytes,
+		c.getBytes, c.getMisses, c.putFailures, c.txBegin, c.txCommit, c.txRollb, c.conns, c.connsTotal,
+		c.partitions, c.zkState, c.zkUp, c.topicMsgs, c.topicBytes, c.topicPuts, c.topicGets,
+		c.partMin, c.partMax, c.partMsgs, c.partFailed} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.b.Snapshot()
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(c.info, 1, strconv.Itoa(s.BrokerID), s.Version, s.URI)
+	gauge(c.uptime, s.Uptime.Seconds())
+	gauge(c.serving, b2f(s.Serving))
+	counter(c.puts, s.Puts)
+	counter(c.gets, s.Gets)
+	counter(c.offsets, s.Offsets)
+	counter(c.putBytes, s.PutBytes)
+	counter(c.getBytes, s.GetBytes)
+	counter(c.getMisses, s.GetMisses)
+	counter(c.putFailures, s.PutFailures)
+	counter(c.txBegin, s.TxBegin, "local")
+	counter(c.txBegin, s.TxXABegin, "xa")
+	counter(c.txCommit, s.TxCommit)
+	counter(c.txRollb, s.TxRollback)
+	gauge(c.conns, float64(s.Connections))
+	counter(c.connsTotal, s.ConnectionsTotal)
+	gauge(c.partitions, float64(len(s.Partitions)))
+	for _, st := range zkStates {
+		gauge(c.zkState, b2f(st == s.ZooKeeper.State), st)
+	}
+	gauge(c.zkUp, b2f(s.ZooKeeper.Connected))
+	for _, t := range s.Topics {
+		gauge(c.topicMsgs, float64(t.Messages), t.Topic)
+		gauge(c.topicBytes, float64(t.Bytes), t.Topic)
+		counter(c.topicPuts, t.Puts, t.Topic)
+		counter(c.topicGets, t.Gets, t.Topic)
+	}
+	for _, p := range s.Partitions {
+		part := strconv.Itoa(p.Partition)
+		gauge(c.partMin, float64(p.MinOffset), p.Topic, part)
+		gauge(c.partMax, float64(p.MaxOffset), p.Topic, part)
+		gauge(c.partMsgs, float64(p.Messages), p.Topic, part)
+		gauge(c.partFailed, b2f(p.Err != ""), p.Topic, part)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

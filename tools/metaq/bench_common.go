@@ -1,0 +1,161 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+	"runtime/pprof"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// benchResult is what every `metaq bench` workload (produce, and later
+// consume and e2e) prints: a table, or with --json / -o json one JSON object
+// with these fields.
+type benchResult struct {
+	Workload    string  `json:"workload"`
+	Messages    int64   `json:"messages"`
+	Failed      int64   `json:"failed"`
+	Size        int     `json:"size"`
+	Bytes       int64   `json:"bytes"`
+	Connections int     `json:"connections"`
+	Seconds     float64 `json:"seconds"`
+	MsgsPerS    float64 `json:"msgs_per_s"`
+	MBPerS      float64 `json:"mb_per_s"` // 10^6 bytes of payload per second
+	P50us       float64 `json:"p50_us"`
+	P90us       float64 `json:"p90_us"`
+	P99us       float64 `json:"p99_us"`
+	P999us      float64 `json:"p999_us"`
+	MaxUs       float64 `json:"max_us"`
+	// CPUUsPerMsg is this client process's CPU time (user + system) per
+	// message, in microseconds.
+	CPUUsPerMsg float64 `json:"cpu_us_per_msg"`
+	CPUUserS    float64 `json:"cpu_user_s"`
+	CPUSysS     float64 `json:"cpu_sys_s"`
+}
+
+// benchClock measures wall time and this process's CPU time.
+type benchClock struct {
+	start time.Time
+	ru    syscall.Rusage
+}
+
+func startBenchClock() (*benchClock, error) {
+	c := &benchClock{start: time.Now()}
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &c.ru); err != nil {
+		return nil, fmt.Errorf("getrusage: %w", err)
+	}
+	return c, nil
+}
+
+// finish fills the time, rate and CPU fields of r (Messages, Bytes and the
+// latency fields are the caller's).
+func (c *benchClock) finish(r *benchResult) error {
+	elapsed := time.Since(c.start)
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return fmt.Errorf("getrusage: %w", err)
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	r.Seconds = elapsed.Seconds()
+	r.CPUUserS = tv(ru.Utime) - tv(c.ru.Utime)
+	r.CPUSysS = tv(ru.Stime) - tv(c.ru.Stime)
+	if r.Seconds > 0 {
+		r.MsgsPerS = float64(r.Messages) / r.Seconds
+		r.MBPerS = float64(r.Bytes) / 1e6 / r.Seconds
+	}
+	if r.Messages > 0 {
+		r.CPUUsPerMsg = (r.CPUUserS + r.CPUSysS) * 1e6 / float64(r.Messages)
+	}
+	return nil
+}
+
+// latencyHist is a lock-free histogram of latencies (16 sub-buckets per
+// power of two of nanoseconds, ~6% precision).
+type latencyHist struct {
+	b   [640]atomic.Uint64
+	max atomic.Int64
+}
+
+func (h *latencyHist) add(d time.Duration) {
+	v := uint64(max(d, 0))
+	i := int(v)
+	if v >= 32 {
+		e := bits.Len64(v) - 5
+		i = 32 + (e-1)*16 + int((v>>e)&15)
+	}
+	h.b[min(i, len(h.b)-1)].Add(1)
+	for {
+		m := h.max.Load()
+		if int64(d) <= m || h.max.CompareAndSwap(m, int64(d)) {
+			return
+		}
+	}
+}
+
+func latBucketMid(i int) float64 {
+	if i < 32 {
+		return float64(i)
+	}
+	i -= 32
+	e := i/16 + 1
+	lo := uint64(16+i%16) << e
+	return float64(lo) + float64(uint64(1)<<e)/2
+}
+
+// fill sets the latency fields of r in microseconds.
+func (h *latencyHist) fill(r *benchResult) {
+	var total uint64
+	for i := range h.b {
+		total += h.b[i].Load()
+	}
+	r.MaxUs = float64(h.max.Load()) / 1e3
+	if total == 0 {
+		return
+	}
+	qs := []struct {
+		q   float64
+		dst *float64
+	}{{0.5, &r.P50us}, {0.9, &r.P90us}, {0.99, &r.P99us}, {0.999, &r.P999us}}
+	var seen uint64
+	k := 0
+	for i := range h.b {
+		seen += h.b[i].Load()
+		for k < len(qs) && float64(seen) >= qs[k].q*float64(total) {
+			*qs[k].dst = min(latBucketMid(i)/1e3, r.MaxUs)
+			k++
+		}
+	}
+}
+
+// startCPUProfile writes a CPU profile to path ("" = none) until the
+// returned stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	fh, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(fh); err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); fh.Close() }, nil
+}
+
+// printBench prints r as one JSON object or as a table.
+func printBench(w io.Writer, r benchResult, asJSON bool) error {
+	if asJSON {
+		return printJSON(w, r)
+	}
+	f := func(v float64, prec int) string { return fmt.Sprintf("%.*f", prec, v) }
+	return printTable(w, []string{"WORKLOAD", "MESSAGES", "FAILED", "SIZE", "CONNS", "SECONDS", "MSGS/S", "MB/S",
+		"P50 µs", "P99 µs", "P99.9 µs", "MAX µs", "CPU µs/MSG"},
+		[][]string{{r.Workload, fmt.Sprint(r.Messages), fmt.Sprint(r.Failed), fmt.Sprint(r.Size), fmt.Sprint(r.Connections),
+			f(r.Seconds, 3), f(r.MsgsPerS, 0), f(r.MBPerS, 1), f(r.P50us, 0), f(r.P99us, 0), f(r.P999us, 0),
+			f(r.MaxUs, 0), f(r.CPUUsPerMsg, 2)}})
+}

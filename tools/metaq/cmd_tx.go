@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/metaq-go/metaq/internal/conn"
+	"github.com/metaq-go/metaq/protocol"
+)
+
+// newTxCmd is `metaq tx list|commit|rollback|forget`: in-doubt XA
+// transactions of one broker, over the wire protocol (PROTOCOL.md §7).
+func newTxCmd(g *globals) *cobra.Command {
+	var broker string
+	cmd := &cobra.Command{
+		Use:   "tx",
+		Short: "list and finish a broker's in-doubt XA transactions",
+		Long: `Operate on a broker's XA transactions with the wire protocol.
+
+  list              RECOVER: the prepared (and heuristically completed) XA transactions
+  commit KEY        COMMIT_TWO_PHASE of a prepared transaction
+  rollback KEY      ROLLBACK of a prepared transaction
+  forget KEY        FORGET a heuristically completed transaction
+
+These are the operations a transaction manager performs; an operator uses
+them when the manager is lost for good. They are ordinary (not heuristic)
+completions: the manager, if it comes back, is answered 200 when it replays
+the same decision and XAER_PROTO or XA_RBOTHER when it decided otherwise.`,
+		Example: "  metaq tx list --broker 127.0.0.1:8123\n  metaq tx commit --broker 127.0.0.1:8123 XID:1:0a0b:01:rm1",
+	}
+	cmd.PersistentFlags().StringVar(&broker, "broker", "", "broker host:port (required)")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "list in-doubt XA transactions (RECOVER)",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			body, err := txRequest(c.Context(), g, broker, "null", protocol.TxRecover)
+			if err != nil {
+				return err
+			}
+			return printTxList(c, g, body)
+		},
+	}
+	finish := func(use, short string, typ protocol.TxType) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " KEY",
+			Short: short,
+			Args:  usageArgs(cobra.ExactArgs(1)),
+			RunE: func(c *cobra.Command, args []string) error {
+				k, err := protocol.ParseTxKey(args[0])
+				if err != nil || k.Kind != protocol.TxKeyXA {
+					return usageError{fmt.Errorf("%q is not an XA key (XID:<formatId>:<hex gtrid>:<hex bqual>:<qualifier>)", args[0])}
+				}
+				if _, err := txRequest(c.Context(), g, broker, k.String(), typ); err != nil {
+					return err
+				}
+				if g.output() == "json" {
+					return printJSON(c.OutOrStdout(), map[string]string{"key": k.String(), "done": use})
+				}
+				_, err = fmt.Fprintf(c.OutOrStdout(), "%s: %s\n", use, k.String())
+				return err
+			},
+		}
+	}
+	cmd.AddCommand(list,
+		finish("commit", "commit a prepared XA transaction (COMMIT_TWO_PHASE)", protocol.TxCommitTwoPhase),
+		finish("rollback", "roll back a prepared XA transaction", protocol.TxRollback),
+		finish("forget", "forget a heuristically completed XA transaction", protocol.TxForget))
+	return cmd
+}
+
+// txRequest sends one transaction request to the broker and returns the
+// body of its 200 reply.
+func txRequest(ctx context.Context, g *globals, broker, key string, typ protocol.TxType) (string, error) {
+	if broker == "" {
+		return "", usageError{errors.New("--broker host:port is required")}
+	}
+	addr, err := brokerAddr(broker)
+	if err != nil {
+		return "", usageError{err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.timeout())
+	defer cancel()
+	c, err := conn.Dial(ctx, addr, conn.Options{HeartbeatInterval: -1})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	rep, err := c.Do(ctx, conn.ProtocolRequest(&protocol.TransactionRequest{TxKey: key, SessionID: "metaq-cli", Type: typ}))
+	if err != nil {
+		return "", fmt.Errorf("%s %s on %s: %w", typ, key, addr, err)
+	}
+	if rep.Code != protocol.CodeOK {
+		if xe, perr := protocol.ParseXAError(string(rep.Body)); perr == nil {
+			return "", fmt.Errorf("%s %s on %s: %s (%d): %s", typ, key, addr, protocol.XACodeName(xe.Code), xe.Code, xe.Msg)
+		}
+		return "", fmt.Errorf("%s %s on %s: broker replied %d: %s", typ, key, addr, rep.Code, rep.Body)
+	}
+	return string(rep.Body), nil
+}
+
+type txRow struct {
+	Key       string `json:"key"`
+	FormatID  int32  `json:"format_id"`
+	GTRID     string `json:"gtrid"`
+	BQual     string `json:"bqual"`
+	Qualifier string `json:"qualifier"`
+}
+
+func printTxList(c *cobra.Command, g *globals, body string) error {
+	rows := []txRow{}
+	for _, line := range strings.Split(body, "\r\n") {
+		if line == "" {
+			continue
+		}
+		r := txRow{Key: line}
+		if k, err := protocol.ParseTxKey(line); err == nil && k.Kind == protocol.TxKeyXA {
+			r.FormatID, r.Qualifier = k.FormatID, k.UniqueQualifier
+			r.GTRID, r.BQual = fmt.Sprintf("%x", k.GlobalTxID), fmt.Sprintf("%x", k.BranchQualifier)
+		}
+		rows = append(rows, r)
+	}
+	if g.output() == "json" {
+		return printJSON(c.OutOrStdout(), rows)
+	}
+	table := make([][]string, len(rows))
+	for i, r := range rows {
+		table[i] = []string{r.Key, fmt.Sprint(r.FormatID), r.GTRID, r.BQual, r.Qualifier}
+	}
+	return printTable(c.OutOrStdout(), []string{"KEY", "FORMAT", "GTRID", "BQUAL", "QUALIFIER"}, table)
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/metaq-go/metaq/zkrecipes"
+)
+
+func newZKCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "zk",
+		Short: "inspect the cluster's ZooKeeper nodes",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageError{errors.New("zk: missing subcommand: use `metaq zk tree [path]`")}
+		},
+	}
+	cmd.AddCommand(newZKTreeCmd(g))
+	return cmd
+}
+
+// zkNode is one node of `metaq zk tree`.
+type zkNode struct {
+	Path      string    `json:"path"`
+	Data      string    `json:"data"`
+	Ephemeral bool      `json:"ephemeral"`
+	Owner     string    `json:"ephemeral_owner,omitempty"` // session id, hex
+	Children  []*zkNode `json:"children,omitempty"`
+}
+
+func newZKTreeCmd(g *globals) *cobra.Command {
+	var depth, width int
+	cmd := &cobra.Command{
+		Use:   "tree [path]",
+		Short: "print the ZooKeeper tree under path (default: the cluster root --zk-root) with data and [ephemeral] markers",
+		Example: "  metaq zk tree --zk 127.0.0.1:2181\n" +
+			"  metaq zk tree /meta/brokers/ids --zk 127.0.0.1:2181 -o json",
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, p, err := connectZK(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			root := p.Root
+			if len(args) == 1 {
+				root = args[0]
+			}
+			if !strings.HasPrefix(root, "/") {
+				return usageError{fmt.Errorf("zk path %q must be absolute (start with /)", root)}
+			}
+			if root != "/" {
+				root = strings.TrimRight(root, "/")
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout())
+			defer cancel()
+			tree, err := readTree(ctx, s, root, depth)
+			if errors.Is(err, zkrecipes.ErrNoNode) {
+				return fmt.Errorf("no ZooKeeper node %s: check --zk-root (now %s), or look at the top with `metaq zk tree /`", root, p.Root)
+			}
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if g.output() == "json" {
+				return printJSON(w, tree)
+			}
+			printTree(w, tree, "", "", width, true)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&depth, "depth", 0, "levels below path to show (0 = all)")
+	cmd.Flags().IntVar(&width, "width", 60, "characters of node data to show in the table (0 = all)")
+	return cmd
+}
+
+// readTree reads the node at p and, up to depth levels (0 = unlimited), its descendants.
+func readTree(ctx context.Context, s *zkrecipes.Session, p string, depth int) (*zkNode, error) {
+	data, st, err := s.Get(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	n := &zkNode{Path: p, Data: string(data), Ephemeral: st.EphemeralOwner != 0}
+	if n.Ephemeral {
+		n.Owner = fmt.Sprintf("0x%x", st.EphemeralOwner)
+	}
+	if st.NumChildren == 0 || depth == 1 {
+		return n, nil
+	}
+	kids, _, err := s.Children(ctx, p)
+	if errors.Is(err, zkrecipes.ErrNoNode) {
+		return n, nil // deleted meanwhile
+	}
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(kids)
+	for _, k := range kids {
+		c, err := readTree(ctx, s, path.Join(p, k), max(depth-1, 0))
+		if errors.Is(err, zkrecipes.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		n.Children = append(n.Children, c)
+	}
+	return n, nil
+}
+
+// printTree prints n as an indented tree: name, ` = "data"` and [ephemeral].
+func printTree(w io.Writer, n *zkNode, prefix, branch string, width int, top bool) {
+	name := path.Base(n.Path)
+	if top {
+		name = n.Path
+	}
+	line := prefix + branch + name
+	if n.Data != "" {
+		line += " = " + shortData(n.Data, width)
+	}
+	if n.Ephemeral {
+		line += " [ephemeral]"
+	}
+	fmt.Fprintln(w, line)
+	childPrefix := prefix
+	switch branch {
+	case "├── ":
+		childPrefix += "│   "
+	case "└── ":
+		childPrefix += "    "
+	}
+	for i, c := range n.Children {
+		b := "├── "
+		if i == len(n.Children)-1 {
+			b = "└── "
+		}
+		printTree(w, c, childPrefix, b, width, false)
+	}
+}
+
+// shortData quotes data (escaping control and invalid bytes) and cuts it to width runes.
+func shortData(s string, width int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if width > 0 && utf8.RuneCountInString(s) > width {
+		r := []rune(s)
+		return strconv.Quote(string(r[:width])) + "…"
+	}
+	return strconv.Quote(s)
+}
