@@ -64,6 +64,9 @@ type Producer struct {
 	wg        sync.WaitGroup // retry waits, dials and connection closers
 
 	tx txSession // transactions (tx.go)
+
+	order   atomic.Uint64 // first-send order of messages (retry.go)
+	retries retryQueue
 }
 
 // New validates the options and returns a producer. With WithZooKeeper it
@@ -81,6 +84,7 @@ func New(opts ...Option) (*Producer, error) {
 	p := &Producer{opts: o, sem: make(chan struct{}, o.maxInFlight), brokers: map[string]*broker{},
 		routes: map[string]*route{}, abort: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.retries.init(p)
 	switch {
 	case o.topology != nil:
 		p.topo = o.topology
@@ -184,8 +188,14 @@ func (p *Producer) send(ctx context.Context, msg Message, cb func(Result, error)
 		r.data = msg.Payload
 	}
 	r.checksum = protocol.Checksum(r.data)
+	r.order, r.heapIdx = p.order.Add(1), -1
 	if p.closed.Load() {
 		r.finish(Result{}, ErrClosed)
+		return
+	}
+	if p.retries.pending() { // keep our place behind earlier messages being retried
+		r.due = time.Now()
+		p.retries.push(r)
 		return
 	}
 	p.dispatch(r)

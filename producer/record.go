@@ -30,6 +30,12 @@ type record struct {
 	part     Partition
 	b        *broker
 	c        *conn.Conn // the connection of the current attempt
+
+	order   uint64      // first-send order, kept across retries
+	due     time.Time   // when a queued retry may be sent
+	heapIdx int         // position in the retry queue, -1 when not queued
+	lastErr error       // why it is being retried
+	stopCtx func() bool // stops the ctx watch while it waits in the retry queue
 }
 
 var recordPool = sync.Pool{New: func() any { return new(record) }}
@@ -113,21 +119,8 @@ func (r *record) retryOrFail(err error) {
 		h(&r.msg, r.attempt, err)
 	}
 	d := min(p.opts.retryBackoff<<min(r.attempt-1, 16), maxBackoff)
-	wait := func() {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			p.dispatch(r)
-		case <-r.ctx.Done():
-			r.finish(Result{}, errors.Join(r.ctx.Err(), err))
-		case <-p.abort:
-			r.finish(Result{}, errors.Join(ErrClosed, err))
-		}
-	}
-	if !p.spawn(wait) {
-		r.finish(Result{}, errors.Join(ErrClosed, err))
-	}
+	r.due, r.lastErr = time.Now().Add(d), err
+	p.retries.push(r)
 }
 
 // finish reports r's outcome exactly once and recycles r.
