@@ -102,17 +102,18 @@ type Consumer struct {
 	brokers *brokerPool
 	offsets *fileOffsets // broadcast mode only
 
-	sem    chan struct{}  // handler slots (handler style)
-	pollCh chan *batch    // fetched batches (poll style)
-	pollMu sync.Mutex     // serialises Poll and the iterators; guards poll
-	poll   pollState      // guarded by pollMu
-	ready  chan struct{}  // closed once Start has joined (members/offsets set)
+	sem    chan struct{} // handler slots (handler style)
+	pollCh chan *batch   // fetched batches (poll style)
+	pollMu sync.Mutex    // serialises Poll and the iterators; guards poll
+	poll   pollState     // guarded by pollMu
+	ready  chan struct{} // closed once Start has joined (members/offsets set)
 
 	polledMsgs polled
-	gate   gate           // suspension
-	stop   chan struct{}  // closed by Close
-	wg     sync.WaitGroup // committer, broadcast watcher
-	stats  counters
+	fenceAge   atomic.Int64   // group mode: max age (ns) of the last word from ZooKeeper to hand out a message
+	gate       gate           // suspension
+	stop       chan struct{}  // closed by Close
+	wg         sync.WaitGroup // committer, broadcast watcher
+	stats      counters
 
 	stopOnce  sync.Once
 	closeOnce sync.Once

@@ -32,7 +32,10 @@ func (ps *partState) deliverLoop(h Handler) {
 func (ps *partState) deliverBatch(h Handler, b *batch) bool {
 	c := ps.c
 	for i := range b.msgs {
-		if ps.ctx.Err() != nil || !c.gate.wait(ps.ctx.Done(), nil) {
+		if ps.ctx.Err() != nil || !c.gate.wait(ps.ctx.Done(), nil) || !c.waitFresh(ps.ctx.Done(), nil) {
+			return false
+		}
+		if ps.stopped.Load() {
 			return false
 		}
 		m := &b.msgs[i]
@@ -98,4 +101,3 @@ func (ps *partState) giveUp(m *Message, herr error, attempts int) bool {
 		}
 	}
 }
-

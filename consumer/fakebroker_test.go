@@ -139,7 +139,6 @@ func (f *fakeBroker) reply(req protocol.Request) []byte {
 	return protocol.AppendResultString(nil, protocol.CodeBadRequest, req.Opaque(), "unsupported")
 }
 
-
 // Scenario: a MetaQ broker (no long poll, replies cut mid-message): a
 // message larger than the fetch size is fetched by growing it; a message
 // produced later into the idle partition arrives within the back-off cap.

@@ -233,10 +233,11 @@ func (ps *partState) fetchOnce(off *int64, idle *backoff) (time.Duration, error)
 	ps.longPoll = bc.longPoll
 	ps.mu.Unlock()
 	if ps.resolve {
-		if err := ps.adoptValidOffset(bc, off, "start offset resolved by the broker"); err != nil {
+		answered, err := ps.adoptValidOffset(bc, off, "start offset resolved by the broker")
+		if err != nil {
 			return 0, err
 		}
-		ps.resolve = false
+		ps.resolve = !answered
 	}
 	req := &protocol.GetRequest{Topic: ps.tp.Topic, Group: c.group, Partition: int32(ps.tp.Partition),
 		Offset: *off, MaxSize: int32(size)}
@@ -290,10 +291,18 @@ func (ps *partState) fetchOnce(off *int64, idle *backoff) (time.Duration, error)
 			// 404: check it once against the log end. Only on our brokers,
 			// whose offset verb returns the end or a message start (MetaQ's
 			// returns the start of the segment, which would rewind).
-			ps.checked = true
-			if err := ps.adoptValidOffset(bc, off, "fetch offset beyond the log end"); err != nil {
+			answered, err := ps.adoptValidOffset(bc, off, "fetch offset beyond the log end")
+			if err != nil {
 				return 0, err
 			}
+			ps.checked = answered
+		}
+		if *off == math.MaxInt64 && !ps.checked {
+			// "latest" of a partition nothing was written to yet: its end is 0.
+			*off = 0
+			ps.mu.Lock()
+			ps.fetchOffset = 0
+			ps.mu.Unlock()
 		}
 		if req.MaxWaitMs > 0 && time.Since(sent) >= c.opts.longPoll/2 {
 			idle.reset()
@@ -313,15 +322,16 @@ func (ps *partState) fetchOnce(off *int64, idle *backoff) (time.Duration, error)
 
 // adoptValidOffset asks the broker's offset verb for a valid offset at or
 // before *off and moves there when it differs (counted as a redirect).
-func (ps *partState) adoptValidOffset(bc *brokerConn, off *int64, why string) error {
+// answered is false when the broker has nothing for the partition yet.
+func (ps *partState) adoptValidOffset(bc *brokerConn, off *int64, why string) (answered bool, err error) {
 	to, err := bc.c.Offset(ps.ctx, &protocol.OffsetRequest{Topic: ps.tp.Topic, Group: ps.c.group,
 		Partition: int32(ps.tp.Partition), Offset: *off})
 	if err != nil {
 		var se *conn.ServerError
 		if errors.As(err, &se) && se.Code == protocol.CodeNotFound {
-			return nil // nothing written yet
+			return false, nil // nothing written yet
 		}
-		return err
+		return false, err
 	}
 	if to != *off && to >= 0 {
 		ps.c.stats.redirects.Add(1)
@@ -331,7 +341,7 @@ func (ps *partState) adoptValidOffset(bc *brokerConn, off *int64, why string) er
 		ps.fetchOffset = to
 		ps.mu.Unlock()
 	}
-	return nil
+	return true, nil
 }
 
 // handleSet decodes a message set fetched at off and hands the complete,

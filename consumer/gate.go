@@ -3,6 +3,7 @@ package consumer
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // gate stops delivery while the group member is suspended (self-fencing).
@@ -53,4 +54,42 @@ func (g *gate) wait(a, b <-chan struct{}) bool {
 	case <-b:
 		return false
 	}
+}
+
+// fresh reports whether the group member's ZooKeeper session was heard from
+// recently enough to hand out a message: a process that was stopped (SIGSTOP,
+// a long GC or VM pause) past the session timeout must not deliver anything
+// before its member goroutine notices and suspends. Broadcast mode has no
+// ownership and is always fresh.
+func (c *Consumer) fresh() bool {
+	limit := c.fenceAge.Load()
+	if limit <= 0 {
+		return true
+	}
+	return time.Since(c.sess.LastHeard()) < time.Duration(limit)
+}
+
+// waitFresh waits until the session is fresh again (the member hears from
+// ZooKeeper, or suspends: then the gate holds delivery). False if a or b is
+// closed first.
+func (c *Consumer) waitFresh(a, b <-chan struct{}) bool {
+	for !c.fresh() {
+		if c.gate.isSuspended() {
+			if !c.gate.wait(a, b) {
+				return false
+			}
+			continue
+		}
+		t := time.NewTimer(5 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-a:
+			t.Stop()
+			return false
+		case <-b:
+			t.Stop()
+			return false
+		}
+	}
+	return true
 }

@@ -40,6 +40,9 @@ func (c *Consumer) start(ctx context.Context) error {
 		c.mu.Lock()
 		c.members = g
 		c.mu.Unlock()
+		// The group suspends at 2/3 of the session timeout (its default
+		// safety margin); the delivery path checks the same bound itself.
+		c.fenceAge.Store(int64(sess.Timeout() * 2 / 3))
 	}
 	close(c.ready)
 	if c.opts.autoCommit > 0 {

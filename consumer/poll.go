@@ -50,6 +50,18 @@ func (c *Consumer) next(ctx context.Context, wait bool) (*Message, error) {
 			if st.cur.ps.stopped.Load() { // revoked or lost: drop the rest
 				break
 			}
+			if !c.fresh() {
+				if !wait {
+					return nil, nil
+				}
+				if !c.waitFresh(ctx.Done(), c.stop) {
+					if ctx.Err() != nil {
+						return nil, ctx.Err()
+					}
+					return nil, ErrClosed
+				}
+				continue // the partition may have been revoked or lost meanwhile
+			}
 			m := &st.cur.msgs[st.idx]
 			st.idx++
 			if c.opts.filter != nil && !c.opts.filter(m) {

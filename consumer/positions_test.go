@@ -225,3 +225,19 @@ func flipByte(t testing.TB, path string, at int64) {
 	require.NoError(t, err)
 	require.NoError(t, f.Sync())
 }
+
+// Scenario: "latest" on a partition nothing was written to yet starts at 0,
+// so the first message ever written is not skipped.
+func TestStartLatestOnEmptyPartition(t *testing.T) {
+	e := newEnv(t, 1, 1, "empty")
+	cl := &collect{}
+	c := newConsumer(t, "gl", e.opts(consumer.WithStart(consumer.StartLatest))...)
+	require.NoError(t, c.Subscribe("empty", cl.handler))
+	start(t, c)
+	eventually(t, 20*time.Second, "positioned at 0", func() bool {
+		st := c.Stats()
+		return len(st.Partitions) == 1 && st.Partitions[0].FetchOffset == 0
+	})
+	e.produce(e.brokers[0], 1, "empty", 0, 1, 8, "first")
+	eventually(t, 20*time.Second, "first message delivered", func() bool { return cl.len() == 1 })
+}

@@ -7,22 +7,22 @@ import (
 
 // Stats is a snapshot of a consumer's counters and partition positions.
 type Stats struct {
-	Fetches        int64 // get replies with data
-	FetchedMsgs    int64 // messages decoded
-	FetchedBytes   int64 // message bytes decoded (headers included)
-	Delivered      int64 // messages handed to a handler or returned by Poll
-	Filtered       int64 // messages skipped by WithFilter (still committed)
-	Retries        int64 // handler calls that failed and were retried
-	DeadLettered   int64 // messages given to the dead-letter hook successfully
+	Fetches             int64 // get replies with data
+	FetchedMsgs         int64 // messages decoded
+	FetchedBytes        int64 // message bytes decoded (headers included)
+	Delivered           int64 // messages handed to a handler or returned by Poll
+	Filtered            int64 // messages skipped by WithFilter (still committed)
+	Retries             int64 // handler calls that failed and were retried
+	DeadLettered        int64 // messages given to the dead-letter hook successfully
 	DroppedAfterRetries int64 // messages skipped after WithRetry's attempts without a hook
-	Commits        int64 // offsets stored
-	CommitErrors   int64
-	Errors         int64 // fetch errors (connection, broker replies other than 200/301/404)
-	ChecksumErrors int64 // corrupt messages seen (never delivered)
-	Redirects      int64 // 301 replies adopted
-	FetchGrowths   int64 // maxSize doublings for a message larger than the fetch size
-	Suspended      bool  // the group member is suspended: nothing is handed out
-	Partitions     []PartitionStats
+	Commits             int64 // offsets stored
+	CommitErrors        int64
+	Errors              int64 // fetch errors (connection, broker replies other than 200/301/404)
+	ChecksumErrors      int64 // corrupt messages seen (never delivered)
+	Redirects           int64 // 301 replies adopted
+	FetchGrowths        int64 // maxSize doublings for a message larger than the fetch size
+	Suspended           bool  // the group member is suspended: nothing is handed out
+	Partitions          []PartitionStats
 }
 
 // PartitionStats is the position of one fetched partition.
@@ -39,7 +39,7 @@ type PartitionStats struct {
 // counters are the consumer-wide counters (atomics; no lock).
 type counters struct {
 	fetches, fetchedMsgs, fetchedBytes, delivered, filtered, retries, deadLettered, dropped atomic.Int64
-	commits, commitErrors, errors, checksumErrors, redirects, growths                  atomic.Int64
+	commits, commitErrors, errors, checksumErrors, redirects, growths                       atomic.Int64
 }
 
 // Stats returns a snapshot of the counters and of every fetched partition.
