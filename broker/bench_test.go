@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -184,7 +186,7 @@ func BenchmarkPutLatencyAt20k(b *testing.B) {
 		wg.Add(1)
 		go func(ci int) {
 			defer wg.Done()
-			lat[ci] = pacedPuts(b, br.Addr(), ci, per, rate/conns)
+			lat[ci] = pacedPuts(b, br.Addr(), ci%latParts, per, rate/conns)
 		}(ci)
 	}
 	wg.Wait()
@@ -262,3 +264,12 @@ func pacedPuts(b *testing.B, addr string, part, n, rate int) []time.Duration {
 	<-done
 	return lat
 }
+
+// latParts is how many partitions BenchmarkPutLatencyAt20k spreads its
+// connections over (METAQ_BENCH_LAT_PARTS, default 4).
+var latParts = func() int {
+	if n, err := strconv.Atoi(os.Getenv("METAQ_BENCH_LAT_PARTS")); err == nil && n > 0 {
+		return n
+	}
+	return 4
+}()
