@@ -32,7 +32,7 @@ func (ps *partState) deliverLoop(h Handler) {
 func (ps *partState) deliverBatch(h Handler, b *batch) bool {
 	c := ps.c
 	for i := range b.msgs {
-		if ps.ctx.Err() != nil || !c.gate.wait(ps.ctx.Done(), nil) || !c.waitFresh(ps.ctx.Done(), nil) {
+		if ps.ctx.Err() != nil || !c.waitDeliverable(ps, ps.ctx.Done(), nil) {
 			return false
 		}
 		if ps.stopped.Load() {

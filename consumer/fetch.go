@@ -48,8 +48,9 @@ type partState struct {
 
 	batches chan *batch // handler style: fetcher → delivery
 	stopped atomic.Bool
-	resolve bool // fetcher only: ask the offset verb before the first get
-	checked bool // fetcher only: the position was checked against the log end at the first 404
+	session int64 // the ZooKeeper session the partition was acquired under (0: broadcast)
+	resolve bool  // fetcher only: ask the offset verb before the first get
+	checked bool  // fetcher only: the position was checked against the log end at the first 404
 
 	commitMu sync.Mutex // serialises commits of this partition
 
@@ -65,6 +66,9 @@ type partState struct {
 func newPartState(c *Consumer, tp TopicPartition) *partState {
 	ps := &partState{c: c, tp: tp, processed: coordinator.Offset{MsgID: -1, Offset: -1}, committed: -1,
 		fetchSize: c.opts.maxFetchBytes, fetchOffset: -1}
+	if c.fenceAge.Load() > 0 { // group mode: ownership belongs to this session
+		ps.session = c.sess.ID()
+	}
 	ps.ctx, ps.stopF = context.WithCancel(context.Background())
 	ps.hctx, ps.hstop = context.WithCancel(context.Background())
 	return ps

@@ -93,3 +93,33 @@ func (c *Consumer) waitFresh(a, b <-chan struct{}) bool {
 	}
 	return true
 }
+
+// sessionOK reports whether the session that acquired the partition is still
+// the current one. Ownership belongs to that session: once it has ended, even
+// a fresh new session (whose handshake also refreshes LastHeard) must not
+// deliver the partition's messages.
+func (ps *partState) sessionOK() bool {
+	return ps.session == 0 || ps.c.sess.ID() == ps.session
+}
+
+// deliverable reports whether a message of ps may be handed out now: the
+// member is not suspended, ZooKeeper was heard from recently, and the
+// partition's session is still the current one. Callers re-check after every
+// wait, so no window opens between the checks.
+func (c *Consumer) deliverable(ps *partState) bool {
+	return !c.gate.isSuspended() && c.fresh() && ps.sessionOK()
+}
+
+// waitDeliverable waits until ps may deliver; false if the partition's
+// session has ended or a or b is closed first.
+func (c *Consumer) waitDeliverable(ps *partState, a, b <-chan struct{}) bool {
+	for !c.deliverable(ps) {
+		if !ps.sessionOK() {
+			return false
+		}
+		if !c.gate.wait(a, b) || !c.waitFresh(a, b) {
+			return false
+		}
+	}
+	return true
+}

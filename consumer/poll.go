@@ -50,13 +50,19 @@ func (c *Consumer) next(ctx context.Context, wait bool) (*Message, error) {
 			if st.cur.ps.stopped.Load() { // revoked or lost: drop the rest
 				break
 			}
-			if !c.fresh() {
+			if ps := st.cur.ps; !c.deliverable(ps) {
+				if !ps.sessionOK() { // its session ended: the partition is lost
+					break
+				}
 				if !wait {
 					return nil, nil
 				}
-				if !c.waitFresh(ctx.Done(), c.stop) {
+				if !c.waitDeliverable(ps, ctx.Done(), c.stop) {
 					if ctx.Err() != nil {
 						return nil, ctx.Err()
+					}
+					if !ps.sessionOK() {
+						break
 					}
 					return nil, ErrClosed
 				}

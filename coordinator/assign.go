@@ -264,7 +264,10 @@ type load struct {
 
 func newLoad(members []Member, partitions map[string][]Partition) *load {
 	ld := &load{total: map[string]int{}, pending: map[string]float64{}, share: map[string]map[string]float64{}}
-	for topic, ps := range partitions {
+	// Sorted: the float sums below must add up in the same order every time,
+	// or rounding differences break ties differently (non-determinism).
+	for _, topic := range sortedKeys(partitions) {
+		ps := partitions[topic]
 		var subs []string
 		for _, m := range members {
 			if slices.Contains(m.Topics, topic) {

@@ -127,6 +127,21 @@ func (g *Group) reconcile(ctx context.Context, st *memberState) error {
 	if st.lost {
 		return nil
 	}
+	// Every ZooKeeper call below ends when the member's session does, so a
+	// call to an unreachable server cannot hold up reporting the loss.
+	if st.sessionID != 0 {
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		expired := g.s.Expired(st.sessionID)
+		go func() {
+			select {
+			case <-expired:
+				cancel()
+			case <-sctx.Done():
+			}
+		}()
+		ctx = sctx
+	}
 	if st.node == "" {
 		if err := g.join(ctx, st); err != nil {
 			return err
@@ -434,7 +449,12 @@ func (g *Group) forward(ev loopEvent, ch <-chan zk.Event) {
 	go func() {
 		defer g.wg.Done()
 		select {
-		case <-ch:
+		case zev := <-ch:
+			if zev.Type == zk.EventNotWatching {
+				// The watch died with its connection or session; the session
+				// events say what happened and drive what to do next.
+				return
+			}
 		case <-g.stop:
 			return
 		}

@@ -259,13 +259,24 @@ func (c *cluster) analyze(recs []rec, horizon time.Time) *analysis {
 			}
 			p.mu.Unlock()
 		}
-		if e.endKind == "lost" {
-			for _, s := range an.suspended[e.member] {
-				if s > e.start && s < end {
-					end = s
-					break
-				}
+		// A suspension inside the epoch that no "resumed" follows before
+		// the end: the member stopped handing out messages there.
+		var susp int64
+		for _, r := range an.events[e.member] {
+			if r.ts <= e.start || r.ts >= end {
+				continue
 			}
+			switch r.ev {
+			case "suspended":
+				if susp == 0 {
+					susp = r.ts
+				}
+			case "resumed":
+				susp = 0
+			}
+		}
+		if susp != 0 {
+			end = susp
 		}
 		if len(e.dels) > 0 {
 			end = max(end, e.last()) // never before what it actually did

@@ -12,7 +12,7 @@ package faulttest
 // <member> is the child's name, unique per process (the coordinator member id
 // is the argument of the "start" event). Event kinds: start <memberId>,
 // assigned|revoked|lost <topic/b-p,...>, suspended, resumed, commiterrors <n>,
-// zcommit <topic/b-p>:<offset>:<ok|notowner|err>, closed <ok|err>.
+// zcommit <topic/b-p>:<offset>:<ok|notowner|err <text>>, closed <ok|err>.
 //
 // Signals: SIGTERM closes the consumer cleanly and exits 0; SIGUSR1 commits
 // the last delivered message of every partition the child ever delivered
@@ -47,7 +47,9 @@ type childConfig struct {
 	Audit      string        `json:"audit"`
 	Session    time.Duration `json:"session"`
 	AutoCommit time.Duration `json:"autoCommit"`
-	Work       time.Duration `json:"work"` // simulated work per message
+	Work       time.Duration `json:"work"`    // simulated work per message
+	Verbose    bool          `json:"verbose"` // log at Info (session states) instead of Warn
+	Poll       bool          `json:"poll"`    // poll style (WithTopics + Poll) instead of a handler
 }
 
 // auditLog appends lines to the audit file, one write per line.
@@ -136,12 +138,20 @@ func runChild(raw string) int {
 		return 2
 	}
 	a := &auditLog{name: cfg.Name, f: f}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("child", cfg.Name)
+	level := slog.LevelWarn
+	if cfg.Verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("child", cfg.Name)
 
 	var lastMu sync.Mutex // guards last
 	last := map[consumer.TopicPartition]*consumer.Message{}
 
-	c, err := consumer.New(cfg.Group,
+	var style []consumer.Option
+	if cfg.Poll {
+		style = append(style, consumer.WithTopics(cfg.Topic))
+	}
+	c, err := consumer.New(cfg.Group, append(style,
 		consumer.WithZooKeeper([]string{cfg.ZK}, cfg.Root),
 		consumer.WithSessionTimeout(cfg.Session),
 		consumer.WithAutoCommit(cfg.AutoCommit),
@@ -151,13 +161,13 @@ func runChild(raw string) int {
 			Assigned: func(_ context.Context, tps []consumer.TopicPartition) { a.event("assigned", tpList(tps)) },
 			Revoked:  func(_ context.Context, tps []consumer.TopicPartition) { a.event("revoked", tpList(tps)) },
 			Lost:     func(tps []consumer.TopicPartition) { a.event("lost", tpList(tps)) },
-		}))
+		}))...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
 	}
-	if err := c.Subscribe(cfg.Topic, func(ctx context.Context, m *consumer.Message) error {
-		a.delivery(time.Now(), m)
+	process := func(ctx context.Context, at time.Time, m *consumer.Message) {
+		a.delivery(at, m)
 		lastMu.Lock()
 		last[m.TopicPartition()] = m
 		lastMu.Unlock()
@@ -169,10 +179,15 @@ func runChild(raw string) int {
 				t.Stop()
 			}
 		}
-		return nil
-	}); err != nil {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		return 2
+	}
+	if !cfg.Poll {
+		if err := c.Subscribe(cfg.Topic, func(ctx context.Context, m *consumer.Message) error {
+			process(ctx, time.Now(), m)
+			return nil
+		}); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return 2
+		}
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGUSR1)
@@ -184,6 +199,30 @@ func runChild(raw string) int {
 		return 2
 	}
 	a.event("start", c.MemberID())
+	pollCtx, stopPolling := context.WithCancel(context.Background())
+	defer stopPolling()
+	polling := make(chan struct{})
+	if cfg.Poll {
+		go func() { // a message counts as processed at the next Poll call
+			defer close(polling)
+			for {
+				msgs, err := c.Poll(pollCtx, 16)
+				at := time.Now()
+				if err != nil {
+					if pollCtx.Err() != nil || errors.Is(err, consumer.ErrClosed) {
+						return
+					}
+					log.Warn("poll", "err", err)
+					continue
+				}
+				for _, m := range msgs {
+					process(pollCtx, at, m)
+				}
+			}
+		}()
+	} else {
+		close(polling)
+	}
 	fmt.Printf("READY %s\n", c.MemberID())
 
 	go func() { // state monitor and periodic fsync
@@ -231,12 +270,13 @@ func runChild(raw string) int {
 				case errors.Is(err, consumer.ErrNotOwner):
 					res = "notowner"
 				case err != nil:
-					res = "err"
-					log.Warn("zombie commit", "err", err)
+					res = "err " + err.Error()
 				}
 				a.event("zcommit", fmt.Sprintf("%s:%d:%s", m.TopicPartition(), m.NextOffset, res))
 			}
 		case syscall.SIGTERM:
+			stopPolling() // the poll loop ends first: nothing is handled after the revocation
+			<-polling
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			err := c.Close(ctx)
 			cancel()

@@ -126,8 +126,10 @@ func (l *lockedBuffer) String() string {
 }
 
 type childOpts struct {
-	zk   string        // "" = the cluster's ZooKeeper (else e.g. a proxy)
-	work time.Duration // simulated work per message
+	zk      string        // "" = the cluster's ZooKeeper (else e.g. a proxy)
+	work    time.Duration // simulated work per message
+	verbose bool          // the child logs at Info (session states)
+	poll    bool          // poll style instead of a handler
 }
 
 // start runs a new consumer child and waits until it has joined the group.
@@ -142,7 +144,7 @@ func (c *cluster) start(o childOpts) *proc {
 		zkAddr = c.zk
 	}
 	cfg := childConfig{Name: name, ZK: zkAddr, Root: c.root, Group: group, Topic: topic,
-		Audit: filepath.Join(c.dir, name+".audit"), Session: session, AutoCommit: 200 * time.Millisecond, Work: o.work}
+		Audit: filepath.Join(c.dir, name+".audit"), Session: session, AutoCommit: 200 * time.Millisecond, Work: o.work, Verbose: o.verbose, Poll: o.poll}
 	raw, _ := json.Marshal(cfg)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
@@ -532,10 +534,10 @@ func (l *load) finish(t *testing.T) {
 func (l *load) ackedSet() map[int64]bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return maps(l.acked)
+	return cloneSet(l.acked)
 }
 
-func maps(m map[int64]bool) map[int64]bool {
+func cloneSet(m map[int64]bool) map[int64]bool {
 	out := make(map[int64]bool, len(m))
 	for k, v := range m {
 		out[k] = v
@@ -549,18 +551,25 @@ func maps(m map[int64]bool) map[int64]bool {
 // polling interval grows from 1 ms to 20 ms).
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !try(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// try polls cond until it holds (true) or timeout passes (false).
+func try(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	d := time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(d) // polling interval of a deadline-bounded wait
 		d = min(2*d, 20*time.Millisecond)
 	}
+	return true
 }
 
-// pause waits d while polling nothing: used only to let load run for a
-// while between fault injections (the scenario's pacing, not a wait for an
-// effect).
+// pace waits d: only the storm's random schedule of changes uses it (the
+// scenario's pacing, never a wait for an effect).
 func pace(d time.Duration) { <-time.After(d) }

@@ -3,6 +3,7 @@ package faulttest
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -39,12 +40,10 @@ func (c *cluster) waitTakenOver(victim *proc, parts []string, after time.Time, t
 	})
 }
 
-// waitEvent waits until member logs an event of kind after the time after
-// and returns it.
-func (c *cluster) waitEvent(p *proc, kind string, after time.Time, timeout time.Duration) rec {
-	c.t.Helper()
+// tryEvent is waitEvent that reports a timeout instead of failing.
+func (c *cluster) tryEvent(p *proc, kind string, after time.Time, timeout time.Duration) (rec, bool) {
 	var got rec
-	waitFor(c.t, timeout, fmt.Sprintf("event %q of %s", kind, p.name), func() bool {
+	ok := try(timeout, func() bool {
 		recs, _, _ := c.audits.snapshot()
 		for _, r := range recs {
 			if r.member == p.name && r.ev == kind && r.ts > after.UnixNano() {
@@ -54,7 +53,34 @@ func (c *cluster) waitEvent(p *proc, kind string, after time.Time, timeout time.
 		}
 		return false
 	})
-	return got
+	return got, ok
+}
+
+// goroutineDump keeps the goroutines of a SIGQUIT dump that run the group
+// member (coordinator.(*Group) methods).
+func goroutineDump(stderr string) string {
+	i := strings.Index(stderr, "goroutine ")
+	if i < 0 {
+		return stderr
+	}
+	var keep []string
+	for g := range strings.SplitSeq(stderr[i:], "\n\n") {
+		if strings.Contains(g, "coordinator.(*Group)") {
+			keep = append(keep, g)
+		}
+	}
+	return strings.Join(keep, "\n\n")
+}
+
+// waitEvent waits until member logs an event of kind after the time after
+// and returns it.
+func (c *cluster) waitEvent(p *proc, kind string, after time.Time, timeout time.Duration) rec {
+	c.t.Helper()
+	r, ok := c.tryEvent(p, kind, after, timeout)
+	if !ok {
+		c.t.Fatalf("timed out after %v waiting for event %q of %s", timeout, kind, p.name)
+	}
+	return r
 }
 
 // takeover measures, for each of victim's parts, when another member was
@@ -115,3 +141,45 @@ func maxOf(m map[string]int64, base time.Time) time.Duration {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
+
+// afterCont lists, relative to SIGCONT, the resumed member's deliveries of
+// its old ownership, its events and its session-state log lines.
+func afterCont(an *analysis, victim *proc, stoppedAt, contAt time.Time) string {
+	var lines []string
+	rel := func(ns int64) string { return fmt.Sprintf("%+.3f ms", float64(ns-contAt.UnixNano())/1e6) }
+	for _, e := range an.epochs {
+		if e.member != victim.name || e.start >= stoppedAt.UnixNano() {
+			continue
+		}
+		for i, ts := range e.dels {
+			if ts > contAt.UnixNano() {
+				lines = append(lines, fmt.Sprintf("%s delivery %s offset %d", rel(ts), e.tp, e.offs[i]))
+			}
+		}
+	}
+	for _, r := range an.events[victim.name] {
+		if r.ts > contAt.UnixNano() {
+			lines = append(lines, fmt.Sprintf("%s event %s %s", rel(r.ts), r.ev, r.arg))
+		}
+	}
+	for l := range strings.SplitSeq(victim.stderr.String(), "\n") {
+		if !strings.Contains(l, "session state") {
+			continue
+		}
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		ts, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(f[0], "time="))
+		if err == nil && ts.After(contAt.Add(-time.Millisecond)) {
+			lines = append(lines, fmt.Sprintf("%s log %s", rel(ts.UnixNano()), l))
+		}
+	}
+	slices.SortFunc(lines, func(a, b string) int {
+		var x, y float64
+		fmt.Sscanf(a, "%f", &x)
+		fmt.Sscanf(b, "%f", &y)
+		return cmpInt(int64(x*1e6), int64(y*1e6))
+	})
+	return "\n\t" + strings.Join(lines, "\n\t")
+}

@@ -20,10 +20,10 @@ func TestAtLeastOnceAcrossRollingRestart(t *testing.T) {
 	procs := []*proc{c.start(childOpts{}), c.start(childOpts{}), c.start(childOpts{})}
 	c.waitOwnedBy(20*time.Second, procs...)
 	began := time.Now()
-	ld := c.produce(12_000, total)
+	ld := c.produce(10_000, total) // ~10 s: the three restarts happen under load, also with -race
 
 	for i := range procs {
-		c.waitProgress(total/5, 30*time.Second, fmt.Sprintf("progress before restart %d", i+1), nil)
+		c.waitProgress(total/8, 30*time.Second, fmt.Sprintf("progress before restart %d", i+1), nil)
 		if ld.sent.Load() >= total {
 			t.Logf("warning: the producer finished before restart %d (the restarts are not all under load)", i+1)
 		}
@@ -56,13 +56,8 @@ func TestAtLeastOnceAcrossRollingRestart(t *testing.T) {
 		}
 		return n
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for n := missing(); n > 0; n = missing() {
-		if time.Now().After(deadline) {
-			t.Errorf("%d acked messages never delivered (at-least-once violated)", n)
-			break
-		}
-		c.waitProgress(1, 5*time.Second, "catching up", nil)
+	if !try(60*time.Second, func() bool { return missing() == 0 }) {
+		t.Errorf("%d acked messages still not delivered after 60 s", missing())
 	}
 	c.termAll()
 	samp.finish()
