@@ -1,7 +1,9 @@
 package store_test
 
 import (
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -31,4 +33,21 @@ func TestAppendMessagesIsContiguousAndAssignsIDs(t *testing.T) {
 		got := readAll(t, p)
 		require.Len(t, got, 3)
 	})
+}
+
+// OnSync sees every fsync that makes appends durable.
+func TestOnSyncReportsEveryFsync(t *testing.T) {
+	var syncs atomic.Int64
+	s := mustOpen(t, t.TempDir(), store.Options{OnSync: func(topic string, part int, took time.Duration, err error) {
+		if topic == "synced" && part == 0 && err == nil && took >= 0 {
+			syncs.Add(1)
+		}
+	}})
+	defer s.Close()
+	p := mustPart(t, s, "synced", 0)
+	for i := 0; i < 3; i++ {
+		_, err := p.AppendSync(ctxT(t), payload(i), 0)
+		require.NoError(t, err)
+	}
+	require.GreaterOrEqual(t, syncs.Load(), int64(3), "group commit fsyncs before each acknowledgement")
 }

@@ -504,7 +504,12 @@ func (p *Partition) syncOut() {
 	if w.err != nil || w.pos == w.synced {
 		return
 	}
-	if err := w.seg.file.Sync(); err != nil {
+	start := time.Now()
+	err := w.seg.file.Sync()
+	if h := p.opts.OnSync; h != nil {
+		h(p.topic, p.part, time.Since(start), err)
+	}
+	if err != nil {
 		p.fail(fmt.Errorf("%w: fsync %s: %w", ErrFailed, w.seg.path, err))
 		return
 	}

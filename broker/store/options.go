@@ -82,6 +82,11 @@ type Options struct {
 	// defaults as above); nil = Flush and Retention above for every topic.
 	Topic func(topic string) TopicOptions
 
+	// OnSync, when set, is called on the partition's writer goroutine after
+	// every fsync of a segment with how long it took and its error (for an
+	// fsync-latency histogram). It must be cheap and must not block.
+	OnSync func(topic string, partition int, took time.Duration, err error)
+
 	// NoVerifyReads disables the CRC check of Slice.ReadAll.
 	NoVerifyReads bool
 

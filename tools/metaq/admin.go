@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,8 +42,9 @@ func adminAddr(flag string, adminPort int) string {
 	return ""
 }
 
-// startAdmin binds addr and serves metrics of b until Close.
-func startAdmin(addr string, b snapshotter, log *slog.Logger) (*adminServer, error) {
+// startAdmin binds addr and serves metrics of b (and the extra collectors)
+// until Close.
+func startAdmin(addr string, b snapshotter, log *slog.Logger, extra ...prometheus.Collector) (*adminServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin: listen on %s: %w (choose another --admin address or adminPort)", addr, err)
@@ -51,7 +53,11 @@ func startAdmin(addr string, b snapshotter, log *slog.Logger) (*adminServer, err
 	reg.MustRegister(newBrokerCollector(b),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(extra...)
 	mux := http.NewServeMux()
+	if ps, ok := b.(partitionSwitch); ok {
+		mux.HandleFunc("POST /partitions/{topic}/{partition}/{action}", partitionHandler(ps, log))
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		ok, reason := healthOf(b.Snapshot())
@@ -211,4 +217,62 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// partitionSwitch is the operator's maintenance switch of a broker.
+type partitionSwitch interface {
+	ClosePartition(topic string, part int)
+	OpenPartition(topic string, part int)
+}
+
+// partitionHandler serves POST /partitions/{topic}/{partition}/close|open:
+// a closed partition answers puts and gets with 403 until opened again.
+func partitionHandler(ps partitionSwitch, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		topic, action := r.PathValue("topic"), r.PathValue("action")
+		part, err := strconv.Atoi(r.PathValue("partition"))
+		if err != nil || part < 0 {
+			http.Error(w, "partition must be a non-negative number, e.g. POST /partitions/orders/0/close", http.StatusBadRequest)
+			return
+		}
+		switch action {
+		case "close":
+			ps.ClosePartition(topic, part)
+		case "open":
+			ps.OpenPartition(topic, part)
+		default:
+			http.Error(w, "action must be close or open", http.StatusNotFound)
+			return
+		}
+		log.Warn("operator changed a partition", "topic", topic, "partition", part, "action", action)
+		fmt.Fprintf(w, "%s-%d %sd\n", topic, part, strings.TrimSuffix(action, "e"))
+	}
+}
+
+// fsyncMetrics times every segment fsync of the broker's store.
+type fsyncMetrics struct {
+	seconds prometheus.Histogram
+	errors  prometheus.Counter
+}
+
+func newFsyncMetrics() *fsyncMetrics {
+	return &fsyncMetrics{
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "metaq_fsync_seconds",
+			Help:    "Time of each segment fsync (group commit: one per write cycle of a partition).",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 14)}), // 50 µs .. ~0.4 s
+		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "metaq_fsync_errors_total",
+			Help: "Failed segment fsyncs (the partition then refuses writes until a restart)."}),
+	}
+}
+
+// observe is a store.Options.OnSync hook.
+func (m *fsyncMetrics) observe(_ string, _ int, took time.Duration, err error) {
+	m.seconds.Observe(took.Seconds())
+	if err != nil {
+		m.errors.Inc()
+	}
+}
+
+func (m *fsyncMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.seconds, m.errors}
 }

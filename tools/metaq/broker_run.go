@@ -23,6 +23,8 @@ func runBroker(ctx context.Context, g *globals, configPath, listen, admin string
 	if listen != "" {
 		opts.ListenAddr = listen
 	}
+	fsync := newFsyncMetrics()
+	opts.Store.OnSync = fsync.observe
 	b, err := broker.New(opts)
 	if err != nil {
 		return err
@@ -34,7 +36,7 @@ func runBroker(ctx context.Context, g *globals, configPath, listen, admin string
 		return err
 	}
 	if addr := adminAddr(admin, cfg.Broker().AdminPort); addr != "" {
-		a, err := startAdmin(addr, b, log)
+		a, err := startAdmin(addr, b, log, fsync.collectors()...)
 		if err != nil {
 			_ = b.Shutdown(context.Background())
 			return err
