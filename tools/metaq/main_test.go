@@ -9,4 +9,14 @@ import (
 
 // TestMain starts one ZooKeeper for the package (tests isolate themselves
 // with their own zk root). Other test files of this package share it.
-func TestMain(m *testing.M) { os.Exit(zktest.Main(m)) }
+func TestMain(m *testing.M) {
+	// Commands must not pick up the contexts of whoever runs the tests.
+	dir, err := os.MkdirTemp("", "metaq-config-")
+	if err == nil {
+		os.Setenv("METAQ_CONFIG_DIR", dir)
+		os.Unsetenv("METAQ_CONTEXT")
+	}
+	code := zktest.Main(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}

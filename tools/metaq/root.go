@@ -11,7 +11,8 @@ import (
 )
 
 // globals are the flags every command shares. Values come from flags, then
-// METAQ_* environment variables (METAQ_ZK, METAQ_ZK_ROOT, METAQ_OUTPUT...).
+// METAQ_* environment variables (METAQ_ZK, METAQ_ZK_ROOT, METAQ_OUTPUT...),
+// then the named context (--context, else the selected one; cmd_context.go).
 type globals struct {
 	v *viper.Viper
 }
@@ -43,6 +44,9 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.applyContext(cmd); err != nil {
+				return err
+			}
 			switch g.output() {
 			case "table", "json":
 			default:
@@ -57,6 +61,7 @@ func newRootCmd() *cobra.Command {
 	pf.StringP("output", "o", "table", "output format: table or json (env METAQ_OUTPUT)")
 	pf.Duration("timeout", 10*time.Second, "timeout for one operation against ZooKeeper or a broker")
 	pf.BoolP("verbose", "v", false, "debug logging")
+	pf.String("context", "", "named context supplying --zk/--zk-root (env METAQ_CONTEXT; default: the selected one, see `metaq context`)")
 	_ = g.v.BindPFlags(pf)
 	g.v.SetEnvPrefix("METAQ")
 	g.v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
@@ -78,6 +83,7 @@ func newRootCmd() *cobra.Command {
 		newGroupsCmd(g),
 		newConsumeCmd(g),
 		newTxCmd(g),
+		newContextCmd(g),
 	)
 	return root
 }
