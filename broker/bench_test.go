@@ -3,6 +3,7 @@ package broker_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sort"
@@ -124,7 +125,9 @@ func BenchmarkPipelinedPut(b *testing.B) {
 	}
 }
 
-// BenchmarkGetCached reads a backlog that is in the page cache, 1 MiB per get.
+// BenchmarkGetCached reads a backlog that is in the page cache, 1 MiB per get,
+// one get at a time on one connection. The broker checks every message's CRC
+// before serving it; the client here only walks the headers.
 func BenchmarkGetCached(b *testing.B) {
 	br := brokertest.Start(b, brokertest.Options{Partitions: 1})
 	const size, n = 1024, 64 * 1024 // 64 MiB + headers
@@ -135,38 +138,33 @@ func BenchmarkGetCached(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	rd := bufio.NewReaderSize(c, 4<<20)
-	dec := protocol.NewReplyDecoder(protocol.Config{})
+	rd := bufio.NewReaderSize(c, 64<<10)
 	var off int64
 	var total int64
-	buf := make([]byte, 0, 2<<20)
+	body := make([]byte, 2<<20)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if off >= end {
 			off = 0
 		}
 		fmt.Fprintf(c, "get getbench g 0 %d %d %d\r\n", off, 1<<20, i)
-		buf = buf[:0]
-		for {
-			chunk, _ := rd.Peek(max(rd.Buffered(), 1))
-			buf = append(buf, chunk...)
-			rd.Discard(len(chunk))
-			rep, k, err := dec.Decode(buf)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if k > 0 {
-				if rep.Verb != protocol.VerbValue {
-					b.Fatalf("get at %d: %d %s", off, rep.Code, rep.Body)
-				}
-				it := protocol.NewMessageIterator(rep.Body)
-				for it.Next() {
-				}
-				off += int64(it.Consumed())
-				total += int64(len(rep.Body))
-				break
-			}
+		line, err := rd.ReadSlice('\n')
+		if err != nil {
+			b.Fatal(err)
 		}
+		var n, op int
+		if _, err := fmt.Sscanf(string(line), "value %d %d\r\n", &n, &op); err != nil {
+			b.Fatalf("get at %d: %q", off, line)
+		}
+		if _, err := io.ReadFull(rd, body[:n]); err != nil { // large reads bypass bufio's buffer
+			b.Fatal(err)
+		}
+		it := protocol.NewMessageIterator(body[:n])
+		it.SkipChecksum() // the broker verified what it served; measure serving, not the client's CRC
+		for it.Next() {
+		}
+		off += int64(it.Consumed())
+		total += int64(n)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds()/1e6, "MB/s")
