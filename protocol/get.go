@@ -90,16 +90,7 @@ func (d *Decoder) decodeGet(n int) (Request, int, *Error) {
 	r := &d.get
 	*r = GetRequest{}
 	var e *Error
-	if r.Topic, e = d.topicAt(f, 1); e != nil {
-		return nil, n, e
-	}
-	if r.Group, e = d.groupAt(f, 2); e != nil {
-		return nil, n, e
-	}
-	if r.Partition, e = d.partitionAt(f, 3); e != nil {
-		return nil, n, e
-	}
-	if r.Offset, e = d.int64At(f, 4); e != nil {
+	if r.Topic, r.Group, r.Partition, r.Offset, e = d.readTarget(f); e != nil {
 		return nil, n, e
 	}
 	if r.MaxSize, e = d.int32At(f, 5); e != nil {
@@ -119,4 +110,20 @@ func (d *Decoder) decodeGet(n int) (Request, int, *Error) {
 		return nil, n, e
 	}
 	return r, n, nil
+}
+
+// readTarget reads the `<topic> <group> <partition> <offset>` tokens 1..4
+// that get and offset requests share.
+func (d *Decoder) readTarget(f *form) (topic, group string, partition int32, offset int64, e *Error) {
+	if topic, e = d.topicAt(f, 1); e != nil {
+		return
+	}
+	if group, e = d.groupAt(f, 2); e != nil {
+		return
+	}
+	if partition, e = d.partitionAt(f, 3); e != nil {
+		return
+	}
+	offset, e = d.int64At(f, 4)
+	return
 }

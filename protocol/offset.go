@@ -39,16 +39,7 @@ func (d *Decoder) decodeOffset(n int) (Request, int, *Error) {
 	r := &d.off
 	*r = OffsetRequest{}
 	var e *Error
-	if r.Topic, e = d.topicAt(f, 1); e != nil {
-		return nil, n, e
-	}
-	if r.Group, e = d.groupAt(f, 2); e != nil {
-		return nil, n, e
-	}
-	if r.Partition, e = d.partitionAt(f, 3); e != nil {
-		return nil, n, e
-	}
-	if r.Offset, e = d.int64At(f, 4); e != nil {
+	if r.Topic, r.Group, r.Partition, r.Offset, e = d.readTarget(f); e != nil {
 		return nil, n, e
 	}
 	if r.OpaqueID, e = d.int32At(f, 5); e != nil {
