@@ -110,7 +110,10 @@ func (l *leader) run(ctx context.Context) {
 			}
 		}
 		d := l.g.opts.Debounce
-		if first && (!l.loaded || l.gen == 0) {
+		if first {
+			_ = l.load(ctx) // a failure is retried by the round
+		}
+		if first && (!l.loaded || l.gen == 0) { // a forming group: wait for its members
 			d = l.g.opts.FormingDebounce
 		}
 		if !l.debounce(ctx, d) {
@@ -156,23 +159,34 @@ func (l *leader) debounce(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// load reads the assignment snapshot once (again after someone else wrote
+// it): the previous assignment, its generation and the static members that
+// held partitions.
+func (l *leader) load(ctx context.Context) error {
+	if l.loaded {
+		return nil
+	}
+	if err := l.s.EnsurePath(ctx, l.g.paths.Group(l.g.opts.Group)); err != nil {
+		return err
+	}
+	snap, ver, err := readSnapshot(ctx, l.s, l.g.paths, l.g.opts.Group)
+	if err != nil {
+		return err
+	}
+	l.prev, l.gen, l.snapVersion, l.loaded = snap.Members, snap.Generation, ver, true
+	now := time.Now()
+	for id, ma := range snap.Members {
+		if ma.InstanceID != "" {
+			l.departed[id] = departed{member: Member{ID: id, InstanceID: ma.InstanceID, Reserved: true}, since: now}
+		}
+	}
+	return nil
+}
+
 // round reads what changed, computes the assignment and writes it if it differs.
 func (l *leader) round(ctx context.Context) error {
-	if !l.loaded {
-		if err := l.s.EnsurePath(ctx, l.g.paths.Group(l.g.opts.Group)); err != nil {
-			return err
-		}
-		snap, ver, err := readSnapshot(ctx, l.s, l.g.paths, l.g.opts.Group)
-		if err != nil {
-			return err
-		}
-		l.prev, l.gen, l.snapVersion, l.loaded = snap.Members, snap.Generation, ver, true
-		now := time.Now()
-		for id, ma := range snap.Members {
-			if ma.InstanceID != "" {
-				l.departed[id] = departed{member: Member{ID: id, InstanceID: ma.InstanceID, Reserved: true}, since: now}
-			}
-		}
+	if err := l.load(ctx); err != nil {
+		return err
 	}
 	live, err := l.readMembers(ctx)
 	if err != nil {
