@@ -99,7 +99,11 @@ func (e *Ensemble) WaitServing(ctx context.Context, want int) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("zktest: ensemble has %d/%d serving servers (leader=%v): %w; logs under %s", serving, want, leader, ctx.Err(), e.dir)
+			var logs strings.Builder
+			for _, s := range e.Servers {
+				fmt.Fprintf(&logs, "\n--- server %d (%s, running=%v):\n%s", s.ID, s.Addr, s.Running(), s.LogTail(8))
+			}
+			return fmt.Errorf("zktest: ensemble has %d/%d serving servers (leader=%v): %w%s", serving, want, leader, ctx.Err(), logs.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -68,7 +68,7 @@ func classpath() (string, error) {
 		jars := []string{"zookeeper.jar", "zookeeper-jute.jar", "netty-handler.jar", "netty-common.jar",
 			"netty-buffer.jar", "netty-transport.jar", "netty-codec.jar", "netty-resolver.jar",
 			"netty-transport-native-epoll.jar", "netty-transport-native-unix-common.jar",
-			"slf4j-api.jar", "slf4j-nop.jar"}
+			"slf4j-api.jar", "slf4j-simple.jar"}
 		var parts []string
 		for _, j := range jars {
 			if _, err := os.Stat(filepath.Join(dir, j)); err == nil {
@@ -107,7 +107,9 @@ func writeConfig(dir string, clientPort int, o Options, peers []string) (string,
 	}
 	lines := []string{
 		"tickTime=" + strconv.Itoa(int(o.TickTime/time.Millisecond)),
-		"initLimit=20", "syncLimit=10",
+		// Generous in ticks: a JVM starved by parallel race-enabled tests must
+		// still manage to sync with a new leader (2 s was not always enough).
+		"initLimit=100", "syncLimit=50",
 		"dataDir=" + data,
 		"clientPort=" + strconv.Itoa(clientPort),
 		"clientPortAddress=127.0.0.1",
@@ -161,6 +163,7 @@ func (s *Server) Start(ctx context.Context) error {
 		main = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 	}
 	args := []string{"-Xmx192m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
+		"-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-Dorg.slf4j.simpleLogger.showDateTime=true",
 		"-Dzookeeper.jmx.log4j.disable=true", "-Dzookeeper.admin.enableServer=false"}
 	args = append(args, s.opts.JVMArgs...)
 	args = append(args, "-cp", cp, main, s.configPath)
@@ -281,3 +284,16 @@ func FourLetter(addr, cmd string) (string, error) {
 
 // FourLetter sends cmd to this server.
 func (s *Server) FourLetter(cmd string) (string, error) { return FourLetter(s.Addr, cmd) }
+
+// LogTail returns the last n lines of the server's log (warnings and errors).
+func (s *Server) LogTail(n int) string {
+	b, err := os.ReadFile(filepath.Join(s.Dir, "server.log"))
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
