@@ -73,7 +73,15 @@ func (s *Slice) ReadAll(dst []byte) ([]byte, error) {
 		return dst, nil
 	}
 	valid, _, stop := ScanValid(dst[n:])
-	if stop == nil || errors.Is(stop, ErrIncomplete) {
+	if stop == nil {
+		return dst, nil
+	}
+	if errors.Is(stop, ErrIncomplete) {
+		if valid == 0 {
+			if err := s.partialFirst(); err != nil {
+				return dst[:n], err
+			}
+		}
 		return dst, nil
 	}
 	return dst[:n], s.corruptError(valid, stop)
@@ -106,7 +114,27 @@ func (s *Slice) ValidBytes() ([]byte, error) {
 	if stop != nil {
 		return nil, s.corruptError(0, stop)
 	}
+	if _, st := checkMessage(data); len(data) > 0 && st == ErrIncomplete {
+		if err := s.partialFirst(); err != nil {
+			return nil, err
+		}
+	}
 	return data, nil
+}
+
+// partialFirst checks a slice that ends inside its first message. That is
+// legitimate only for a message larger than Read would extend a slice to;
+// from a wrong offset, a garbage length would make the client grow its
+// maxSize forever, so it gets a *MisalignedOffsetError instead.
+func (s *Slice) partialFirst() error {
+	start, next, err := s.p.boundary(s.seg, s.file, s.Offset)
+	if err != nil {
+		return err
+	}
+	if start != s.Offset {
+		return &MisalignedOffsetError{Offset: s.Offset, Next: next}
+	}
+	return nil
 }
 
 // corruptError explains a checksum failure valid bytes into the slice:
