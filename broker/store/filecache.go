@@ -37,6 +37,7 @@ func (c *fileCache) pin(s *segment) (File, error) {
 		if s.gone {
 			return nil, fmt.Errorf("%w: segment %s was removed", ErrClosed, s.path)
 		}
+		c.evictLocked(c.max - 1) // make room first: the limit holds at every moment
 		f, err := c.fs.OpenFile(s.path, os.O_RDONLY, 0)
 		if err != nil {
 			return nil, fmt.Errorf("store: open segment for reading: %w", err)
@@ -49,7 +50,7 @@ func (c *fileCache) pin(s *segment) (File, error) {
 		c.lru.MoveToFront(s.elem)
 	}
 	s.pins++
-	c.evictLocked()
+	c.evictLocked(c.max)
 	return s.file, nil
 }
 
@@ -57,7 +58,7 @@ func (c *fileCache) pin(s *segment) (File, error) {
 func (c *fileCache) unpin(s *segment) {
 	c.mu.Lock()
 	s.pins--
-	c.evictLocked()
+	c.evictLocked(c.max)
 	c.mu.Unlock()
 }
 
@@ -70,7 +71,7 @@ func (c *fileCache) retire(s *segment) {
 		s.elem = c.lru.PushFront(s)
 		c.open++
 		c.peak = max(c.peak, c.open)
-		c.evictLocked()
+		c.evictLocked(c.max)
 	}
 }
 
@@ -82,8 +83,10 @@ func (c *fileCache) drop(s *segment) {
 	c.closeLocked(s)
 }
 
-func (c *fileCache) evictLocked() {
-	for e := c.lru.Back(); e != nil && c.open > c.max; {
+// evictLocked closes least recently used unpinned files until at most
+// limit are open (or only pinned ones are left).
+func (c *fileCache) evictLocked(limit int) {
+	for e := c.lru.Back(); e != nil && c.open > limit; {
 		s := e.Value.(*segment)
 		e = e.Prev()
 		if s.pins == 0 {
