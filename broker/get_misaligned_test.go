@@ -2,6 +2,8 @@ package broker_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -41,4 +43,40 @@ func TestGetMisalignedOffsetMovesToNextMessage(t *testing.T) {
 	line, body := c.ReadReply(t)
 	require.Equal(t, "value 60 7", line, "a message larger than maxSize is served whole")
 	require.Len(t, body, 60)
+}
+
+// TestGetOfTruncatedSegmentFailsOnlyThatPartition shrinks a segment file
+// under the running broker (a SIGBUS through the memory map before): the
+// get is refused with 503, the partition shows up failed in the snapshot
+// (and so on /healthz), the broker and its other partitions keep serving.
+func TestGetOfTruncatedSegmentFailsOnlyThatPartition(t *testing.T) {
+	dir := t.TempDir()
+	b := brokertest.Start(t, brokertest.Options{DataDir: dir})
+	c := brokertest.Dial(t, b.Addr())
+	for i, part := range []int{0, 1} {
+		c.Send(t, putLine("greetings", part, "hello", i+1))
+		line, _ := c.ReadReply(t)
+		require.Regexp(t, `^result 200 \d+ `, line)
+	}
+	c.Send(t, "get greetings group1 0 0 1024 3\r\n") // maps the segment
+	line, _ := c.ReadReply(t)
+	require.Equal(t, "value 25 3", line)
+	require.NoError(t, os.Truncate(filepath.Join(dir, "greetings-0", "00000000000000000000.meta"), 0))
+
+	c.Send(t, "get greetings group1 0 0 1024 4\r\n")
+	line, body := c.ReadReply(t)
+	require.Equal(t, fmt.Sprintf("result 503 %d 4", len(body)), line, string(body))
+	require.Contains(t, string(body), "partition unavailable")
+	var failed []string
+	for _, p := range b.Snapshot().Partitions {
+		if p.Err != "" {
+			failed = append(failed, fmt.Sprintf("%s-%d", p.Topic, p.Partition))
+		}
+	}
+	require.Equal(t, []string{"greetings-0"}, failed)
+	require.Len(t, b.Store().FailedPartitions(), 1)
+
+	c.Send(t, "get greetings group1 1 0 1024 5\r\n")
+	line, _ = c.ReadReply(t)
+	require.Equal(t, "value 25 5", line, "the other partition still serves")
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"sort"
 	"syscall"
 	"time"
 )
@@ -39,13 +38,7 @@ func (s *Store) FailedPartitions() []FailedPartition {
 			out = append(out, FailedPartition{Topic: p.topic, Partition: p.part, Err: f.err, Since: f.since, Reads: f.reads})
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Topic != out[j].Topic {
-			return out[i].Topic < out[j].Topic
-		}
-		return out[i].Partition < out[j].Partition
-	})
-	return out
+	return out // Partitions is sorted
 }
 
 // failRead makes a read error of the partition's files sticky for reads
