@@ -108,7 +108,8 @@ func readErrorReply(err error, offset int64, updateOffsets bool) (int32, string)
 	case errors.As(err, &mis): // inside a message: continue at the next one, as MetaQ does
 		return protocol.CodeMoved, strconv.FormatInt(mis.Next, 10)
 	case errors.Is(err, store.ErrFailed):
-		return protocol.CodeUnavailable, "partition unavailable: " + err.Error()
+		// The cause (paths, addresses) stays in the broker's log and /healthz.
+		return protocol.CodeUnavailable, "partition unavailable after a storage failure; the operator must fix it and restart the broker"
 	case errors.Is(err, store.ErrCorrupt):
 		return protocol.CodeInternal, "corrupt data at offset " + strconv.FormatInt(offset, 10) +
 			": not delivered; the operator should run `metaq segments verify`"
