@@ -76,16 +76,15 @@ func (j getJob) serveGet() {
 		finish()
 		return
 	}
-	data, err := sl.Bytes()
-	if err == nil {
-		data, err = validPrefix(data)
-	}
+	data, err := sl.ValidBytes() // store.ValidPrefix, guarded against a file shrunk under the mapping
 	if err != nil {
 		sl.Release()
-		b.log.Error("get: refusing to serve corrupt data", "topic", j.topic, "partition", j.part, "offset", j.offset, "err", err)
+		code, body := readErrorReply(err, j.offset, b.opts.UpdateConsumerOffsets)
+		if code != protocol.CodeMoved {
+			b.log.Error("get: refusing to serve data", "topic", j.topic, "partition", j.part, "offset", j.offset, "err", err)
+		}
 		b.stats.get(j.topic, 0, true)
-		cn.replyAsync(protocol.AppendResultString(nil, protocol.CodeInternal, j.opaque,
-			"corrupt data at offset "+strconv.FormatInt(j.offset, 10)+": not delivered; the operator should run `metaq segments verify`"))
+		cn.replyAsync(protocol.AppendResultString(nil, code, j.opaque, body))
 		finish()
 		return
 	}
@@ -98,27 +97,22 @@ func (j getJob) serveGet() {
 	}
 }
 
-// validPrefix checks the CRC of every complete message and cuts the data at
-// the first corrupt one; corrupt data is never delivered. It also faults the
-// pages in here, off the event loop.
-func validPrefix(data []byte) ([]byte, error) {
-	valid, _, stop := store.ScanValid(data)
-	if stop == nil || errors.Is(stop, store.ErrIncomplete) {
-		return data, nil
-	}
-	if valid == 0 {
-		return nil, stop
-	}
-	return data[:valid], nil
-}
-
 // readErrorReply maps a store read error to the reply of PROTOCOL.md §5.
 func readErrorReply(err error, offset int64, updateOffsets bool) (int32, string) {
 	var small *store.OffsetTooSmallError
 	var large *store.OffsetTooLargeError
+	var mis *store.MisalignedOffsetError
 	switch {
 	case errors.As(err, &small):
 		return protocol.CodeMoved, strconv.FormatInt(small.Earliest, 10)
+	case errors.As(err, &mis): // inside a message: continue at the next one, as MetaQ does
+		return protocol.CodeMoved, strconv.FormatInt(mis.Next, 10)
+	case errors.Is(err, store.ErrFailed):
+		// The cause (paths, addresses) stays in the broker's log and /healthz.
+		return protocol.CodeUnavailable, "partition unavailable after a storage failure; the operator must fix it and restart the broker"
+	case errors.Is(err, store.ErrCorrupt):
+		return protocol.CodeInternal, "corrupt data at offset " + strconv.FormatInt(offset, 10) +
+			": not delivered; the operator should run `metaq segments verify`"
 	case errors.Is(err, store.ErrCaughtUp):
 		return protocol.CodeNotFound, ""
 	case errors.Is(err, store.ErrNoPartition):

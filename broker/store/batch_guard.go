@@ -57,7 +57,7 @@ func decodeGuard(b []byte) (batchGuard, bool) {
 // The caller fsyncs the directory.
 func (p *Partition) openGuard() (batchGuard, bool, error) {
 	name := filepath.Join(p.dir, batchGuardName)
-	f, err := p.fs.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := p.fs.OpenFile(name, os.O_RDWR|os.O_CREATE, filePerm)
 	if err != nil {
 		return batchGuard{}, false, fmt.Errorf("store: open %s: %w", name, err)
 	}

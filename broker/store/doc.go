@@ -15,7 +15,8 @@
 //	    00000000000000000000.arc     a segment archived by retention (renamed), or .zip (zipped)
 //	    *.tmp                        a sidecar or marker being written; deleted on open
 //
-// The file-name patterns are the const block in names.go.
+// The file-name patterns are the const block in names.go. The store creates
+// files with mode 0640 and directories with mode 0750 (before the umask).
 //
 // # Messages
 //
@@ -36,6 +37,18 @@
 // (millis-1303895660503)<<22 | brokerId<<12 | seq, positive and increasing
 // per broker: a wall clock that goes back is ignored and a sequence overflow
 // advances to the next millisecond.
+//
+// # Zero-filled regions
+//
+// A header that is all zeros (length 0, checksum 0, id 0, flag 0) is not a
+// message. Its checksum would be valid (the CRC of empty data is 0), but
+// the store never writes one: message ids are positive. After a power loss
+// a file system may leave zeros after the last byte it wrote (delayed
+// allocation on ext4, XFS); the rule keeps them from becoming empty
+// messages. Every reader applies it through one function (checkMessage in
+// message.go, exported as ScanValid and ValidPrefix): recovery stops and
+// truncates there, reads never serve such a record, Verify reports it
+// (as corruption, except as the tail of the last segment).
 //
 // A segment is rolled when appending the next message (or batch) would
 // take it past Options.MaxSegmentSize; a single larger message gets a
@@ -104,13 +117,51 @@
 //
 // # Recovery
 //
-// On open, closed segments with a valid sidecar are trusted (their data was
-// fsynced before the roll). Closed segments without one are scanned; a
-// checksum failure there is logged and left in place, and reads of it fail
-// with ErrCorrupt (corruption is never skipped silently; run Verify). The
-// active segment is scanned unless the clean marker vouches for it; the
-// scan stops at the first incomplete message or checksum failure and the
-// file is truncated there and fsynced.
+// Recovery keeps exactly the valid prefix of the log. On open, closed
+// segments with a valid sidecar are trusted (their data was fsynced before
+// the roll). Closed segments without one are scanned; a checksum failure
+// there is logged and left in place, and reads of it fail with ErrCorrupt
+// (corruption is never skipped silently; run Verify). The active segment
+// is scanned unless the clean marker vouches for it; the scan stops at the
+// first incomplete message, checksum failure, negative length or all-zero
+// header, and the file is truncated there and fsynced. A torn, zero-filled
+// or garbage tail therefore disappears; nothing after it is invented.
+//
+// Segments must be contiguous (each starts where the previous one ends).
+// When one is missing (a hole left by a crash), the segments before the
+// hole are dropped from the log but left on disk, the partition starts at
+// the first segment after it (Earliest moves there; reads before it get
+// OffsetTooSmallError), and a warning names the partition and the missing
+// range [missing_from, missing_to). Any other error while opening a
+// partition leaves that partition failed (below); Open still succeeds and
+// the other partitions serve.
+//
+// # Reads
+//
+// Read returns at most maxSize bytes, except one whole first message when
+// it is larger (PROTOCOL.md: no consumer wedges on a large message); the
+// store extends a slice only after confirming that the offset is a message
+// start. An offset inside a message gets a *MisalignedOffsetError with the
+// start of the next message (found by walking headers from the nearest
+// sparse index entry, at most about IndexInterval bytes); the broker
+// answers 301 with it, as MetaQ answers a wrong offset.
+//
+// Closed segments are opened on demand. Their descriptors and memory maps
+// are kept in a Store-wide LRU of at most Options.MaxOpenSegments
+// (default 1024); the least recently used one that no Slice holds is
+// closed first. Active segments (one per partition) stay open.
+//
+// # Failed partitions
+//
+// A partition fails, sticky until the Store is reopened, on a write or
+// fsync error (appends get ErrFailed, reads go on), on a read error or a
+// memory fault of a segment file (a file truncated under its mapping would
+// raise SIGBUS: Slice.ValidBytes reads under debug.SetPanicOnFault and
+// turns the fault into an error), or when it cannot be opened; in the last
+// two cases reads get ErrFailed too. Store.FailedPartitions lists them with
+// the cause and the time; the broker reports them on its health endpoint.
+// Other partitions are never affected, and a failed partition writes no
+// clean marker, so the next open scans and truncates it.
 //
 // # Retention
 //
@@ -118,5 +169,8 @@
 // than RetentionPolicy.MaxAge (by the newest message id time) or while the
 // partition is larger than MaxBytes, by deleting, renaming to .arc, or
 // zipping them. A segment that a Slice still references is removed from
-// the log at once but deleted when the last reader releases it.
+// the log at once but deleted when the last reader releases it. Removed
+// segments are deleted or archived strictly oldest first, each made
+// durable (directory fsync) before the next: a newer segment waits for an
+// older one still held by a reader, so a crash never leaves a hole.
 package store

@@ -14,7 +14,10 @@ var (
 	// ErrFailed is returned by appends on a partition that hit a write or
 	// fsync error. The error is sticky: the partition refuses further appends
 	// until the process restarts and recovery truncates the log to its last
-	// valid message. (ENOSPC is the exception, see ErrNoSpace.)
+	// valid message. (ENOSPC is the exception, see ErrNoSpace.) A read fault
+	// (a segment file truncated or unreadable) or an error while opening the
+	// partition also fails it, and then reads get ErrFailed too. See
+	// Store.FailedPartitions.
 	ErrFailed = errors.New("store: partition failed after an I/O error, restart the broker to recover")
 
 	// ErrNoSpace is returned by appends when the file system is full. It also
@@ -35,8 +38,9 @@ var (
 	// segment whose structure is broken. Corrupt data is never delivered.
 	ErrCorrupt = errors.New("store: corrupt data")
 
-	// ErrInvalidOffset is returned when a read offset is not the start of a
-	// message (a client sent an offset that the broker never handed out).
+	// ErrInvalidOffset is matched (errors.Is) by *MisalignedOffsetError: a
+	// read offset is not the start of a message (a client sent an offset
+	// that the broker never handed out).
 	ErrInvalidOffset = errors.New("store: offset is not a message boundary")
 
 	// ErrLocked is returned by Open when another process holds the data
@@ -86,3 +90,18 @@ func (e *OffsetTooLargeError) Error() string {
 
 // Is makes errors.Is(err, ErrOffsetOutOfRange) true.
 func (e *OffsetTooLargeError) Is(target error) bool { return target == ErrOffsetOutOfRange }
+
+// MisalignedOffsetError is returned by Read and the Slice readers for an
+// offset inside a message (wire code 301 with Next as the body: the
+// consumer continues at the next message).
+type MisalignedOffsetError struct {
+	Offset int64 // the requested offset
+	Next   int64 // the start of the message after the one holding Offset
+}
+
+func (e *MisalignedOffsetError) Error() string {
+	return fmt.Sprintf("store: offset %d is not a message boundary; the next message starts at %d", e.Offset, e.Next)
+}
+
+// Is makes errors.Is(err, ErrInvalidOffset) true.
+func (e *MisalignedOffsetError) Is(target error) bool { return target == ErrInvalidOffset }

@@ -69,7 +69,7 @@ func (OSFS) SyncDir(name string) error {
 
 // Lock implements FS with flock(LOCK_EX|LOCK_NB).
 func (OSFS) Lock(name string) (io.Closer, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, filePerm)
 	if err != nil {
 		return nil, err
 	}

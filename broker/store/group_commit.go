@@ -485,7 +485,7 @@ func (p *Partition) fail(err error) {
 	w := &p.w
 	p.log.Error("store: partition failed; appends refused until restart", "err", err)
 	w.err = err
-	p.failed.Store(&failure{err: err})
+	p.failed.Store(&failure{err: err, since: p.opts.Now()})
 	p.failBuf(err)
 	for _, r := range w.unsynced {
 		r.err = err
@@ -539,9 +539,10 @@ func (p *Partition) roll() error {
 		return fmt.Errorf("%w: cannot roll segment %s", ErrNoSpace, w.seg.path)
 	}
 	p.writeSidecar(w.seg)
+	old := w.seg
 	base := w.seg.base + w.pos
 	name := filepath.Join(p.dir, segmentName(base))
-	f, err := p.fs.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := p.fs.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil && errors.Is(err, syscall.ENOSPC) {
 		return fmt.Errorf("%w: create %s: %w", ErrNoSpace, name, err)
 	}
@@ -559,6 +560,7 @@ func (p *Partition) roll() error {
 	p.mu.Lock()
 	p.segs = append(p.segs, seg)
 	p.mu.Unlock()
+	p.files.retire(old) // its descriptor now counts against MaxOpenSegments
 	w.init(seg, w.interval)
 	return nil
 }

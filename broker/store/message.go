@@ -58,35 +58,82 @@ func AppendMessage(dst []byte, id int64, flag int32, data []byte) []byte {
 // prefix made of complete messages with correct checksums, and how many
 // messages that prefix holds. stop is nil when the prefix is all of b,
 // ErrIncomplete when b ends inside a message, and an error wrapping
-// ErrCorrupt when a message has a negative length or a bad checksum.
+// ErrCorrupt when a message has a negative length, a bad checksum, or an
+// all-zero header (a zero-filled region, see doc.go "Zero-filled regions").
 func ScanValid(b []byte) (n int, count int, stop error) {
-	for {
-		rest := b[n:]
-		if len(rest) == 0 {
-			return n, count, nil
+	for n < len(b) {
+		total, err := checkMessage(b[n:])
+		if err != nil {
+			return n, count, err
 		}
-		if len(rest) < HeaderSize {
-			return n, count, ErrIncomplete
-		}
-		l := int32(binary.BigEndian.Uint32(rest[0:4]))
-		if l < 0 {
-			return n, count, errCorruptLen
-		}
-		if int64(l) > int64(len(rest)-HeaderSize) {
-			return n, count, ErrIncomplete
-		}
-		sum := int32(binary.BigEndian.Uint32(rest[4:8]))
-		if Checksum(rest[HeaderSize:HeaderSize+int(l)]) != sum {
-			return n, count, errCorruptCRC
-		}
-		n += HeaderSize + int(l)
+		n += int(total)
 		count++
 	}
+	return n, count, nil
+}
+
+// checkMessage is the one message rule of the store: every reader
+// (recovery, Verify, ScanValid, ValidPrefix) applies it. It checks the
+// message at the start of b and returns its total size (header + data).
+// stop is ErrIncomplete when b ends inside the message (total is then the
+// size the header announces, or 0 when even the header is incomplete),
+// errZeroHeader for an all-zero header, and errCorruptLen or errCorruptCRC
+// for a damaged message.
+func checkMessage(b []byte) (total int64, stop error) {
+	if len(b) < HeaderSize {
+		return 0, ErrIncomplete
+	}
+	l := int64(int32(binary.BigEndian.Uint32(b[0:4])))
+	if l < 0 {
+		return 0, errCorruptLen
+	}
+	total = HeaderSize + l
+	if total > int64(len(b)) {
+		return total, ErrIncomplete
+	}
+	if l == 0 && isZeroHeader(b) {
+		return 0, errZeroHeader
+	}
+	if Checksum(b[HeaderSize:total]) != int32(binary.BigEndian.Uint32(b[4:8])) {
+		return 0, errCorruptCRC
+	}
+	return total, nil
+}
+
+// isZeroHeader reports whether the header at the start of b is all zeros:
+// length 0, checksum 0 (the CRC of empty data), id 0, flag 0. The store
+// never writes one (message ids are positive), but a file system can leave
+// zeros after the last written byte when the power fails.
+func isZeroHeader(b []byte) bool {
+	return binary.BigEndian.Uint64(b[0:8]) == 0 && binary.BigEndian.Uint64(b[8:16]) == 0 &&
+		binary.BigEndian.Uint32(b[16:20]) == 0
+}
+
+// ValidPrefix is the check every message set passes before it is served:
+// it returns the longest prefix of data made of whole messages with correct
+// checksums. A torn (incomplete) last message is cut off; data that holds
+// only part of its first message is returned unchanged (the client sees
+// the message is larger than its maxSize and asks for more). A corrupt
+// message or a zero-filled region cuts the data before it; when that is
+// the first message the error (wrapping ErrCorrupt) is returned instead,
+// and no data: corrupt data is never served.
+func ValidPrefix(data []byte) ([]byte, error) {
+	valid, _, stop := ScanValid(data)
+	switch {
+	case stop == nil:
+		return data, nil
+	case valid > 0:
+		return data[:valid], nil
+	case errors.Is(stop, ErrIncomplete):
+		return data, nil
+	}
+	return nil, stop
 }
 
 var (
 	errCorruptLen = wrapCorrupt("negative message length")
 	errCorruptCRC = wrapCorrupt("checksum mismatch")
+	errZeroHeader = wrapCorrupt("all-zero header: a zero-filled region, not a message")
 )
 
 type corruptReason string

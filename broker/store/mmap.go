@@ -7,14 +7,16 @@ import (
 )
 
 // mapping is a segment's read-only shared memory map, created on the first
-// zero-copy read and removed when the segment's last reference goes (so
-// retention never unmaps memory a reader still uses). It spans
-// max(MaxSegmentSize, size at mapping time) rounded up to a page: segments
-// roll before they would pass MaxSegmentSize, so the mapping covers every
-// byte the segment will ever hold except an oversized first batch, which
-// falls back to a copy. Pages past the end of the file are never touched:
-// reads stay below the visible end, and files are only truncated during
-// recovery, before any reader, or beyond the visible end.
+// zero-copy read and removed when the file cache closes the segment's file
+// (never while a Slice holds it, so retention and eviction never unmap
+// memory a reader still uses). It spans max(MaxSegmentSize, size at mapping
+// time) rounded up to a page: segments roll before they would pass
+// MaxSegmentSize, so the mapping covers every byte the segment will ever
+// hold except an oversized first batch, which falls back to a copy. Pages
+// past the end of the file are never touched: reads stay below the visible
+// end, and the store truncates files only during recovery, before any
+// reader, or beyond the visible end. A file shrunk by something else makes
+// the touch fault (SIGBUS); Slice.ValidBytes turns that into an error.
 type mapping struct {
 	mu     sync.Mutex // guards data and failed
 	data   []byte

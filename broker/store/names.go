@@ -22,6 +22,14 @@ const (
 	segmentNameLen    = 20 + len(".meta")
 )
 
+// Permissions of what the store creates: the broker's user reads and
+// writes, its group (an operator's tools, a backup job) reads, others have
+// no access. The umask can only remove more.
+const (
+	filePerm = 0o640 // segments, sidecars, markers, BATCH, LOCK, archives
+	dirPerm  = 0o750 // the data directory and partition directories
+)
+
 func segmentName(base int64) string { return fmt.Sprintf(segmentNameFormat, base) }
 func indexName(base int64) string   { return fmt.Sprintf(indexNameFormat, base) }
 

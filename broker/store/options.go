@@ -72,6 +72,12 @@ type Options struct {
 	MaxQueueBytes  int64 // per-partition bytes waiting to be written before Append returns ErrQueueFull; default 64 MiB
 	IndexInterval  int   // bytes between sparse index entries (16 B of memory each); default 64 KiB
 
+	// MaxOpenSegments bounds the closed segments whose file (descriptor
+	// and memory map) stays open for reads, over the whole Store; the least
+	// recently read are closed first, never while a Slice uses them.
+	// Active segments (one per partition) come on top. Default 1024.
+	MaxOpenSegments int
+
 	Flush     FlushPolicy     // default flush policy
 	Retention RetentionPolicy // default retention; zero value = delete after 168 h
 	// RetentionInterval is how often the Store runs retention; 0 = 10
@@ -99,6 +105,7 @@ const (
 	defaultMaxMessageSize = 4 << 20
 	defaultMaxQueueBytes  = 64 << 20
 	defaultIndexInterval  = 64 << 10
+	defaultMaxOpenSegs    = 1024
 	defaultUnflushThresh  = 1000
 	defaultUnflushIntvl   = 10 * time.Second
 	defaultRetentionAge   = 168 * time.Hour
@@ -129,6 +136,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.IndexInterval <= 0 {
 		o.IndexInterval = defaultIndexInterval
+	}
+	if o.MaxOpenSegments <= 0 {
+		o.MaxOpenSegments = defaultMaxOpenSegs
 	}
 	o.Flush = o.Flush.withDefaults()
 	o.Retention = o.Retention.withDefaults()

@@ -22,12 +22,16 @@ type Partition struct {
 	fs     FS
 	log    *slog.Logger
 	opts   *Options // store options, read-only
+	files  *fileCache
 	topt   TopicOptions
 	ids    *idGen
 	verify bool
 
 	mu   sync.RWMutex // guards segs (appended by the writer, trimmed by retention)
 	segs []*segment   // in offset order; the last one is active
+
+	rmu     sync.Mutex   // guards retired; held while a retired segment is disposed of
+	retired []retiredSeg // segments retention removed from the log, disposed of oldest first
 
 	visibleEnd atomic.Int64 // durable high-water mark (offset)
 	count      atomic.Int64 // messages in [earliest, visibleEnd)
@@ -43,14 +47,13 @@ type Partition struct {
 	w    writer        // owned by the writer goroutine
 }
 
-type failure struct{ err error }
-
 func openPartition(s *Store, topic string, part int) (*Partition, error) {
 	p := &Partition{
 		topic: topic, part: part,
 		dir:    filepath.Join(s.dir, PartitionDirName(topic, part)),
 		fs:     s.opts.FS,
 		opts:   &s.opts,
+		files:  s.files,
 		topt:   s.opts.topic(topic),
 		ids:    s.ids,
 		verify: !s.opts.NoVerifyReads,
@@ -58,7 +61,7 @@ func openPartition(s *Store, topic string, part int) (*Partition, error) {
 		done:   make(chan struct{}),
 	}
 	p.log = s.opts.Logger.With("topic", topic, "partition", part)
-	if err := p.fs.MkdirAll(p.dir, 0o755); err != nil {
+	if err := p.fs.MkdirAll(p.dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("store: create partition directory: %w", err)
 	}
 	if err := p.fs.SyncDir(s.dir); err != nil {
@@ -140,20 +143,40 @@ func (p *Partition) recover() error {
 		if err != nil {
 			return err
 		}
-		p.segs = append(p.segs, seg)
-		if i > 0 {
-			prev := p.segs[i-1]
-			if prev.base+prev.size != base {
-				return fmt.Errorf("%w: %s: segment %s ends at offset %d but the next segment starts at %d; run segments verify",
-					ErrCorrupt, p.dir, filepath.Base(prev.path), prev.base+prev.size, base)
-			}
+		if n := len(p.segs); n > 0 {
+			p.skipGap(p.segs[n-1], seg)
 		}
+		p.segs = append(p.segs, seg)
 		trusted := !active || (base == cleanBase && seg.size == cleanSize)
-		if err := p.loadSegment(seg, active, trusted && l.sidecars[base], guard, guardOK); err != nil {
+		err = p.loadSegment(seg, active, trusted && l.sidecars[base], guard, guardOK)
+		if !active {
+			// Closed segments are reopened on demand through the file
+			// cache, so a log of many segments holds few descriptors.
+			_ = seg.file.Close()
+			seg.file = nil
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return p.finishRecovery(l)
+}
+
+// skipGap checks that seg starts where prev ends. If not (segments were
+// lost, e.g. a crash during out-of-order retention), the log cannot be
+// read across the hole: the segments before it are dropped from the log
+// (left on disk for the operator) and the partition starts at seg.
+func (p *Partition) skipGap(prev, seg *segment) {
+	if end := prev.base + prev.size; end != seg.base {
+		p.log.Warn("store: segments missing; the partition now starts after the gap (the older segments stay on disk, unused)",
+			"missing_from", end, "missing_to", seg.base, "earliest", seg.base,
+			"dropped_segments", len(p.segs))
+		for _, s := range p.segs {
+			s.release = p.closeSegmentFile
+			s.unref()
+		}
+		p.segs = p.segs[:0]
+	}
 }
 
 func (p *Partition) openSegment(base int64, active bool) (*segment, error) {
@@ -162,7 +185,7 @@ func (p *Partition) openSegment(base int64, active bool) (*segment, error) {
 	if active {
 		flag = os.O_RDWR | os.O_CREATE
 	}
-	f, err := p.fs.OpenFile(name, flag, 0o644)
+	f, err := p.fs.OpenFile(name, flag, filePerm)
 	if err != nil {
 		return nil, fmt.Errorf("store: open segment: %w", err)
 	}
@@ -300,7 +323,7 @@ func (p *Partition) closeFiles() {
 	p.segs = nil
 	p.mu.Unlock()
 	for _, s := range segs {
-		s.release = closeSegmentFile
+		s.release = p.closeSegmentFile
 		s.unref()
 	}
 	if p.w.guard != nil {
@@ -308,7 +331,7 @@ func (p *Partition) closeFiles() {
 	}
 }
 
-func closeSegmentFile(s *segment) { s.mm.unmap(); _ = s.file.Close() }
+func (p *Partition) closeSegmentFile(s *segment) { p.files.drop(s) }
 
 // Stats is a snapshot of a partition's counters.
 type Stats struct {

@@ -18,8 +18,10 @@ import (
 // points while concurrent appenders run in group-commit mode. After
 // recovery every acknowledged message is present at its acknowledged
 // offset, everything present was really appended, and the log ends exactly
-// at the last valid message of what survived (half the runs also keep a
-// random torn prefix of unsynced bytes).
+// at the last valid message of what survived. A quarter of the runs lose
+// all unsynced bytes; the others keep a random torn prefix of them, alone,
+// followed by zeros (delayed allocation), or followed by garbage: nothing
+// of that may come back as a message.
 func TestPowerLoss(t *testing.T) {
 	runs := 1000
 	if testing.Short() {
@@ -65,10 +67,16 @@ func powerLossRun(t *testing.T, seed uint64) bool {
 		p = mustPart(t, s, "t", 0)
 	}
 	var torn *rand.Rand
-	if seed%2 == 1 {
+	tail := storetest.TailTorn
+	switch seed % 4 {
+	case 1:
 		torn = rand.New(rand.NewPCG(seed, 7))
+	case 2:
+		torn, tail = rand.New(rand.NewPCG(seed, 7)), storetest.TailZeros
+	case 3:
+		torn, tail = rand.New(rand.NewPCG(seed, 7)), storetest.TailGarbage
 	}
-	mem.CrashAfter(int64(rng.IntN(200)), torn)
+	mem.CrashAfterTail(int64(rng.IntN(200)), torn, tail)
 
 	const writers = 3
 	var mu sync.Mutex

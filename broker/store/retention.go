@@ -52,19 +52,52 @@ func (p *Partition) RunRetention(now time.Time) error {
 		p.count.Add(-count)
 	}
 	p.mu.Unlock()
+	p.rmu.Lock()
+	for _, seg := range removed {
+		p.retired = append(p.retired, retiredSeg{seg: seg, action: pol.Action})
+	}
+	p.rmu.Unlock()
 	for _, seg := range removed {
 		p.log.Info("store: retention removes segment", "segment", seg.path, "action", pol.Action)
-		seg.release = func(seg *segment) { p.dispose(seg, pol.Action) }
+		seg.release = p.retiredFree
 		seg.unref()
 	}
 	return nil
 }
 
-// dispose closes a segment that left the log and deletes or archives it.
-// It runs on the goroutine that dropped the last reference.
+// retiredSeg is a segment retention removed from the log, waiting for its
+// last reader before it is deleted or archived.
+type retiredSeg struct {
+	seg    *segment
+	action RetentionAction
+	free   bool // no reference left
+}
+
+// retiredFree runs when a retired segment's last reference goes. Segments
+// are disposed of strictly oldest first, each durably (directory fsync)
+// before the next: deleting a newer one while an older one is still in use
+// would, after a crash, leave a hole in the log.
+func (p *Partition) retiredFree(seg *segment) {
+	p.rmu.Lock()
+	defer p.rmu.Unlock()
+	for i := range p.retired {
+		if p.retired[i].seg == seg {
+			p.retired[i].free = true
+		}
+	}
+	for len(p.retired) > 0 && p.retired[0].free {
+		r := p.retired[0]
+		p.retired[0] = retiredSeg{}
+		p.retired = p.retired[1:]
+		p.dispose(r.seg, r.action)
+	}
+}
+
+// dispose closes a segment that left the log and deletes or archives it,
+// durably. It runs under p.rmu, on the goroutine that dropped the last
+// reference of the oldest retired segment.
 func (p *Partition) dispose(seg *segment, action RetentionAction) {
-	seg.mm.unmap()
-	_ = seg.file.Close()
+	p.files.drop(seg)
 	var err error
 	switch action {
 	case Archive:
@@ -111,7 +144,7 @@ func (p *Partition) zipSegment(seg *segment) (err error) {
 		return err
 	}
 	name := filepath.Join(p.dir, fmt.Sprintf(zipNameFormat, seg.base))
-	dst, err := p.fs.OpenFile(name+tempSuffix, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	dst, err := p.fs.OpenFile(name+tempSuffix, os.O_RDWR|os.O_CREATE|os.O_TRUNC, filePerm)
 	if err != nil {
 		return err
 	}

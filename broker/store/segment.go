@@ -1,6 +1,7 @@
 package store
 
 import (
+	"container/list"
 	"encoding/binary"
 	"io"
 	"sort"
@@ -22,8 +23,19 @@ type indexEntry struct {
 type segment struct {
 	base int64
 	path string
-	file File
 	refs atomic.Int32
+
+	// file is the open segment file. The active segment's is always open
+	// (the writer uses it without locking); a closed segment's is opened
+	// on demand by the Store's fileCache and may be closed when no read
+	// pins it. file, pins, elem and gone are guarded by fileCache.mu;
+	// read file through fileCache.pin, except on the writer goroutine and
+	// during recovery.
+	file File
+	pins int           // reads in flight on file
+	elem *list.Element // in the fileCache LRU (closed segments with an open file)
+	gone bool          // the last reference was dropped; never reopen
+
 	// release runs when refs drops to zero; set before the list drops its
 	// reference, read after.
 	release func(*segment)
@@ -123,24 +135,15 @@ func scanSegment(f File, size int64, interval int64) (scanResult, error) {
 		off := 0
 		for {
 			rest := buf[off:have]
-			if len(rest) < HeaderSize {
-				break
+			total, stop := checkMessage(rest)
+			if stop == ErrIncomplete {
+				if len(rest) >= HeaderSize && pos+int64(off)+total > size {
+					res.stop = ErrIncomplete // the file ends inside this message
+				}
+				break // else read more
 			}
-			l := int64(int32(binary.BigEndian.Uint32(rest[0:4])))
-			if l < 0 {
-				res.stop = errCorruptLen
-				break
-			}
-			total := HeaderSize + l
-			if pos+int64(off)+total > size {
-				res.stop = ErrIncomplete
-				break
-			}
-			if total > int64(len(rest)) {
-				break
-			}
-			if Checksum(rest[HeaderSize:total]) != int32(binary.BigEndian.Uint32(rest[4:8])) {
-				res.stop = errCorruptCRC
+			if stop != nil {
+				res.stop = stop
 				break
 			}
 			rel := pos + int64(off)

@@ -93,7 +93,7 @@ func readWholeFile(fsys FS, name string) ([]byte, error) {
 // it fsyncs the file before the rename and the directory after it.
 func writeFileAtomic(fsys FS, name string, data []byte, durable bool) error {
 	tmp := name + tempSuffix
-	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, filePerm)
 	if err != nil {
 		return err
 	}

@@ -5,10 +5,10 @@ package store
 // copies straight from the page cache into the socket). It falls back to a
 // copy when the file system is not the OS one or the segment cannot be
 // mapped. The result is valid until Release. Checksums are not verified
-// here: the caller checks the complete messages it sends (ScanValid), which
-// also faults the pages in off the caller's hot path.
+// and touching the bytes can fault if the file is truncated under the
+// mapping: serve ValidBytes instead, which checks and guards.
 func (s *Slice) Bytes() ([]byte, error) {
-	if b, ok := s.seg.mm.bytes(s.seg.file, s.pos, s.Size, s.p.opts.MaxSegmentSize); ok {
+	if b, ok := s.seg.mm.bytes(s.file, s.pos, s.Size, s.p.opts.MaxSegmentSize); ok {
 		return b, nil
 	}
 	v := s.verify

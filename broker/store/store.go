@@ -14,10 +14,11 @@ import (
 // Store is a data directory holding many partition logs. It is safe for
 // concurrent use.
 type Store struct {
-	dir  string
-	opts Options
-	ids  *idGen
-	lock io.Closer
+	dir   string
+	opts  Options
+	ids   *idGen
+	lock  io.Closer
+	files *fileCache // open closed-segment files, bounded by MaxOpenSegments
 
 	mu     sync.Mutex // guards parts and closed
 	parts  map[partID]*Partition
@@ -35,7 +36,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
+	if err := opts.FS.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("store: create data directory: %w", err)
 	}
 	if err := opts.FS.SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
@@ -48,7 +49,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: lock %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[partID]*Partition{}, stop: make(chan struct{})}
+	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[partID]*Partition{}, stop: make(chan struct{}),
+		files: newFileCache(opts.FS, opts.MaxOpenSegments)}
 	s.ids = newIDGen(opts.BrokerID, func() int64 { return opts.Now().UnixMilli() })
 	if err := s.openAll(); err != nil {
 		s.Close()
@@ -73,20 +75,34 @@ func (s *Store) openAll() error {
 		}
 	}
 	parts := make([]*Partition, len(names))
-	errs := make([]error, len(names))
 	parallel(len(names), func(i int) {
 		topic, part, _ := ParsePartitionDirName(names[i])
-		parts[i], errs[i] = openPartition(s, topic, part)
-		if errs[i] != nil {
-			errs[i] = fmt.Errorf("store: open partition %s: %w", names[i], errs[i])
+		p, err := openPartition(s, topic, part)
+		if err != nil {
+			// One bad partition must not keep the others (and the
+			// broker) down: it stays in the store as failed.
+			p = failedPartition(s, topic, part, err)
 		}
+		parts[i] = p
 	})
 	for _, p := range parts {
-		if p != nil {
-			s.parts[partID{p.topic, p.part}] = p
-		}
+		s.parts[partID{p.topic, p.part}] = p
 	}
-	return errors.Join(errs...)
+	return nil
+}
+
+// failedPartition is the stand-in for a partition that could not be opened:
+// reads and appends get its error, FailedPartitions lists it.
+func failedPartition(s *Store, topic string, part int, cause error) *Partition {
+	p := &Partition{topic: topic, part: part, dir: filepath.Join(s.dir, PartitionDirName(topic, part)),
+		fs: s.opts.FS, opts: &s.opts, files: s.files, topt: s.opts.topic(topic), ids: s.ids,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), closed: true}
+	p.log = s.opts.Logger.With("topic", topic, "partition", part)
+	close(p.done) // no writer goroutine
+	err := fmt.Errorf("%w: open partition %s: %w", ErrFailed, p.dir, cause)
+	p.failed.Store(&failure{err: err, since: s.opts.Now(), reads: true})
+	p.log.Error("store: partition could not be opened; it is unavailable until the cause is fixed and the broker restarts", "err", cause)
+	return p
 }
 
 // parallel runs f(0..n-1) on a few goroutines and waits for them.

@@ -28,8 +28,9 @@ type VerifyReport struct {
 // dir (an offline check for a "segments verify" command; run it on a
 // stopped broker or a copy). It returns an error wrapping ErrCorrupt when a
 // checksum fails, a closed segment ends inside a message, or segments are
-// not contiguous. A torn tail of the last segment (an unclean shutdown,
-// repaired by the next open) is reported in the report but is not an error.
+// not contiguous. A torn or zero-filled tail of the last segment (an
+// unclean shutdown, repaired by the next open) is reported in the report
+// but is not an error.
 func Verify(fsys FS, dir string) (VerifyReport, error) {
 	if fsys == nil {
 		fsys = OSFS{}
@@ -56,7 +57,7 @@ func Verify(fsys FS, dir string) (VerifyReport, error) {
 			}
 		}
 		last := i == len(bases)-1
-		if sr.Err != nil && !(last && errors.Is(sr.Err, ErrIncomplete)) {
+		if sr.Err != nil && !(last && (errors.Is(sr.Err, ErrIncomplete) || sr.Err == errZeroHeader)) {
 			errs = append(errs, fmt.Errorf("%s at offset %d: %w", sr.Path, sr.Start+sr.Valid, sr.Err))
 		}
 		rep.Segments = append(rep.Segments, sr)
@@ -100,7 +101,12 @@ func (p *Partition) Verify() (VerifyReport, error) {
 	var errs []error
 	for _, seg := range segs {
 		size, _, _ := seg.stats()
-		res, err := scanSegment(seg.file, size, math.MaxInt64)
+		var res scanResult
+		f, err := p.files.pin(seg)
+		if err == nil {
+			res, err = scanSegment(f, size, math.MaxInt64)
+			p.files.unpin(seg)
+		}
 		sr := SegmentReport{Path: seg.path, Start: seg.base, Size: size, Valid: res.valid, Messages: res.count, Err: err}
 		if err == nil && res.stop != nil {
 			sr.Err = res.stop

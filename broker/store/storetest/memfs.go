@@ -48,7 +48,25 @@ type MemFS struct {
 	budget  int64 // mutating operations left before an automatic crash; <0 = unlimited
 	crashed *MemFS
 	torn    *rand.Rand
+	tail    Tail
 }
+
+// Tail says what a power loss leaves after the durable data of a file
+// that had unsynced appended bytes (with a random source set).
+type Tail int
+
+const (
+	// TailTorn keeps a random prefix of the unsynced appended bytes (a
+	// partially written page cache).
+	TailTorn Tail = iota
+	// TailZeros keeps a random prefix of them followed by a random run of
+	// zero bytes (up to 8 KiB): the file size was updated but the data
+	// blocks never written (ext4 delayed allocation, XFS).
+	TailZeros
+	// TailGarbage keeps a random prefix of them followed by a random run
+	// of random bytes (up to 8 KiB): stale blocks exposed by the crash.
+	TailGarbage
+)
 
 var _ store.FS = (*MemFS)(nil)
 
@@ -63,9 +81,15 @@ func NewMemFS() *MemFS {
 // available from Crashed. With torn non-nil, each file also keeps a random
 // prefix of its unsynced appended bytes, like a partially written page cache.
 func (m *MemFS) CrashAfter(n int64, torn *rand.Rand) {
+	m.CrashAfterTail(n, torn, TailTorn)
+}
+
+// CrashAfterTail is CrashAfter with a choice of what the unsynced tail of
+// each file becomes (see Tail); rng drives the random lengths and bytes.
+func (m *MemFS) CrashAfterTail(n int64, rng *rand.Rand, tail Tail) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.budget, m.torn = n, torn
+	m.budget, m.torn, m.tail = n, rng, tail
 }
 
 // Crashed returns the file system as it came back after the power loss, or
@@ -106,7 +130,7 @@ func (m *MemFS) cloneDurable(d *inode) *inode {
 			keep := len(ino.synced)
 			if m.torn != nil && len(ino.data) > keep && string(ino.data[:keep]) == string(ino.synced) {
 				keep += m.torn.IntN(len(ino.data) - keep + 1)
-				c = &inode{data: append([]byte(nil), ino.data[:keep]...)}
+				c = &inode{data: append(append([]byte(nil), ino.data[:keep]...), m.junk()...)}
 			} else {
 				c = &inode{data: append([]byte(nil), ino.synced...)}
 			}
@@ -116,6 +140,20 @@ func (m *MemFS) cloneDurable(d *inode) *inode {
 		out.entries[name], out.durable[name] = c, c
 	}
 	return out
+}
+
+// junk returns what TailZeros or TailGarbage appends after the kept bytes.
+func (m *MemFS) junk() []byte {
+	if m.tail == TailTorn {
+		return nil
+	}
+	b := make([]byte, m.torn.IntN(8<<10+1))
+	if m.tail == TailGarbage {
+		for i := range b {
+			b[i] = byte(m.torn.Uint32())
+		}
+	}
+	return b
 }
 
 // mutate is called under m.mu by every mutating operation.
