@@ -126,24 +126,19 @@ const (
 // prepareBenchGroup connects to ZooKeeper, sets the group's offsets of topic
 // (unless benchKeepOffsets) and returns the topic's partition count.
 func prepareBenchGroup(ctx context.Context, g *globals, group, topic string, to int) (int, error) {
-	s, p, err := connectZK(ctx, g)
-	if err != nil {
-		return 0, err
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(ctx, 3*g.timeout())
-	defer cancel()
-	switch to {
-	case benchToEarliest:
-		return setGroupOffsets(ctx, g, s, p, group, topic, (*partitionProbe).earliest)
-	case benchToLatest:
-		return setGroupOffsets(ctx, g, s, p, group, topic, (*partitionProbe).end)
-	}
-	parts, err := coordinator.SubscribablePartitions(ctx, s, p, topic)
-	if err == nil && len(parts) == 0 {
-		err = fmt.Errorf("topic %q has no partitions registered for subscribing (no broker serves it; `metaq topics list`)", topic)
-	}
-	return len(parts), err
+	return withZK(ctx, g, 3, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) (int, error) {
+		switch to {
+		case benchToEarliest:
+			return setGroupOffsets(ctx, g, s, p, group, topic, (*partitionProbe).earliest)
+		case benchToLatest:
+			return setGroupOffsets(ctx, g, s, p, group, topic, (*partitionProbe).end)
+		}
+		parts, err := coordinator.SubscribablePartitions(ctx, s, p, topic)
+		if err == nil && len(parts) == 0 {
+			err = fmt.Errorf("topic %q has no partitions registered for subscribing (no broker serves it; `metaq topics list`)", topic)
+		}
+		return len(parts), err
+	})
 }
 
 func benchConsume(ctx context.Context, g *globals, f benchConsumeFlags, hist *latencyHist, errOut io.Writer, quiet bool) (benchResult, error) {
