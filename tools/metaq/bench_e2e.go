@@ -143,7 +143,7 @@ func benchE2E(ctx context.Context, g *globals, f benchE2EFlags, hist *latencyHis
 	}()
 	defer func() { stopRecv(); recvWG.Wait() }()
 
-	p, err := producer.New(producer.WithZooKeeper(g.zkServers(), g.zkRoot()), producer.WithLogger(clientLogger(g, errOut)))
+	p, err := newProducer(ctx, g, producer.WithZooKeeper(g.zkServers(), g.zkRoot()), producer.WithLogger(clientLogger(g, errOut)))
 	if err != nil {
 		return r, err
 	}

@@ -83,7 +83,7 @@ func produceLines(ctx context.Context, g *globals, f produceFlags, in io.Reader,
 	if f.key != "" {
 		opts = append(opts, producer.WithPartitioner(producer.ByKey()))
 	}
-	p, err := producer.New(opts...)
+	p, err := newProducer(ctx, g, opts...)
 	if err != nil {
 		return err
 	}
@@ -142,4 +142,12 @@ func produceLines(ctx context.Context, g *globals, f produceFlags, in io.Reader,
 		return closeErr
 	}
 	return ctx.Err()
+}
+
+// newProducer creates the producer of a command; finding the cluster in
+// ZooKeeper is one operation bounded by --timeout.
+func newProducer(ctx context.Context, g *globals, opts ...producer.Option) (*producer.Producer, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout())
+	defer cancel()
+	return producer.New(ctx, opts...)
 }
