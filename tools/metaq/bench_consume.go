@@ -151,22 +151,14 @@ func benchConsume(ctx context.Context, g *globals, f benchConsumeFlags, hist *la
 	if err != nil {
 		return r, fmt.Errorf("bench consume: group %s: %w", f.group, err)
 	}
-	c, err := consumer.New(f.group, consumer.WithZooKeeper(g.zkServers(), g.zkRoot()), consumer.WithTopics(f.topic),
-		consumer.WithStart(consumer.StartEarliest), consumer.WithAutoCommit(consumer.DefaultAutoCommitInterval),
-		consumer.WithMaxFetchBytes(f.fetchBytes), consumer.WithLogger(clientLogger(g, errOut)))
-	if err != nil {
-		return r, usageError{err}
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), g.timeout())
-		defer cancel()
-		_ = c.Close(cctx)
-	}()
 	// Joining the group is not measured: the clock starts when the consumer
 	// owns every partition, which is when it starts fetching.
-	if err := startAndAwaitPartitions(ctx, g, c, nparts); err != nil {
+	c, err := startBenchConsumer(ctx, g, f.group, f.topic, nparts, errOut,
+		consumer.WithStart(consumer.StartEarliest), consumer.WithMaxFetchBytes(f.fetchBytes))
+	if err != nil {
 		return r, fmt.Errorf("bench consume: %w", err)
 	}
+	defer closeWithin(g, c.Close)
 	stopProfile, err := startCPUProfile(f.cpuProfile)
 	if err != nil {
 		return r, err
