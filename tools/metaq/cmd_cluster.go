@@ -344,15 +344,7 @@ func newBrokersCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			if g.output() == "json" {
-				return printJSON(w, rows)
-			}
-			if len(rows) == 0 {
-				fmt.Fprintf(w, "no brokers registered under %s\n", g.paths().BrokerIDs())
-				return nil
-			}
-			return printBrokers(w, rows)
+			return printList(cmd.OutOrStdout(), g, rows, "no brokers registered under "+g.paths().BrokerIDs(), printBrokers)
 		},
 	}
 }

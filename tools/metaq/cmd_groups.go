@@ -206,21 +206,17 @@ func newGroupsListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			if g.output() == "json" {
-				return printJSON(w, rows)
-			}
-			if len(rows) == 0 {
-				fmt.Fprintf(w, "no consumer groups under %s\n", g.paths().Consumers())
-				return nil
-			}
-			out := make([][]string, len(rows))
-			for i, r := range rows {
-				out[i] = []string{r.Group, r.Style, strconv.Itoa(r.Members), strconv.FormatInt(r.Generation, 10), orDash(strings.Join(r.Topics, ","))}
-			}
-			return printTable(w, []string{"GROUP", "STYLE", "MEMBERS", "GENERATION", "TOPICS"}, out)
+			return printList(cmd.OutOrStdout(), g, rows, "no consumer groups under "+g.paths().Consumers(), printGroupList)
 		},
 	}
+}
+
+func printGroupList(w io.Writer, rows []groupListRow) error {
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		out[i] = []string{r.Group, r.Style, strconv.Itoa(r.Members), strconv.FormatInt(r.Generation, 10), orDash(strings.Join(r.Topics, ","))}
+	}
+	return printTable(w, []string{"GROUP", "STYLE", "MEMBERS", "GENERATION", "TOPICS"}, out)
 }
 
 // listGroups reads every group under consumers/ with its members and topics.

@@ -58,21 +58,17 @@ func newTopicsListCmd(g *globals) *cobra.Command {
 				}
 				rows = append(rows, r)
 			}
-			w := cmd.OutOrStdout()
-			if g.output() == "json" {
-				return printJSON(w, rows)
-			}
-			if len(rows) == 0 {
-				fmt.Fprintf(w, "no topics registered under %s\n", g.paths().TopicsPub())
-				return nil
-			}
-			out := make([][]string, len(rows))
-			for i, r := range rows {
-				out[i] = []string{r.Topic, joinInts(r.Brokers), strconv.Itoa(r.PubPartitions), strconv.Itoa(r.SubPartitions)}
-			}
-			return printTable(w, []string{"TOPIC", "BROKERS", "PUB_PARTITIONS", "SUB_PARTITIONS"}, out)
+			return printList(cmd.OutOrStdout(), g, rows, "no topics registered under "+g.paths().TopicsPub(), printTopicList)
 		},
 	}
+}
+
+func printTopicList(w io.Writer, rows []topicListRow) error {
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		out[i] = []string{r.Topic, joinInts(r.Brokers), strconv.Itoa(r.PubPartitions), strconv.Itoa(r.SubPartitions)}
+	}
+	return printTable(w, []string{"TOPIC", "BROKERS", "PUB_PARTITIONS", "SUB_PARTITIONS"}, out)
 }
 
 func joinInts(ns []int) string {
