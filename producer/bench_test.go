@@ -23,7 +23,7 @@ func BenchmarkSendAsync(b *testing.B) {
 	}{{"100B", 100}, {"1KiB", 1024}} {
 		b.Run(bc.name, func(b *testing.B) {
 			addr := startDirectBroker(b, 4)
-			p, err := producer.New(producer.WithBroker(addr, 4))
+			p, err := producer.New(context.Background(), producer.WithBroker(addr, 4))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -148,7 +148,7 @@ func serveFake(c net.Conn) {
 func BenchmarkSendAsyncClientOnly(b *testing.B) {
 	for _, size := range []int{100, 1024} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
-			p, err := producer.New(producer.WithBroker(fakeBroker(b), 4))
+			p, err := producer.New(context.Background(), producer.WithBroker(fakeBroker(b), 4))
 			if err != nil {
 				b.Fatal(err)
 			}

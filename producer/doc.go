@@ -8,7 +8,7 @@
 // made the message as durable as its flush mode promises (after fsync with
 // the default group commit).
 //
-//	p, err := producer.New(producer.WithZooKeeper([]string{"127.0.0.1:2181"}, "/meta"))
+//	p, err := producer.New(ctx, producer.WithZooKeeper([]string{"127.0.0.1:2181"}, "/meta"))
 //	if err != nil { ... }
 //	defer p.Close(ctx)
 //	res, err := p.Send(ctx, producer.Message{Topic: "orders", Payload: data})

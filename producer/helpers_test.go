@@ -56,7 +56,7 @@ func (c *zkCluster) start(t testing.TB, id, parts int, topics ...string) *broker
 
 func (c *zkCluster) producer(t testing.TB, opts ...producer.Option) *producer.Producer {
 	t.Helper()
-	p, err := producer.New(append([]producer.Option{producer.WithZooKeeper([]string{c.zk}, c.root)}, opts...)...)
+	p, err := producer.New(testCtx(t, 30*time.Second), append([]producer.Option{producer.WithZooKeeper([]string{c.zk}, c.root)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p

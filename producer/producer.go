@@ -70,8 +70,11 @@ type Producer struct {
 }
 
 // New validates the options and returns a producer. With WithZooKeeper it
-// connects to ZooKeeper first (within 30 s).
-func New(opts ...Option) (*Producer, error) {
+// connects to ZooKeeper first and waits until the session is established or
+// ctx ends (give ctx a deadline: an unreachable ZooKeeper is waited for as
+// long as ctx allows); with WithBroker or WithTopology it does not block. ctx
+// bounds only New: the producer lives until Close.
+func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
@@ -96,8 +99,6 @@ func New(opts ...Option) (*Producer, error) {
 		}
 		p.topo, p.ownsTopo = v, true
 	default:
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
 		s, err := zkrecipes.Connect(ctx, o.zkServers, zkrecipes.WithLogger(o.log))
 		if err != nil {
 			p.cancel()

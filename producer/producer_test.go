@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -213,7 +214,7 @@ func TestByKeyOrderingHoldsAndNeverMovesAKey(t *testing.T) {
 func TestContextCancelAndCloseReportInFlightPromptly(t *testing.T) {
 	addr := silentBroker(t)
 	check := goroutineBaseline(t)
-	p, err := producer.New(producer.WithBroker(addr, 2))
+	p, err := producer.New(context.Background(), producer.WithBroker(addr, 2))
 	require.NoError(t, err)
 
 	// Send returns when its ctx ends even though the broker never answers.
@@ -255,7 +256,7 @@ func TestContextCancelAndCloseReportInFlightPromptly(t *testing.T) {
 
 func TestFullBufferBlocksUntilContextEnds(t *testing.T) {
 	addr := silentBroker(t)
-	p, err := producer.New(producer.WithBroker(addr, 1), producer.WithMaxInFlight(3))
+	p, err := producer.New(context.Background(), producer.WithBroker(addr, 1), producer.WithMaxInFlight(3))
 	require.NoError(t, err)
 	defer p.Close(testCtx(t, 100*time.Millisecond))
 	col := newCollector()
@@ -295,7 +296,7 @@ func TestBrokerRegisteredLaterIsPickedUp(t *testing.T) {
 
 func TestMessageTooLargeFailsFast(t *testing.T) {
 	addr := silentBroker(t) // nothing may even be sent
-	p, err := producer.New(producer.WithBroker(addr, 1), producer.WithMaxMessageSize(1024))
+	p, err := producer.New(context.Background(), producer.WithBroker(addr, 1), producer.WithMaxMessageSize(1024))
 	require.NoError(t, err)
 	defer p.Close(testCtx(t, time.Second))
 	_, err = p.Send(context.Background(), producer.Message{Topic: "t", Payload: make([]byte, 1025)})
@@ -305,7 +306,7 @@ func TestMessageTooLargeFailsFast(t *testing.T) {
 	_, err = p.Send(context.Background(), producer.Message{Topic: "t", Payload: make([]byte, 1000), Attribute: strings.Repeat("a", 30)})
 	require.ErrorIs(t, err, producer.ErrMessageTooLarge)
 
-	pd, err := producer.New(producer.WithBroker(addr, 1))
+	pd, err := producer.New(context.Background(), producer.WithBroker(addr, 1))
 	require.NoError(t, err)
 	defer pd.Close(testCtx(t, time.Second))
 	_, err = pd.Send(context.Background(), producer.Message{Topic: "t", Payload: make([]byte, 4<<20+1)})
@@ -316,7 +317,7 @@ func TestMessageTooLargeFailsFast(t *testing.T) {
 func TestDirectModeAndInvalidMessages(t *testing.T) {
 	b := startDirectBroker(t, 2)
 	var acks atomic.Int64
-	p, err := producer.New(producer.WithBroker(b, 2), producer.WithLinger(0),
+	p, err := producer.New(context.Background(), producer.WithBroker(b, 2), producer.WithLinger(0),
 		producer.WithHooks(producer.Hooks{OnAck: func(*producer.Message, producer.Result, time.Duration) { acks.Add(1) }}))
 	require.NoError(t, err)
 	defer p.Close(testCtx(t, 5*time.Second))
@@ -335,24 +336,48 @@ func TestDirectModeAndInvalidMessages(t *testing.T) {
 	require.NoError(t, err, "brokertest accepts every topic")
 }
 
+// New's ctx is the only bound on finding the cluster: an unreachable
+// ZooKeeper is waited for until ctx ends, and New then says why and leaves
+// nothing running. (It used to wait 30 s of its own, whatever the caller's
+// ctx; a canceled ctx could not end it.)
+func TestNewGivesUpOnZooKeeperWhenCtxEnds(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	unreachable := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	check := goroutineBaseline(t)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p, err := producer.New(ctx, producer.WithZooKeeper([]string{unreachable}, ""))
+	require.Nil(t, p)
+	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorContains(t, err, "producer: connect to ZooKeeper")
+
+	p, err = producer.New(testCtx(t, 200*time.Millisecond), producer.WithZooKeeper([]string{unreachable}, ""))
+	require.Nil(t, p)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	check()
+}
+
 func TestOptionsAreValidated(t *testing.T) {
-	_, err := producer.New()
+	_, err := producer.New(context.Background())
 	require.Error(t, err)
-	_, err = producer.New(producer.WithBroker("127.0.0.1:1", 1), producer.WithZooKeeper([]string{"x:1"}, ""))
+	_, err = producer.New(context.Background(), producer.WithBroker("127.0.0.1:1", 1), producer.WithZooKeeper([]string{"x:1"}, ""))
 	require.Error(t, err)
 	for _, o := range []producer.Option{
 		producer.WithLinger(5 * time.Second), producer.WithMaxInFlight(0), producer.WithRetry(-1, 1),
 		producer.WithMaxMessageSize(0), producer.WithBroker("", 1), producer.WithBroker("a:1", 0),
 		producer.WithPartitioner(producer.Partitioner{}), producer.WithLogger(nil),
 	} {
-		_, err := producer.New(producer.WithBroker("127.0.0.1:1", 1), o)
+		_, err := producer.New(context.Background(), producer.WithBroker("127.0.0.1:1", 1), o)
 		require.Error(t, err)
 	}
 }
 
 func TestCustomPartitioner(t *testing.T) {
 	b := startDirectBroker(t, 4)
-	p, err := producer.New(producer.WithBroker(b, 4),
+	p, err := producer.New(context.Background(), producer.WithBroker(b, 4),
 		producer.WithPartitioner(producer.PartitionerFunc("last", false, func(_ *producer.Message, parts []producer.Partition) int {
 			return len(parts) - 1
 		})))
@@ -387,7 +412,7 @@ func (blockingTopology) Close() error               { return nil }
 
 func TestCloseUnblocksASendWaitingForDiscovery(t *testing.T) {
 	check := goroutineBaseline(t)
-	p, err := producer.New(producer.WithTopology(blockingTopology{changed: make(chan struct{})}))
+	p, err := producer.New(context.Background(), producer.WithTopology(blockingTopology{changed: make(chan struct{})}))
 	require.NoError(t, err)
 	got := make(chan error, 1)
 	go p.SendAsync(context.Background(), producer.Message{Topic: "t", Payload: []byte("x")},

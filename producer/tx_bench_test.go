@@ -19,7 +19,7 @@ func BenchmarkTx(b *testing.B) {
 	for _, per := range []int{1, 10} {
 		b.Run(fmt.Sprintf("tx/msgs=%d", per), func(b *testing.B) {
 			addr := startDirectBroker(b, 4)
-			p, err := producer.New(producer.WithBroker(addr, 4))
+			p, err := producer.New(context.Background(), producer.WithBroker(addr, 4))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -58,7 +58,7 @@ func BenchmarkTx(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("plain/msgs=%d", per), func(b *testing.B) {
 			addr := startDirectBroker(b, 4)
-			p, err := producer.New(producer.WithBroker(addr, 4))
+			p, err := producer.New(context.Background(), producer.WithBroker(addr, 4))
 			if err != nil {
 				b.Fatal(err)
 			}

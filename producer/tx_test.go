@@ -17,7 +17,7 @@ import (
 
 func directProducer(t testing.TB, addr string, parts int, opts ...producer.Option) *producer.Producer {
 	t.Helper()
-	p, err := producer.New(append([]producer.Option{producer.WithBroker(addr, parts)}, opts...)...)
+	p, err := producer.New(testCtx(t, 30*time.Second), append([]producer.Option{producer.WithBroker(addr, parts)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p

@@ -449,7 +449,9 @@ type load struct {
 // produce sends up to total messages (0 = until stopped) at rate per second.
 func (c *cluster) produce(rate, total int) *load {
 	c.t.Helper()
-	p, err := producer.New(producer.WithZooKeeper([]string{c.zk}, c.root), producer.WithRetry(50*time.Millisecond, 20))
+	nctx, ncancel := context.WithTimeout(context.Background(), 30*time.Second)
+	p, err := producer.New(nctx, producer.WithZooKeeper([]string{c.zk}, c.root), producer.WithRetry(50*time.Millisecond, 20))
+	ncancel()
 	if err != nil {
 		c.t.Fatalf("producer: %v", err)
 	}

@@ -70,7 +70,7 @@ func newEnv(t *testing.T) env {
 
 func (e env) tm(t testing.TB, fail func(pgxa.Step)) *pgxa.TM {
 	t.Helper()
-	p, err := producer.New(producer.WithBroker(e.broker, parts))
+	p, err := producer.New(ctxT(t, 30*time.Second), producer.WithBroker(e.broker, parts))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	tm, err := pgxa.New(ctxT(t, 30*time.Second), pgxa.Options{DSN: e.dsn, Producer: p, Broker: e.broker, Name: name,

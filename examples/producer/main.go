@@ -35,12 +35,14 @@ func main() {
 	} else {
 		opts = append(opts, producer.WithZooKeeper(strings.Split(*zk, ","), *root))
 	}
-	p, err := producer.New(opts...)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	newCtx, cancelNew := context.WithTimeout(ctx, 30*time.Second) // bounds finding the cluster
+	p, err := producer.New(newCtx, opts...)
+	cancelNew()
 	if err != nil {
 		log.Fatal(err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 
 	var failed atomic.Int64
 	start := time.Now()

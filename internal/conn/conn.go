@@ -19,8 +19,9 @@
 // reply code other than 200 (ErrUnavailable, ErrTimeout, ... match by code;
 // 503 and 504 are retriable). IsRetriable says whether to send again.
 //
-// Besides puts, the consumer sends get and offset requests the same way:
-// Get, Offset and Do are synchronous wrappers over Start.
+// Besides puts, the consumer sends get and offset requests the same way, and
+// the metaq CLI its admin requests: Put, Get, Offset, Version, Stats,
+// StatsBody and Do are synchronous wrappers over Start.
 package conn
 
 import (

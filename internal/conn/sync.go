@@ -103,14 +103,11 @@ type PutResult struct {
 
 // Put sends one put and waits for it; a non-200 reply is a *ServerError.
 func (c *Conn) Put(ctx context.Context, r *protocol.PutRequest) (PutResult, error) {
-	rep, err := c.Do(ctx, protoReq{r})
+	body, err := c.doOK(ctx, protoReq{r})
 	if err != nil {
 		return PutResult{}, err
 	}
-	if rep.Code != protocol.CodeOK {
-		return PutResult{}, &ServerError{Code: rep.Code, Msg: string(rep.Body)}
-	}
-	id, part, off, err := protocol.ParsePutResult(rep.Body)
+	id, part, off, err := protocol.ParsePutResult(body)
 	if err != nil {
 		return PutResult{}, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
@@ -125,28 +122,56 @@ func (c *Conn) Get(ctx context.Context, r *protocol.GetRequest) (Reply, error) {
 
 // Offset asks the broker for a valid offset near r.Offset (PROTOCOL.md §5).
 func (c *Conn) Offset(ctx context.Context, r *protocol.OffsetRequest) (int64, error) {
-	rep, err := c.Do(ctx, protoReq{r})
+	body, err := c.doOK(ctx, protoReq{r})
 	if err != nil {
 		return 0, err
 	}
-	if rep.Code != protocol.CodeOK {
-		return 0, &ServerError{Code: rep.Code, Msg: string(rep.Body)}
-	}
-	off, err := strconv.ParseInt(string(rep.Body), 10, 64)
+	off, err := strconv.ParseInt(string(body), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%w: offset body %q", ErrProtocol, rep.Body)
+		return 0, fmt.Errorf("%w: offset body %q", ErrProtocol, body)
 	}
 	return off, nil
 }
 
 // Version returns the broker's version string.
 func (c *Conn) Version(ctx context.Context) (string, error) {
-	rep, err := c.Do(ctx, versionReq{})
+	body, err := c.doOK(ctx, versionReq{})
+	return string(body), err
+}
+
+// StatsBody sends `stats <item>` and returns the body of the 200 reply as
+// the broker wrote it (PROTOCOL.md §6): STATS/END-framed lines for most
+// items (Stats parses them), the raw bytes of the broker's configuration
+// file for "config".
+func (c *Conn) StatsBody(ctx context.Context, item string) ([]byte, error) {
+	return c.doOK(ctx, protoReq{&protocol.StatsRequest{Item: item}})
+}
+
+// Stats sends `stats <item>` and returns the reply's lines (PROTOCOL.md §6).
+// The empty item asks for the general counters; a broker takes an item it
+// does not know as a topic name (and may answer no lines). A body that is not STATS/END-framed (e.g. the "config" item's)
+// is ErrProtocol: use StatsBody for that.
+func (c *Conn) Stats(ctx context.Context, item string) ([]protocol.StatsLine, error) {
+	body, err := c.StatsBody(ctx, item)
 	if err != nil {
-		return "", err
+		return nil, err
+	}
+	lines, err := protocol.ParseStatsBody(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: stats %q: %w", ErrProtocol, item, err)
+	}
+	return lines, nil
+}
+
+// doOK sends req and returns the body of its 200 reply; any other code is a
+// *ServerError.
+func (c *Conn) doOK(ctx context.Context, req Request) ([]byte, error) {
+	rep, err := c.Do(ctx, req)
+	if err != nil {
+		return nil, err
 	}
 	if rep.Code != protocol.CodeOK {
-		return "", &ServerError{Code: rep.Code, Msg: string(rep.Body)}
+		return nil, &ServerError{Code: rep.Code, Msg: string(rep.Body)}
 	}
-	return string(rep.Body), nil
+	return rep.Body, nil
 }

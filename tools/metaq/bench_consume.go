@@ -126,24 +126,19 @@ const (
 // prepareBenchGroup connects to ZooKeeper, sets the group's offsets of topic
 // (unless benchKeepOffsets) and returns the topic's partition count.
 func prepareBenchGroup(ctx context.Context, g *globals, group, topic string, to int) (int, error) {
-	s, p, err := connectZK(ctx, g)
-	if err != nil {
-		return 0, err
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(ctx, 3*g.timeout())
-	defer cancel()
-	switch to {
-	case benchToEarliest:
-		return setGroupOffsets(ctx, g, s, p, group, topic, (*partitionProbe).earliest)
-	case benchToLatest:
-		return setGroupOffsets(ctx, g, s, p, group, topic, (*partitionProbe).end)
-	}
-	parts, err := coordinator.SubscribablePartitions(ctx, s, p, topic)
-	if err == nil && len(parts) == 0 {
-		err = fmt.Errorf("topic %q has no partitions registered for subscribing (no broker serves it; `metaq topics list`)", topic)
-	}
-	return len(parts), err
+	return withZK(ctx, g, 3, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) (int, error) {
+		switch to {
+		case benchToEarliest:
+			return setGroupOffsets(ctx, g, s, p, group, topic, (*partitionProbe).earliest)
+		case benchToLatest:
+			return setGroupOffsets(ctx, g, s, p, group, topic, (*partitionProbe).end)
+		}
+		parts, err := coordinator.SubscribablePartitions(ctx, s, p, topic)
+		if err == nil && len(parts) == 0 {
+			err = fmt.Errorf("topic %q has no partitions registered for subscribing (no broker serves it; `metaq topics list`)", topic)
+		}
+		return len(parts), err
+	})
 }
 
 func benchConsume(ctx context.Context, g *globals, f benchConsumeFlags, hist *latencyHist, errOut io.Writer, quiet bool) (benchResult, error) {
@@ -156,22 +151,14 @@ func benchConsume(ctx context.Context, g *globals, f benchConsumeFlags, hist *la
 	if err != nil {
 		return r, fmt.Errorf("bench consume: group %s: %w", f.group, err)
 	}
-	c, err := consumer.New(f.group, consumer.WithZooKeeper(g.zkServers(), g.zkRoot()), consumer.WithTopics(f.topic),
-		consumer.WithStart(consumer.StartEarliest), consumer.WithAutoCommit(consumer.DefaultAutoCommitInterval),
-		consumer.WithMaxFetchBytes(f.fetchBytes), consumer.WithLogger(clientLogger(g, errOut)))
-	if err != nil {
-		return r, usageError{err}
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), g.timeout())
-		defer cancel()
-		_ = c.Close(cctx)
-	}()
 	// Joining the group is not measured: the clock starts when the consumer
 	// owns every partition, which is when it starts fetching.
-	if err := startAndAwaitPartitions(ctx, g, c, nparts); err != nil {
+	c, err := startBenchConsumer(ctx, g, f.group, f.topic, nparts, errOut,
+		consumer.WithStart(consumer.StartEarliest), consumer.WithMaxFetchBytes(f.fetchBytes))
+	if err != nil {
 		return r, fmt.Errorf("bench consume: %w", err)
 	}
+	defer closeWithin(g, c.Close)
 	stopProfile, err := startCPUProfile(f.cpuProfile)
 	if err != nil {
 		return r, err

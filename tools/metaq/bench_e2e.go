@@ -113,20 +113,11 @@ func benchE2E(ctx context.Context, g *globals, f benchE2EFlags, hist *latencyHis
 	_, _ = rand.Read(runID[:])
 	rc := &e2eReceiver{run: binary.BigEndian.Uint64(runID[:]), hist: hist}
 
-	c, err := consumer.New(f.group, consumer.WithZooKeeper(g.zkServers(), g.zkRoot()), consumer.WithTopics(f.topic),
-		consumer.WithStart(consumer.StartLatest), consumer.WithAutoCommit(consumer.DefaultAutoCommitInterval),
-		consumer.WithLogger(clientLogger(g, errOut)))
+	c, err := startBenchConsumer(ctx, g, f.group, f.topic, nparts, errOut, consumer.WithStart(consumer.StartLatest))
 	if err != nil {
-		return r, usageError{err}
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), g.timeout())
-		defer cancel()
-		_ = c.Close(cctx)
-	}()
-	if err := startAndAwaitPartitions(ctx, g, c, nparts); err != nil {
 		return r, fmt.Errorf("bench e2e: %w", err)
 	}
+	defer closeWithin(g, c.Close)
 	recvCtx, stopRecv := context.WithCancel(ctx)
 	defer stopRecv()
 	var recvWG sync.WaitGroup
@@ -143,15 +134,11 @@ func benchE2E(ctx context.Context, g *globals, f benchE2EFlags, hist *latencyHis
 	}()
 	defer func() { stopRecv(); recvWG.Wait() }()
 
-	p, err := producer.New(producer.WithZooKeeper(g.zkServers(), g.zkRoot()), producer.WithLogger(clientLogger(g, errOut)))
+	p, err := newProducer(ctx, g, producer.WithZooKeeper(g.zkServers(), g.zkRoot()), producer.WithLogger(clientLogger(g, errOut)))
 	if err != nil {
 		return r, err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), g.timeout())
-		defer cancel()
-		_ = p.Close(cctx)
-	}()
+	defer closeWithin(g, p.Close)
 	wctx, cancel := context.WithTimeout(ctx, g.timeout())
 	_, err = p.Send(wctx, producer.Message{Topic: f.topic, Payload: e2ePayload(rc.run, 0, f.size)})
 	cancel()
@@ -196,25 +183,35 @@ func benchE2E(ctx context.Context, g *globals, f benchE2EFlags, hist *latencyHis
 	return r, ctx.Err()
 }
 
-// startAndAwaitPartitions starts c and waits until it fetches nparts
-// partitions, so no message waits for the group to form.
-func startAndAwaitPartitions(ctx context.Context, g *globals, c *consumer.Consumer, nparts int) error {
+// startBenchConsumer creates a consumer of topic in group (auto-commit, with
+// opts), starts it and waits until it fetches all nparts partitions, so no
+// message waits for the group to form. The caller closes it.
+func startBenchConsumer(ctx context.Context, g *globals, group, topic string, nparts int, errOut io.Writer,
+	opts ...consumer.Option) (*consumer.Consumer, error) {
+	opts = append([]consumer.Option{consumer.WithZooKeeper(g.zkServers(), g.zkRoot()), consumer.WithTopics(topic),
+		consumer.WithAutoCommit(consumer.DefaultAutoCommitInterval), consumer.WithLogger(clientLogger(g, errOut))}, opts...)
+	c, err := consumer.New(group, opts...)
+	if err != nil {
+		return nil, usageError{err}
+	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout())
 	defer cancel()
 	if err := c.Start(ctx); err != nil {
-		return fmt.Errorf("join group: %w", err)
+		closeWithin(g, c.Close)
+		return nil, fmt.Errorf("join group: %w", err)
 	}
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for len(c.Assigned()) < nparts {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the consumer got %d of %d partitions within --timeout %s (other members in the group?)",
+			closeWithin(g, c.Close)
+			return nil, fmt.Errorf("the consumer got %d of %d partitions within --timeout %s (other members in the group?)",
 				len(c.Assigned()), nparts, g.timeout())
 		case <-t.C:
 		}
 	}
-	return nil
+	return c, nil
 }
 
 func e2ePayload(run uint64, sentNanos int64, size int) []byte {

@@ -98,7 +98,7 @@ func benchProduce(ctx context.Context, g *globals, f benchProduceFlags) (benchRe
 		payload[i] = byte('a' + i%26)
 	}
 	for i := range ps {
-		p, err := producer.New(opts...)
+		p, err := newProducer(ctx, g, opts...)
 		if err != nil {
 			return benchResult{}, err
 		}

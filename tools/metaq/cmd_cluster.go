@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,26 +16,6 @@ import (
 	"github.com/metaq-go/metaq/coordinator"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
-
-// connectZK opens a ZooKeeper session from --zk, or explains how to give one.
-func connectZK(ctx context.Context, g *globals) (*zkrecipes.Session, coordinator.Paths, error) {
-	paths := coordinator.NewPaths(g.zkRoot())
-	servers := g.zkServers()
-	if len(servers) == 0 {
-		return nil, paths, usageError{errors.New("no ZooKeeper given: pass --zk host:port[,host:port...] or set METAQ_ZK")}
-	}
-	ctx, cancel := context.WithTimeout(ctx, g.timeout())
-	defer cancel()
-	log := slog.New(slog.DiscardHandler)
-	if g.v.GetBool("verbose") {
-		log = g.logger()
-	}
-	s, err := zkrecipes.Connect(ctx, servers, zkrecipes.WithLogger(log))
-	if err != nil {
-		return nil, paths, err
-	}
-	return s, paths, nil
-}
 
 // brokerReg is one broker id registered in ZooKeeper.
 type brokerReg struct {
@@ -271,13 +250,12 @@ func newClusterCmd(g *globals) *cobra.Command {
 }
 
 func clusterOverview(ctx context.Context, g *globals) (clusterReport, error) {
-	s, p, err := connectZK(ctx, g)
-	if err != nil {
-		return clusterReport{}, err
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(ctx, g.timeout())
-	defer cancel()
+	return withZK(ctx, g, 1, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) (clusterReport, error) {
+		return readClusterReport(ctx, g, s, p)
+	})
+}
+
+func readClusterReport(ctx context.Context, g *globals, s *zkrecipes.Session, p coordinator.Paths) (clusterReport, error) {
 	brokers, err := listBrokers(ctx, s, p)
 	if err != nil {
 		return clusterReport{}, err
@@ -351,31 +329,22 @@ func newBrokersCmd(g *globals) *cobra.Command {
 		Example: "  metaq brokers --zk 127.0.0.1:2181",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, p, err := connectZK(cmd.Context(), g)
+			rows, err := withZK(cmd.Context(), g, 1, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) ([]brokerRow, error) {
+				brokers, err := listBrokers(ctx, s, p)
+				if err != nil {
+					return nil, err
+				}
+				stats := collectStats(ctx, brokers, "")
+				rows := make([]brokerRow, 0, len(brokers))
+				for _, br := range brokers {
+					rows = append(rows, brokerRowOf(br, stats[br.ID]))
+				}
+				return rows, nil
+			})
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout())
-			defer cancel()
-			brokers, err := listBrokers(ctx, s, p)
-			if err != nil {
-				return err
-			}
-			stats := collectStats(ctx, brokers, "")
-			rows := make([]brokerRow, 0, len(brokers))
-			for _, br := range brokers {
-				rows = append(rows, brokerRowOf(br, stats[br.ID]))
-			}
-			w := cmd.OutOrStdout()
-			if g.output() == "json" {
-				return printJSON(w, rows)
-			}
-			if len(rows) == 0 {
-				fmt.Fprintf(w, "no brokers registered under %s\n", p.BrokerIDs())
-				return nil
-			}
-			return printBrokers(w, rows)
+			return printList(cmd.OutOrStdout(), g, rows, "no brokers registered under "+g.paths().BrokerIDs(), printBrokers)
 		},
 	}
 }

@@ -101,6 +101,14 @@ func toConsumed(m *consumer.Message) consumedMessage {
 	return c
 }
 
+// closeWithin calls close with a fresh context of --timeout: a deferred close
+// runs when the command's context may have ended (Ctrl-C).
+func closeWithin(g *globals, close func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), g.timeout())
+	defer cancel()
+	return close(ctx)
+}
+
 // clientLogger is the logger handed to clients: warnings on errOut, all with -v.
 func clientLogger(g *globals, errOut io.Writer) *slog.Logger {
 	if g.v.GetBool("verbose") {

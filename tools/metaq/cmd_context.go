@@ -88,6 +88,16 @@ func loadContext(dir, name string) (*metaqContext, error) {
 	return c, nil
 }
 
+// contextDirAndSelected returns the contexts' directory and the selected
+// context's name ("" if none).
+func contextDirAndSelected() (dir, sel string, err error) {
+	if dir, err = contextDir(); err != nil {
+		return "", "", err
+	}
+	sel, err = selectedContext(dir)
+	return dir, sel, err
+}
+
 // selectedContext returns the selected context name, "" if none.
 func selectedContext(dir string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, selectedFile))
@@ -271,11 +281,7 @@ func newContextLsCmd(g *globals) *cobra.Command {
 		Short:   "list the contexts; * marks the selected one",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := contextDir()
-			if err != nil {
-				return err
-			}
-			sel, err := selectedContext(dir)
+			dir, sel, err := contextDirAndSelected()
 			if err != nil {
 				return err
 			}
@@ -351,11 +357,7 @@ func newContextShowCmd(g *globals) *cobra.Command {
 		Short: "print a context (default: --context, else the selected one)",
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := contextDir()
-			if err != nil {
-				return err
-			}
-			sel, err := selectedContext(dir)
+			dir, sel, err := contextDirAndSelected()
 			if err != nil {
 				return err
 			}

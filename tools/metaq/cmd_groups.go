@@ -202,44 +202,42 @@ func newGroupsListCmd(g *globals) *cobra.Command {
 		Example: "  metaq groups list --zk 127.0.0.1:2181\n  metaq groups list --zk 127.0.0.1:2181 -o json",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, p, err := connectZK(cmd.Context(), g)
+			rows, err := withZK(cmd.Context(), g, 1, listGroups)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout())
-			defer cancel()
-			names, _, err := s.Children(ctx, p.Consumers())
-			if err != nil && !errors.Is(err, zkrecipes.ErrNoNode) {
-				return fmt.Errorf("list %s: %w", p.Consumers(), err)
-			}
-			slices.Sort(names)
-			rows := []groupListRow{}
-			for _, name := range names {
-				st, ok, err := readGroupState(ctx, s, p, name)
-				if err != nil {
-					return err
-				}
-				if ok {
-					rows = append(rows, groupListRow{Group: name, Style: st.Style, Members: len(st.Members),
-						Generation: st.Generation, Topics: st.Topics})
-				}
-			}
-			w := cmd.OutOrStdout()
-			if g.output() == "json" {
-				return printJSON(w, rows)
-			}
-			if len(rows) == 0 {
-				fmt.Fprintf(w, "no consumer groups under %s\n", p.Consumers())
-				return nil
-			}
-			out := make([][]string, len(rows))
-			for i, r := range rows {
-				out[i] = []string{r.Group, r.Style, strconv.Itoa(r.Members), strconv.FormatInt(r.Generation, 10), orDash(strings.Join(r.Topics, ","))}
-			}
-			return printTable(w, []string{"GROUP", "STYLE", "MEMBERS", "GENERATION", "TOPICS"}, out)
+			return printList(cmd.OutOrStdout(), g, rows, "no consumer groups under "+g.paths().Consumers(), printGroupList)
 		},
 	}
+}
+
+func printGroupList(w io.Writer, rows []groupListRow) error {
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		out[i] = []string{r.Group, r.Style, strconv.Itoa(r.Members), strconv.FormatInt(r.Generation, 10), orDash(strings.Join(r.Topics, ","))}
+	}
+	return printTable(w, []string{"GROUP", "STYLE", "MEMBERS", "GENERATION", "TOPICS"}, out)
+}
+
+// listGroups reads every group under consumers/ with its members and topics.
+func listGroups(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) ([]groupListRow, error) {
+	names, _, err := s.Children(ctx, p.Consumers())
+	if err != nil && !errors.Is(err, zkrecipes.ErrNoNode) {
+		return nil, fmt.Errorf("list %s: %w", p.Consumers(), err)
+	}
+	slices.Sort(names)
+	rows := []groupListRow{}
+	for _, name := range names {
+		st, ok, err := readGroupState(ctx, s, p, name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			rows = append(rows, groupListRow{Group: name, Style: st.Style, Members: len(st.Members),
+				Generation: st.Generation, Topics: st.Topics})
+		}
+	}
+	return rows, nil
 }
 
 // groupPartitionRow is one partition of `metaq groups describe` (its -o json
@@ -273,18 +271,13 @@ With -o json it prints the partitions as a JSON list; with --members, the member
 		Example: "  metaq groups describe g1 --zk 127.0.0.1:2181\n  metaq groups describe g1 --zk 127.0.0.1:2181 -o json\n  metaq groups describe g1 --zk 127.0.0.1:2181 --members -o json",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, p, err := connectZK(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 3*g.timeout())
-			defer cancel()
-			st, rows, err := describeGroup(ctx, g, s, p, args[0])
-			if err != nil {
-				return err
-			}
-			return printGroupDescription(cmd.OutOrStdout(), g.output() == "json", f.members, st, rows)
+			return runZK(cmd.Context(), g, 3, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) error {
+				st, rows, err := describeGroup(ctx, g, s, p, args[0])
+				if err != nil {
+					return err
+				}
+				return printGroupDescription(cmd.OutOrStdout(), g.output() == "json", f.members, st, rows)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&f.members, "members", false, "print only the members (with -o json: a JSON list of members)")

@@ -40,14 +40,9 @@ func newGroupsExportCmd(g *globals) *cobra.Command {
   metaq groups export g1 --zk 127.0.0.1:2181 > g1-offsets.json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, p, err := connectZK(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 3*g.timeout())
-			defer cancel()
-			ex, err := exportGroup(ctx, s, p, args[0])
+			ex, err := withZK(cmd.Context(), g, 3, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) (groupExport, error) {
+				return exportGroup(ctx, s, p, args[0])
+			})
 			if err != nil {
 				return err
 			}

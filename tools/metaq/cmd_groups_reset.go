@@ -149,32 +149,31 @@ func (f *resetFlags) mode(cmd *cobra.Command) (resetMode, error) {
 // runOffsetChange connects, plans, prints, and with execute writes the plan.
 func runOffsetChange(cmd *cobra.Command, g *globals, group string, execute bool,
 	plan func(context.Context, *zkrecipes.Session, coordinator.Paths) ([]offsetChange, error)) error {
-	s, p, err := connectZK(cmd.Context(), g)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(cmd.Context(), 5*g.timeout())
-	defer cancel()
-	if err := checkGroupInactive(ctx, s, p, group); err != nil {
-		if execute || !errors.Is(err, errGroupActive) {
-			return err
-		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n(--execute will be refused until then)\n", err)
-	}
-	changes, err := plan(ctx, s, p)
-	if err != nil {
-		return err
-	}
-	out := offsetPlan{Group: group, Partitions: changes}
-	if execute {
-		if err := applyOffsetChanges(ctx, s, p, group, changes); err != nil {
-			return err
-		}
-		out.Executed = true
+	out, err := withZK(cmd.Context(), g, 5, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) (offsetPlan, error) {
 		if err := checkGroupInactive(ctx, s, p, group); err != nil {
-			return fmt.Errorf("offsets were written, but a member joined meanwhile and may overwrite them: %w", err)
+			if execute || !errors.Is(err, errGroupActive) {
+				return offsetPlan{}, err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n(--execute will be refused until then)\n", err)
 		}
+		changes, err := plan(ctx, s, p)
+		if err != nil {
+			return offsetPlan{}, err
+		}
+		out := offsetPlan{Group: group, Partitions: changes}
+		if execute {
+			if err := applyOffsetChanges(ctx, s, p, group, changes); err != nil {
+				return offsetPlan{}, err
+			}
+			out.Executed = true
+			if err := checkGroupInactive(ctx, s, p, group); err != nil {
+				return offsetPlan{}, fmt.Errorf("offsets were written, but a member joined meanwhile and may overwrite them: %w", err)
+			}
+		}
+		return out, nil
+	})
+	if err != nil {
+		return err
 	}
 	return printOffsetPlan(cmd.OutOrStdout(), g.output() == "json", out)
 }

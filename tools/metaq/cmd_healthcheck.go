@@ -84,14 +84,7 @@ func healthcheck(ctx context.Context, g *globals, addrs []string, expect int) (h
 			targets = append(targets, target{addr: addr})
 		}
 	case len(g.zkServers()) > 0:
-		s, p, err := connectZK(ctx, g)
-		if err != nil {
-			return rep, err
-		}
-		zctx, cancel := context.WithTimeout(ctx, g.timeout())
-		regs, err := listBrokers(zctx, s, p)
-		cancel()
-		s.Close()
+		regs, err := withZK(ctx, g, 1, listBrokers)
 		if err != nil {
 			return rep, err
 		}
@@ -102,7 +95,7 @@ func healthcheck(ctx context.Context, g *globals, addrs []string, expect int) (h
 		}
 		if len(targets) < expect {
 			rep.Healthy = false
-			rep.Problem = fmt.Sprintf("%d broker(s) registered under %s, expected at least %d", len(targets), p.BrokerIDs(), expect)
+			rep.Problem = fmt.Sprintf("%d broker(s) registered under %s, expected at least %d", len(targets), g.paths().BrokerIDs(), expect)
 		}
 	default:
 		return rep, usageError{errors.New("nothing to check: pass --broker host:port, or --zk host:port to check every registered broker")}
@@ -138,10 +131,10 @@ func checkBroker(ctx context.Context, addr string, timeout time.Duration) health
 		res.Error = err.Error()
 		return res
 	}
-	defer c.close()
-	v, err := c.version(ctx)
+	defer c.Close()
+	v, err := c.Version(ctx)
 	if err != nil {
-		res.Error = err.Error()
+		res.Error = brokerErr(addr, "version", err).Error()
 		return res
 	}
 	res.Healthy, res.Version = true, v

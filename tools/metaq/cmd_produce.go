@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -67,11 +66,7 @@ type produceLine struct {
 }
 
 func produceLines(ctx context.Context, g *globals, f produceFlags, in io.Reader, out, errOut io.Writer) error {
-	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if g.v.GetBool("verbose") {
-		log = g.logger()
-	}
-	opts := []producer.Option{producer.WithLogger(log)}
+	opts := []producer.Option{producer.WithLogger(clientLogger(g, errOut))}
 	if f.broker != "" {
 		opts = append(opts, producer.WithBroker(f.broker, f.partitions))
 	} else {
@@ -83,7 +78,7 @@ func produceLines(ctx context.Context, g *globals, f produceFlags, in io.Reader,
 	if f.key != "" {
 		opts = append(opts, producer.WithPartitioner(producer.ByKey()))
 	}
-	p, err := producer.New(opts...)
+	p, err := newProducer(ctx, g, opts...)
 	if err != nil {
 		return err
 	}
@@ -128,9 +123,7 @@ func produceLines(ctx context.Context, g *globals, f produceFlags, in io.Reader,
 		})
 	}
 	close(queue)
-	cctx, cancel := context.WithTimeout(context.Background(), g.timeout())
-	defer cancel()
-	closeErr := p.Close(cctx)
+	closeErr := closeWithin(g, p.Close)
 	failures := <-printed
 	switch {
 	case sc.Err() != nil:
@@ -142,4 +135,12 @@ func produceLines(ctx context.Context, g *globals, f produceFlags, in io.Reader,
 		return closeErr
 	}
 	return ctx.Err()
+}
+
+// newProducer creates the producer of a command; finding the cluster in
+// ZooKeeper is one operation bounded by --timeout.
+func newProducer(ctx context.Context, g *globals, opts ...producer.Option) (*producer.Producer, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout())
+	defer cancel()
+	return producer.New(ctx, opts...)
 }

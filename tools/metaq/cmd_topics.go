@@ -12,6 +12,7 @@ import (
 
 	"github.com/metaq-go/metaq/coordinator"
 	"github.com/metaq-go/metaq/protocol"
+	"github.com/metaq-go/metaq/zkrecipes"
 )
 
 func newTopicsCmd(g *globals) *cobra.Command {
@@ -42,14 +43,7 @@ func newTopicsListCmd(g *globals) *cobra.Command {
 		Example: "  metaq topics list --zk 127.0.0.1:2181",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, p, err := connectZK(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout())
-			defer cancel()
-			topics, err := listTopics(ctx, s, p)
+			topics, err := withZK(cmd.Context(), g, 1, listTopics)
 			if err != nil {
 				return err
 			}
@@ -64,21 +58,17 @@ func newTopicsListCmd(g *globals) *cobra.Command {
 				}
 				rows = append(rows, r)
 			}
-			w := cmd.OutOrStdout()
-			if g.output() == "json" {
-				return printJSON(w, rows)
-			}
-			if len(rows) == 0 {
-				fmt.Fprintf(w, "no topics registered under %s\n", p.TopicsPub())
-				return nil
-			}
-			out := make([][]string, len(rows))
-			for i, r := range rows {
-				out[i] = []string{r.Topic, joinInts(r.Brokers), strconv.Itoa(r.PubPartitions), strconv.Itoa(r.SubPartitions)}
-			}
-			return printTable(w, []string{"TOPIC", "BROKERS", "PUB_PARTITIONS", "SUB_PARTITIONS"}, out)
+			return printList(cmd.OutOrStdout(), g, rows, "no topics registered under "+g.paths().TopicsPub(), printTopicList)
 		},
 	}
+}
+
+func printTopicList(w io.Writer, rows []topicListRow) error {
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		out[i] = []string{r.Topic, joinInts(r.Brokers), strconv.Itoa(r.PubPartitions), strconv.Itoa(r.SubPartitions)}
+	}
+	return printTable(w, []string{"TOPIC", "BROKERS", "PUB_PARTITIONS", "SUB_PARTITIONS"}, out)
 }
 
 func joinInts(ns []int) string {
@@ -131,13 +121,12 @@ func describeTopic(ctx context.Context, g *globals, topic string) (topicDescript
 	if !protocol.ValidTopic(topic) {
 		return topicDescription{}, usageError{fmt.Errorf("%q is not a valid topic name (letters, digits, '.', '_', '-')", topic)}
 	}
-	s, p, err := connectZK(ctx, g)
-	if err != nil {
-		return topicDescription{}, err
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(ctx, g.timeout())
-	defer cancel()
+	return withZK(ctx, g, 1, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) (topicDescription, error) {
+		return readTopicDescription(ctx, s, p, topic)
+	})
+}
+
+func readTopicDescription(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, topic string) (topicDescription, error) {
 	pub, err := readTopicRegs(ctx, s, p.TopicsPub()+"/"+topic)
 	if err != nil {
 		return topicDescription{}, err
@@ -250,8 +239,11 @@ func collectLines(ctx context.Context, brokers []brokerReg, item string) map[int
 				ch <- res{br.ID, linesOrErr{err: err}}
 				return
 			}
-			defer c.close()
-			lines, err := c.stats(ctx, item)
+			defer c.Close()
+			lines, err := c.Stats(ctx, item)
+			if err != nil {
+				err = brokerErr(br.Addr, fmt.Sprintf("stats %q", item), err)
+			}
 			ch <- res{br.ID, linesOrErr{lines, err}}
 		}()
 	}

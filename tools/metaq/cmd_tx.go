@@ -85,14 +85,14 @@ func txRequest(ctx context.Context, g *globals, broker, key string, typ protocol
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout())
 	defer cancel()
-	c, err := conn.Dial(ctx, addr, conn.Options{HeartbeatInterval: -1})
+	c, err := dialBroker(ctx, addr)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
 	rep, err := c.Do(ctx, conn.ProtocolRequest(&protocol.TransactionRequest{TxKey: key, SessionID: "metaq-cli", Type: typ}))
 	if err != nil {
-		return "", fmt.Errorf("%s %s on %s: %w", typ, key, addr, err)
+		return "", brokerErr(addr, fmt.Sprintf("%s %s", typ, key), err)
 	}
 	if rep.Code != protocol.CodeOK {
 		if xe, perr := protocol.ParseXAError(string(rep.Body)); perr == nil {

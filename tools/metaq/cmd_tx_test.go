@@ -16,7 +16,7 @@ func TestTxListCommitRollbackInDoubt(t *testing.T) {
 	b := brokertest.Start(t, brokertest.Options{Partitions: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, err := producer.New(producer.WithBroker(b.Addr(), 1))
+	p, err := producer.New(ctx, producer.WithBroker(b.Addr(), 1))
 	require.NoError(t, err)
 	defer p.Close(context.Background())
 	xa, err := p.XAResource(ctx, producer.XAOptions{Broker: b.Addr(), Name: "cli"})

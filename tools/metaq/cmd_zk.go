@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/metaq-go/metaq/coordinator"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
@@ -47,12 +48,7 @@ func newZKTreeCmd(g *globals) *cobra.Command {
 			"  metaq zk tree /meta/brokers/ids --zk 127.0.0.1:2181 -o json",
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, p, err := connectZK(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			root := p.Root
+			root := g.paths().Root
 			if len(args) == 1 {
 				root = args[0]
 			}
@@ -62,11 +58,11 @@ func newZKTreeCmd(g *globals) *cobra.Command {
 			if root != "/" {
 				root = strings.TrimRight(root, "/")
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout())
-			defer cancel()
-			tree, err := readTree(ctx, s, root, depth)
+			tree, err := withZK(cmd.Context(), g, 1, func(ctx context.Context, s *zkrecipes.Session, _ coordinator.Paths) (*zkNode, error) {
+				return readTree(ctx, s, root, depth)
+			})
 			if errors.Is(err, zkrecipes.ErrNoNode) {
-				return fmt.Errorf("no ZooKeeper node %s: check --zk-root (now %s), or look at the top with `metaq zk tree /`", root, p.Root)
+				return fmt.Errorf("no ZooKeeper node %s: check --zk-root (now %s), or look at the top with `metaq zk tree /`", root, g.paths().Root)
 			}
 			if err != nil {
 				return err

@@ -66,9 +66,9 @@ func (pr *partitionProbe) conn(ctx context.Context, brokerID int) (*conn.Conn, e
 	if !ok {
 		return nil, fmt.Errorf("broker %d is not registered in ZooKeeper (stopped?)", brokerID)
 	}
-	c, err := conn.Dial(ctx, addr, conn.Options{HeartbeatInterval: -1})
+	c, err := dialBroker(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("broker %d (%s): %w", brokerID, addr, err)
+		return nil, fmt.Errorf("broker id %d: %w", brokerID, err)
 	}
 	pr.conns[brokerID] = c
 	return c, nil

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,4 +183,56 @@ func TestClusterCommandsAgainstRealBrokers(t *testing.T) {
 			t.Errorf("stats of a stopped broker: exit %d, %v", r.code, r.err)
 		}
 	})
+}
+
+// notABroker listens on loopback; each connection reads one request line,
+// then closes (closeAfterRequest) or stays silent until the test ends.
+func notABroker(t *testing.T, closeAfterRequest bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { close(done); ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer nc.Close()
+				_, _ = bufio.NewReader(nc).ReadString('\n')
+				if !closeAfterRequest {
+					<-done
+				}
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// The broker requests of the CLI go through internal/conn; its errors still
+// say which broker failed and what to check.
+func TestBrokerRequestErrorsNameTheBrokerAndTheCause(t *testing.T) {
+	silent := notABroker(t, false)
+	r := runMetaq(t, "stats", silent, "--timeout", "300ms")
+	if r.code != exitFailure || !strings.Contains(r.err.Error(), "broker "+silent+": stats \"\": no reply within --timeout") {
+		t.Errorf("stats of a silent server: exit %d, %v", r.code, r.err)
+	}
+	r = runMetaq(t, "healthcheck", "--broker", silent, "--timeout", "300ms", "-o", "json")
+	if r.code != exitCheck || !strings.Contains(r.out, "version: no reply within --timeout") {
+		t.Errorf("healthcheck of a silent server: exit %d\n%s", r.code, r.out)
+	}
+	closing := notABroker(t, true)
+	r = runMetaq(t, "stats", closing, "topics")
+	if r.code != exitFailure || !strings.Contains(r.err.Error(), "is it a metaq/MetaQ broker?") {
+		t.Errorf("stats of a server that hangs up: exit %d, %v", r.code, r.err)
+	}
+	r = runMetaq(t, "tx", "list", "--broker", closing)
+	if r.code != exitFailure || !strings.Contains(r.err.Error(), "broker "+closing+": RECOVER") {
+		t.Errorf("tx list of a server that hangs up: exit %d, %v", r.code, r.err)
+	}
 }

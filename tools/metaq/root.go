@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+
+	"github.com/metaq-go/metaq/coordinator"
 )
 
 // globals are the flags every command shares. Values come from flags, then
@@ -25,9 +27,10 @@ func (g *globals) zkServers() []string {
 	return strings.Split(s, ",")
 }
 
-func (g *globals) zkRoot() string         { return g.v.GetString("zk-root") }
-func (g *globals) output() string         { return g.v.GetString("output") }
-func (g *globals) timeout() time.Duration { return g.v.GetDuration("timeout") }
+func (g *globals) zkRoot() string           { return g.v.GetString("zk-root") }
+func (g *globals) paths() coordinator.Paths { return coordinator.NewPaths(g.zkRoot()) }
+func (g *globals) output() string           { return g.v.GetString("output") }
+func (g *globals) timeout() time.Duration   { return g.v.GetDuration("timeout") }
 func (g *globals) logger() *slog.Logger {
 	lvl := slog.LevelInfo
 	if g.v.GetBool("verbose") {

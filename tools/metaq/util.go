@@ -16,6 +16,19 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// printList is the output of a list command: rows as JSON with -o json,
+// else the sentence empty when there are none, else table(rows).
+func printList[R any](w io.Writer, g *globals, rows []R, empty string, table func(io.Writer, []R) error) error {
+	if g.output() == "json" {
+		return printJSON(w, rows)
+	}
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(w, empty)
+		return err
+	}
+	return table(w, rows)
+}
+
 // printTable writes rows under a header, aligned.
 func printTable(w io.Writer, header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

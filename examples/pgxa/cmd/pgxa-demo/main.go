@@ -53,7 +53,7 @@ func run(ctx context.Context, dsn, brokerAddr string, parts int, topic, name, lo
 		return err
 	}
 	c.Close(ctx)
-	p, err := producer.New(producer.WithBroker(brokerAddr, parts))
+	p, err := producer.New(ctx, producer.WithBroker(brokerAddr, parts))
 	if err != nil {
 		return err
 	}
