@@ -18,8 +18,9 @@
 //	ROLLBACK key, flags               a prepared transaction is rolled back
 //	FORGET   key                      a heuristically completed transaction is forgotten
 //
-// flags bit 0 = heuristic (decided by an operator: DONE/ROLLBACK leave the
-// transaction listed by RECOVER until FORGET), bit 1 = COMMIT carries its
+// flags bit 0 = heuristic (decided by an operator, or by the broker's
+// xaHeuristicTimeoutSeconds expiry: DONE/ROLLBACK leave the transaction
+// listed by RECOVER until FORGET), bit 1 = COMMIT carries its
 // messages. Other bits must be 0.
 //
 // # Files
