@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 )
@@ -107,8 +108,8 @@ func cleanToEnd(b []byte, pos int) bool {
 }
 
 // firstFrame returns the first offset at or after from where an intact
-// frame starts, or -1. Cheap checks of the length, kind and key length
-// come before the checksum.
+// frame starts, or -1. Cheap checks of the length, kind, key length and
+// body structure come before the checksum.
 func firstFrame(b []byte, from int) int {
 	for r := from; r+frameHeader+3 <= len(b); r++ {
 		n := binary.BigEndian.Uint32(b[r:])
@@ -121,7 +122,13 @@ func firstFrame(b []byte, from int) int {
 		if kl := binary.BigEndian.Uint16(b[r+frameHeader+1:]); uint32(kl)+3 > n {
 			continue
 		}
-		if _, _, err := DecodeRecord(b[r:]); err == nil {
+		// The body's structure (exact size, counts) rejects almost every
+		// false candidate before the checksum over n bytes is computed.
+		body := b[r+frameHeader : r+frameHeader+int(n)]
+		if _, err := decodeBody(body); err != nil {
+			continue
+		}
+		if crc32.Checksum(body, castagnoli) == binary.BigEndian.Uint32(b[r+4:]) {
 			return r
 		}
 	}
