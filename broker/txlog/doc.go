@@ -64,6 +64,11 @@
 //     skipped is not deleted by rotation but renamed to "<name>.damaged"
 //     (no longer replayed; kept for analysis). A damaged file header is
 //     handled like a damaged record at offset 0 (8 bytes).
+//     Limit: a skipped record that nothing later refers to cannot be
+//     checked. If it was the COMMIT of a transaction whose DONE never
+//     followed (a crash between them), that transaction comes back as
+//     prepared, and committing it again may append a prefix of its batch
+//     twice; the Warn names the key the damaged record seems to hold.
 //  2. Tail. No intact frame starts anywhere after the damage: a torn last
 //     record, or the zeros or garbage a crash can leave after it. The rest
 //     of the file is ignored and logged, as it always was; the file counts
