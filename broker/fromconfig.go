@@ -40,6 +40,9 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 			RetentionInterval: br.RetentionCheckInterval,
 		},
 	}
+	// Transaction limits.
+	o.MaxTransactionsPerConnection, o.MaxTransactions = br.MaxTransactionsPerConnection, br.MaxTransactions
+	o.XAHeuristicTimeout = br.XAHeuristicTimeout
 	if zk.Enable {
 		servers, root := zk.Connect, zk.Root
 		if i := strings.IndexByte(servers, '/'); i >= 0 { // "host:port,host:port/chroot"

@@ -71,6 +71,19 @@ type Options struct {
 	FlushTxLogAtCommit TxLogFlushMode // default TxLogFsyncOnCommit
 	MaxTxBytes         int64          // put data (plus 20 bytes a message) one transaction may hold; default 64 MiB
 	TxLogMaxFileSize   int64          // journal rotation size; default txlog.DefaultMaxFileSize
+	// MaxTransactionsPerConnection caps the live transactions begun on one
+	// connection; a BEGIN beyond it gets XAER_RMFAIL. Default
+	// DefaultMaxTransactionsPerConnection.
+	MaxTransactionsPerConnection int
+	// MaxTransactions caps the live transactions of the broker (active,
+	// prepared, committing, or heuristically completed until FORGET); a
+	// BEGIN beyond it gets XAER_RMFAIL. Default DefaultMaxTransactions.
+	MaxTransactions int
+	// XAHeuristicTimeout > 0 heuristically rolls back an XA transaction
+	// prepared (or recovered at start) longer than this; 0 = never, the
+	// default: a transaction manager must be able to recover after a long
+	// outage.
+	XAHeuristicTimeout time.Duration
 
 	ConfigRaw []byte // raw config file, for `stats config` and the checksum node
 	Multicore bool   // gnet multicore (one event loop per CPU)
@@ -144,6 +157,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxTxBytes <= 0 {
 		o.MaxTxBytes = 64 << 20
+	}
+	if o.MaxTransactionsPerConnection <= 0 {
+		o.MaxTransactionsPerConnection = DefaultMaxTransactionsPerConnection
+	}
+	if o.MaxTransactions <= 0 {
+		o.MaxTransactions = DefaultMaxTransactions
+	}
+	if o.XAHeuristicTimeout < 0 {
+		return o, fmt.Errorf("broker: xaHeuristicTimeout %v is negative; use 0 (never) or a duration", o.XAHeuristicTimeout)
 	}
 	o.Store.BrokerID = o.BrokerID
 	o.Store.MaxMessageSize = o.MaxMessageSize

@@ -18,6 +18,7 @@ type counters struct {
 	cmdPut, cmdGet, cmdOffset             atomic.Int64
 	getMiss, putFailed                    atomic.Int64
 	txBegin, txXABegin, txCommit, txRollb atomic.Int64
+	txJournalSkipped                      atomic.Int64 // damaged journal records skipped at start
 	currConns                             atomic.Int64
 	totalConns                            atomic.Int64
 	putBytes, getBytes                    atomic.Int64
@@ -157,6 +158,7 @@ func (b *Broker) statsBody(item string) []byte {
 		add("tx_xa_begin", s.c.txXABegin.Load())
 		add("tx_commit", s.c.txCommit.Load())
 		add("tx_rollback", s.c.txRollb.Load())
+		b.tx.txStats(add)
 		add("get_miss", s.c.getMiss.Load())
 		add("put_failed", s.c.putFailed.Load())
 		var total int64

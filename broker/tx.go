@@ -30,8 +30,9 @@ import (
 //     unprepared transactions are not journaled, so after a restart it is
 //     XAER_NOTA. COMMIT of one rolled back otherwise (ROLLBACK, connection
 //     closed): XA_RBOTHER (104); ROLLBACK of a committed one: XAER_PROTO (-6).
-//     Prepared transactions never time out (only the TM or an operator ends
-//     them).
+//     Prepared transactions never time out, unless xaHeuristicTimeoutSeconds
+//     is set: then one prepared longer than that is heuristically rolled
+//     back (journaled; see tx_limits.go).
 //   - COMMIT_TWO_PHASE of an unprepared transaction: XAER_PROTO;
 //     COMMIT_ONE_PHASE of a prepared one commits (as MetaQ does).
 //   - PREPARE of a local transaction, puts after PREPARE: XAER_PROTO;
@@ -41,8 +42,14 @@ import (
 //     is in progress: XAER_RMFAIL (-7, retry). A commit whose partition
 //     append failed after its COMMIT record was durable answers XAER_RMFAIL;
 //     it is decided and completes on a retried COMMIT or at restart.
-//   - After a heuristic decision (Broker.CommitInDoubt/RollbackInDoubt),
-//     COMMIT and ROLLBACK answer XA_HEURCOM (7) or XA_HEURRB (6) until FORGET.
+//   - After a heuristic decision (Broker.CommitInDoubt/RollbackInDoubt, or
+//     the xaHeuristicTimeoutSeconds expiry), COMMIT and ROLLBACK answer
+//     XA_HEURCOM (7) or XA_HEURRB (6), and RECOVER lists the transaction,
+//     until FORGET (the XA rule: heuristic outcomes are remembered until
+//     forgotten).
+//   - BEGIN beyond maxTransactionsPerConnection (live transactions begun on
+//     the connection) or maxTransactions (live transactions of the broker)
+//     answers XAER_RMFAIL (-7); the connection stays usable.
 //   - A local transaction is visible only to its connection (another gets
 //     XAER_NOTA) and is rolled back when the connection closes; XA
 //     transactions are global and outlive their connection.
@@ -101,6 +108,7 @@ type tx struct {
 	xa        bool
 	uq        string // XA unique qualifier (RECOVER filter)
 	owner     *conn  // local transactions only
+	conn      *conn  // the connection that began it, until it closes (maxTransactionsPerConnection)
 	phase     txPhase
 	deadline  time.Time // active transactions are rolled back after it
 	msgs      []txlog.Message
@@ -109,6 +117,9 @@ type tx struct {
 	parts     []txlog.PartStart // set once the COMMIT record is written
 	running   bool              // a commit goroutine works on it
 	heuristic bool              // commit decided by an operator
+	// preparedAt is when it was prepared, or when the broker recovered it
+	// from the journal (xaHeuristicTimeoutSeconds counts from there).
+	preparedAt time.Time
 }
 
 // txManager owns every transaction of a broker.
@@ -119,10 +130,13 @@ type txManager struct {
 	maxTimeout time.Duration
 	maxBytes   int64 // per transaction
 	maxHeld    int64 // all transactions' messages held in memory
+	maxPerConn int   // live transactions begun on one connection
+	maxTotal   int   // live transactions of the broker
+	heurAfter  time.Duration
 
 	mu       sync.Mutex // guards txs, byConn, outcomes, outOrder and the fields of every tx
 	txs      map[string]*tx
-	byConn   map[*conn]map[string]*tx
+	byConn   map[*conn]map[string]*tx // live transactions by the connection that began them
 	outcomes map[string]txOutcome
 	outOrder []string
 	held     int64 // bytes of messages of live transactions
@@ -175,6 +189,7 @@ func openTxManager(b *Broker) (*txManager, error) {
 	}
 	m := &txManager{b: b, j: j, syncRecs: o.FlushTxLogAtCommit == TxLogFsyncOnCommit || o.FlushTxLogAtCommit == TxLogFlushDefault,
 		maxTimeout: o.MaxTxTimeout, maxBytes: o.MaxTxBytes, maxHeld: maxHeldTxBytes(o.MaxTxBytes),
+		maxPerConn: o.MaxTransactionsPerConnection, maxTotal: o.MaxTransactions, heurAfter: o.XAHeuristicTimeout,
 		txs: map[string]*tx{}, byConn: map[*conn]map[string]*tx{}, outcomes: map[string]txOutcome{}, stop: make(chan struct{})}
 	// The state is the journal's: copy what we need before the first append.
 	for _, ko := range st.Outcomes() {
@@ -184,9 +199,15 @@ func openTxManager(b *Broker) (*txManager, error) {
 		}
 		m.remember(ko.Key, out)
 	}
+	if n := j.SkippedRecords(); n > 0 {
+		b.stats.c.txJournalSkipped.Store(int64(n))
+		b.log.Error("the transaction journal had damaged records that were skipped; the transactions they recorded may be lost",
+			"skipped", n, "dir", o.TxLogDir)
+	}
 	var committing []*tx
+	now := time.Now()
 	for _, lt := range st.Live {
-		t := &tx{key: lt.Key, msgs: lt.Msgs, journaled: true, heuristic: lt.Heuristic}
+		t := &tx{key: lt.Key, msgs: lt.Msgs, journaled: true, heuristic: lt.Heuristic, preparedAt: now}
 		if k, err := protocol.ParseTxKey(lt.Key); err == nil && k.Kind == protocol.TxKeyXA {
 			t.xa, t.uq = true, k.UniqueQualifier
 		}
@@ -260,18 +281,26 @@ func (m *txManager) release(t *tx) {
 	t.bytes, t.msgs = 0, nil
 }
 
+// remove forgets a live transaction. Caller holds mu.
+func (m *txManager) remove(t *tx) {
+	if m.txs[t.key] == t {
+		delete(m.txs, t.key)
+	}
+	if t.conn != nil {
+		if set := m.byConn[t.conn]; set != nil {
+			delete(set, t.key)
+			if len(set) == 0 {
+				delete(m.byConn, t.conn)
+			}
+		}
+		t.conn = nil
+	}
+}
+
 // finish removes a transaction and remembers its outcome. Caller holds mu.
 func (m *txManager) finish(t *tx, o txOutcome) {
 	m.release(t)
-	delete(m.txs, t.key)
-	if t.owner != nil {
-		if set := m.byConn[t.owner]; set != nil {
-			delete(set, t.key)
-			if len(set) == 0 {
-				delete(m.byConn, t.owner)
-			}
-		}
-	}
+	m.remove(t)
 	m.remember(t.key, o)
 	switch o {
 	case outCommitted:
@@ -321,7 +350,7 @@ func (m *txManager) begin(cn *conn, key string, timeoutSecs int32) txResult {
 		timeout = d
 	}
 	t := &tx{key: key, xa: k.Kind == protocol.TxKeyXA, uq: k.UniqueQualifier, phase: txActive,
-		deadline: time.Now().Add(timeout)}
+		deadline: time.Now().Add(timeout), conn: cn}
 	if !t.xa {
 		t.owner = cn
 	}
@@ -330,9 +359,12 @@ func (m *txManager) begin(cn *conn, key string, timeoutSecs int32) txResult {
 	if _, ok := m.txs[key]; ok {
 		return txFail(xaErrDupID, "transaction %s already exists", key)
 	}
+	if res, ok := m.overLimit(cn); !ok {
+		return res
+	}
 	delete(m.outcomes, key)
 	m.txs[key] = t
-	if t.owner != nil {
+	if cn != nil {
 		set := m.byConn[cn]
 		if set == nil {
 			set = map[string]*tx{}
@@ -388,10 +420,10 @@ func (m *txManager) prepare(cn *conn, key string, done func(txResult)) (txResult
 		return txFail(protocol.XAErrProto, "cannot prepare transaction %s: it is %s", key, t.phase), false
 	}
 	if len(t.msgs) == 0 {
-		delete(m.txs, key) // read-only: finished, nothing to commit or roll back
+		m.remove(t) // read-only: finished, nothing to commit or roll back
 		return txOK(fmt.Sprint(protocol.XAReadOnly)), false
 	}
-	t.phase = txPrepared
+	t.phase, t.preparedAt = txPrepared, time.Now()
 	m.j.Append(txlog.Record{Kind: txlog.KindPrepare, Key: key, Msgs: t.msgs}, m.syncRecs, func(err error) {
 		if err != nil {
 			m.mu.Lock()
@@ -445,7 +477,7 @@ func (m *txManager) commit(cn *conn, key string, onePhase, heuristic bool, done 
 	case txHeurCommitted:
 		return txFail(protocol.XAHeurCom, "transaction %s was heuristically committed by an operator; FORGET it", key), false
 	case txHeurRolledBack:
-		return txFail(protocol.XAHeurRB, "transaction %s was heuristically rolled back by an operator; FORGET it", key), false
+		return txFail(protocol.XAHeurRB, "transaction %s was heuristically rolled back (by an operator, or after xaHeuristicTimeoutSeconds); FORGET it", key), false
 	}
 	if m.b.stopping.Load() {
 		return txFail(protocol.XAErrRMFail, "broker is shutting down: commit %s later", key), false
@@ -494,7 +526,7 @@ func (m *txManager) rollback(cn *conn, key string, heuristic bool, done func(txR
 	case txHeurCommitted:
 		return txFail(protocol.XAHeurCom, "transaction %s was heuristically committed by an operator; FORGET it", key), false
 	case txHeurRolledBack:
-		return txFail(protocol.XAHeurRB, "transaction %s was heuristically rolled back by an operator; FORGET it", key), false
+		return txFail(protocol.XAHeurRB, "transaction %s was heuristically rolled back (by an operator, or after xaHeuristicTimeoutSeconds); FORGET it", key), false
 	}
 	t.phase = txRollingBack
 	m.j.Append(txlog.Record{Kind: txlog.KindRollback, Key: key, Heuristic: heuristic}, m.syncRecs || heuristic, func(err error) {
@@ -535,9 +567,7 @@ func (m *txManager) forget(key string, done func(txResult)) (txResult, bool) {
 			return
 		}
 		m.mu.Lock()
-		if m.txs[key] == t {
-			delete(m.txs, key)
-		}
+		m.remove(t)
 		m.mu.Unlock()
 		done(txOK(""))
 	})
@@ -563,15 +593,19 @@ func (m *txManager) recoverKeys(uq string) []string {
 	return keys
 }
 
-// connClosed rolls back the active local transactions of a closed connection.
+// connClosed rolls back the active local transactions of a closed
+// connection; its XA transactions live on (they are global).
 func (m *txManager) connClosed(cn *conn) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, t := range m.byConn[cn] {
-		if t.phase == txActive {
+		switch {
+		case !t.xa && t.phase == txActive:
 			m.finish(t, outRolledBack)
-		} else {
-			t.owner = nil // a commit in flight finishes on its own
+		case !t.xa:
+			t.owner, t.conn = nil, nil // a commit in flight finishes on its own
+		default:
+			t.conn = nil
 		}
 	}
 	delete(m.byConn, cn)
@@ -588,6 +622,7 @@ func (m *txManager) reaper() {
 			return
 		case now := <-tk.C:
 			m.reap(now)
+			m.expirePrepared(now)
 		}
 	}
 }

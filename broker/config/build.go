@@ -202,6 +202,11 @@ func readBroker(f *field, dataPath string) Broker {
 		AdminPort:              int(f.int(keyAdminPort, 0, 0, 65535)),
 		Multicore:              f.boolean(keyMulticore, true),
 		RetentionCheckInterval: f.millis(keyRetentionCheckIntervalMs, DefaultRetentionCheckInterval, 1),
+
+		// Transaction limits.
+		MaxTransactionsPerConnection: int(f.int(keyMaxTransactionsPerConnection, DefaultMaxTransactionsPerConnection, 1, maxInt32)),
+		MaxTransactions:              int(f.int(keyMaxTransactions, DefaultMaxTransactions, 1, maxInt32)),
+		XAHeuristicTimeout:           time.Duration(f.int(keyXAHeuristicTimeoutSeconds, DefaultXAHeuristicTimeout, 0, maxInt32)) * time.Second,
 	}
 }
 

@@ -36,6 +36,13 @@ const (
 	MinMaxLineLength = 1024
 )
 
+// Defaults of the transaction limits (ours; see doc.go).
+const (
+	DefaultMaxTransactionsPerConnection = 10000
+	DefaultMaxTransactions              = 100000
+	DefaultXAHeuristicTimeout           = 0 // never
+)
+
 // TxLogFlush is flushTxLogAtCommit: when the transaction journal is fsynced.
 type TxLogFlush int
 
@@ -67,6 +74,11 @@ type Broker struct {
 	AdminPort              int           // 0 = off
 	Multicore              bool          // gnet multicore
 	RetentionCheckInterval time.Duration // retentionCheckIntervalMs: size-based retention
+
+	// Ours: transaction limits.
+	MaxTransactionsPerConnection int           // live transactions begun on one connection
+	MaxTransactions              int           // live transactions of the broker
+	XAHeuristicTimeout           time.Duration // xaHeuristicTimeoutSeconds; 0 = prepared XA transactions never expire
 }
 
 // ZooKeeper holds [zookeeper].

@@ -70,6 +70,22 @@
 //	adminPort              0 (ours; 0 = off)
 //	multicore              true (ours; gnet multicore)
 //
+//	Transaction limits (ours; PROTOCOL.md §7):
+//	maxTransactionsPerConnection 10000 (1..2147483647) — live transactions begun on one
+//	                       connection (until finished, or until the connection closes);
+//	                       a BEGIN beyond it gets XAER_RMFAIL (-7) and the connection stays
+//	                       usable. MetaQ's Java client shares one connection per broker
+//	                       among all producers, hence room for thousands of threads.
+//	maxTransactions        100000 (1..2147483647) — live transactions of the broker: active,
+//	                       prepared, committing, or heuristically completed until FORGET;
+//	                       a BEGIN beyond it gets XAER_RMFAIL (-7)
+//	xaHeuristicTimeoutSeconds 0 (never) — when > 0, an XA transaction prepared longer than
+//	                       this (counted from PREPARE, or from the broker start for one
+//	                       recovered from the journal) is heuristically rolled back and
+//	                       journaled as such: RECOVER lists it, COMMIT answers XA_HEURRB (6)
+//	                       until the transaction manager FORGETs it. Off by default: a
+//	                       transaction manager must be able to recover after a long outage
+//
 //	[zookeeper]
 //	zk.zkEnable            true
 //	zk.zkConnect           required when enabled

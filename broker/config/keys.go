@@ -44,6 +44,11 @@ const (
 	keyAdminPort                = "adminPort"
 	keyMulticore                = "multicore"
 
+	// Ours: transaction limits and the expiry of prepared XA transactions.
+	keyMaxTransactionsPerConnection = "maxTransactionsPerConnection"
+	keyMaxTransactions              = "maxTransactions"
+	keyXAHeuristicTimeoutSeconds    = "xaHeuristicTimeoutSeconds"
+
 	keyZkEnable              = "zk.zkEnable"
 	keyZkConnect             = "zk.zkConnect"
 	keyZkRoot                = "zk.zkRoot"
@@ -62,6 +67,8 @@ var (
 		keyStat, keyUpdateConsumerOffsets, keyMaxTxTimeoutInSeconds, keyFlushTxLogAtCommit,
 		keyAutoCreateTopics, keyMaxConnections, keyIdleTimeoutMs, keyMaxLineLength,
 		keyRetentionBytes, keyRetentionCheckIntervalMs, keyAdminPort, keyMulticore,
+		// Transaction limits.
+		keyMaxTransactionsPerConnection, keyMaxTransactions, keyXAHeuristicTimeoutSeconds,
 	}
 	zookeeperKeys = []string{
 		keyZkEnable, keyZkConnect, keyZkRoot, keyZkSessionTimeoutMs, keyZkConnectionTimeoutMs,

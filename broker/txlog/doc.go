@@ -18,8 +18,9 @@
 //	ROLLBACK key, flags               a prepared transaction is rolled back
 //	FORGET   key                      a heuristically completed transaction is forgotten
 //
-// flags bit 0 = heuristic (decided by an operator: DONE/ROLLBACK leave the
-// transaction listed by RECOVER until FORGET), bit 1 = COMMIT carries its
+// flags bit 0 = heuristic (decided by an operator, or by the broker's
+// xaHeuristicTimeoutSeconds expiry: DONE/ROLLBACK leave the transaction
+// listed by RECOVER until FORGET), bit 1 = COMMIT carries its
 // messages. Other bits must be 0.
 //
 // # Files
@@ -42,15 +43,52 @@
 // A length of 0 or above MaxRecordSize, a CRC mismatch, an unknown kind or
 // flag, or a body that does not parse exactly is corrupt.
 //
-// # Replay and torn tails
+// # Replay, torn tails and damage
 //
 // Open reads every file in sequence order and folds its records into a
-// State (the live transactions and a bounded list of recent outcomes). A
-// file is read up to its first incomplete or corrupt frame; the rest of
-// that file is ignored and logged. Open then writes a new file holding a
-// snapshot of the state, fsyncs it and the directory, and deletes the older
-// files — so a torn tail is never appended to; it disappears with its file.
-// A file without a valid magic (torn at creation) is ignored.
+// State (the live transactions and a bounded list of recent outcomes).
+// When a frame does not decode (torn, bad length, checksum mismatch,
+// unknown kind or flag, body that does not parse), replay decides between
+// three cases, in this order:
+//
+//  1. Skipped record. The frame's length field delimits it within the
+//     file, no intact frame starts inside it, and the frames after it are
+//     intact up to the end of the file (the last one may be torn), with at
+//     least one intact. The record is skipped and logged (Warn: file,
+//     offset, size, and the kind and key it seems to have — unverified);
+//     Journal.SkippedRecords counts it. The records after it are applied,
+//     but each must be consistent with the state without the skipped
+//     record: a COMMIT without inline messages needs its transaction
+//     prepared (the skipped record may have been that PREPARE). If one is
+//     not, the file is unreplayable (case 3). A file that had a record
+//     skipped is not deleted by rotation but renamed to "<name>.damaged"
+//     (no longer replayed; kept for analysis). A damaged file header is
+//     handled like a damaged record at offset 0 (8 bytes).
+//     Limit: a skipped record that nothing later refers to cannot be
+//     checked. If it was the COMMIT of a transaction whose DONE never
+//     followed (a crash between them), that transaction comes back as
+//     prepared, and committing it again may append a prefix of its batch
+//     twice; the Warn names the key the damaged record seems to hold.
+//  2. Tail. No intact frame starts anywhere after the damage: a torn last
+//     record, or the zeros or garbage a crash can leave after it. The rest
+//     of the file is ignored and logged, as it always was; the file counts
+//     as fully replayed, and Open's rotation replaces it, so a torn tail
+//     is never appended to. A file shorter than the header, or without an
+//     intact frame at all, is a file torn at creation and is ignored.
+//  3. Unreplayable. An intact frame follows the damage but cannot be
+//     reached safely (the length field is damaged, more than one record is
+//     damaged, or case 1's consistency check failed). Open fails with
+//     ErrUnreplayable, naming the file, the offsets and what the operator
+//     can do, and changes nothing on disk: no file is written, renamed or
+//     deleted. A journal file that was not fully replayed is never rotated
+//     away.
+//
+// Finding "an intact frame after the damage" scans byte by byte for a
+// frame whose length, kind, key length and checksum are valid. Message
+// data inside a damaged or torn record could contain such a frame by
+// design; the scan only ever leads to refusing (case 3), never to
+// applying a record found that way, so the worst a crafted payload can do
+// after a crash is make Open refuse with a clear error.
 //
 // Every record is a "set" operation on the state (PREPARE sets prepared,
 // COMMIT sets committing, DONE/ROLLBACK set the outcome, FORGET deletes),
@@ -65,7 +103,8 @@
 // the size of the snapshot it started with, the writer starts the next
 // file with a snapshot (outcomes, then PREPARE / inline COMMIT / heuristic
 // DONE or ROLLBACK for each live transaction), fsyncs it and the
-// directory, and deletes every older file. The journal therefore holds
+// directory, and deletes every older file (one that had a record skipped
+// is renamed to "<name>.damaged" instead). The journal therefore holds
 // about MaxFileSize plus twice the live state at most.
 //
 // # Durability

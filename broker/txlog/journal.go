@@ -66,6 +66,11 @@ type Journal struct {
 	dirty    bool // written but not fsynced
 	state    *State
 	buf      []byte
+
+	// Set by replay: files that had a damaged record skipped (rotation
+	// keeps them, renamed) and how many records were skipped.
+	damaged map[uint64]bool
+	skipped int
 }
 
 type pendingAppend struct {
@@ -76,7 +81,10 @@ type pendingAppend struct {
 
 // Open replays every journal file in dir (created if missing) into a State,
 // then starts a new file holding a snapshot of that state and deletes the
-// old files. Torn or corrupt tails are skipped (see doc.go). The returned
+// old files. Torn or damaged tails are ignored, a damaged record in the
+// middle is skipped when the records after it are intact and consistent,
+// and any other damage fails with ErrUnreplayable, changing nothing on
+// disk (see doc.go). The returned
 // state is the journal's recovered state; the caller must not modify it
 // after the first Append.
 func Open(dir string, opts Options) (*Journal, *State, error) {
@@ -93,7 +101,7 @@ func Open(dir string, opts Options) (*Journal, *State, error) {
 		return nil, nil, fmt.Errorf("txlog: create %s: %w", dir, err)
 	}
 	j := &Journal{dir: dir, opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), done: make(chan struct{}),
-		state: NewState(opts.MaxOutcomes)}
+		state: NewState(opts.MaxOutcomes), damaged: map[uint64]bool{}}
 	seqs, err := listFiles(dir)
 	if err != nil {
 		return nil, nil, err
@@ -116,7 +124,7 @@ func Open(dir string, opts Options) (*Journal, *State, error) {
 // Replay reads the journal files in dir into a State without opening the
 // journal for writing (for tools and tests).
 func Replay(dir string, maxOutcomes int) (*State, error) {
-	j := &Journal{dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil)), state: NewState(maxOutcomes)}
+	j := &Journal{dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil)), state: NewState(maxOutcomes), damaged: map[uint64]bool{}}
 	seqs, err := listFiles(dir)
 	if err != nil {
 		return nil, err
@@ -148,32 +156,6 @@ func listFiles(dir string) ([]uint64, error) {
 	}
 	slices.Sort(seqs)
 	return seqs, nil
-}
-
-// replayFile applies the valid records of one file; it stops at the first
-// torn or corrupt frame.
-func (j *Journal) replayFile(seq uint64) error {
-	path := filepath.Join(j.dir, fileName(seq))
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("txlog: read %s: %w", path, err)
-	}
-	if len(b) < len(fileMagic) || string(b[:len(fileMagic)]) != fileMagic {
-		j.log.Warn("txlog: ignoring a journal file without a valid header (torn at creation?)", "file", path, "size", len(b))
-		return nil
-	}
-	pos := len(fileMagic)
-	for pos < len(b) {
-		r, n, err := DecodeRecord(b[pos:])
-		if err != nil {
-			j.log.Warn("txlog: journal file ends with a torn or corrupt record; the rest is ignored",
-				"file", path, "offset", pos, "ignored_bytes", len(b)-pos, "err", err)
-			break
-		}
-		j.state.Apply(&r)
-		pos += n
-	}
-	return nil
 }
 
 // rotate starts file seq+1 with a snapshot of the state, fsyncs it and the
@@ -216,11 +198,22 @@ func (j *Journal) rotate() error {
 	}
 	removed := false
 	for _, s := range old {
-		if s < next {
-			if err := os.Remove(filepath.Join(j.dir, fileName(s))); err != nil && !errors.Is(err, os.ErrNotExist) {
-				j.log.Warn("txlog: cannot delete an old journal file", "err", err)
+		if s >= next {
+			continue
+		}
+		removed = true
+		path := filepath.Join(j.dir, fileName(s))
+		if j.damaged[s] { // keep it for analysis, out of replay's way
+			if err := os.Rename(path, path+damagedSuffix); err != nil {
+				return fmt.Errorf("txlog: keep damaged journal file %s: %w", path, err)
 			}
-			removed = true
+			j.log.Warn("txlog: kept a journal file that had a damaged record skipped; it is no longer replayed",
+				"file", path+damagedSuffix)
+			delete(j.damaged, s)
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			j.log.Warn("txlog: cannot delete an old journal file", "err", err)
 		}
 	}
 	if removed {
@@ -274,6 +267,10 @@ func (j *Journal) AppendWait(r Record, sync bool) error {
 	j.Append(r, sync, func(err error) { ch <- err })
 	return <-ch
 }
+
+// SkippedRecords is the number of damaged records that Open skipped in the
+// middle of journal files (see doc.go, "Damage").
+func (j *Journal) SkippedRecords() int { return j.skipped }
 
 // Err returns the sticky error, if any.
 func (j *Journal) Err() error {
