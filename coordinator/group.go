@@ -180,11 +180,14 @@ type memberAssignNode struct {
 	Topics     map[string][]Partition `json:"topics"`
 }
 
-// ownerRef is an owned partition's fencing token.
+// ownerRef is an owned partition's fencing token and delivery state.
 type ownerRef struct {
 	node      string
 	version   int32
 	committed *Offset // last offset known to be stored, nil if unknown
+	session   int64   // the session the owner node belongs to
+	verified  int64   // zkrecipes Liveness.Run in which ownership was last confirmed
+	doubt     bool    // the owner node changed or a commit was refused: confirm before delivering
 }
 
 // Group is this process's membership of a consumer group: it keeps a member
@@ -265,7 +268,8 @@ type GroupStats struct {
 	LeaderSeen   int   // live members the leader's last round saw
 	Assigned     int64 // partitions taken over
 	Revoked      int64 // partitions handed back
-	Lost         int64 // partitions lost with a session
+	Lost         int64 // partitions lost with a session or with their owner node
+	OwnerLost    int64 // of Lost: partitions whose owner node changed or vanished while the session lived
 }
 
 // Stats returns a snapshot of the member's counters.
@@ -382,6 +386,9 @@ func (g *Group) commit(ctx context.Context, tp TopicPartition, o Offset, reset b
 		return fmt.Errorf("%w: %s committed %d, asked %d", ErrOffsetBackwards, tp, floor.Offset, o.Offset)
 	}
 	if err := commitFenced(ctx, g.s, g.paths, g.opts.Group, tp, node, version, o); err != nil {
+		if errors.Is(err, ErrNotOwner) {
+			g.doubt(tp, node) // stop delivering it until the owner node is checked
+		}
 		return err
 	}
 	g.mu.Lock()
