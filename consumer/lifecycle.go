@@ -221,7 +221,7 @@ func (h groupHandler) Lost(in []coordinator.TopicPartition) {
 
 func (h groupHandler) Suspended() {
 	h.c.gate.suspend()
-	h.c.log.Warn("consumer: suspended: ZooKeeper not heard from; delivery paused")
+	h.c.log.Warn("consumer: suspended: ZooKeeper session or ownership in doubt; delivery paused")
 }
 
 func (h groupHandler) Resumed() {
