@@ -22,7 +22,13 @@ func (c *Consumer) commitLoop() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(c.opts.autoCommit, 5*time.Second))
 		if err := c.commitAll(ctx); err != nil {
-			c.log.Debug("consumer: auto-commit", "err", err)
+			if errors.Is(err, ErrNotOwner) {
+				// Ownership ended behind our back: the member puts the
+				// partition in doubt, stops delivering it and reports it Lost.
+				c.log.Warn("consumer: auto-commit refused: this consumer no longer owns the partition", "err", err)
+			} else {
+				c.log.Debug("consumer: auto-commit", "err", err)
+			}
 		}
 		cancel()
 	}

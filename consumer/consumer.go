@@ -109,7 +109,6 @@ type Consumer struct {
 	ready  chan struct{} // closed once Start has joined (members/offsets set)
 
 	polledMsgs polled
-	fenceAge   atomic.Int64   // group mode: max age (ns) of the last word from ZooKeeper to hand out a message
 	gate       gate           // suspension
 	stop       chan struct{}  // closed by Close
 	wg         sync.WaitGroup // committer, broadcast watcher

@@ -71,7 +71,9 @@ func (ps *partState) handle(h Handler, m *Message) bool {
 		}
 		c.stats.retries.Add(1)
 		c.log.Warn("consumer: handler failed; retrying", "partition", ps.tp, "offset", m.Offset, "attempt", attempt, "err", err)
-		if !ps.sleep(wait) {
+		// A retry is a delivery like the first: fenced again after the wait
+		// (the process may have been stopped in it, the partition lost).
+		if !ps.sleep(wait) || !c.waitDeliverable(ps, ps.ctx.Done(), nil) {
 			return false
 		}
 		wait = min(max(2*wait, time.Millisecond), maxRetryGap)
@@ -90,6 +92,9 @@ func (ps *partState) giveUp(m *Message, herr error, attempts int) bool {
 	}
 	bo := backoff{min: max(c.opts.retryBackoff, time.Millisecond), max: maxRetryGap}
 	for {
+		if !c.waitDeliverable(ps, ps.ctx.Done(), nil) { // only the owner may decide the message's fate
+			return false
+		}
 		err := c.opts.deadLetter(ps.hctx, m, herr)
 		if err == nil {
 			c.stats.deadLettered.Add(1)

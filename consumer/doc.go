@@ -81,11 +81,21 @@
 //
 // # Self-fencing
 //
-// When the group member cannot be sure its ZooKeeper session is alive
-// (Suspended) nothing new is handed out — fetchers pause, handlers are not
-// called for further messages, Poll returns nothing — until it is Resumed.
-// Partitions Lost with the session are dropped at once (handlers' ctx is
-// cancelled).
+// A message (or a retry of one, or a dead-letter attempt) is handed out only
+// while the consumer can prove it still owns the partition
+// (coordinator.Group.MayDeliver, checked per message): the newest ZooKeeper
+// request that was answered was SENT less than the session timeout minus a
+// third of it ago — the time an answer was read proves nothing after a
+// process pause —, ownership was re-read after any lapse of that proof, and
+// the consumer's watch on its own owner node did not fire and no commit was
+// refused. So a process woken from SIGSTOP after its session expired hands out
+// nothing of its old partitions, not even what it had fetched before. When
+// the member cannot be sure its session is alive (Suspended) nothing new is
+// handed out at all — fetchers pause, handlers are not called for further
+// messages, Poll returns nothing — until it is Resumed. Partitions Lost (with
+// the session, or because the owner node was changed or deleted) are dropped
+// at once (handlers' ctx is cancelled), reported to RebalanceListener.Lost,
+// logged at Warn and counted in Stats.PartitionsLost.
 //
 // # Broadcast
 //

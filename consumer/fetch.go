@@ -40,7 +40,8 @@ type batch struct {
 type partState struct {
 	c     *Consumer
 	tp    TopicPartition
-	ctx   context.Context // ends when the partition stops (revoked, lost, closed)
+	ctp   coordinator.TopicPartition // tp for the group member
+	ctx   context.Context            // ends when the partition stops (revoked, lost, closed)
 	stopF context.CancelFunc
 	hctx  context.Context // given to handlers; ends only when lost or Close gives up
 	hstop context.CancelFunc
@@ -64,9 +65,9 @@ type partState struct {
 }
 
 func newPartState(c *Consumer, tp TopicPartition) *partState {
-	ps := &partState{c: c, tp: tp, processed: coordinator.Offset{MsgID: -1, Offset: -1}, committed: -1,
+	ps := &partState{c: c, tp: tp, ctp: tp.coord(), processed: coordinator.Offset{MsgID: -1, Offset: -1}, committed: -1,
 		fetchSize: c.opts.maxFetchBytes, fetchOffset: -1}
-	if c.fenceAge.Load() > 0 { // group mode: ownership belongs to this session
+	if c.opts.broadcastDir == "" { // group mode: ownership belongs to this session
 		ps.session = c.sess.ID()
 	}
 	ps.ctx, ps.stopF = context.WithCancel(context.Background())

@@ -56,31 +56,48 @@ func (g *gate) wait(a, b <-chan struct{}) bool {
 	}
 }
 
-// fresh reports whether the group member's ZooKeeper session was heard from
-// recently enough to hand out a message: a process that was stopped (SIGSTOP,
-// a long GC or VM pause) past the session timeout must not deliver anything
-// before its member goroutine notices and suspends. Broadcast mode has no
-// ownership and is always fresh.
-func (c *Consumer) fresh() bool {
-	limit := c.fenceAge.Load()
-	if limit <= 0 {
-		return true
-	}
-	return time.Since(c.sess.LastHeard()) < time.Duration(limit)
+// gone reports whether ps will never deliver again: it was stopped (revoked,
+// lost, closed), or the ZooKeeper session that acquired it has ended.
+// Ownership belongs to that session: once it has ended, even a fresh new
+// session must not deliver the partition's messages.
+func (ps *partState) gone() bool {
+	return ps.stopped.Load() || (ps.session != 0 && ps.c.sess.ID() != ps.session)
 }
 
-// waitFresh waits until the session is fresh again (the member hears from
-// ZooKeeper, or suspends: then the gate holds delivery). False if a or b is
-// closed first.
-func (c *Consumer) waitFresh(a, b <-chan struct{}) bool {
-	for !c.fresh() {
+// deliverable reports whether a message of ps may be handed out now: the
+// member is not suspended, the partition is not gone and (group mode) the
+// member can prove it still owns the partition — its session provably alive
+// by the send time of the newest answered ZooKeeper request, ownership
+// confirmed since the last lapse, and nothing (a change of its owner node, a
+// refused commit) put it in doubt (coordinator.Group.MayDeliver). Callers
+// re-check after every wait, so no window opens between the checks; a
+// process woken from SIGSTOP fails the check on its stale proof before any
+// goroutine has noticed anything.
+func (c *Consumer) deliverable(ps *partState) bool {
+	if c.gate.isSuspended() || ps.gone() {
+		return false
+	}
+	return c.members == nil || c.members.MayDeliver(ps.ctp)
+}
+
+// deliverPoll is how often a partition paused by MayDeliver (not by the
+// suspension gate, which has a channel) is checked again.
+const deliverPoll = 5 * time.Millisecond
+
+// waitDeliverable waits until ps may deliver; false if the partition is
+// gone or a or b is closed first.
+func (c *Consumer) waitDeliverable(ps *partState, a, b <-chan struct{}) bool {
+	for !c.deliverable(ps) {
+		if ps.gone() {
+			return false
+		}
 		if c.gate.isSuspended() {
 			if !c.gate.wait(a, b) {
 				return false
 			}
 			continue
 		}
-		t := time.NewTimer(5 * time.Millisecond)
+		t := time.NewTimer(deliverPoll)
 		select {
 		case <-t.C:
 		case <-a:
@@ -88,36 +105,6 @@ func (c *Consumer) waitFresh(a, b <-chan struct{}) bool {
 			return false
 		case <-b:
 			t.Stop()
-			return false
-		}
-	}
-	return true
-}
-
-// sessionOK reports whether the session that acquired the partition is still
-// the current one. Ownership belongs to that session: once it has ended, even
-// a fresh new session (whose handshake also refreshes LastHeard) must not
-// deliver the partition's messages.
-func (ps *partState) sessionOK() bool {
-	return ps.session == 0 || ps.c.sess.ID() == ps.session
-}
-
-// deliverable reports whether a message of ps may be handed out now: the
-// member is not suspended, ZooKeeper was heard from recently, and the
-// partition's session is still the current one. Callers re-check after every
-// wait, so no window opens between the checks.
-func (c *Consumer) deliverable(ps *partState) bool {
-	return !c.gate.isSuspended() && c.fresh() && ps.sessionOK()
-}
-
-// waitDeliverable waits until ps may deliver; false if the partition's
-// session has ended or a or b is closed first.
-func (c *Consumer) waitDeliverable(ps *partState, a, b <-chan struct{}) bool {
-	for !c.deliverable(ps) {
-		if !ps.sessionOK() {
-			return false
-		}
-		if !c.gate.wait(a, b) || !c.waitFresh(a, b) {
 			return false
 		}
 	}

@@ -186,12 +186,11 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 
 // delivery is one handled message.
 type delivery struct {
-	who     string
-	key     string
-	tp      consumer.TopicPartition
-	offset  int64
-	at      time.Time
-	attempt int
+	who    string
+	key    string
+	tp     consumer.TopicPartition
+	offset int64
+	at     time.Time
 }
 
 // recorder records deliveries and audits that no partition is processed by

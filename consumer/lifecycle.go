@@ -40,9 +40,6 @@ func (c *Consumer) start(ctx context.Context) error {
 		c.mu.Lock()
 		c.members = g
 		c.mu.Unlock()
-		// The group suspends at 2/3 of the session timeout (its default
-		// safety margin); the delivery path checks the same bound itself.
-		c.fenceAge.Store(int64(sess.Timeout() * 2 / 3))
 	}
 	close(c.ready)
 	if c.opts.autoCommit > 0 {
@@ -213,7 +210,10 @@ func (h groupHandler) Lost(in []coordinator.TopicPartition) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	c.stopParts(ctx, parts, true)
-	c.log.Warn("consumer: partitions lost with the ZooKeeper session; uncommitted work will be redelivered", "partitions", len(tps))
+	c.stats.lost.Add(int64(len(tps)))
+	c.log.Warn("consumer: partitions lost (ZooKeeper session ended, or the owner node changed or vanished): "+
+		"nothing more of them is delivered here and their uncommitted work will be redelivered to the next owner",
+		"partitions", tpList(tps))
 	if c.opts.listener.Lost != nil {
 		c.opts.listener.Lost(tps)
 	}
@@ -221,7 +221,7 @@ func (h groupHandler) Lost(in []coordinator.TopicPartition) {
 
 func (h groupHandler) Suspended() {
 	h.c.gate.suspend()
-	h.c.log.Warn("consumer: suspended: ZooKeeper not heard from; delivery paused")
+	h.c.log.Warn("consumer: suspended: ZooKeeper session or ownership in doubt; delivery paused")
 }
 
 func (h groupHandler) Resumed() {

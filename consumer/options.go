@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/metaq-go/metaq/coordinator"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -86,6 +87,18 @@ func (tp TopicPartition) String() string {
 	return fmt.Sprintf("%s/%d-%d", tp.Topic, tp.BrokerID, tp.Partition)
 }
 
+func (tp TopicPartition) coord() coordinator.TopicPartition {
+	return coordinator.TopicPartition{Topic: tp.Topic, Partition: coordinator.Partition{BrokerID: tp.BrokerID, Partition: tp.Partition}}
+}
+
+func tpList(tps []TopicPartition) string {
+	s := make([]string, len(tps))
+	for i, tp := range tps {
+		s[i] = tp.String()
+	}
+	return strings.Join(s, ",")
+}
+
 // RebalanceListener is told about partition ownership changes. Every
 // callback runs on the group member's goroutine, one at a time, in order.
 // Nil fields are skipped.
@@ -99,9 +112,15 @@ type RebalanceListener struct {
 	// WithManualCommit this is the place to commit). With auto-commit the
 	// consumer commits right after it returns, before ownership is released.
 	Revoked func(ctx context.Context, tps []TopicPartition)
-	// Lost: the partitions were lost with the ZooKeeper session: no commit is
-	// possible (it would fail with ErrNotOwner); their messages processed
-	// since the last commit will be delivered again to the next owner.
+	// Lost: the partitions were lost without a revocation — with the
+	// ZooKeeper session, or because the consumer's own owner node changed or
+	// vanished while the session lived (found through its watch on the
+	// node, or when a commit was refused with ErrNotOwner). When it is
+	// called, delivery of them has stopped (in-flight handlers' ctx is
+	// cancelled) and no commit is possible (it would fail with ErrNotOwner);
+	// their messages processed since the last commit will be delivered again
+	// to the next owner. Stats.PartitionsLost counts them. The consumer
+	// queues for a lost partition again if it is still assigned to it.
 	Lost func(tps []TopicPartition)
 }
 

@@ -51,7 +51,7 @@ func (c *Consumer) next(ctx context.Context, wait bool) (*Message, error) {
 				break
 			}
 			if ps := st.cur.ps; !c.deliverable(ps) {
-				if !ps.sessionOK() { // its session ended: the partition is lost
+				if ps.gone() { // revoked or lost (also by a session that ended): drop the rest
 					break
 				}
 				if !wait {
@@ -61,7 +61,7 @@ func (c *Consumer) next(ctx context.Context, wait bool) (*Message, error) {
 					if ctx.Err() != nil {
 						return nil, ctx.Err()
 					}
-					if !ps.sessionOK() {
+					if ps.gone() {
 						break
 					}
 					return nil, ErrClosed

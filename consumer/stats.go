@@ -21,8 +21,12 @@ type Stats struct {
 	ChecksumErrors      int64 // corrupt messages seen (never delivered)
 	Redirects           int64 // 301 replies adopted
 	FetchGrowths        int64 // maxSize doublings for a message larger than the fetch size
-	Suspended           bool  // the group member is suspended: nothing is handed out
-	Partitions          []PartitionStats
+	// PartitionsLost counts partitions lost without a revocation (see
+	// RebalanceListener.Lost): with the ZooKeeper session, or because the
+	// owner node changed or vanished. Each is logged at Warn.
+	PartitionsLost int64
+	Suspended      bool // the group member is suspended: nothing is handed out
+	Partitions     []PartitionStats
 }
 
 // PartitionStats is the position of one fetched partition.
@@ -39,7 +43,7 @@ type PartitionStats struct {
 // counters are the consumer-wide counters (atomics; no lock).
 type counters struct {
 	fetches, fetchedMsgs, fetchedBytes, delivered, filtered, retries, deadLettered, dropped atomic.Int64
-	commits, commitErrors, errors, checksumErrors, redirects, growths                       atomic.Int64
+	commits, commitErrors, errors, checksumErrors, redirects, growths, lost                 atomic.Int64
 }
 
 // Stats returns a snapshot of the counters and of every fetched partition.
@@ -50,7 +54,7 @@ func (c *Consumer) Stats() Stats {
 		DeadLettered: c.stats.deadLettered.Load(), DroppedAfterRetries: c.stats.dropped.Load(),
 		Commits: c.stats.commits.Load(), CommitErrors: c.stats.commitErrors.Load(), Errors: c.stats.errors.Load(),
 		ChecksumErrors: c.stats.checksumErrors.Load(), Redirects: c.stats.redirects.Load(), FetchGrowths: c.stats.growths.Load(),
-		Suspended: c.gate.isSuspended(),
+		PartitionsLost: c.stats.lost.Load(), Suspended: c.gate.isSuspended(),
 	}
 	c.mu.Lock()
 	for _, ps := range c.parts {

@@ -18,7 +18,9 @@ package coordinator
 //
 // Watches: each member has one data watch on its predecessor member node and
 // one on its own assign/<memberId> node, plus one data watch on the node just
-// before its own in each owner queue it waits in. Only the leader (the lowest
+// before its own in each owner queue it waits in, and one on its own node in
+// each owner queue it is in (a change or deletion puts the partition in
+// doubt; see group_fence.go). Only the leader (the lowest
 // member node of the current session) watches members' children and
 // <root>/brokers/topics-sub/<topic> (children, and the data of each broker
 // node under it).
@@ -71,11 +73,16 @@ type Handler interface {
 	// is deleted and the next owner may start.
 	Revoked(ctx context.Context, tps []TopicPartition)
 	// Lost: these partitions were lost without a chance to commit (the
-	// session ended); stop at once. Commits for them fail with ErrNotOwner.
+	// session ended, or the member's own owner node was deleted or changed
+	// while the session lived); stop at once. Commits for them fail with
+	// ErrNotOwner.
 	Lost(tps []TopicPartition)
-	// Suspended: ZooKeeper has not been heard from for close to the session
-	// timeout (or the connection dropped): stop handing out messages of every
-	// owned partition until Resumed.
+	// Suspended: the session cannot be proven alive with the safety margin
+	// in hand (the newest answered request was sent too long ago, or the
+	// connection dropped), or ownership waits to be confirmed after such a
+	// lapse: stop handing out messages of every owned partition until
+	// Resumed. (MayDeliver says the same per partition without waiting for
+	// this callback.)
 	Suspended()
 	// Resumed: the same session is back; ownership is intact.
 	Resumed()
@@ -116,9 +123,12 @@ type GroupOptions struct {
 	// the group has no assignment yet (default 1s).
 	Debounce        time.Duration
 	FormingDebounce time.Duration
-	// SafetyMargin: the member suspends itself once it has not heard from
-	// ZooKeeper for the session timeout minus this (default a third of the
-	// session timeout).
+	// SafetyMargin: the member stops delivering (MayDeliver, Suspended)
+	// once the newest request ZooKeeper answered was sent longer ago than
+	// the session timeout minus this (default a third of the session
+	// timeout). Re-confirmation of ownership is triggered by gaps longer than
+	// 2/3 of the timeout (zkrecipes.Liveness.Run), so a margin above a third
+	// stops delivery earlier but re-confirms only after longer gaps.
 	SafetyMargin time.Duration
 	Handler      Handler      // default NopHandler
 	Logger       *slog.Logger // default discard
@@ -180,11 +190,14 @@ type memberAssignNode struct {
 	Topics     map[string][]Partition `json:"topics"`
 }
 
-// ownerRef is an owned partition's fencing token.
+// ownerRef is an owned partition's fencing token and delivery state.
 type ownerRef struct {
 	node      string
 	version   int32
 	committed *Offset // last offset known to be stored, nil if unknown
+	session   int64   // the session the owner node belongs to
+	verified  int64   // zkrecipes Liveness.Run in which ownership was last confirmed
+	doubt     bool    // the owner node changed or a commit was refused: confirm before delivering
 }
 
 // Group is this process's membership of a consumer group: it keeps a member
@@ -265,7 +278,8 @@ type GroupStats struct {
 	LeaderSeen   int   // live members the leader's last round saw
 	Assigned     int64 // partitions taken over
 	Revoked      int64 // partitions handed back
-	Lost         int64 // partitions lost with a session
+	Lost         int64 // partitions lost with a session or with their owner node
+	OwnerLost    int64 // of Lost: partitions whose owner node changed or vanished while the session lived
 }
 
 // Stats returns a snapshot of the member's counters.
@@ -382,6 +396,9 @@ func (g *Group) commit(ctx context.Context, tp TopicPartition, o Offset, reset b
 		return fmt.Errorf("%w: %s committed %d, asked %d", ErrOffsetBackwards, tp, floor.Offset, o.Offset)
 	}
 	if err := commitFenced(ctx, g.s, g.paths, g.opts.Group, tp, node, version, o); err != nil {
+		if errors.Is(err, ErrNotOwner) {
+			g.doubt(tp, node) // stop delivering it until the owner node is checked
+		}
 		return err
 	}
 	g.mu.Lock()

@@ -24,6 +24,8 @@ const (
 	evPred      evKind = iota + 1 // predecessor member node changed
 	evAssign                      // own assign node changed
 	evOwnerPred                   // predecessor in an owner queue changed
+	evOwnNode                     // this member's own owner node changed or went away
+	evVerify                      // an owned partition is in doubt (a commit was refused)
 	evClose
 )
 
@@ -32,6 +34,7 @@ type loopEvent struct {
 	epoch int
 	tp    TopicPartition
 	ctx   context.Context // evClose
+	node  string          // evOwnNode: the owner node watched
 }
 
 // partState is a partition this member is in the owner queue of.
@@ -41,6 +44,7 @@ type partState struct {
 	owned     bool
 	waitArmed string // predecessor node watched, "" if none armed
 	needCheck bool
+	ownArmed  bool // a watch on node itself is armed
 }
 
 // memberState is owned by the loop goroutine.
@@ -157,6 +161,9 @@ func (g *Group) reconcile(ctx context.Context, st *memberState) error {
 			return err
 		}
 	}
+	if err := g.verifyOwned(ctx, st); err != nil {
+		return err
+	}
 	err := g.apply(ctx, st)
 	if len(st.assigned) > 0 {
 		tps := st.assigned
@@ -166,6 +173,7 @@ func (g *Group) reconcile(ctx context.Context, st *memberState) error {
 		g.count(func(s *GroupStats) { s.Assigned += int64(len(tps)) })
 		g.opts.Handler.Assigned(ctx, tps)
 	}
+	g.checkFence(st) // resume at once when this pass confirmed what a lapse put in doubt
 	return err
 }
 
@@ -393,12 +401,15 @@ func (g *Group) enqueue(ctx context.Context, st *memberState, tp TopicPartition)
 	if err != nil {
 		return err
 	}
-	_, stat, err := g.s.Exists(ctx, node)
+	// The check also arms the member's watch on its own node: only this
+	// member watches it, and a change or deletion puts the partition in doubt.
+	_, stat, ch, err := g.s.ExistsW(ctx, node)
 	if err != nil || stat == nil || stat.EphemeralOwner != st.sessionID {
 		_ = g.s.DeleteIfExists(ctx, node)
 		return fmt.Errorf("coordinator: owner node %s not of session 0x%x: %w", node, st.sessionID, cmpErr(err, zkrecipes.ErrSessionLost))
 	}
-	st.parts[tp] = &partState{node: node, version: stat.Version, needCheck: true}
+	st.parts[tp] = &partState{node: node, version: stat.Version, needCheck: true, ownArmed: true}
+	g.forwardOwn(loopEvent{kind: evOwnNode, epoch: st.epoch, tp: tp, node: node}, ch)
 	return nil
 }
 
@@ -407,6 +418,7 @@ func (g *Group) enqueue(ctx context.Context, st *memberState, tp TopicPartition)
 func (g *Group) checkQueue(ctx context.Context, st *memberState, tp TopicPartition, ps *partState) error {
 	dir := g.ownerDir(tp)
 	for {
+		run := g.s.Liveness().Run // before the request: the answer proves ownership in this run
 		kids, _, err := g.s.Children(ctx, dir)
 		if err != nil {
 			return err
@@ -420,7 +432,7 @@ func (g *Group) checkQueue(ctx context.Context, st *memberState, tp TopicPartiti
 		if i == 0 {
 			ps.owned, ps.needCheck = true, false
 			g.mu.Lock()
-			g.owned[tp] = &ownerRef{node: ps.node, version: ps.version}
+			g.owned[tp] = &ownerRef{node: ps.node, version: ps.version, session: st.sessionID, verified: run}
 			g.mu.Unlock()
 			st.assigned = append(st.assigned, tp)
 			return nil
@@ -478,6 +490,13 @@ func (g *Group) onWatch(st *memberState, ev loopEvent) {
 		if ps := st.parts[ev.tp]; ps != nil && !ps.owned {
 			ps.waitArmed, ps.needCheck = "", true
 		}
+	case evOwnNode:
+		if ps := st.parts[ev.tp]; ps != nil && ps.node == ev.node {
+			ps.ownArmed = false
+			if !ps.owned {
+				ps.needCheck = true // checkQueue notices a vanished node
+			}
+		}
 	}
 }
 
@@ -528,41 +547,6 @@ func (g *Group) loseAll(st *memberState) {
 		g.opts.Handler.Lost(lost)
 	}
 	g.setSuspended(false)
-}
-
-// checkFence suspends the member when it cannot be sure its session is
-// alive: the connection is down, or nothing was heard from ZooKeeper for the
-// session timeout minus the safety margin. It resumes when the same session
-// is heard from again.
-func (g *Group) checkFence(st *memberState) {
-	if st.lost || st.sessionID == 0 {
-		return
-	}
-	timeout := g.s.Timeout()
-	margin := g.opts.SafetyMargin
-	if margin <= 0 || margin >= timeout {
-		margin = timeout / 3
-	}
-	age := time.Since(g.s.LastHeard())
-	bad := !st.connUp || age > timeout-margin || g.s.ID() != st.sessionID
-	g.setSuspended(bad)
-}
-
-func (g *Group) setSuspended(on bool) {
-	g.mu.Lock()
-	changed := g.suspended != on
-	g.suspended = on
-	g.mu.Unlock()
-	if !changed {
-		return
-	}
-	if on {
-		g.log.Warn("suspending: ZooKeeper session in doubt")
-		g.opts.Handler.Suspended()
-	} else {
-		g.log.Info("resumed: ZooKeeper session confirmed")
-		g.opts.Handler.Resumed()
-	}
 }
 
 func (g *Group) startLeader(st *memberState, version int32) {

@@ -31,10 +31,14 @@
 //   - WithDigestAuth / WithACL: the session authenticates with the digest
 //     scheme and creates nodes writable only by its identity (readable by all)
 //     unless another ACL is given.
-//   - LastHeard: when a byte last arrived from a server. A client that must
-//     not act on stale ownership (self-fencing) stops once LastHeard is older
-//     than Timeout minus a safety margin, because the server may already have
-//     expired its session.
+//   - Liveness: the send time of the newest request the server answered on
+//     the current session, and a run number that changes whenever that proof
+//     lapsed (or the session changed). A client that must not act on stale
+//     ownership (self-fencing) acts only while Liveness.Answered is younger
+//     than Timeout minus a safety margin, and re-checks what it owns when the
+//     run changed. LastHeard (when a byte last arrived) is no such proof: an
+//     answer that waited in the socket buffer while the process was stopped
+//     is read "now" although the session may have expired long before.
 //   - CreateProtected: an ephemeral (sequential) node named
 //     "_c_<GUID>-<name>" that is found again after a lost create reply and
 //     deleted if the call is cancelled or fails, so no orphan survives it.

@@ -74,6 +74,9 @@ type Session struct {
 	log     *slog.Logger
 
 	lastHeard atomic.Int64 // unix nanos of the last byte read from a server
+	answered  atomic.Int64 // unix nanos: send time of the newest request answered on the current session
+	run       atomic.Int64 // Liveness.Run
+	fenceNs   atomic.Int64 // Liveness window: 2/3 of the session timeout
 
 	mu          sync.Mutex // guards every field below
 	conn        *zk.Conn
@@ -122,13 +125,15 @@ func (s *Session) dial() error {
 	gen := s.connGen
 	s.mu.Unlock()
 	d := &zkwire.TrackingDialer{
-		OnRead: func() { s.lastHeard.Store(time.Now().UnixNano()) },
+		OnRead:     func() { s.lastHeard.Store(time.Now().UnixNano()) },
+		OnAnswered: func(sent time.Time) { s.onAnswered(gen, sent) },
 		OnConnect: func(r zkwire.ConnectResponse) {
 			s.mu.Lock()
 			if gen == s.connGen && r.SessionID != 0 {
 				s.handshakeID = r.SessionID
 				s.password = r.Password
 				s.timeout = time.Duration(r.TimeoutMs) * time.Millisecond
+				s.fenceNs.Store(int64(s.timeout) * 2 / 3)
 			}
 			s.mu.Unlock()
 		},
@@ -244,6 +249,10 @@ func (s *Session) setStateLocked(st State, id int64, newSession, presumed bool) 
 	}
 	wasUp := s.state == StateConnected || s.state == StateReconnected
 	s.state = st
+	if (st == StateConnected || st == StateReconnected) && id != s.sessionID {
+		s.run.Add(1) // nothing proven of the old session counts for the new one
+		s.answered.Store(0)
+	}
 	if st == StateConnected || st == StateReconnected {
 		s.sessionID = id
 		if !wasUp {
@@ -303,6 +312,81 @@ func (s *Session) LastHeard() time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n)
+}
+
+// Liveness is what a Session can prove about its own session: a client that
+// must not act on stale ownership (self-fencing) acts only while
+// time.Since(Answered) < Timeout minus a safety margin, and re-checks what it
+// owns whenever Run changed since it last did.
+type Liveness struct {
+	// Answered is the send time of the newest request the server answered
+	// on the current session (zero before the first). The server renews a
+	// session on every packet it receives, so it cannot expire the session
+	// before Answered + Timeout, however late the answer was read; the time
+	// an answer was read (LastHeard) proves nothing after a process pause.
+	Answered time.Time
+	// Run changes when the proof lapsed: an answered request was sent more
+	// than Window after the previous one (the session may have been in
+	// doubt in between, e.g. the process was stopped), or the session
+	// changed. Equal Runs mean the session was provably alive all along.
+	Run int64
+	// Window is 2/3 of the session timeout (go-zookeeper also gives a
+	// silent connection up after 2/3 of it).
+	Window time.Duration
+}
+
+// Until returns the instant until which the session is provably alive,
+// keeping margin in hand (Answered + Timeout - margin); zero before the first
+// answer.
+func (l Liveness) Until(timeout, margin time.Duration) time.Time {
+	if l.Answered.IsZero() {
+		return time.Time{}
+	}
+	return l.Answered.Add(timeout - margin)
+}
+
+// Liveness returns the session's current liveness proof. It is cheap
+// (atomic loads): a delivery path may call it per message.
+func (s *Session) Liveness() Liveness {
+	// Answered before Run: a stamp that started a new run is stored
+	// after the run was bumped (onAnswered), so a caller that sees the new
+	// stamp also sees the new run.
+	run := s.run.Load()
+	a := s.answered.Load()
+	if r2 := s.run.Load(); r2 != run {
+		run, a = r2, s.answered.Load()
+	}
+	l := Liveness{Run: run, Window: time.Duration(s.fenceNs.Load())}
+	if l.Window <= 0 {
+		l.Window = s.opts.sessionTimeout * 2 / 3
+	}
+	if a != 0 {
+		l.Answered = time.Unix(0, a)
+	}
+	return l
+}
+
+// onAnswered records the send time of an answered request of connection
+// generation gen (answers on a replaced connection are ignored).
+func (s *Session) onAnswered(gen int, sent time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen != s.connGen {
+		return
+	}
+	ns := sent.UnixNano()
+	prev := s.answered.Load()
+	if ns <= prev {
+		return
+	}
+	window := s.fenceNs.Load()
+	if window <= 0 {
+		window = int64(s.opts.sessionTimeout) * 2 / 3
+	}
+	if prev == 0 || ns-prev > window {
+		s.run.Add(1)
+	}
+	s.answered.Store(ns)
 }
 
 // WatchEvents returns how many watch notifications this session has received

@@ -268,3 +268,41 @@ func TestCreateProtectedCancelledLeavesNoOrphan(t *testing.T) {
 		return err == nil && st.Cversion >= before.Cversion+2 && st.NumChildren == 0
 	}, 10*time.Second, 10*time.Millisecond)
 }
+
+// TestLivenessStampsSendTimeNotReadTime: an answer read late proves the
+// session alive only from when its request was SENT (the server renews a
+// session when it receives a packet). The request of a Get held by a frozen
+// network is answered once the network thaws: LastHeard jumps to the read
+// time, Liveness.Answered stays at a send time before the thaw. (Self-fencing
+// on LastHeard let a process woken from SIGSTOP count an answer that waited
+// in its socket buffer as fresh.)
+func TestLivenessStampsSendTimeNotReadTime(t *testing.T) {
+	px := zktest.NewProxyT(t, zktest.Shared(t).Addr)
+	s := connect(t, []string{px.Addr()}, zkrecipes.WithSessionTimeout(30*time.Second)) // pings every 10 s: none in the way
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, _, err := s.Get(ctx, "/")
+	require.NoError(t, err)
+	l := s.Liveness()
+	require.False(t, l.Answered.IsZero(), "an answered request is stamped")
+	require.Equal(t, 20*time.Second, l.Window, "2/3 of the negotiated timeout")
+	require.Equal(t, l.Answered.Add(30*time.Second-10*time.Second), l.Until(30*time.Second, 10*time.Second))
+
+	px.Freeze()
+	sent := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.Get(ctx, "/")
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return time.Since(sent) > 300*time.Millisecond }, 5*time.Second, 10*time.Millisecond)
+	thawed := time.Now()
+	px.Unfreeze()
+	require.NoError(t, <-done)
+	got := s.Liveness()
+	require.False(t, s.LastHeard().Before(thawed), "the answer was read after the thaw")
+	require.True(t, got.Answered.Before(thawed), "Answered %s must be the send time (before the thaw at %s), not the read time",
+		got.Answered.Format(time.StampMicro), thawed.Format(time.StampMicro))
+	require.False(t, got.Answered.Before(l.Answered), "Answered never goes back")
+	require.Equal(t, l.Run, got.Run, "no lapse: the session was provably alive all along")
+}

@@ -116,14 +116,6 @@ func (a *auditReader) snapshot() ([]rec, []string, error) {
 	return slices.Clone(a.recs), slices.Clone(a.bad), err
 }
 
-// deliveries polls and returns how many deliveries were logged.
-func (a *auditReader) deliveries() int {
-	_ = a.poll()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.dels
-}
-
 // waitProgress waits until n more deliveries than now were logged by the
 // members accepted by who (nil = any).
 func (c *cluster) waitProgress(n int, timeout time.Duration, what string, who func(member string) bool) {

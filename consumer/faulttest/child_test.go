@@ -50,6 +50,10 @@ type childConfig struct {
 	Work       time.Duration `json:"work"`    // simulated work per message
 	Verbose    bool          `json:"verbose"` // log at Info (session states) instead of Warn
 	Poll       bool          `json:"poll"`    // poll style (WithTopics + Poll) instead of a handler
+	// Flaky: the handler fails the first attempt at every message (the
+	// consumer retries it after 20 ms); only the successful attempt is
+	// logged as a delivery.
+	Flaky bool `json:"flaky"`
 }
 
 // auditLog appends lines to the audit file, one write per line.
@@ -151,6 +155,9 @@ func runChild(raw string) int {
 	if cfg.Poll {
 		style = append(style, consumer.WithTopics(cfg.Topic))
 	}
+	if cfg.Flaky {
+		style = append(style, consumer.WithRetry(0, 20*time.Millisecond))
+	}
 	c, err := consumer.New(cfg.Group, append(style,
 		consumer.WithZooKeeper([]string{cfg.ZK}, cfg.Root),
 		consumer.WithSessionTimeout(cfg.Session),
@@ -180,8 +187,19 @@ func runChild(raw string) int {
 			}
 		}
 	}
+	failed := map[consumer.TopicPartition]int64{} // flaky: the offset whose first attempt failed; one goroutine per partition
+	var failedMu sync.Mutex                       // guards failed
 	if !cfg.Poll {
 		if err := c.Subscribe(cfg.Topic, func(ctx context.Context, m *consumer.Message) error {
+			if cfg.Flaky {
+				failedMu.Lock()
+				first := failed[m.TopicPartition()] != m.Offset+1
+				failed[m.TopicPartition()] = m.Offset + 1
+				failedMu.Unlock()
+				if first {
+					return errors.New("flaky handler: first attempt fails")
+				}
+			}
 			process(ctx, time.Now(), m)
 			return nil
 		}); err != nil {

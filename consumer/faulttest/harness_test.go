@@ -130,6 +130,7 @@ type childOpts struct {
 	work    time.Duration // simulated work per message
 	verbose bool          // the child logs at Info (session states)
 	poll    bool          // poll style instead of a handler
+	flaky   bool          // the handler fails the first attempt at every message
 }
 
 // start runs a new consumer child and waits until it has joined the group.
@@ -144,7 +145,7 @@ func (c *cluster) start(o childOpts) *proc {
 		zkAddr = c.zk
 	}
 	cfg := childConfig{Name: name, ZK: zkAddr, Root: c.root, Group: group, Topic: topic,
-		Audit: filepath.Join(c.dir, name+".audit"), Session: session, AutoCommit: 200 * time.Millisecond, Work: o.work, Verbose: o.verbose, Poll: o.poll}
+		Audit: filepath.Join(c.dir, name+".audit"), Session: session, AutoCommit: 200 * time.Millisecond, Work: o.work, Verbose: o.verbose, Poll: o.poll, Flaky: o.flaky}
 	raw, _ := json.Marshal(cfg)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))

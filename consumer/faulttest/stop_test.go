@@ -25,6 +25,17 @@ func TestStoppedPollConsumerIsReplacedAndFenced(t *testing.T) {
 	testStopped(t, childOpts{work: 200 * time.Microsecond, poll: true}) // one poll loop per process: keep up
 }
 
+// The same with a handler that fails the first attempt at every message,
+// so the stopped consumer is most likely sleeping before a retry when it is
+// stopped. The retry must be fenced like a first delivery: the woken process
+// hands nothing of its old partitions to the handler again. (Before the fix
+// a retry called the handler without checking ownership: the woken process
+// retried its message right after SIGCONT, while another member owned the
+// partition.)
+func TestStoppedRetryingConsumerDeliversNothingAfterWaking(t *testing.T) {
+	testStopped(t, childOpts{work: 2 * time.Millisecond, flaky: true})
+}
+
 func testStopped(t *testing.T, work childOpts) {
 	c := newCluster(t, 2, 4)
 	samp := c.sampleOffsets()
