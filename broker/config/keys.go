@@ -43,6 +43,11 @@ const (
 	keyRetentionCheckIntervalMs = "retentionCheckIntervalMs"
 	keyAdminPort                = "adminPort"
 	keyMulticore                = "multicore"
+	keyMaxConnectionsPerIP      = "maxConnectionsPerIp"
+	keyPartialRequestTimeoutMs  = "partialRequestTimeoutMs"
+	keyMaxConnOutputBytes       = "maxConnectionOutputBytes"
+	keyMaxTotalOutputBytes      = "maxTotalOutputBytes"
+	keyReadWorkers              = "readWorkers"
 
 	keyZkEnable              = "zk.zkEnable"
 	keyZkConnect             = "zk.zkConnect"
@@ -62,6 +67,8 @@ var (
 		keyStat, keyUpdateConsumerOffsets, keyMaxTxTimeoutInSeconds, keyFlushTxLogAtCommit,
 		keyAutoCreateTopics, keyMaxConnections, keyIdleTimeoutMs, keyMaxLineLength,
 		keyRetentionBytes, keyRetentionCheckIntervalMs, keyAdminPort, keyMulticore,
+		keyMaxConnectionsPerIP, keyPartialRequestTimeoutMs, keyMaxConnOutputBytes,
+		keyMaxTotalOutputBytes, keyReadWorkers,
 	}
 	zookeeperKeys = []string{
 		keyZkEnable, keyZkConnect, keyZkRoot, keyZkSessionTimeoutMs, keyZkConnectionTimeoutMs,
