@@ -3,16 +3,16 @@ package broker
 import (
 	"errors"
 	"math"
+	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
-
-	"github.com/panjf2000/gnet/v2"
 
 	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/protocol"
 )
 
-// getJob is a get or offset request copied off the decoder for the worker goroutine.
+// getJob is a get request copied off the decoder for a read worker.
 type getJob struct {
 	cn      *conn
 	topic   string
@@ -21,6 +21,8 @@ type getJob struct {
 	maxSize int
 	opaque  int32
 	wait    time.Duration // long-poll: hold a caught-up get this long
+
+	finished atomic.Bool // accounting ended (finish)
 }
 
 // checkRead validates a get/offset target on the loop; it replies and
@@ -43,6 +45,9 @@ func (cn *conn) checkRead(topic string, part int32, opaque int32) bool {
 	return true
 }
 
+// replyHeaderSize bounds the `value <len> <opaque>\r\n` line of a get reply.
+const replyHeaderSize = 32
+
 func (cn *conn) handleGet(r *protocol.GetRequest) {
 	if r.MaxSize <= 0 {
 		cn.b.stats.get(r.Topic, 0, true)
@@ -53,27 +58,91 @@ func (cn *conn) handleGet(r *protocol.GetRequest) {
 		cn.b.stats.get(r.Topic, 0, true)
 		return
 	}
-	job := getJob{cn: cn, topic: r.Topic, part: int(r.Partition), offset: r.Offset, maxSize: min(int(r.MaxSize), cn.b.opts.MaxTransferSize), opaque: r.OpaqueID,
+	job := &getJob{cn: cn, topic: r.Topic, part: int(r.Partition), offset: r.Offset, maxSize: min(int(r.MaxSize), cn.b.opts.MaxTransferSize), opaque: r.OpaqueID,
 		wait: time.Duration(r.MaxWaitMs) * time.Millisecond}
-	if !cn.b.admit() {
+	if !cn.dispatch(r.OpaqueID, int64(job.maxSize+replyHeaderSize), job.serve) {
 		cn.b.stats.get(r.Topic, 0, true)
-		cn.reply(protocol.CodeUnavailable, r.OpaqueID, "broker is shutting down")
-		return
 	}
-	cn.inflight.Add(1)
-	go job.serveGet()
 }
 
-// serveGet runs off the loop: the read may fault pages in from disk.
-func (j getJob) serveGet() {
+// dispatch hands work for the read workers to the pool with reserve bytes
+// of output reserved and the request counted in flight; on refusal it
+// answers 503 on the loop and returns false. The job must call
+// cn.finishRead(reserve) (directly or once its reply is handed to gnet).
+func (cn *conn) dispatch(opaque int32, reserve int64, job func()) bool {
+	if !cn.b.admit() {
+		cn.reply(protocol.CodeUnavailable, opaque, "broker is shutting down")
+		return false
+	}
+	cn.inflight.Add(1)
+	cn.reserve(reserve)
+	if !cn.submit(job) {
+		cn.finishRead(reserve)
+		cn.reply(protocol.CodeUnavailable, opaque, "broker busy: too many reads queued; retry shortly")
+		return false
+	}
+	return true
+}
+
+// finishRead ends a dispatched request: it releases its output reservation
+// and in-flight counts.
+func (cn *conn) finishRead(reserved int64) {
+	cn.release(reserved)
+	cn.inflight.Add(-1)
+	cn.b.inflight.Done()
+}
+
+// serve runs on a read worker: the read may fault pages in from disk. A
+// long-poll get that is caught up moves to a goroutine of its own, so
+// waiting never occupies a worker.
+func (j *getJob) serve() {
+	defer j.recoverPanic()
+	runHook(&protocol.GetRequest{Topic: j.topic, Partition: int32(j.part), Offset: j.offset, OpaqueID: j.opaque}, false)
+	b := j.cn.b
+	sl, err := b.readWaiting(j.topic, j.part, j.offset, j.maxSize, 0)
+	if j.wait > 0 && (errors.Is(err, store.ErrCaughtUp) || errors.Is(err, store.ErrNoPartition)) {
+		b.longPolls.Add(1)
+		go j.serveWaiting()
+		return
+	}
+	j.reply(sl, err)
+}
+
+// serveWaiting parks a caught-up long-poll get until data arrives, it times
+// out or the broker stops (stopCh ends the wait; Shutdown waits for the
+// in-flight count this get holds).
+func (j *getJob) serveWaiting() {
+	defer j.cn.b.longPolls.Done()
+	defer j.recoverPanic()
+	sl, err := j.cn.b.readWaiting(j.topic, j.part, j.offset, j.maxSize, j.wait)
+	j.reply(sl, err)
+}
+
+func (j *getJob) reserved() int64 { return int64(j.maxSize + replyHeaderSize) }
+
+// finish ends the get's accounting, once.
+func (j *getJob) finish() {
+	if j.finished.CompareAndSwap(false, true) {
+		j.cn.finishRead(j.reserved())
+	}
+}
+
+// recoverPanic reports a panic while serving the get and ends its accounting.
+func (j *getJob) recoverPanic() {
+	if v := recover(); v != nil {
+		j.cn.s.handlerPanic(j.cn, v, debug.Stack())
+		j.finish()
+	}
+}
+
+// reply answers the get with the slice read (or the read's error).
+func (j *getJob) reply(sl store.Slice, err error) {
 	cn, b := j.cn, j.cn.b
-	finish := func() { cn.inflight.Add(-1); b.inflight.Done() }
-	sl, err := b.readWaiting(j.topic, j.part, j.offset, j.maxSize, j.wait)
 	if err != nil {
 		code, body := readErrorReply(err, j.offset, b.opts.UpdateConsumerOffsets)
 		b.stats.get(j.topic, 0, true)
 		cn.replyAsync(protocol.AppendResultString(nil, code, j.opaque, body))
-		finish()
+		j.finish()
 		return
 	}
 	data, err := sl.Bytes()
@@ -86,16 +155,15 @@ func (j getJob) serveGet() {
 		b.stats.get(j.topic, 0, true)
 		cn.replyAsync(protocol.AppendResultString(nil, protocol.CodeInternal, j.opaque,
 			"corrupt data at offset "+strconv.FormatInt(j.offset, 10)+": not delivered; the operator should run `metaq segments verify`"))
-		finish()
+		j.finish()
 		return
 	}
 	b.stats.get(j.topic, int64(len(data)), false)
-	hdr := protocol.AppendValueHeader(make([]byte, 0, 32), len(data), j.opaque)
-	release := func(gnet.Conn, error) error { sl.Release(); finish(); return nil }
-	if cn.closed.Load() || cn.gc.AsyncWritev([][]byte{hdr, data}, release) != nil {
+	hdr := protocol.AppendValueHeader(make([]byte, 0, replyHeaderSize), len(data), j.opaque)
+	cn.sendv([][]byte{hdr, data}, func() {
 		sl.Release()
-		finish()
-	}
+		j.finish()
+	})
 }
 
 // validPrefix checks the CRC of every complete message and cuts the data at
@@ -147,18 +215,14 @@ func (cn *conn) handleOffset(r *protocol.OffsetRequest) {
 		cn.reply(protocol.CodeOK, r.OpaqueID, "0")
 		return
 	}
-	if !cn.b.admit() {
-		cn.reply(protocol.CodeUnavailable, r.OpaqueID, "broker is shutting down")
-		return
-	}
-	cn.inflight.Add(1)
-	go func(offset int64, opaque int32) {
-		defer func() { cn.inflight.Add(-1); cn.b.inflight.Done() }()
+	offset, opaque := r.Offset, r.OpaqueID
+	cn.dispatch(opaque, replyHeaderSize, func() {
+		defer cn.finishRead(replyHeaderSize)
 		off, err := p.OffsetAtOrBefore(offset)
 		if err != nil {
 			cn.replyAsync(protocol.AppendResultString(nil, protocol.CodeInternal, opaque, "offset lookup failed: "+err.Error()))
 			return
 		}
 		cn.replyAsync(protocol.AppendResultString(nil, protocol.CodeOK, opaque, strconv.FormatInt(off, 10)))
-	}(r.Offset, r.OpaqueID)
+	})
 }

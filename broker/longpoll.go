@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 
@@ -33,6 +35,14 @@ func (n *notifier) wait(key string) <-chan struct{} {
 		n.chans[key] = ch
 	}
 	return ch
+}
+
+// has reports whether a get waits on the partition.
+func (n *notifier) has(key string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.chans[key]
+	return ok
 }
 
 // notify wakes every waiter of a partition; it costs a map lookup when nobody waits.
@@ -83,6 +93,76 @@ func (b *Broker) readWaiting(topic string, part int, offset int64, maxSize int, 
 			return store.Slice{}, store.ErrCaughtUp
 		case <-b.stopCh:
 			return store.Slice{}, store.ErrCaughtUp
+		}
+	}
+}
+
+// syncedPartition is an fsync the store is about to publish.
+type syncedPartition struct {
+	key  string
+	p    *store.Partition
+	prev int64 // visible end before the fsync's data is published
+}
+
+// chainOnSync adds the broker's hook to the store's OnSync (the caller's
+// hook, e.g. an fsync-latency histogram, runs first).
+func chainOnSync(user func(string, int, time.Duration, error), ours func(topic string, part int)) func(string, int, time.Duration, error) {
+	return func(topic string, part int, took time.Duration, err error) {
+		if user != nil {
+			user(topic, part, took, err)
+		}
+		if err == nil {
+			ours(topic, part)
+		}
+	}
+}
+
+// onSync runs on a partition's writer goroutine after a successful fsync,
+// right before the store moves the visible end. Long-poll gets parked on
+// the partition are woken once the end has moved, by the sync waker.
+func (b *Broker) onSync(topic string, part int) {
+	key := partKey(topic, part)
+	if !b.waiters.has(key) {
+		return
+	}
+	p, err := b.store.Partition(topic, part, false)
+	if err != nil {
+		return
+	}
+	select {
+	case b.synced <- syncedPartition{key: key, p: p, prev: p.End()}:
+	default: // the waker is behind: wake now; a waiter that finds nothing waits again
+		b.waiters.notify(key)
+	}
+}
+
+// startSyncWaker starts the goroutine that wakes long-poll gets once an
+// fsync's data is visible.
+func (b *Broker) startSyncWaker() {
+	b.synced = make(chan syncedPartition, 1024)
+	b.bg.run(func(ctx context.Context) {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case sp := <-b.synced:
+				waitPublished(sp)
+				b.waiters.notify(sp.key)
+			}
+		}
+	})
+}
+
+// waitPublished waits until the store has published the fsync that
+// onSync saw. The store does that right after OnSync returns on the same
+// goroutine, so this is a short spin, bounded in case the publish failed.
+func waitPublished(sp syncedPartition) {
+	deadline := time.Now().Add(100 * time.Millisecond)
+	for i := 0; sp.p.End() == sp.prev && time.Now().Before(deadline); i++ {
+		if i < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(50 * time.Microsecond)
 		}
 	}
 }
