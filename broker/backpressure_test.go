@@ -175,3 +175,30 @@ func TestPipelinedGetsHeapGrowth(t *testing.T) {
 	t.Logf("heap growth with %d unread gets of 1 MiB: %d MiB (broker buffered %s bytes, default limit 64 MiB)",
 		n, (int64(after.HeapAlloc)-int64(before.HeapAlloc))>>20, statsValue(t, b.Addr(), "buffered_bytes"))
 }
+
+// A paused connection whose client keeps sending requests (gnet keeps
+// reading them) is closed once its undecoded input passes a bound.
+func TestPausedConnectionThatKeepsSendingIsClosed(t *testing.T) {
+	const limit, maxSize = 256 << 10, 64 << 10
+	b := brokertest.Start(t, brokertest.Options{Partitions: 1, Modify: func(o *broker.Options) {
+		o.MaxConnOutputBytes = limit
+		o.MaxMessageSize = maxSize
+	}})
+	p := brokertest.Dial(t, b.Addr())
+	p.Send(t, putLine("flood", 0, strings.Repeat("z", maxSize-protocolHeader), 1))
+	expectReply(t, p, 200, 1)
+	p.Close()
+
+	c := dialSlowReader(t, b.Addr())
+	pipelineGets(t, c, "flood", 64, maxSize)
+	require.Eventually(t, func() bool { return statsValue(t, b.Addr(), "paused_connections") == "1" },
+		30*time.Second, 20*time.Millisecond)
+	flood := strings.Repeat("version 1\r\n", (6<<20)/11) // more than the 4 MiB bound
+	_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, _ = c.Write([]byte(flood)) // may fail once the broker closes
+	require.Eventually(t, func() bool { return statsValue(t, b.Addr(), "curr_connections") == "1" },
+		30*time.Second, 20*time.Millisecond, "the flooding connection is closed; only the stats one is open")
+	p = brokertest.Dial(t, b.Addr())
+	p.Send(t, "version 2\r\n")
+	expectReply(t, p, 200, 2)
+}

@@ -67,28 +67,34 @@ func (cn *conn) onTraffic() (action gnet.Action) {
 		cn.lastActive.Store(now)
 	}
 	cn.noteOutbound()
-	if cn.held != nil {
-		if !cn.held.done.Load() {
-			return cn.waitPaused(in)
-		}
-		h := cn.held
+	if h := cn.held; h != nil && h.done.Load() {
 		cn.held = nil
 		cn.finishHeld(h)
 	}
-	if cn.blocked() {
-		cn.flushOut()
-		return cn.waitPaused(in)
-	}
-	cn.setPaused(false)
-	if need := cn.dec.Pending(); need > 0 && in < need {
-		cn.seenIn = in
-		cn.notePartial(now, 0)
-		cn.flushOut()
-		return gnet.None // a large body is still arriving
-	}
-	buf, _ := gc.Peek(-1)
 	consumed := 0
-	action = gnet.None
+	switch {
+	case cn.held != nil || cn.blocked():
+		action = cn.waitPaused(in)
+	case cn.dec.Pending() > in: // a large body is still arriving
+		cn.setPaused(false)
+	default:
+		cn.setPaused(false)
+		consumed, action = cn.decodeAll()
+	}
+	cn.flushPuts()
+	if consumed > 0 {
+		_, _ = gc.Discard(consumed)
+	}
+	cn.seenIn = gc.InboundBuffered()
+	cn.notePartial(now, consumed)
+	cn.flushOut()
+	return action
+}
+
+// decodeAll handles every complete request buffered until the connection
+// must wait; it returns the bytes consumed.
+func (cn *conn) decodeAll() (consumed int, action gnet.Action) {
+	buf, _ := cn.gc.Peek(-1)
 	for consumed < len(buf) && action == gnet.None {
 		if cn.held != nil || cn.blocked() {
 			cn.setPaused(true)
@@ -104,30 +110,21 @@ func (cn *conn) onTraffic() (action gnet.Action) {
 			break
 		}
 		if cn.mustWait(req) {
-			cn.setPaused(true) // leave it undecoded: a complete get decodes again the same
+			cn.setPaused(true) // leave it undecoded: a complete request decodes again the same
 			break
 		}
 		action = cn.handle(req)
 		consumed += n
 	}
-	cn.flushPuts()
-	if consumed > 0 {
-		_, _ = gc.Discard(consumed)
-	}
-	cn.seenIn = gc.InboundBuffered()
-	cn.notePartial(now, consumed)
-	cn.flushOut()
-	return action
+	return consumed, action
 }
 
 // waitPaused leaves the connection's requests undecoded until it is woken
-// (by a completed write, the server's resume tick or new traffic). gnet
-// keeps reading the socket, so a client that keeps sending while paused is
-// closed past a bound.
+// (by a completed write, the server's resume tick, a finished partition
+// creation or new traffic). gnet keeps reading the socket, so a client that
+// keeps sending while paused is closed past a bound.
 func (cn *conn) waitPaused(in int) gnet.Action {
 	cn.setPaused(true)
-	cn.seenIn = in
-	cn.partialSince.Store(0) // waiting on us, not on the client
 	if limit := max(pausedInboundFloor, 2*(cn.b.opts.MaxMessageSize+cn.b.opts.MaxLineLength)); in > limit {
 		cn.b.log.Warn("closing a connection that keeps sending requests while it does not read its replies",
 			"remote", cn.remote, "inbound_bytes", in, "unsent_bytes", cn.reserved.Load()+cn.lastOut.Load())

@@ -185,13 +185,8 @@ func TestMaxConnectionsPerIPRefusesTheExcessWithA503(t *testing.T) {
 	expectClosed(t, over, 5*time.Second)
 
 	first.Close()
-	require.Eventually(t, func() bool {
-		c := brokertest.Dial(t, b.Addr())
-		defer c.Close()
-		c.Send(t, "version 9\r\n")
-		r, closed, err := readOne(c, time.Second)
-		return err == nil && !closed && r.code == 200 && r.opaque == 9
-	}, 10*time.Second, 20*time.Millisecond, "a freed slot is available again")
+	require.Eventually(t, func() bool { return admitted(t, b.Addr()) },
+		10*time.Second, 20*time.Millisecond, "a freed slot is available again")
 	second.Send(t, "version 3\r\n")
 	expectReply(t, second, 200, 3)
 }

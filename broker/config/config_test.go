@@ -355,7 +355,9 @@ func TestEnvVarNames(t *testing.T) {
 }
 
 func TestServerLimitKeys(t *testing.T) {
-	sys := func(keys string) string { return "[system]\nbrokerId=1\n" + keys + "[zookeeper]\nzk.zkConnect=127.0.0.1:2181\n" }
+	sys := func(keys string) string {
+		return "[system]\nbrokerId=1\n" + keys + "[zookeeper]\nzk.zkConnect=127.0.0.1:2181\n"
+	}
 	c := mustParse(t, sys(`
 maxConnectionsPerIp=0
 partialRequestTimeoutMs=1500
