@@ -202,3 +202,24 @@ func TestPausedConnectionThatKeepsSendingIsClosed(t *testing.T) {
 	p.Send(t, "version 2\r\n")
 	expectReply(t, p, 200, 2)
 }
+
+// Long-poll gets parked on idle partitions hold no output budget: a
+// consumer polling more partitions than its budget covers is still served.
+func TestParkedLongPollsDoNotHoldTheOutputBudget(t *testing.T) {
+	const parts, maxSize = 12, 256 << 10
+	b := brokertest.Start(t, brokertest.Options{Partitions: parts, Modify: func(o *broker.Options) {
+		o.MaxConnOutputBytes = 4 * maxSize // fewer than the gets parked below
+		o.MaxMessageSize = maxSize
+	}})
+	c := brokertest.Dial(t, b.Addr())
+	var req strings.Builder
+	for p := 0; p < parts; p++ {
+		fmt.Fprintf(&req, "get idle g %d 0 %d 20000 %d\r\n", p, maxSize, p)
+	}
+	c.Send(t, req.String())
+	c.Send(t, putLine("idle", parts-1, "wake the last one", 100))
+	expectReply(t, c, 200, 100) // decoded although 12 gets of 256 KiB wait
+	r := expectReply(t, c, 200, parts-1)
+	require.Equal(t, "wake the last one", string(messages(t, r.body)[0].Data))
+	require.Equal(t, "0", statsValue(t, b.Addr(), "paused_connections"))
+}

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,9 @@ type conn struct {
 	reserved atomic.Int64
 	lastOut  atomic.Int64
 	paused   atomic.Bool
+
+	readyMu sync.Mutex // guards ready
+	ready   []*getJob  // parked long-poll gets whose data arrived, to dispatch again
 }
 
 // pausedInboundFloor is the least inbound data a paused connection may
@@ -73,7 +77,7 @@ func (cn *conn) onTraffic() (action gnet.Action) {
 	}
 	consumed := 0
 	switch {
-	case cn.held != nil || cn.blocked():
+	case cn.held != nil || cn.blocked() || !cn.dispatchReady():
 		action = cn.waitPaused(in)
 	case cn.dec.Pending() > in: // a large body is still arriving
 		cn.setPaused(false)
@@ -172,11 +176,15 @@ func (cn *conn) blocked() bool {
 func (cn *conn) mustWait(req protocol.Request) bool {
 	switch req.(type) {
 	case *protocol.GetRequest:
-		return cn.s.buffered.Load() >= cn.b.opts.MaxTotalOutputBytes || cn.b.workers.busy()
+		return cn.getMustWait()
 	case *protocol.OffsetRequest, *protocol.StatsRequest:
 		return cn.b.workers.busy()
 	}
 	return false
+}
+
+func (cn *conn) getMustWait() bool {
+	return cn.s.buffered.Load() >= cn.b.opts.MaxTotalOutputBytes || cn.b.workers.busy()
 }
 
 func (cn *conn) setPaused(p bool) {

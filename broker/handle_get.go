@@ -22,6 +22,11 @@ type getJob struct {
 	opaque  int32
 	wait    time.Duration // long-poll: hold a caught-up get this long
 
+	// Handed between the loop, a worker and the park goroutine, one at a
+	// time (each handoff is a channel operation or a mutex).
+	deadline time.Time // long-poll: when the wait ends; zero until first parked
+	res      int64     // output bytes reserved for this get now
+
 	finished atomic.Bool // accounting ended (finish)
 }
 
@@ -60,7 +65,8 @@ func (cn *conn) handleGet(r *protocol.GetRequest) {
 	}
 	job := &getJob{cn: cn, topic: r.Topic, part: int(r.Partition), offset: r.Offset, maxSize: min(int(r.MaxSize), cn.b.opts.MaxTransferSize), opaque: r.OpaqueID,
 		wait: time.Duration(r.MaxWaitMs) * time.Millisecond}
-	if !cn.dispatch(r.OpaqueID, int64(job.maxSize+replyHeaderSize), job.serve) {
+	job.res = job.full()
+	if !cn.dispatch(r.OpaqueID, job.res, job.serve) {
 		cn.b.stats.get(r.Topic, 0, true)
 	}
 }
@@ -93,37 +99,52 @@ func (cn *conn) finishRead(reserved int64) {
 }
 
 // serve runs on a read worker: the read may fault pages in from disk. A
-// long-poll get that is caught up moves to a goroutine of its own, so
-// waiting never occupies a worker.
+// long-poll get that is caught up parks on a goroutine of its own, holding
+// no output reservation, so waiting occupies neither a worker nor the
+// connection's output budget; when data arrives it is queued for the loop,
+// which dispatches it again within the connection's limits.
 func (j *getJob) serve() {
 	defer j.recoverPanic()
 	runHook(&protocol.GetRequest{Topic: j.topic, Partition: int32(j.part), Offset: j.offset, OpaqueID: j.opaque}, false)
 	b := j.cn.b
-	sl, err := b.readWaiting(j.topic, j.part, j.offset, j.maxSize, 0)
-	if j.wait > 0 && (errors.Is(err, store.ErrCaughtUp) || errors.Is(err, store.ErrNoPartition)) {
-		b.longPolls.Add(1)
-		go j.serveWaiting()
-		return
+	sl, err := b.read(j.topic, j.part, j.offset, j.maxSize)
+	if j.wait > 0 && (errors.Is(err, store.ErrCaughtUp) || errors.Is(err, store.ErrNoPartition)) && !b.stopping.Load() {
+		if j.deadline.IsZero() {
+			j.deadline = time.Now().Add(min(j.wait, maxLongPoll))
+		}
+		if time.Now().Before(j.deadline) {
+			j.cn.release(j.res)
+			j.res = 0
+			b.longPolls.Add(1)
+			go j.park()
+			return
+		}
 	}
 	j.reply(sl, err)
 }
 
-// serveWaiting parks a caught-up long-poll get until data arrives, it times
-// out or the broker stops (stopCh ends the wait; Shutdown waits for the
-// in-flight count this get holds).
-func (j *getJob) serveWaiting() {
+// park waits for data, the deadline or the broker's stop (Shutdown waits
+// for the in-flight count this get holds, and for longPolls).
+func (j *getJob) park() {
 	defer j.cn.b.longPolls.Done()
 	defer j.recoverPanic()
-	sl, err := j.cn.b.readWaiting(j.topic, j.part, j.offset, j.maxSize, j.wait)
-	j.reply(sl, err)
+	t := time.NewTimer(time.Until(j.deadline))
+	defer t.Stop()
+	if j.cn.b.awaitData(j.topic, j.part, j.offset, t.C) {
+		j.cn.requeue(j)
+		return
+	}
+	j.reply(store.Slice{}, store.ErrCaughtUp)
 }
 
-func (j *getJob) reserved() int64 { return int64(j.maxSize + replyHeaderSize) }
+// full is what the get reserves while it is read and sent: maxSize plus
+// the value line.
+func (j *getJob) full() int64 { return int64(j.maxSize + replyHeaderSize) }
 
 // finish ends the get's accounting, once.
 func (j *getJob) finish() {
 	if j.finished.CompareAndSwap(false, true) {
-		j.cn.finishRead(j.reserved())
+		j.cn.finishRead(j.res)
 	}
 }
 
@@ -225,4 +246,52 @@ func (cn *conn) handleOffset(r *protocol.OffsetRequest) {
 		}
 		cn.replyAsync(protocol.AppendResultString(nil, protocol.CodeOK, opaque, strconv.FormatInt(off, 10)))
 	})
+}
+
+// requeue hands a parked get whose data arrived back to the loop (any
+// goroutine). On a closed connection it just ends.
+func (cn *conn) requeue(j *getJob) {
+	cn.readyMu.Lock()
+	if cn.closed.Load() {
+		cn.readyMu.Unlock()
+		j.finish()
+		return
+	}
+	cn.ready = append(cn.ready, j)
+	cn.readyMu.Unlock()
+	cn.wake()
+}
+
+// dispatchReady dispatches requeued gets while the limits allow (loop
+// only); false when some must wait.
+func (cn *conn) dispatchReady() bool {
+	cn.readyMu.Lock()
+	defer cn.readyMu.Unlock()
+	for len(cn.ready) > 0 {
+		j := cn.ready[0]
+		if cn.blocked() || cn.getMustWait() {
+			return false
+		}
+		j.res = j.full()
+		cn.reserve(j.res)
+		if !cn.submit(j.serve) {
+			cn.release(j.res)
+			j.res = 0
+			return false
+		}
+		cn.ready[0] = nil
+		cn.ready = cn.ready[1:]
+	}
+	return true
+}
+
+// dropReady ends the requeued gets of a closed connection (loop only).
+func (cn *conn) dropReady() {
+	cn.readyMu.Lock()
+	ready := cn.ready
+	cn.ready = nil
+	cn.readyMu.Unlock()
+	for _, j := range ready {
+		j.finish()
+	}
 }

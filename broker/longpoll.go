@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"sync"
 	"time"
@@ -62,37 +61,33 @@ func (n *notifier) notify(key string) {
 	}
 }
 
-// readWaiting reads like Partition.Read but, when the offset is at the end of
-// the visible data (or the partition does not exist yet), waits up to maxWait
-// for data to arrive (or the broker to stop).
-func (b *Broker) readWaiting(topic string, part int, offset int64, maxSize int, maxWait time.Duration) (store.Slice, error) {
+// read reads like Partition.Read; a partition never written is ErrNoPartition.
+func (b *Broker) read(topic string, part int, offset int64, maxSize int) (store.Slice, error) {
+	p, err := b.store.Partition(topic, part, false)
+	if err != nil {
+		return store.Slice{}, err
+	}
+	return p.Read(offset, maxSize)
+}
+
+// awaitData waits until the partition's visible end is no longer offset
+// (true: data arrived, or the log changed under the reader, which the next
+// read reports), or until expired fires or the broker stops (false). It
+// takes the partition's wake-up channel before it checks, so no wake-up is
+// lost between the check and the wait; the partition need not exist yet.
+func (b *Broker) awaitData(topic string, part int, offset int64, expired <-chan time.Time) bool {
 	key := partKey(topic, part)
-	var deadline <-chan time.Time
 	for {
 		woken := b.waiters.wait(key)
-		p, err := b.store.Partition(topic, part, false)
-		if err == nil {
-			sl, err := p.Read(offset, maxSize)
-			if err != store.ErrCaughtUp || maxWait <= 0 {
-				return sl, err
-			}
-			if p.End() > offset {
-				continue
-			}
-		} else if maxWait <= 0 || !errors.Is(err, store.ErrNoPartition) {
-			return store.Slice{}, err
-		}
-		if deadline == nil {
-			t := time.NewTimer(min(maxWait, maxLongPoll))
-			defer t.Stop()
-			deadline = t.C
+		if p, err := b.store.Partition(topic, part, false); err == nil && p.End() != offset {
+			return true
 		}
 		select {
 		case <-woken:
-		case <-deadline:
-			return store.Slice{}, store.ErrCaughtUp
+		case <-expired:
+			return false
 		case <-b.stopCh:
-			return store.Slice{}, store.ErrCaughtUp
+			return false
 		}
 	}
 }

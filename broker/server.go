@@ -148,6 +148,7 @@ func (s *server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	cn.closed.Store(true)
+	cn.dropReady()
 	cn.setPaused(false)
 	if out := cn.lastOut.Swap(0); out != 0 {
 		s.buffered.Add(-out)
