@@ -269,6 +269,12 @@ func (cn *conn) dispatchReady() bool {
 	defer cn.readyMu.Unlock()
 	for len(cn.ready) > 0 {
 		j := cn.ready[0]
+		if cn.b.stopping.Load() { // answer like a long poll that ran out; do not hold up the drain
+			cn.ready[0] = nil
+			cn.ready = cn.ready[1:]
+			j.reply(store.Slice{}, store.ErrCaughtUp)
+			continue
+		}
 		if cn.blocked() || cn.getMustWait() {
 			return false
 		}
