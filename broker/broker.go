@@ -56,6 +56,11 @@ type Broker struct {
 	waiters  notifier      // long-poll gets parked on partitions
 	stopCh   chan struct{} // closed when Shutdown begins
 
+	workers   *workers       // disk reads, partition creation, stats: off the event loops
+	longPolls sync.WaitGroup // long-poll gets parked off the workers
+	synced    chan syncedPartition
+	bg        *background // goroutines that outlive a request (topic registration, wake-ups)
+
 	zk  *zkrecipes.Session
 	reg *coordinator.Registrar
 
@@ -72,12 +77,18 @@ func New(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	var hb atomic.Pointer[Broker] // set once the broker can take OnSync calls
+	o.Store.OnSync = chainOnSync(o.Store.OnSync, func(topic string, part int) {
+		if b := hb.Load(); b != nil {
+			b.onSync(topic, part)
+		}
+	})
 	st, err := store.Open(o.DataDir, o.Store)
 	if err != nil {
 		return nil, fmt.Errorf("broker: open data directory %s: %w", o.DataDir, err)
 	}
 	b := &Broker{opts: o, log: o.Logger, store: st, stats: newStats(), closed: map[string]bool{}, stopCh: make(chan struct{}),
-		configChecksum: crc32.ChecksumIEEE(o.ConfigRaw)}
+		configChecksum: crc32.ChecksumIEEE(o.ConfigRaw), bg: newBackground()}
 	for _, p := range st.Partitions() {
 		b.stats.addTopic(p.Topic())
 	}
@@ -91,6 +102,12 @@ func New(opts Options) (*Broker, error) {
 		st.Close()
 		return nil, err
 	}
+	b.workers = startWorkers(o.ReadWorkers, func(v any, stack []byte) {
+		b.stats.c.handlerPanics.Add(1)
+		b.log.Error("read worker job panicked", "panic", fmt.Sprint(v), "stack", string(stack))
+	})
+	b.startSyncWaker()
+	hb.Store(b)
 	return b, nil
 }
 
@@ -115,11 +132,9 @@ func (b *Broker) Start(ctx context.Context) error {
 	if !b.started.CompareAndSwap(false, true) {
 		return errors.New("broker: already started")
 	}
-	srv, err := startServer(b)
-	if err != nil {
+	if _, err := startServer(b); err != nil { // sets b.srv
 		return err
 	}
-	b.srv = srv
 	b.log.Info("broker listening", "addr", b.Addr(), "uri", b.URI(), "broker_id", b.opts.BrokerID, "data", b.opts.DataDir)
 	if !b.opts.ZK.Enable {
 		b.log.Info("ZooKeeper disabled (zk.zkEnable=false): serving direct connections only")
@@ -166,6 +181,8 @@ func (b *Broker) topicRegistrations() []coordinator.TopicRegistration {
 // (with up to 30 s for in-flight work).
 func (b *Broker) Run(ctx context.Context) error {
 	if err := b.Start(ctx); err != nil {
+		b.workers.stop()
+		b.bg.stop()
 		b.tx.close()
 		b.store.Close()
 		return err
@@ -184,6 +201,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	b.shutdownOnce.Do(func() {
 		b.stopping.Store(true)
 		close(b.stopCh)
+		b.bg.cancel() // topic registrations give up
 		var errs []error
 		if b.reg != nil {
 			errs = append(errs, b.reg.Close(ctx))
@@ -197,6 +215,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		if b.srv != nil {
 			errs = append(errs, b.srv.stop(ctx))
 		}
+		b.longPolls.Wait() // stopCh ended their waits
+		b.workers.stop()
+		b.bg.stop()
 		errs = append(errs, b.tx.close())
 		errs = append(errs, b.store.Close())
 		if b.zk != nil {

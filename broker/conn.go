@@ -2,6 +2,8 @@ package broker
 
 import (
 	"errors"
+	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,44 +19,91 @@ type conn struct {
 	b      *Broker
 	gc     gnet.Conn
 	remote string
+	ip     string // client IP, for maxConnectionsPerIp
 	dec    *protocol.Decoder
 	out    []byte      // replies built during one OnTraffic, written once at its end
 	puts   []*putBatch // puts decoded during one OnTraffic, appended at its end
+	held   *heldPut    // a put waiting for its partition to be created off the loop
+	seenIn int         // inbound bytes left after the last OnTraffic (new traffic vs a wake)
 	closed atomic.Bool // set by OnClose; read by asynchronous replies
 
 	lastActive   atomic.Int64 // unix nanos of the last traffic (read by the reaper)
 	partialSince atomic.Int64 // unix nanos since a request is half-received, 0 if none
 	inflight     atomic.Int64 // requests being served off the loop
 	inflightPut  atomic.Int64 // put bytes awaiting durability
+
+	// Output accounting (see server.buffered): reserved is what get
+	// replies being read may add (reserved at dispatch, released once gnet
+	// has written or buffered the reply); lastOut is gnet's outbound buffer
+	// as last seen on the loop. While their sum is over
+	// MaxConnOutputBytes the connection is paused: its requests wait
+	// undecoded in the inbound buffer.
+	reserved atomic.Int64
+	lastOut  atomic.Int64
+	paused   atomic.Bool
+
+	readyMu sync.Mutex // guards ready
+	ready   []*getJob  // parked long-poll gets whose data arrived, to dispatch again
 }
 
-// maxOutbound bounds the replies buffered for a client that does not read
-// them; past it the connection is closed (Redis calls this the client output
-// buffer limit).
-const maxOutbound = 64 << 20
+// pausedInboundFloor is the least inbound data a paused connection may
+// accumulate before it is closed (gnet keeps reading the socket).
+const pausedInboundFloor = 4 << 20
 
-func newConn(s *server, gc gnet.Conn) *conn {
-	cn := &conn{s: s, b: s.b, gc: gc, remote: gc.RemoteAddr().String(),
+func newConn(s *server, gc gnet.Conn, ip string) *conn {
+	cn := &conn{s: s, b: s.b, gc: gc, remote: gc.RemoteAddr().String(), ip: ip,
 		dec: protocol.NewDecoder(protocol.Config{MaxLineLength: s.b.opts.MaxLineLength, MaxBodySize: s.b.opts.MaxMessageSize})}
 	cn.lastActive.Store(time.Now().UnixNano())
 	return cn
 }
 
-func (cn *conn) onTraffic() gnet.Action {
+func (cn *conn) onTraffic() (action gnet.Action) {
+	defer func() {
+		if v := recover(); v != nil {
+			cn.s.handlerPanic(cn, v, debug.Stack())
+			action = gnet.Close
+		}
+	}()
 	now := time.Now().UnixNano()
-	cn.lastActive.Store(now)
 	gc := cn.gc
-	if out := gc.OutboundBuffered(); out > maxOutbound {
-		// The client sends requests but does not read the replies.
-		cn.b.log.Warn("closing a connection that does not read its replies", "remote", cn.remote, "buffered_bytes", out)
-		return gnet.Close
+	in := gc.InboundBuffered()
+	if in != cn.seenIn { // new bytes, not a wake-up
+		cn.lastActive.Store(now)
 	}
-	if need := cn.dec.Pending(); need > 0 && gc.InboundBuffered() < need {
-		return gnet.None // a large body is still arriving
+	cn.noteOutbound()
+	if h := cn.held; h != nil && h.done.Load() {
+		cn.held = nil
+		cn.finishHeld(h)
 	}
-	buf, _ := gc.Peek(-1)
-	consumed, action := 0, gnet.None
+	consumed := 0
+	switch {
+	case cn.held != nil || cn.blocked() || !cn.dispatchReady():
+		action = cn.waitPaused(in)
+	case cn.dec.Pending() > in: // a large body is still arriving
+		cn.setPaused(false)
+	default:
+		cn.setPaused(false)
+		consumed, action = cn.decodeAll()
+	}
+	cn.flushPuts()
+	if consumed > 0 {
+		_, _ = gc.Discard(consumed)
+	}
+	cn.seenIn = gc.InboundBuffered()
+	cn.notePartial(now, consumed)
+	cn.flushOut()
+	return action
+}
+
+// decodeAll handles every complete request buffered until the connection
+// must wait; it returns the bytes consumed.
+func (cn *conn) decodeAll() (consumed int, action gnet.Action) {
+	buf, _ := cn.gc.Peek(-1)
 	for consumed < len(buf) && action == gnet.None {
+		if cn.held != nil || cn.blocked() {
+			cn.setPaused(true)
+			break
+		}
 		req, n, err := cn.dec.Decode(buf[consumed:])
 		if err != nil {
 			action = cn.protocolError(err)
@@ -64,32 +113,154 @@ func (cn *conn) onTraffic() gnet.Action {
 		if n == 0 {
 			break
 		}
+		if cn.mustWait(req) {
+			cn.setPaused(true) // leave it undecoded: a complete request decodes again the same
+			break
+		}
 		action = cn.handle(req)
 		consumed += n
 	}
-	cn.flushPuts()
-	if consumed > 0 {
-		_, _ = gc.Discard(consumed)
+	return consumed, action
+}
+
+// waitPaused leaves the connection's requests undecoded until it is woken
+// (by a completed write, the server's resume tick, a finished partition
+// creation or new traffic). gnet keeps reading the socket, so a client that
+// keeps sending while paused is closed past a bound.
+func (cn *conn) waitPaused(in int) gnet.Action {
+	cn.setPaused(true)
+	if limit := max(pausedInboundFloor, 2*(cn.b.opts.MaxMessageSize+cn.b.opts.MaxLineLength)); in > limit {
+		cn.b.log.Warn("closing a connection that keeps sending requests while it does not read its replies",
+			"remote", cn.remote, "inbound_bytes", in, "unsent_bytes", cn.reserved.Load()+cn.lastOut.Load())
+		return gnet.Close
 	}
-	if gc.InboundBuffered() > 0 {
-		// A request is half-received. The stall clock restarts whenever a
-		// request completed: a client pipelining steadily always has the
-		// next request in flight and is not stalled.
-		if consumed > 0 || cn.partialSince.Load() == 0 {
-			cn.partialSince.Store(now)
-		}
-	} else {
+	return gnet.None
+}
+
+// notePartial runs the stall clock while a request is half-received. It
+// restarts whenever a request completed: a client pipelining steadily always
+// has the next request in flight and is not stalled.
+func (cn *conn) notePartial(now int64, consumed int) {
+	switch {
+	case cn.seenIn == 0 || cn.paused.Load():
 		cn.partialSince.Store(0)
+	case consumed > 0 || cn.partialSince.Load() == 0:
+		cn.partialSince.Store(now)
 	}
-	if len(cn.out) > 0 {
-		_, _ = gc.Write(cn.out)
-		if cap(cn.out) > 64<<10 {
-			cn.out = nil
+}
+
+// flushOut writes the replies built on the loop.
+func (cn *conn) flushOut() {
+	if len(cn.out) == 0 {
+		return
+	}
+	_, _ = cn.gc.Write(cn.out)
+	if cap(cn.out) > 64<<10 {
+		cn.out = nil
+	} else {
+		cn.out = cn.out[:0]
+	}
+	cn.noteOutbound()
+}
+
+// blocked reports whether the connection must wait before decoding another
+// request: its unsent output is over its limit.
+func (cn *conn) blocked() bool {
+	return cn.reserved.Load()+cn.lastOut.Load() >= cn.b.opts.MaxConnOutputBytes
+}
+
+// mustWait reports whether a decoded request must wait for the read
+// workers: a get while the broker's unsent output is over its limit, or
+// any request for the workers while their queue is full. Puts and cheap
+// requests go on.
+func (cn *conn) mustWait(req protocol.Request) bool {
+	switch req.(type) {
+	case *protocol.GetRequest:
+		return cn.getMustWait()
+	case *protocol.OffsetRequest, *protocol.StatsRequest:
+		return cn.b.workers.busy()
+	}
+	return false
+}
+
+func (cn *conn) getMustWait() bool {
+	return cn.s.buffered.Load() >= cn.b.opts.MaxTotalOutputBytes || cn.b.workers.busy()
+}
+
+func (cn *conn) setPaused(p bool) {
+	if cn.paused.Swap(p) != p {
+		if p {
+			cn.s.pausedConns.Add(1)
 		} else {
-			cn.out = cn.out[:0]
+			cn.s.pausedConns.Add(-1)
 		}
 	}
-	return action
+}
+
+// noteOutbound records gnet's outbound buffer (loop only).
+func (cn *conn) noteOutbound() {
+	out := int64(cn.gc.OutboundBuffered())
+	if old := cn.lastOut.Swap(out); out != old {
+		cn.s.buffered.Add(out - old)
+		if old == 0 {
+			cn.s.outConns.Add(1)
+		} else if out == 0 {
+			cn.s.outConns.Add(-1)
+		}
+	}
+	cn.s.notePeak(cn.reserved.Load() + out)
+}
+
+// reserve accounts n bytes of a get reply about to be built.
+func (cn *conn) reserve(n int64) {
+	r := cn.reserved.Add(n)
+	cn.s.buffered.Add(n)
+	cn.s.notePeak(r + cn.lastOut.Load())
+}
+
+func (cn *conn) release(n int64) {
+	cn.reserved.Add(-n)
+	cn.s.buffered.Add(-n)
+}
+
+// sendv hands a reply of several buffers to gnet from off the loop. Once
+// gnet has written or buffered it (or failed), done runs (on the loop,
+// releasing the reply's reservation); a paused connection then resumes if
+// it may.
+func (cn *conn) sendv(bufs [][]byte, done func()) {
+	cb := func(c gnet.Conn, _ error) error {
+		done()
+		if !cn.closed.Load() {
+			cn.noteOutbound()
+			if cn.paused.Load() && !cn.blocked() {
+				_ = c.Wake(nil)
+			}
+		}
+		return nil
+	}
+	if cn.closed.Load() || cn.gc.AsyncWritev(bufs, cb) != nil {
+		done()
+	}
+}
+
+// wake makes the loop look at a paused connection again.
+func (cn *conn) wake() {
+	if !cn.closed.Load() {
+		_ = cn.gc.Wake(nil)
+	}
+}
+
+// submit runs job on a read worker; a panic in it is reported and closes
+// this connection. False when the workers cannot take it.
+func (cn *conn) submit(job func()) bool {
+	return cn.b.workers.submit(func() {
+		defer func() {
+			if v := recover(); v != nil {
+				cn.s.handlerPanic(cn, v, debug.Stack())
+			}
+		}()
+		job()
+	})
 }
 
 // protocolError answers a request the decoder refused; a fatal one closes the connection.
@@ -113,6 +284,11 @@ func (cn *conn) protocolError(err error) gnet.Action {
 }
 
 func (cn *conn) handle(req protocol.Request) gnet.Action {
+	switch req.(type) {
+	case *protocol.GetRequest, *protocol.StatsRequest: // their work runs on a read worker, so does the hook
+	default:
+		runHook(req, true)
+	}
 	switch r := req.(type) {
 	case *protocol.PutRequest:
 		cn.handlePut(r)
@@ -145,4 +321,15 @@ func (cn *conn) replyAsync(buf []byte) {
 		return
 	}
 	_ = cn.gc.AsyncWrite(buf, nil)
+}
+
+// handlerHook, when set (only by tests, before the broker starts), runs
+// where each request's work runs: on the loop (onLoop), or on a read worker
+// for gets and stats.
+var handlerHook func(req protocol.Request, onLoop bool)
+
+func runHook(req protocol.Request, onLoop bool) {
+	if h := handlerHook; h != nil {
+		h(req, onLoop)
+	}
 }

@@ -29,6 +29,11 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 		MaxMessageSize:        br.MaxMessageSize,
 		MaxTransferSize:       br.MaxTransferSize,
 		UpdateConsumerOffsets: br.UpdateConsumerOffsets,
+		MaxConnectionsPerIP:   br.MaxConnectionsPerIP,
+		PartialRequestTimeout: br.PartialRequestTimeout,
+		MaxConnOutputBytes:    br.MaxConnOutputBytes,
+		MaxTotalOutputBytes:   br.MaxTotalOutputBytes,
+		ReadWorkers:           br.ReadWorkers,
 		ConfigRaw:             cfg.Raw(),
 		Multicore:             br.Multicore,
 		TxLogDir:              defaultTxLogDir(br.DataLogPath),
@@ -39,6 +44,9 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 			MaxSegmentSize:    br.MaxSegmentSize,
 			RetentionInterval: br.RetentionCheckInterval,
 		},
+	}
+	if br.MaxConnectionsPerIP == 0 {
+		o.MaxConnectionsPerIP = -1 // 0 in the file means unlimited
 	}
 	// Transaction limits.
 	o.MaxTransactionsPerConnection, o.MaxTransactions = br.MaxTransactionsPerConnection, br.MaxTransactions

@@ -9,9 +9,15 @@ func (cn *conn) handleStats(r *protocol.StatsRequest) {
 		cn.out = protocol.AppendResult(cn.out, protocol.CodeOK, r.OpaqueID, cn.b.opts.ConfigRaw)
 		return
 	}
-	body := cn.b.statsBody(r.Item)
-	if body == nil {
-		body = protocol.AppendStatsBody(nil, nil)
-	}
-	cn.out = protocol.AppendResult(cn.out, protocol.CodeOK, r.OpaqueID, body)
+	// Building the body walks every partition and sorts the topics: off the loop.
+	item, opaque := r.Item, r.OpaqueID
+	cn.dispatch(opaque, 0, func() {
+		defer cn.finishRead(0)
+		runHook(&protocol.StatsRequest{Item: item, OpaqueID: opaque}, false)
+		body := cn.b.statsBody(item)
+		if body == nil {
+			body = protocol.AppendStatsBody(nil, nil)
+		}
+		cn.replyAsync(protocol.AppendResult(nil, protocol.CodeOK, opaque, body))
+	})
 }

@@ -3,16 +3,16 @@ package broker
 import (
 	"errors"
 	"math"
+	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
-
-	"github.com/panjf2000/gnet/v2"
 
 	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/protocol"
 )
 
-// getJob is a get or offset request copied off the decoder for the worker goroutine.
+// getJob is a get request copied off the decoder for a read worker.
 type getJob struct {
 	cn      *conn
 	topic   string
@@ -21,6 +21,13 @@ type getJob struct {
 	maxSize int
 	opaque  int32
 	wait    time.Duration // long-poll: hold a caught-up get this long
+
+	// Handed between the loop, a worker and the park goroutine, one at a
+	// time (each handoff is a channel operation or a mutex).
+	deadline time.Time // long-poll: when the wait ends; zero until first parked
+	res      int64     // output bytes reserved for this get now
+
+	finished atomic.Bool // accounting ended (finish)
 }
 
 // checkRead validates a get/offset target on the loop; it replies and
@@ -43,6 +50,9 @@ func (cn *conn) checkRead(topic string, part int32, opaque int32) bool {
 	return true
 }
 
+// replyHeaderSize bounds the `value <len> <opaque>\r\n` line of a get reply.
+const replyHeaderSize = 32
+
 func (cn *conn) handleGet(r *protocol.GetRequest) {
 	if r.MaxSize <= 0 {
 		cn.b.stats.get(r.Topic, 0, true)
@@ -53,27 +63,107 @@ func (cn *conn) handleGet(r *protocol.GetRequest) {
 		cn.b.stats.get(r.Topic, 0, true)
 		return
 	}
-	job := getJob{cn: cn, topic: r.Topic, part: int(r.Partition), offset: r.Offset, maxSize: min(int(r.MaxSize), cn.b.opts.MaxTransferSize), opaque: r.OpaqueID,
+	job := &getJob{cn: cn, topic: r.Topic, part: int(r.Partition), offset: r.Offset, maxSize: min(int(r.MaxSize), cn.b.opts.MaxTransferSize), opaque: r.OpaqueID,
 		wait: time.Duration(r.MaxWaitMs) * time.Millisecond}
-	if !cn.b.admit() {
+	job.res = job.full()
+	if !cn.dispatch(r.OpaqueID, job.res, job.serve) {
 		cn.b.stats.get(r.Topic, 0, true)
-		cn.reply(protocol.CodeUnavailable, r.OpaqueID, "broker is shutting down")
-		return
 	}
-	cn.inflight.Add(1)
-	go job.serveGet()
 }
 
-// serveGet runs off the loop: the read may fault pages in from disk.
-func (j getJob) serveGet() {
+// dispatch hands work for the read workers to the pool with reserve bytes
+// of output reserved and the request counted in flight; on refusal it
+// answers 503 on the loop and returns false. The job must call
+// cn.finishRead(reserve) (directly or once its reply is handed to gnet).
+func (cn *conn) dispatch(opaque int32, reserve int64, job func()) bool {
+	if !cn.b.admit() {
+		cn.reply(protocol.CodeUnavailable, opaque, "broker is shutting down")
+		return false
+	}
+	cn.inflight.Add(1)
+	cn.reserve(reserve)
+	if !cn.submit(job) {
+		cn.finishRead(reserve)
+		cn.reply(protocol.CodeUnavailable, opaque, "broker busy: too many reads queued; retry shortly")
+		return false
+	}
+	return true
+}
+
+// finishRead ends a dispatched request: it releases its output reservation
+// and in-flight counts.
+func (cn *conn) finishRead(reserved int64) {
+	cn.release(reserved)
+	cn.inflight.Add(-1)
+	cn.b.inflight.Done()
+}
+
+// serve runs on a read worker: the read may fault pages in from disk. A
+// long-poll get that is caught up parks on a goroutine of its own, holding
+// no output reservation, so waiting occupies neither a worker nor the
+// connection's output budget; when data arrives it is queued for the loop,
+// which dispatches it again within the connection's limits.
+func (j *getJob) serve() {
+	defer j.recoverPanic()
+	runHook(&protocol.GetRequest{Topic: j.topic, Partition: int32(j.part), Offset: j.offset, OpaqueID: j.opaque}, false)
+	b := j.cn.b
+	sl, err := b.read(j.topic, j.part, j.offset, j.maxSize)
+	if j.wait > 0 && (errors.Is(err, store.ErrCaughtUp) || errors.Is(err, store.ErrNoPartition)) && !b.stopping.Load() {
+		if j.deadline.IsZero() {
+			j.deadline = time.Now().Add(min(j.wait, maxLongPoll))
+		}
+		if time.Now().Before(j.deadline) {
+			j.cn.release(j.res)
+			j.res = 0
+			b.longPolls.Add(1)
+			go j.park()
+			return
+		}
+	}
+	j.reply(sl, err)
+}
+
+// park waits for data, the deadline or the broker's stop (Shutdown waits
+// for the in-flight count this get holds, and for longPolls).
+func (j *getJob) park() {
+	defer j.cn.b.longPolls.Done()
+	defer j.recoverPanic()
+	t := time.NewTimer(time.Until(j.deadline))
+	defer t.Stop()
+	if j.cn.b.awaitData(j.topic, j.part, j.offset, t.C) {
+		j.cn.requeue(j)
+		return
+	}
+	j.reply(store.Slice{}, store.ErrCaughtUp)
+}
+
+// full is what the get reserves while it is read and sent: maxSize plus
+// the value line.
+func (j *getJob) full() int64 { return int64(j.maxSize + replyHeaderSize) }
+
+// finish ends the get's accounting, once.
+func (j *getJob) finish() {
+	if j.finished.CompareAndSwap(false, true) {
+		j.cn.finishRead(j.res)
+	}
+}
+
+// recoverPanic reports a panic while serving the get and ends its accounting.
+func (j *getJob) recoverPanic() {
+	if v := recover(); v != nil {
+		j.cn.s.handlerPanic(j.cn, v, debug.Stack())
+		j.finish()
+	}
+}
+
+// reply answers the get with the slice read (or the read's error).
+func (j *getJob) reply(sl store.Slice, err error) {
 	cn, b := j.cn, j.cn.b
-	finish := func() { cn.inflight.Add(-1); b.inflight.Done() }
-	sl, err := b.readWaiting(j.topic, j.part, j.offset, j.maxSize, j.wait)
 	if err != nil {
 		code, body := readErrorReply(err, j.offset, b.opts.UpdateConsumerOffsets)
 		b.stats.get(j.topic, 0, true)
 		cn.replyAsync(protocol.AppendResultString(nil, code, j.opaque, body))
-		finish()
+		j.finish()
 		return
 	}
 	data, err := sl.ValidBytes() // store.ValidPrefix, guarded against a file shrunk under the mapping
@@ -85,16 +175,15 @@ func (j getJob) serveGet() {
 		}
 		b.stats.get(j.topic, 0, true)
 		cn.replyAsync(protocol.AppendResultString(nil, code, j.opaque, body))
-		finish()
+		j.finish()
 		return
 	}
 	b.stats.get(j.topic, int64(len(data)), false)
-	hdr := protocol.AppendValueHeader(make([]byte, 0, 32), len(data), j.opaque)
-	release := func(gnet.Conn, error) error { sl.Release(); finish(); return nil }
-	if cn.closed.Load() || cn.gc.AsyncWritev([][]byte{hdr, data}, release) != nil {
+	hdr := protocol.AppendValueHeader(make([]byte, 0, replyHeaderSize), len(data), j.opaque)
+	cn.sendv([][]byte{hdr, data}, func() {
 		sl.Release()
-		finish()
-	}
+		j.finish()
+	})
 }
 
 // readErrorReply maps a store read error to the reply of PROTOCOL.md §5.
@@ -141,18 +230,68 @@ func (cn *conn) handleOffset(r *protocol.OffsetRequest) {
 		cn.reply(protocol.CodeOK, r.OpaqueID, "0")
 		return
 	}
-	if !cn.b.admit() {
-		cn.reply(protocol.CodeUnavailable, r.OpaqueID, "broker is shutting down")
-		return
-	}
-	cn.inflight.Add(1)
-	go func(offset int64, opaque int32) {
-		defer func() { cn.inflight.Add(-1); cn.b.inflight.Done() }()
+	offset, opaque := r.Offset, r.OpaqueID
+	cn.dispatch(opaque, replyHeaderSize, func() {
+		defer cn.finishRead(replyHeaderSize)
 		off, err := p.OffsetAtOrBefore(offset)
 		if err != nil {
 			cn.replyAsync(protocol.AppendResultString(nil, protocol.CodeInternal, opaque, "offset lookup failed: "+err.Error()))
 			return
 		}
 		cn.replyAsync(protocol.AppendResultString(nil, protocol.CodeOK, opaque, strconv.FormatInt(off, 10)))
-	}(r.Offset, r.OpaqueID)
+	})
+}
+
+// requeue hands a parked get whose data arrived back to the loop (any
+// goroutine). On a closed connection it just ends.
+func (cn *conn) requeue(j *getJob) {
+	cn.readyMu.Lock()
+	if cn.closed.Load() {
+		cn.readyMu.Unlock()
+		j.finish()
+		return
+	}
+	cn.ready = append(cn.ready, j)
+	cn.readyMu.Unlock()
+	cn.wake()
+}
+
+// dispatchReady dispatches requeued gets while the limits allow (loop
+// only); false when some must wait.
+func (cn *conn) dispatchReady() bool {
+	cn.readyMu.Lock()
+	defer cn.readyMu.Unlock()
+	for len(cn.ready) > 0 {
+		j := cn.ready[0]
+		if cn.b.stopping.Load() { // answer like a long poll that ran out; do not hold up the drain
+			cn.ready[0] = nil
+			cn.ready = cn.ready[1:]
+			j.reply(store.Slice{}, store.ErrCaughtUp)
+			continue
+		}
+		if cn.blocked() || cn.getMustWait() {
+			return false
+		}
+		j.res = j.full()
+		cn.reserve(j.res)
+		if !cn.submit(j.serve) {
+			cn.release(j.res)
+			j.res = 0
+			return false
+		}
+		cn.ready[0] = nil
+		cn.ready = cn.ready[1:]
+	}
+	return true
+}
+
+// dropReady ends the requeued gets of a closed connection (loop only).
+func (cn *conn) dropReady() {
+	cn.readyMu.Lock()
+	ready := cn.ready
+	cn.ready = nil
+	cn.readyMu.Unlock()
+	for _, j := range ready {
+		j.finish()
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/protocol"
@@ -77,9 +78,9 @@ func (cn *conn) handlePut(r *protocol.PutRequest) {
 		fail(protocol.CodeUnavailable, "too many unacknowledged puts on this connection (over %d bytes): wait for replies, then retry", b.opts.MaxInflightBytes)
 		return
 	}
-	p, err := b.partition(r.Topic, part)
-	if err != nil {
-		fail(protocol.CodeInternal, "cannot open partition %s-%d: %v", r.Topic, part, err)
+	p, err := b.store.Partition(r.Topic, part, false)
+	if err != nil { // new: created off the loop (mkdir + fsync)
+		cn.holdForPartition(r, part)
 		return
 	}
 	if r.TxKey != "" && r.TxKey != "null" { // "null" = MetaQ's NullTransactionId: a plain put
@@ -91,6 +92,57 @@ func (cn *conn) handlePut(r *protocol.PutRequest) {
 	pb.ends = append(pb.ends, len(pb.arena))
 	pb.flags = append(pb.flags, r.Flag)
 	pb.opaques = append(pb.opaques, r.OpaqueID)
+}
+
+// heldPut is a put to a partition that does not exist yet. The connection
+// stops decoding while a read worker creates the partition, then the put is
+// handled as if it had just arrived, so a connection's puts keep their order.
+type heldPut struct {
+	req  protocol.PutRequest // Data copied: the inbound buffer moves on
+	done atomic.Bool         // the creation finished; err is set
+	err  error
+}
+
+var errCreatePending = errors.New("partition creation did not finish")
+
+func (cn *conn) holdForPartition(r *protocol.PutRequest, part int) {
+	b := cn.b
+	h := &heldPut{req: *r, err: errCreatePending}
+	h.req.Partition = int32(part)
+	h.req.Data = append([]byte(nil), r.Data...)
+	if !b.admit() {
+		b.stats.putFail(r.Topic)
+		cn.reply(protocol.CodeUnavailable, r.OpaqueID, "broker is shutting down: send to another broker")
+		return
+	}
+	cn.inflight.Add(1)
+	ok := cn.submit(func() {
+		defer func() {
+			h.done.Store(true)
+			cn.inflight.Add(-1)
+			b.inflight.Done()
+			cn.wake()
+		}()
+		_, h.err = b.partition(h.req.Topic, part)
+	})
+	if !ok {
+		cn.inflight.Add(-1)
+		b.inflight.Done()
+		b.stats.putFail(r.Topic)
+		cn.reply(protocol.CodeUnavailable, r.OpaqueID, "broker busy: too many requests queued; retry shortly")
+		return
+	}
+	cn.held = h
+}
+
+// finishHeld handles a held put once its partition was created (or not).
+func (cn *conn) finishHeld(h *heldPut) {
+	if h.err != nil {
+		cn.b.stats.putFail(h.req.Topic)
+		cn.reply(protocol.CodeInternal, h.req.OpaqueID, fmt.Sprintf("cannot open partition %s-%d: %v", h.req.Topic, h.req.Partition, h.err))
+		return
+	}
+	cn.handlePut(&h.req)
 }
 
 func (cn *conn) batchFor(p *store.Partition, topic string, part int32) *putBatch {
@@ -147,7 +199,12 @@ func (pb *putBatch) done(res store.AppendResult, err error) {
 			off += int64(store.HeaderSize + len(m.Data))
 		}
 		b.stats.putOK(pb.topic, len(pb.msgs), int64(len(pb.arena)))
-		b.waiters.notify(partKey(pb.topic, int(pb.part)))
+		if pb.p.End() >= off {
+			// Durable and visible (group commit, or threshold mode when
+			// this write was fsynced). Otherwise onSync wakes the waiters
+			// once it is: a consumer never sees what a crash can take back.
+			b.waiters.notify(partKey(pb.topic, int(pb.part)))
+		}
 	}
 	cn.inflightPut.Add(-size)
 	cn.inflight.Add(-1)

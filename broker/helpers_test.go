@@ -244,5 +244,14 @@ func statsValue(t testing.TB, addr, key string) string {
 	return ""
 }
 
+// admitted reports whether a new connection is admitted and answered.
+func admitted(t testing.TB, addr string) bool {
+	c := brokertest.Dial(t, addr)
+	defer c.Close()
+	c.Send(t, "version 99\r\n")
+	r, closed, err := readOne(c, time.Second)
+	return err == nil && !closed && r.code == 200 && r.opaque == 99
+}
+
 // errTimeout is what a read past its deadline returns.
 var errTimeout = os.ErrDeadlineExceeded

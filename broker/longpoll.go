@@ -1,7 +1,8 @@
 package broker
 
 import (
-	"errors"
+	"context"
+	"runtime"
 	"sync"
 	"time"
 
@@ -35,6 +36,14 @@ func (n *notifier) wait(key string) <-chan struct{} {
 	return ch
 }
 
+// has reports whether a get waits on the partition.
+func (n *notifier) has(key string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.chans[key]
+	return ok
+}
+
 // notify wakes every waiter of a partition; it costs a map lookup when nobody waits.
 func (n *notifier) notify(key string) {
 	n.mu.Lock()
@@ -52,37 +61,103 @@ func (n *notifier) notify(key string) {
 	}
 }
 
-// readWaiting reads like Partition.Read but, when the offset is at the end of
-// the visible data (or the partition does not exist yet), waits up to maxWait
-// for data to arrive (or the broker to stop).
-func (b *Broker) readWaiting(topic string, part int, offset int64, maxSize int, maxWait time.Duration) (store.Slice, error) {
+// read reads like Partition.Read; a partition never written is ErrNoPartition.
+func (b *Broker) read(topic string, part int, offset int64, maxSize int) (store.Slice, error) {
+	p, err := b.store.Partition(topic, part, false)
+	if err != nil {
+		return store.Slice{}, err
+	}
+	return p.Read(offset, maxSize)
+}
+
+// awaitData waits until the partition's visible end is no longer offset
+// (true: data arrived, or the log changed under the reader, which the next
+// read reports), or until expired fires or the broker stops (false). It
+// takes the partition's wake-up channel before it checks, so no wake-up is
+// lost between the check and the wait; the partition need not exist yet.
+func (b *Broker) awaitData(topic string, part int, offset int64, expired <-chan time.Time) bool {
 	key := partKey(topic, part)
-	var deadline <-chan time.Time
 	for {
 		woken := b.waiters.wait(key)
-		p, err := b.store.Partition(topic, part, false)
-		if err == nil {
-			sl, err := p.Read(offset, maxSize)
-			if err != store.ErrCaughtUp || maxWait <= 0 {
-				return sl, err
-			}
-			if p.End() > offset {
-				continue
-			}
-		} else if maxWait <= 0 || !errors.Is(err, store.ErrNoPartition) {
-			return store.Slice{}, err
-		}
-		if deadline == nil {
-			t := time.NewTimer(min(maxWait, maxLongPoll))
-			defer t.Stop()
-			deadline = t.C
+		if p, err := b.store.Partition(topic, part, false); err == nil && p.End() != offset {
+			return true
 		}
 		select {
 		case <-woken:
-		case <-deadline:
-			return store.Slice{}, store.ErrCaughtUp
+		case <-expired:
+			return false
 		case <-b.stopCh:
-			return store.Slice{}, store.ErrCaughtUp
+			return false
+		}
+	}
+}
+
+// syncedPartition is an fsync the store is about to publish.
+type syncedPartition struct {
+	key  string
+	p    *store.Partition
+	prev int64 // visible end before the fsync's data is published
+}
+
+// chainOnSync adds the broker's hook to the store's OnSync (the caller's
+// hook, e.g. an fsync-latency histogram, runs first).
+func chainOnSync(user func(string, int, time.Duration, error), ours func(topic string, part int)) func(string, int, time.Duration, error) {
+	return func(topic string, part int, took time.Duration, err error) {
+		if user != nil {
+			user(topic, part, took, err)
+		}
+		if err == nil {
+			ours(topic, part)
+		}
+	}
+}
+
+// onSync runs on a partition's writer goroutine after a successful fsync,
+// right before the store moves the visible end. Long-poll gets parked on
+// the partition are woken once the end has moved, by the sync waker.
+func (b *Broker) onSync(topic string, part int) {
+	key := partKey(topic, part)
+	if !b.waiters.has(key) {
+		return
+	}
+	p, err := b.store.Partition(topic, part, false)
+	if err != nil {
+		return
+	}
+	select {
+	case b.synced <- syncedPartition{key: key, p: p, prev: p.End()}:
+	default: // the waker is behind: wake now; a waiter that finds nothing waits again
+		b.waiters.notify(key)
+	}
+}
+
+// startSyncWaker starts the goroutine that wakes long-poll gets once an
+// fsync's data is visible.
+func (b *Broker) startSyncWaker() {
+	b.synced = make(chan syncedPartition, 1024)
+	b.bg.run(func(ctx context.Context) {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case sp := <-b.synced:
+				waitPublished(sp)
+				b.waiters.notify(sp.key)
+			}
+		}
+	})
+}
+
+// waitPublished waits until the store has published the fsync that
+// onSync saw. The store does that right after OnSync returns on the same
+// goroutine, so this is a short spin, bounded in case the publish failed.
+func waitPublished(sp syncedPartition) {
+	deadline := time.Now().Add(100 * time.Millisecond)
+	for i := 0; sp.p.End() == sp.prev && time.Now().Before(deadline); i++ {
+		if i < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(50 * time.Microsecond)
 		}
 	}
 }

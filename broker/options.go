@@ -63,6 +63,23 @@ type Options struct {
 	MaxInflightBytes      int           // put bytes per connection awaiting durability before 503; default 64 MiB
 	UpdateConsumerOffsets bool          // 301 with the end offset for gets beyond the end
 
+	// MaxConnectionsPerIP limits the connections from one client IP;
+	// default 1000, negative = unlimited.
+	MaxConnectionsPerIP int
+	// PartialRequestTimeout closes a connection whose request stays
+	// half-sent this long (capped by IdleTimeout when that is set); default 30s.
+	PartialRequestTimeout time.Duration
+	// MaxConnOutputBytes bounds the replies of one connection not yet sent
+	// (gnet's outbound buffer plus get replies being read). Past it the
+	// broker stops decoding the connection's requests until the client
+	// reads; default 64 MiB.
+	MaxConnOutputBytes int64
+	// MaxTotalOutputBytes is the same bound over all connections; default 1 GiB.
+	MaxTotalOutputBytes int64
+	// ReadWorkers is the size of the pool serving disk reads (gets, offset
+	// lookups), partition creation and stats off the event loops; default 16.
+	ReadWorkers int
+
 	ZK ZKOptions
 
 	// Transactions (PROTOCOL.md §7).
@@ -133,6 +150,21 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxTransferSize < o.MaxMessageSize+store.HeaderSize {
 		o.MaxTransferSize = o.MaxMessageSize + store.HeaderSize
+	}
+	if o.MaxConnectionsPerIP == 0 {
+		o.MaxConnectionsPerIP = 1000
+	}
+	if o.PartialRequestTimeout <= 0 {
+		o.PartialRequestTimeout = 30 * time.Second
+	}
+	if o.MaxConnOutputBytes <= 0 {
+		o.MaxConnOutputBytes = 64 << 20
+	}
+	if o.MaxTotalOutputBytes <= 0 {
+		o.MaxTotalOutputBytes = 1 << 30
+	}
+	if o.ReadWorkers <= 0 {
+		o.ReadWorkers = 16
 	}
 	if o.MaxInflightBytes <= 0 {
 		o.MaxInflightBytes = 64 << 20

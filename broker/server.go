@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -28,8 +29,16 @@ type server struct {
 	booted chan struct{}
 	runErr chan error
 
-	connsMu sync.Mutex // guards conns
+	connsMu sync.Mutex // guards conns and perIP
 	conns   map[*conn]struct{}
+	perIP   map[string]int // open connections per client IP
+
+	// buffered is the unsent output over all connections: get replies
+	// reserved or being read plus gnet's outbound buffers as last seen.
+	buffered    atomic.Int64
+	pausedConns atomic.Int64 // connections not decoding until output drains
+	outConns    atomic.Int64 // connections whose outbound buffer was last seen non-empty
+	peakConn    atomic.Int64 // highest one-connection buffered bytes seen
 
 	stopTick chan struct{}
 	tickWG   sync.WaitGroup
@@ -38,7 +47,8 @@ type server struct {
 
 func startServer(b *Broker) (*server, error) {
 	s := &server{b: b, booted: make(chan struct{}), runErr: make(chan error, 1), conns: map[*conn]struct{}{},
-		stopTick: make(chan struct{})}
+		perIP: map[string]int{}, stopTick: make(chan struct{})}
+	b.srv = s // before any callback can read it
 	go func() {
 		s.runErr <- gnet.Run(s, "tcp://"+b.opts.ListenAddr,
 			gnet.WithMulticore(b.opts.Multicore),
@@ -51,12 +61,15 @@ func startServer(b *Broker) (*server, error) {
 	select {
 	case <-s.booted:
 	case err := <-s.runErr:
+		b.srv = nil
 		return nil, fmt.Errorf("broker: listen on %s: %w (is another broker using the port? change serverPort)", b.opts.ListenAddr, err)
 	case <-time.After(30 * time.Second):
+		b.srv = nil
 		return nil, fmt.Errorf("broker: gnet engine on %s did not start within 30s", b.opts.ListenAddr)
 	}
-	s.tickWG.Add(1)
+	s.tickWG.Add(2)
 	go s.reaper()
+	go s.resumer()
 	return s, nil
 }
 
@@ -98,13 +111,34 @@ func (s *server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return protocol.AppendResultString(nil, protocol.CodeUnavailable, 0,
 			fmt.Sprintf("too many connections (limit %d): retry later or raise maxConnections", s.b.opts.MaxConnections)), gnet.Close
 	}
-	st.totalConns.Add(1)
-	cn := newConn(s, gc)
-	gc.SetContext(cn)
+	ip := remoteIP(gc.RemoteAddr())
+	perIP := s.b.opts.MaxConnectionsPerIP
 	s.connsMu.Lock()
+	if perIP > 0 && s.perIP[ip] >= perIP {
+		s.connsMu.Unlock()
+		st.currConns.Add(-1)
+		s.b.log.Warn("connection refused: too many connections from one address", "remote", gc.RemoteAddr().String(), "limit", perIP)
+		return protocol.AppendResultString(nil, protocol.CodeUnavailable, 0,
+			fmt.Sprintf("too many connections from %s (limit %d): close idle ones, or raise maxConnectionsPerIp", ip, perIP)), gnet.Close
+	}
+	cn := newConn(s, gc, ip)
+	s.perIP[ip]++
 	s.conns[cn] = struct{}{}
 	s.connsMu.Unlock()
+	st.totalConns.Add(1)
+	gc.SetContext(cn)
 	return nil, gnet.None
+}
+
+func remoteIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
 }
 
 // OnClose forgets the connection and rolls back its local transactions.
@@ -114,9 +148,18 @@ func (s *server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	cn.closed.Store(true)
+	cn.dropReady()
+	cn.setPaused(false)
+	if out := cn.lastOut.Swap(0); out != 0 {
+		s.buffered.Add(-out)
+		s.outConns.Add(-1)
+	}
 	s.b.stats.c.currConns.Add(-1)
 	s.connsMu.Lock()
 	delete(s.conns, cn)
+	if s.perIP[cn.ip]--; s.perIP[cn.ip] <= 0 {
+		delete(s.perIP, cn.ip)
+	}
 	s.connsMu.Unlock()
 	if s.b.tx != nil {
 		s.b.tx.connClosed(cn) // ours: roll back the connection's local transactions
@@ -137,7 +180,7 @@ func (s *server) OnTraffic(gc gnet.Conn) gnet.Action {
 func (s *server) reaper() {
 	defer s.tickWG.Done()
 	idle := s.b.opts.IdleTimeout
-	period := time.Second
+	period := min(time.Second, max(stallTimeout(idle, s.b.opts.PartialRequestTimeout)/4, 10*time.Millisecond))
 	if idle > 0 && idle/4 < period {
 		period = max(idle/4, 10*time.Millisecond)
 	}
@@ -153,22 +196,73 @@ func (s *server) reaper() {
 	}
 }
 
-// partialTimeout bounds how long a request may stay half-sent.
-const partialTimeout = 30 * time.Second
-
-// stallTimeout is how long a request may stay half-sent: partialTimeout, or
-// the idle timeout when that is shorter. (Without an idle timeout it must
-// not shrink to nothing: min(partialTimeout, 0) closed every connection
-// whose request straddled two reads at the next tick.)
-func stallTimeout(idle time.Duration) time.Duration {
+// stallTimeout is how long a request may stay half-sent: the partial
+// request timeout, or the idle timeout when that is shorter. (Without an
+// idle timeout it must not shrink to nothing: min(partial, 0) closed every
+// connection whose request straddled two reads at the next tick.)
+func stallTimeout(idle, partial time.Duration) time.Duration {
 	if idle <= 0 {
-		return partialTimeout
+		return partial
 	}
-	return min(partialTimeout, max(idle, 10*time.Millisecond))
+	return min(partial, max(idle, 10*time.Millisecond))
+}
+
+// resumeTick is how often paused connections are looked at again: gnet
+// reports no event when its outbound buffer drains to a slow reader.
+const resumeTick = 10 * time.Millisecond
+
+// resumer wakes paused connections, and those whose outbound buffer was
+// last seen non-empty so that the accounting does not stay stale (gnet
+// reports no event when it drains), until the server stops.
+func (s *server) resumer() {
+	defer s.tickWG.Done()
+	t := time.NewTicker(resumeTick)
+	defer t.Stop()
+	var wake []*conn
+	for {
+		select {
+		case <-s.stopTick:
+			return
+		case <-t.C:
+		}
+		if s.pausedConns.Load() == 0 && s.outConns.Load() == 0 {
+			continue
+		}
+		s.connsMu.Lock()
+		for cn := range s.conns {
+			if cn.paused.Load() || cn.lastOut.Load() > 0 {
+				wake = append(wake, cn)
+			}
+		}
+		s.connsMu.Unlock()
+		for i, cn := range wake {
+			cn.wake()
+			wake[i] = nil
+		}
+		wake = wake[:0]
+	}
+}
+
+// notePeak records the highest one-connection unsent output seen.
+func (s *server) notePeak(v int64) {
+	for {
+		p := s.peakConn.Load()
+		if v <= p || s.peakConn.CompareAndSwap(p, v) {
+			return
+		}
+	}
+}
+
+// handlerPanic reports a request handler that panicked: the broker keeps
+// serving, the connection that sent the request is closed.
+func (s *server) handlerPanic(cn *conn, v any, stack []byte) {
+	s.b.stats.c.handlerPanics.Add(1)
+	s.b.log.Error("request handler panicked; closing the connection", "remote", cn.remote, "panic", fmt.Sprint(v), "stack", string(stack))
+	_ = cn.gc.Close()
 }
 
 func (s *server) reap(now int64, idle time.Duration) {
-	stall := int64(stallTimeout(idle))
+	stall := int64(stallTimeout(idle, s.b.opts.PartialRequestTimeout))
 	s.connsMu.Lock()
 	var victims []*conn
 	for cn := range s.conns {

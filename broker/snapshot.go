@@ -35,6 +35,10 @@ type Snapshot struct {
 	Connections      int64 // currently open
 	ConnectionsTotal int64 // accepted since start
 
+	HandlerPanics     int64 // request handlers that panicked (their connection was closed)
+	BufferedBytes     int64 // replies not yet sent, over all connections (gauge)
+	PausedConnections int64 // connections not read until their replies drain (gauge)
+
 	ZooKeeper  ZKSnapshot
 	Topics     []TopicSnapshot     // sorted by topic
 	Partitions []PartitionSnapshot // sorted by topic, then partition
@@ -91,8 +95,11 @@ func (b *Broker) Snapshot() Snapshot {
 		TxBegin: s.c.txBegin.Load(), TxXABegin: s.c.txXABegin.Load(),
 		TxCommit: s.c.txCommit.Load(), TxRollback: s.c.txRollb.Load(),
 		Connections: s.c.currConns.Load(), ConnectionsTotal: s.c.totalConns.Load(),
-		ZooKeeper: b.zkSnapshot(),
+		ZooKeeper:     b.zkSnapshot(),
+		HandlerPanics: s.c.handlerPanics.Load(),
 	}
+	out := b.output()
+	snap.BufferedBytes, snap.PausedConnections = out.buffered, out.paused
 	names := b.topicNames()
 	perTopic := make(map[string]*TopicSnapshot, len(names))
 	for _, t := range names {

@@ -22,6 +22,7 @@ type counters struct {
 	currConns                             atomic.Int64
 	totalConns                            atomic.Int64
 	putBytes, getBytes                    atomic.Int64
+	handlerPanics                         atomic.Int64
 }
 
 // realtime is one `stats realtime` item: a count and a value summed since the last reset.
@@ -161,6 +162,11 @@ func (b *Broker) statsBody(item string) []byte {
 		b.tx.txStats(add)
 		add("get_miss", s.c.getMiss.Load())
 		add("put_failed", s.c.putFailed.Load())
+		out := b.output()
+		add("buffered_bytes", out.buffered)
+		add("max_connection_buffered_bytes", out.peakConn)
+		add("paused_connections", out.paused)
+		add("handler_panics", s.c.handlerPanics.Load())
 		var total int64
 		for _, p := range b.store.Partitions() {
 			total += p.Stats().Messages
@@ -254,4 +260,15 @@ func (b *Broker) topicNames() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// outputState is the unsent-output accounting of the server.
+type outputState struct{ buffered, peakConn, paused int64 }
+
+func (b *Broker) output() outputState {
+	s := b.srv
+	if s == nil {
+		return outputState{}
+	}
+	return outputState{buffered: s.buffered.Load(), peakConn: s.peakConn.Load(), paused: s.pausedConns.Load()}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/metaq-go/metaq/broker/store"
@@ -25,16 +26,66 @@ func (b *Broker) partition(topic string, part int) (*store.Partition, error) {
 		if cfg, ok := b.opts.Topic(topic); ok {
 			reg := coordinator.TopicRegistration{Topic: topic, NumPartitions: cfg.NumPartitions,
 				AcceptPublish: cfg.AcceptPublish, AcceptSubscribe: cfg.AcceptSubscribe}
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				if err := b.reg.AddTopic(ctx, reg); err != nil {
-					b.log.Warn("registering auto-created topic in ZooKeeper failed; it is retried after the next session change", "topic", topic, "err", err)
-				} else {
-					b.log.Info("auto-created topic registered", "topic", topic, "partitions", cfg.NumPartitions)
-				}
-			}()
+			b.bg.run(func(ctx context.Context) { b.registerTopic(ctx, reg) })
 		}
 	}
 	return p, nil
+}
+
+// registerTopic announces an auto-created topic in ZooKeeper. It runs in
+// the background and gives up when the broker shuts down.
+func (b *Broker) registerTopic(ctx context.Context, reg coordinator.TopicRegistration) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if h := registerTopicHook; h != nil {
+		h(ctx)
+	}
+	if err := b.reg.AddTopic(ctx, reg); err != nil {
+		b.log.Warn("registering auto-created topic in ZooKeeper failed; it is retried after the next session change", "topic", reg.Topic, "err", err)
+	} else {
+		b.log.Info("auto-created topic registered", "topic", reg.Topic, "partitions", reg.NumPartitions)
+	}
+}
+
+// registerTopicHook, when set (only by tests), runs in registerTopic
+// before ZooKeeper is asked.
+var registerTopicHook func(ctx context.Context)
+
+// background owns goroutines that outlive the request that started them:
+// they get a context cancelled when Shutdown begins, and Shutdown waits for
+// them.
+type background struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex // guards stopped, so no run starts after stop's Wait
+	stopped bool
+}
+
+func newBackground() *background {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &background{ctx: ctx, cancel: cancel}
+}
+
+// run starts f unless the group stopped.
+func (g *background) run(f func(ctx context.Context)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		f(g.ctx)
+	}()
+}
+
+// stop cancels the goroutines' context and waits for them. Idempotent.
+func (g *background) stop() {
+	g.cancel()
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+	g.wg.Wait()
 }

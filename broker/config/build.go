@@ -202,6 +202,11 @@ func readBroker(f *field, dataPath string) Broker {
 		AdminPort:              int(f.int(keyAdminPort, 0, 0, 65535)),
 		Multicore:              f.boolean(keyMulticore, true),
 		RetentionCheckInterval: f.millis(keyRetentionCheckIntervalMs, DefaultRetentionCheckInterval, 1),
+		MaxConnectionsPerIP:    int(f.int(keyMaxConnectionsPerIP, DefaultMaxConnectionsPerIP, 0, maxInt32)),
+		PartialRequestTimeout:  f.millis(keyPartialRequestTimeoutMs, DefaultPartialRequestTimeout, 1),
+		MaxConnOutputBytes:     f.int(keyMaxConnOutputBytes, DefaultMaxConnOutputBytes, 64<<10, math.MaxInt64),
+		MaxTotalOutputBytes:    f.int(keyMaxTotalOutputBytes, DefaultMaxTotalOutputBytes, 64<<10, math.MaxInt64),
+		ReadWorkers:            int(f.int(keyReadWorkers, DefaultReadWorkers, 1, 4096)),
 
 		// Transaction limits.
 		MaxTransactionsPerConnection: int(f.int(keyMaxTransactionsPerConnection, DefaultMaxTransactionsPerConnection, 1, maxInt32)),

@@ -27,6 +27,11 @@ const (
 	DefaultIdleTimeout            = 0 // off; see doc.go
 	DefaultMaxLineLength          = 4096
 	DefaultRetentionCheckInterval = time.Minute
+	DefaultMaxConnectionsPerIP    = 1000
+	DefaultPartialRequestTimeout  = 30 * time.Second
+	DefaultMaxConnOutputBytes     = 64 << 20
+	DefaultMaxTotalOutputBytes    = 1 << 30
+	DefaultReadWorkers            = 16
 
 	// MessageHeaderSize is the size of the on-disk/wire message header (PROTOCOL §4);
 	// maxTransferSize is raised to at least maxMessageSize + MessageHeaderSize.
@@ -74,6 +79,11 @@ type Broker struct {
 	AdminPort              int           // 0 = off
 	Multicore              bool          // gnet multicore
 	RetentionCheckInterval time.Duration // retentionCheckIntervalMs: size-based retention
+	MaxConnectionsPerIP    int           // maxConnectionsPerIp; 0 = unlimited
+	PartialRequestTimeout  time.Duration // partialRequestTimeoutMs: how long a request may stay half-sent
+	MaxConnOutputBytes     int64         // maxConnectionOutputBytes: unsent replies per connection before it is paused
+	MaxTotalOutputBytes    int64         // maxTotalOutputBytes: unsent get replies broker-wide before connections are paused
+	ReadWorkers            int           // readWorkers: goroutines serving disk reads
 
 	// Ours: transaction limits.
 	MaxTransactionsPerConnection int           // live transactions begun on one connection

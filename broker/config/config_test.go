@@ -99,6 +99,11 @@ func TestDefaults(t *testing.T) {
 	assert.True(t, b.Multicore)
 	assert.False(t, b.AutoCreateTopics)
 	assert.Equal(t, time.Minute, b.RetentionCheckInterval)
+	assert.Equal(t, DefaultMaxConnectionsPerIP, b.MaxConnectionsPerIP)
+	assert.Equal(t, 30*time.Second, b.PartialRequestTimeout)
+	assert.Equal(t, int64(64<<20), b.MaxConnOutputBytes)
+	assert.Equal(t, int64(1<<30), b.MaxTotalOutputBytes)
+	assert.Equal(t, 16, b.ReadWorkers)
 
 	d := c.Defaults()
 	assert.Equal(t, 1, d.NumPartitions)
@@ -347,4 +352,28 @@ func TestEnvVarNames(t *testing.T) {
 	assert.Equal(t, "METAQ_SYSTEM_SERVERPORT", EnvVar("METAQ", "system", "serverPort"))
 	assert.Equal(t, "METAQ_ZOOKEEPER_ZKCONNECT", EnvVar("METAQ", "zookeeper", "zk.zkConnect"))
 	assert.Equal(t, "SYSTEM_BROKERID", EnvVar("", "system", "brokerId"))
+}
+
+func TestServerLimitKeys(t *testing.T) {
+	sys := func(keys string) string {
+		return "[system]\nbrokerId=1\n" + keys + "[zookeeper]\nzk.zkConnect=127.0.0.1:2181\n"
+	}
+	c := mustParse(t, sys(`
+maxConnectionsPerIp=0
+partialRequestTimeoutMs=1500
+maxConnectionOutputBytes=8*1024*1024
+maxTotalOutputBytes=256*1024*1024
+readWorkers=4
+`))
+	b := c.Broker()
+	assert.Equal(t, 0, b.MaxConnectionsPerIP, "0 = unlimited")
+	assert.Equal(t, 1500*time.Millisecond, b.PartialRequestTimeout)
+	assert.Equal(t, int64(8<<20), b.MaxConnOutputBytes)
+	assert.Equal(t, int64(256<<20), b.MaxTotalOutputBytes)
+	assert.Equal(t, 4, b.ReadWorkers)
+
+	for _, bad := range []string{"readWorkers=0", "maxConnectionOutputBytes=1024", "partialRequestTimeoutMs=0"} {
+		_, err := Parse([]byte(sys(bad+"\n")), "ini", WithoutEnv())
+		assert.Error(t, err, bad)
+	}
 }

@@ -69,6 +69,21 @@
 //	                       time-based retention runs on deleteWhen)
 //	adminPort              0 (ours; 0 = off)
 //	multicore              true (ours; gnet multicore)
+//	maxConnectionsPerIp    1000 (ours; 0 = unlimited) — connections from one client IP;
+//	                       the next one gets "result 503" with the limit and is closed
+//	partialRequestTimeoutMs 30000 (ours) — a connection whose request stays half-sent this
+//	                       long is closed (slow senders); capped by idleTimeoutMs when set
+//	maxConnectionOutputBytes 67108864 (ours; ≥ 65536) — replies a connection may have unsent
+//	                       (gnet's buffer plus get replies being read). Past it the broker
+//	                       stops decoding that connection's requests (they wait in its
+//	                       input buffer) until the client reads; nothing is refused. A
+//	                       client pipelining N gets of maxSize bytes on one connection is
+//	                       slowed only when N × maxSize exceeds this
+//	maxTotalOutputBytes    1073741824 (ours; ≥ 65536) — the same bound over all connections:
+//	                       past it every connection that asks for more data waits
+//	readWorkers            16 (ours; 1..4096) — goroutines serving gets, offset lookups,
+//	                       partition creation and stats off the event loops; 64 requests
+//	                       per worker may queue before connections wait
 //
 //	Transaction limits (ours; PROTOCOL.md §7):
 //	maxTransactionsPerConnection 10000 (1..2147483647) — live transactions begun on one

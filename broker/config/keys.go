@@ -43,6 +43,11 @@ const (
 	keyRetentionCheckIntervalMs = "retentionCheckIntervalMs"
 	keyAdminPort                = "adminPort"
 	keyMulticore                = "multicore"
+	keyMaxConnectionsPerIP      = "maxConnectionsPerIp"
+	keyPartialRequestTimeoutMs  = "partialRequestTimeoutMs"
+	keyMaxConnOutputBytes       = "maxConnectionOutputBytes"
+	keyMaxTotalOutputBytes      = "maxTotalOutputBytes"
+	keyReadWorkers              = "readWorkers"
 
 	// Ours: transaction limits and the expiry of prepared XA transactions.
 	keyMaxTransactionsPerConnection = "maxTransactionsPerConnection"
@@ -67,6 +72,8 @@ var (
 		keyStat, keyUpdateConsumerOffsets, keyMaxTxTimeoutInSeconds, keyFlushTxLogAtCommit,
 		keyAutoCreateTopics, keyMaxConnections, keyIdleTimeoutMs, keyMaxLineLength,
 		keyRetentionBytes, keyRetentionCheckIntervalMs, keyAdminPort, keyMulticore,
+		keyMaxConnectionsPerIP, keyPartialRequestTimeoutMs, keyMaxConnOutputBytes,
+		keyMaxTotalOutputBytes, keyReadWorkers,
 		// Transaction limits.
 		keyMaxTransactionsPerConnection, keyMaxTransactions, keyXAHeuristicTimeoutSeconds,
 	}

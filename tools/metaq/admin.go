@@ -121,6 +121,7 @@ type brokerCollector struct {
 	conns, connsTotal, partitions, zkState, zkUp       *prometheus.Desc
 	topicMsgs, topicBytes, topicPuts, topicGets        *prometheus.Desc
 	partMin, partMax, partMsgs, partFailed             *prometheus.Desc
+	panics, buffered, paused                           *prometheus.Desc
 }
 
 func newBrokerCollector(b snapshotter) *brokerCollector {
@@ -154,6 +155,9 @@ func newBrokerCollector(b snapshotter) *brokerCollector {
 		partMax:     d("partition_max_offset", "Visible end offset of a partition.", "topic", "partition"),
 		partMsgs:    d("partition_messages", "Messages stored in a partition.", "topic", "partition"),
 		partFailed:  d("partition_failed", "1 when a partition has a sticky I/O error.", "topic", "partition"),
+		panics:      d("handler_panics_total", "Request handlers that panicked (the connection was closed, the broker kept serving)."),
+		buffered:    d("output_buffered_bytes", "Replies not yet sent to clients, over all connections."),
+		paused:      d("paused_connections", "Connections not read until their unsent replies drain."),
 	}
 }
 
@@ -162,7 +166,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.uptime, c.serving, c.puts, c.gets, c.offsets, c.putBytes,
 		c.getBytes, c.getMisses, c.putFailures, c.txBegin, c.txCommit, c.txRollb, c.conns, c.connsTotal,
 		c.partitions, c.zkState, c.zkUp, c.topicMsgs, c.topicBytes, c.topicPuts, c.topicGets,
-		c.partMin, c.partMax, c.partMsgs, c.partFailed} {
+		c.partMin, c.partMax, c.partMsgs, c.partFailed, c.panics, c.buffered, c.paused} {
 		ch <- d
 	}
 }
@@ -193,6 +197,9 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.conns, float64(s.Connections))
 	counter(c.connsTotal, s.ConnectionsTotal)
 	gauge(c.partitions, float64(len(s.Partitions)))
+	counter(c.panics, s.HandlerPanics)
+	gauge(c.buffered, float64(s.BufferedBytes))
+	gauge(c.paused, float64(s.PausedConnections))
 	for _, st := range zkStates {
 		gauge(c.zkState, b2f(st == s.ZooKeeper.State), st)
 	}

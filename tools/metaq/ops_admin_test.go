@@ -120,6 +120,8 @@ func TestAdminMetricsFromBrokerSnapshot(t *testing.T) {
 		{"metaq_zookeeper_state", []string{"state", "disabled"}, 0},
 		{"metaq_broker_info", []string{"broker_id", "7", "uri", b.URI()}, 1},
 		{"metaq_serving", nil, 1},
+		{"metaq_handler_panics_total", nil, 0},
+		{"metaq_paused_connections", nil, 0},
 	} {
 		if got := metricValue(t, mfs, tc.name, tc.labels...); got != tc.want {
 			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)

@@ -1,0 +1,24 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/metaq-go/metaq/protocol"
+)
+
+// SetHandlerHook installs f where each request's work runs (see
+// handlerHook) and returns a function that removes it. Call it before
+// starting a broker and restore after its Shutdown.
+func SetHandlerHook(f func(req protocol.Request, onLoop bool)) (restore func()) {
+	old := handlerHook
+	handlerHook = f
+	return func() { handlerHook = old }
+}
+
+// SetRegisterTopicHook installs f in the registration of auto-created
+// topics; same rules as SetHandlerHook.
+func SetRegisterTopicHook(f func(ctx context.Context)) (restore func()) {
+	old := registerTopicHook
+	registerTopicHook = f
+	return func() { registerTopicHook = old }
+}
