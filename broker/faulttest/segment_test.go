@@ -223,4 +223,3 @@ func TestBinaryGetInsideMessageMoves(t *testing.T) {
 	b.requireAlive("gets inside messages")
 	l.audit(t, readAll(t, b.addr, false), auditOpts{exact: true})
 }
-
