@@ -97,14 +97,14 @@ func TestBinaryManySegmentsUnderFdLimit(t *testing.T) {
 
 // rssSampler samples a process's VmRSS until stopped and keeps the peak.
 type rssSampler struct {
-	p     *proc
-	base  int64
-	limit int64 // rise at which the sampler kills the broker to protect the machine
+	p      *proc
+	base   int64
+	limit  int64 // rise at which the sampler kills the broker to protect the machine
 	peak   atomic.Int64
 	peakAt atomic.Int64 // unix nanos of the last new peak
 	over   atomic.Bool
-	stop  chan struct{}
-	done  chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 func startRSS(t *testing.T, p *proc, limit int64) *rssSampler {
