@@ -312,6 +312,12 @@ func (o auditOpts) audited(p int32) bool {
 	return false
 }
 
+// findings are an audit's problems by kind.
+type findings struct {
+	lost, invented, dup, order, unacked, unclean []string
+	read                                         int
+}
+
 // audit compares what was read with the ledger: every acknowledged put is
 // read back at its offset with its payload and id (else LOST), every message
 // read was sent to that partition (else INVENTED), no payload twice, each
@@ -321,86 +327,105 @@ func (l *ledger) audit(t *testing.T, got map[int32]readResult, o auditOpts) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var f findings
+	for p := int32(0); p < parts; p++ {
+		if r, ok := got[p]; ok && o.audited(p) {
+			l.auditRead(&f, p, r)
+			l.auditAcked(&f, p, r, o.allowMissing[p])
+		}
+	}
 	var problems []string
 	report := func(kind string, items []string) {
-		n := len(items)
-		if n == 0 {
-			return
-		}
-		sort.Strings(items)
-		s := fmt.Sprintf("%s (%d): %s", kind, n, strings.Join(items[:min(n, 8)], "; "))
-		if n > 8 {
-			s += fmt.Sprintf(" … and %d more", n-8)
-		}
-		problems = append(problems, s)
-	}
-	var lost, invented, dup, order, unacked, unclean []string
-	total := 0
-	for p, r := range got {
-		if !o.audited(p) {
-			continue
-		}
-		if !r.clean() {
-			unclean = append(unclean, fmt.Sprintf("partition %d: %s", p, r))
-		}
-		seen := map[string]bool{}
-		last := map[string]int{}
-		byOffset := map[int64]stored{}
-		for _, m := range r.msgs {
-			total++
-			byOffset[m.offset] = m
-			part, ok := l.sent[m.payload]
-			switch {
-			case !ok:
-				invented = append(invented, fmt.Sprintf("partition %d offset %d: %q (%d bytes)", p, m.offset, trunc(m.payload), len(m.payload)))
-				continue
-			case part != p:
-				invented = append(invented, fmt.Sprintf("partition %d offset %d: %q was sent to partition %d", p, m.offset, trunc(m.payload), part))
+		if n := len(items); n > 0 {
+			s := fmt.Sprintf("%s (%d): %s", kind, n, strings.Join(items[:min(n, 8)], "; "))
+			if n > 8 {
+				s += fmt.Sprintf(" … and %d more", n-8)
 			}
-			if seen[m.payload] {
-				dup = append(dup, fmt.Sprintf("partition %d offset %d: %q", p, m.offset, trunc(m.payload)))
-			}
-			seen[m.payload] = true
-			if _, ok := l.acked[m.payload]; !ok {
-				unacked = append(unacked, fmt.Sprintf("partition %d offset %d: %q", p, m.offset, trunc(m.payload)))
-			}
-			if key, seq, ok := producerSeq(m.payload); ok {
-				if prev, had := last[key]; had && seq <= prev {
-					order = append(order, fmt.Sprintf("partition %d offset %d: %s seq %d after %d", p, m.offset, key, seq, prev))
-				}
-				last[key] = seq
-			}
-		}
-		for payload, a := range l.acked {
-			if a.part != p {
-				continue
-			}
-			m, ok := byOffset[a.offset]
-			switch {
-			case ok && m.payload == payload && m.id == a.id:
-			case ok && m.payload == payload:
-				lost = append(lost, fmt.Sprintf("partition %d offset %d: %q has id %d, acknowledged %d", p, a.offset, trunc(payload), m.id, a.id))
-			case o.allowMissing[p] != nil && o.allowMissing[p](a.offset):
-			case ok:
-				lost = append(lost, fmt.Sprintf("partition %d offset %d: %q, read %q there instead", p, a.offset, trunc(payload), trunc(m.payload)))
-			default:
-				lost = append(lost, fmt.Sprintf("partition %d offset %d: %q", p, a.offset, trunc(payload)))
-			}
+			problems = append(problems, s)
 		}
 	}
-	report("LOST acknowledged messages", lost)
-	report("INVENTED messages (never sent to that partition)", invented)
-	report("DUPLICATED messages", dup)
-	report("REORDERED messages", order)
+	report("LOST acknowledged messages", f.lost)
+	report("INVENTED messages (never sent to that partition)", f.invented)
+	report("DUPLICATED messages", f.dup)
+	report("REORDERED messages", f.order)
 	if o.exact {
-		report("unacknowledged messages read back although nothing was in flight", unacked)
+		report("unacknowledged messages read back although nothing was in flight", f.unacked)
 	}
-	report("partitions not readable to their end", unclean)
+	report("partitions not readable to their end", f.unclean)
 	if len(problems) > 0 {
-		t.Errorf("audit failed (%d acknowledged, %d read):\n  %s", len(l.acked), total, strings.Join(problems, "\n  "))
+		t.Errorf("audit failed (%d acknowledged, %d read):\n  %s", len(l.acked), f.read, strings.Join(problems, "\n  "))
 		return
 	}
-	t.Logf("audit ok: %d acknowledged, %d read back, %d sent, put reply codes %v", len(l.acked), total, len(l.sent), l.codes)
+	t.Logf("audit ok: %d acknowledged, %d read back, %d sent, put reply codes %v", len(l.acked), f.read, len(l.sent), l.codes)
+}
+
+// auditRead checks every message read from partition p. l.mu is held.
+func (l *ledger) auditRead(f *findings, p int32, r readResult) {
+	if !r.clean() {
+		f.unclean = append(f.unclean, fmt.Sprintf("partition %d: %s", p, r))
+	}
+	seen := map[string]bool{}
+	last := map[string]int{}
+	for _, m := range r.msgs {
+		f.read++
+		at := fmt.Sprintf("partition %d offset %d: %q", p, m.offset, trunc(m.payload))
+		part, ok := l.sent[m.payload]
+		switch {
+		case !ok:
+			f.invented = append(f.invented, fmt.Sprintf("%s (%d bytes)", at, len(m.payload)))
+			continue
+		case part != p:
+			f.invented = append(f.invented, fmt.Sprintf("%s was sent to partition %d", at, part))
+		}
+		if seen[m.payload] {
+			f.dup = append(f.dup, at)
+		}
+		seen[m.payload] = true
+		if _, ok := l.acked[m.payload]; !ok {
+			f.unacked = append(f.unacked, at)
+		}
+		if key, seq, ok := producerSeq(m.payload); ok {
+			if prev, had := last[key]; had && seq <= prev {
+				f.order = append(f.order, fmt.Sprintf("%s: %s seq %d after %d", at, key, seq, prev))
+			}
+			last[key] = seq
+		}
+	}
+}
+
+// auditAcked checks that every acknowledged put of partition p was read at
+// its offset (unless mayMiss allows that offset). l.mu is held.
+func (l *ledger) auditAcked(f *findings, p int32, r readResult, mayMiss func(int64) bool) {
+	byOffset := make(map[int64]stored, len(r.msgs))
+	for _, m := range r.msgs {
+		byOffset[m.offset] = m
+	}
+	var lost []ack
+	names := map[int64]string{}
+	for payload, a := range l.acked {
+		if a.part != p {
+			continue
+		}
+		m, ok := byOffset[a.offset]
+		if ok && m.payload == payload && m.id == a.id || !ok && mayMiss != nil && mayMiss(a.offset) {
+			continue
+		}
+		lost = append(lost, a)
+		names[a.offset] = payload
+	}
+	sort.Slice(lost, func(i, j int) bool { return lost[i].offset < lost[j].offset })
+	for _, a := range lost {
+		payload := names[a.offset]
+		at := fmt.Sprintf("partition %d offset %d: %q", p, a.offset, trunc(payload))
+		switch m, ok := byOffset[a.offset]; {
+		case ok && m.payload == payload:
+			f.lost = append(f.lost, fmt.Sprintf("%s has id %d, acknowledged %d", at, m.id, a.id))
+		case ok:
+			f.lost = append(f.lost, fmt.Sprintf("%s, read %q there instead", at, trunc(m.payload)))
+		default:
+			f.lost = append(f.lost, at)
+		}
+	}
 }
 
 // producerSeq splits "<label>-p<producer>-<seq>-..." into ("<label>-p<producer>", seq).
