@@ -42,7 +42,11 @@ func run(m *testing.M) int {
 	if p, err := exec.LookPath("go"); err == nil {
 		goCmd = p
 	}
-	build := exec.Command(goCmd, "build", "-o", metaqBin, "github.com/metaq-go/metaq/tools/metaq")
+	args := []string{"build", "-o", metaqBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command(goCmd, append(args, "github.com/metaq-go/metaq/tools/metaq")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "faulttest: go build ./tools/metaq:", err)
@@ -194,6 +198,10 @@ func startBroker(t *testing.T, cfg config) *proc {
 		_ = cmd.Process.Signal(syscall.SIGCONT)
 		_ = cmd.Process.Kill()
 		<-p.exited
+		if s := p.stderr.String(); strings.Contains(s, "WARNING: DATA RACE") {
+			i := strings.Index(s, "WARNING: DATA RACE")
+			t.Errorf("DATA RACE in the broker:\n%s", s[i:min(len(s), i+4000)])
+		}
 	})
 	select {
 	case a := <-ready:
