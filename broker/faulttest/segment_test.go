@@ -79,6 +79,7 @@ func TestBinaryTruncateClosedSegmentUnderReader(t *testing.T) {
 	// of the file.
 	starts := l.ackedIn(0, victim.base, victim.base+victim.size)
 	var passes atomic.Int64
+	var lastErr atomic.Value // of a get: a transport failure, not an error reply
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	c := dial(t, b.addr)
@@ -86,7 +87,9 @@ func TestBinaryTruncateClosedSegmentUnderReader(t *testing.T) {
 	go func() { // the reader, until stop or the broker is gone
 		defer wg.Done()
 		for {
-			readPartition(c, 0, 0, false)
+			if r := readPartition(c, 0, 0, false); r.err != nil {
+				lastErr.Store(r.err.Error())
+			}
 			for _, a := range starts {
 				select {
 				case <-stop:
@@ -95,16 +98,22 @@ func TestBinaryTruncateClosedSegmentUnderReader(t *testing.T) {
 					return
 				default:
 				}
-				_, _ = get(c, 0, a.offset, 1<<20)
+				if _, err := get(c, 0, a.offset, 1<<20); err != nil {
+					lastErr.Store(fmt.Sprintf("get offset %d: %v", a.offset, err))
+				}
 			}
 			passes.Add(1)
 		}
 	}()
-	require.Eventually(t, func() bool { return passes.Load() >= 2 || !b.alive() }, 30*time.Second, time.Millisecond)
+	readerDone := func(n int64) func() (bool, string) {
+		return func() (bool, string) {
+			return passes.Load() >= n || !b.alive(), fmt.Sprintf("reader: %d passes of %d gets (want %d), last error %v", passes.Load(), len(starts)+1, n, lastErr.Load())
+		}
+	}
+	eventually(t, 60*time.Second, readerDone(2))
 	b.requireAlive("reading partition 0")
 	require.NoError(t, os.Truncate(victim.path, victim.size/2))
-	after := passes.Load()
-	require.Eventually(t, func() bool { return passes.Load() >= after+3 || !b.alive() }, 30*time.Second, time.Millisecond)
+	eventually(t, 60*time.Second, readerDone(passes.Load()+3))
 	close(stop)
 	wg.Wait()
 	b.requireAlive(fmt.Sprintf("truncating closed segment %s of partition 0 from %d to %d bytes under a reader", victim.path, victim.size, victim.size/2))
