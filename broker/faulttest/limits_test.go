@@ -74,6 +74,11 @@ func (p *proc) openFiles() int {
 func TestBinaryManySegmentsUnderFdLimit(t *testing.T) {
 	t.Parallel()
 	const nSegs, nofile = 10000, 4096
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	if lim.Max < nofile {
+		t.Skipf("the hard limit on open files is %d: cannot run the broker under ulimit -n %d", lim.Max, nofile)
+	}
 	dataDir := filepath.Join(t.TempDir(), "data")
 	l := newLedger()
 	writeSegments(t, l, dataDir, 0, nSegs)

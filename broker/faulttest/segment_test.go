@@ -95,6 +95,7 @@ func TestBinaryTruncateClosedSegmentUnderReader(t *testing.T) {
 				case <-stop:
 					return
 				case <-c.Done():
+					lastErr.Store(fmt.Sprintf("connection ended: %v", c.Err()))
 					return
 				default:
 				}
