@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -220,7 +219,7 @@ func (p *proc) restart() *proc {
 	return startBroker(p.t, p.cfg)
 }
 
-// segDir is the directory of partition part of topic.
+// partDir is the directory of partition part of the test topic.
 func (p *proc) partDir(part int) string {
 	return filepath.Join(p.cfg.dataDir, fmt.Sprintf("%s-%d", topic, part))
 }
@@ -351,9 +350,6 @@ func (p *proc) health() (int, string, error) {
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, strings.TrimSpace(string(body)), err
 }
-
-// errBrokerGone is returned by helpers when the broker process died.
-var errBrokerGone = errors.New("broker process gone")
 
 // eventually polls cond until it holds or timeout passes; on timeout the
 // test fails with cond's last description.
