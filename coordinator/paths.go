@@ -13,6 +13,7 @@
 //	/meta/brokers/topics/<topic>/<brokerId>-m           ephemeral   partition count, decimal (Python/Ruby/.NET clients)
 //	/meta/brokers/topics-pub/<topic>/<brokerId>-m       ephemeral   {"numParts":N,"broker":"<id>-m"} if acceptPublish
 //	/meta/brokers/topics-sub/<topic>/<brokerId>-m       ephemeral   same JSON, if acceptSubscribe
+//	/meta/brokers/metaq/accept/<brokerId>               ephemeral   ours: JSON {"topics":[{"pattern","numParts","acceptPublish"}]} (accept.go); MetaQ clients never read it
 //	/meta/consumers/<group>/ids/<group>_<consumerId>    ephemeral   MetaQ Java consumers (we refuse to mix with them)
 //	/meta/consumers/<group>/members/_c_<guid>-member-<seq>  ephemeral-sequential  our members (JSON)
 //	/meta/consumers/<group>/assign[/<memberId>]         persistent  assignment snapshot / per-member assignment
@@ -106,6 +107,14 @@ func (p Paths) TopicPub(topic string, brokerID int) string {
 func (p Paths) TopicSub(topic string, brokerID int) string {
 	return p.TopicsSub() + "/" + topic + "/" + MasterName(brokerID)
 }
+
+// BrokerAcceptsDir is the parent of the brokers' accepted-topics nodes, under
+// brokers/metaq/: a subtree of ours that no MetaQ client lists or reads.
+func (p Paths) BrokerAcceptsDir() string { return p.Root + "/brokers/metaq/accept" }
+
+// BrokerAccepts is the ephemeral node where a broker publishes the topics it
+// accepts before they are registered (coordinator/accept.go).
+func (p Paths) BrokerAccepts(id int) string { return p.BrokerAcceptsDir() + "/" + strconv.Itoa(id) }
 
 // Consumers is the parent of all consumer groups.
 func (p Paths) Consumers() string { return p.Root + "/consumers" }
