@@ -157,7 +157,8 @@ func (b *Broker) register(ctx context.Context) error {
 	}
 	b.zk = s
 	b.reg = coordinator.NewRegistrar(s, coordinator.NewPaths(zo.Root),
-		coordinator.BrokerInfo{ID: b.opts.BrokerID, URI: b.URI(), ConfigChecksum: b.configChecksum}, b.log)
+		coordinator.BrokerInfo{ID: b.opts.BrokerID, URI: b.URI(), ConfigChecksum: b.configChecksum,
+			AcceptedTopics: b.opts.AcceptedTopics}, b.log)
 	if err := b.reg.Start(cctx, b.topicRegistrations()); err != nil {
 		s.Close()
 		return fmt.Errorf("broker: register in ZooKeeper: %w", err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/metaq-go/metaq/broker/config"
 	"github.com/metaq-go/metaq/broker/store"
+	"github.com/metaq-go/metaq/coordinator"
 )
 
 // OptionsFromConfig turns a loaded server.ini (or YAML/TOML) into broker
@@ -78,6 +79,7 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 		return TopicConfig{NumPartitions: tc.NumPartitions, AcceptPublish: tc.AcceptPublish,
 			AcceptSubscribe: tc.AcceptSubscribe, Stat: tc.Stat}, true
 	}
+	o.AcceptedTopics = acceptedTopics(cfg)
 	for _, t := range cfg.Topics() {
 		if tc, ok := cfg.Topic(t); ok && tc.DataPath != "" && tc.DataPath != br.DataPath {
 			log.Warn("config: a per-topic dataPath is not supported; the topic is stored under the broker's dataPath",
@@ -100,4 +102,26 @@ func storePolicies(tc config.TopicConfig) (store.FlushPolicy, store.RetentionPol
 		}
 	}
 	return f, r
+}
+
+// acceptedTopics lists what cfg.Topic accepts in its order of precedence:
+// named sections, wildcard sections most specific first, then "*" when
+// autoCreateTopics is set.
+func acceptedTopics(cfg *config.Config) []coordinator.TopicPattern {
+	var out []coordinator.TopicPattern
+	add := func(pattern string, tc config.TopicConfig) {
+		out = append(out, coordinator.TopicPattern{Pattern: pattern, NumPartitions: tc.NumPartitions, AcceptPublish: tc.AcceptPublish})
+	}
+	for _, t := range cfg.Topics() {
+		if tc, ok := cfg.Topic(t); ok {
+			add(t, tc)
+		}
+	}
+	for _, tc := range cfg.WildcardTopics() {
+		add(tc.Name, tc)
+	}
+	if cfg.Broker().AutoCreateTopics {
+		add("*", cfg.Defaults())
+	}
+	return out
 }

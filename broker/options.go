@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/metaq-go/metaq/broker/store"
+	"github.com/metaq-go/metaq/coordinator"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -54,6 +55,11 @@ type Options struct {
 	Topic func(topic string) (cfg TopicConfig, ok bool)
 	// Topics are created and registered at start.
 	Topics []string
+	// AcceptedTopics are the names and patterns Topic accepts, in its order of
+	// precedence ("*" for autoCreateTopics), published in ZooKeeper so that
+	// producers can send to a topic before its first put registers it
+	// (coordinator/accept.go). None: nothing is published.
+	AcceptedTopics []coordinator.TopicPattern
 
 	MaxConnections        int           // default 10000
 	IdleTimeout           time.Duration // close connections silent this long; 0 = never

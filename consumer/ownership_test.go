@@ -2,7 +2,6 @@ package consumer_test
 
 import (
 	"context"
-	"path"
 	"sync"
 	"testing"
 	"time"
@@ -95,22 +94,20 @@ func testOwnerNodeTaken(t *testing.T, how string) {
 	s := e.session()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dir := coordinator.NewPaths(e.root).GroupOwner("go", victim.Topic, victim.BrokerID, victim.Partition)
-	kids, _, err := s.Children(ctx, dir)
+	own := coordinator.NewPaths(e.root).GroupOwner("go", victim.Topic, victim.BrokerID, victim.Partition)
+	_, stat, err := s.Get(ctx, own)
 	require.NoError(t, err)
-	require.Len(t, kids, 1, "the consumer's node is alone in the queue")
-	own := path.Join(dir, kids[0])
+	require.NotZero(t, stat.EphemeralOwner, "the owner node is MetaQ's ephemeral node")
 
 	var intruder string
 	takenAt := time.Now()
 	switch how {
 	case "deleted":
-		// Queue an intruder right behind, then delete the consumer's node:
-		// the intruder is the lowest node, i.e. the owner.
-		intruder, err = s.Create(ctx, path.Join(dir, "intruder-owner-"), []byte("intruder"), zkrecipes.EphemeralSequential)
-		require.NoError(t, err)
+		// Delete the consumer's node and take it: the intruder is the owner.
 		takenAt = time.Now()
 		require.NoError(t, s.Delete(ctx, own, -1))
+		intruder, err = s.Create(ctx, own, []byte("intruder"), zkrecipes.Ephemeral)
+		require.NoError(t, err)
 	case "overwritten":
 		_, err = s.Set(ctx, own, []byte("intruder"), -1)
 		require.NoError(t, err)

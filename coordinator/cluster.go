@@ -146,6 +146,8 @@ type ClusterView struct {
 	version       uint64
 	changed       chan struct{} // closed and replaced at each change
 	closed        bool
+	accepts       map[int][]TopicPattern // WithAcceptedTopics: broker id → accepted topics
+	acceptLoaded  chan struct{}          // WithAcceptedTopics: closed after the first read; nil without
 
 	// ready is an immutable copy of the loaded topics' partitions, for
 	// lock-free reads; republished under mu after every change.
@@ -164,6 +166,13 @@ func (v *ClusterView) publishLocked() {
 	case <-v.brokersLoaded:
 	default:
 		return
+	}
+	if v.acceptLoaded != nil {
+		select {
+		case <-v.acceptLoaded:
+		default:
+			return
+		}
 	}
 	rv := &readyView{version: v.version, parts: make(map[string][]BrokerPartition, len(v.topics))}
 	for t, ts := range v.topics {
@@ -213,6 +222,10 @@ func NewClusterView(s *zkrecipes.Session, paths Paths, opts ...ClusterViewOption
 	}
 	v.wg.Add(1)
 	go v.brokersLoop()
+	if v.acceptLoaded != nil {
+		v.wg.Add(1)
+		go v.acceptLoop()
+	}
 	return v
 }
 
@@ -241,10 +254,12 @@ func (v *ClusterView) Partitions(ctx context.Context, topic string) (TopicPartit
 		v.wg.Add(1)
 		go v.topicLoop(topic, ts)
 	}
-	loaded := ts.loaded
-	bl := v.brokersLoaded
+	waits := []chan struct{}{v.brokersLoaded, ts.loaded}
+	if v.acceptLoaded != nil {
+		waits = append(waits, v.acceptLoaded)
+	}
 	v.mu.Unlock()
-	for _, ch := range []chan struct{}{bl, loaded} {
+	for _, ch := range waits {
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -331,6 +346,9 @@ func (v *ClusterView) recomputeLocked(brokersChanged bool) {
 			for p := 0; p < ts.regs[id]; p++ {
 				ps = append(ps, BrokerPartition{BrokerID: id, Partition: p, Addr: m.addr})
 			}
+		}
+		if len(ts.regs) == 0 && v.acceptLoaded != nil {
+			ps = v.acceptedPartitionsLocked(topic) // not registered yet: the brokers that would create it
 		}
 		if !slices.Equal(ps, v.parts[topic]) {
 			v.parts[topic] = ps

@@ -11,16 +11,17 @@ package coordinator
 //	                                                                 read by a new leader and by tools; watched by nobody
 //	assign/<memberId>                                    persistent  JSON memberAssignNode {"generation","topics":{topic:["b-p",...]}}
 //	                                                                 written only when it changes; watched only by that member
-//	owners/<topic>/<brokerId>-<partition>                persistent  the partition's owner queue
-//	owners/<topic>/<brokerId>-<partition>/_c_<guid>-owner-<seq10>  ephemeral sequential, protected; data: owning member id
-//	                                                                 the lowest node owns the partition, the others wait in line
+//	owners/<topic>/<brokerId>-<partition>                ephemeral   data: owning member id — exactly MetaQ's owner node,
+//	                                                                 so a MetaQ Java group can take over once ours has left
+//	metaq/fence/<topic>/_c_<guid>-<brokerId>-<partition> ephemeral, protected; one per claim: the commits' fencing token
 //	offsets/<topic>/<brokerId>-<partition>               persistent  "<msgId>-<offset>" (MetaQ compatible)
 //
 // Watches: each member has one data watch on its predecessor member node and
-// one on its own assign/<memberId> node, plus one data watch on the node just
-// before its own in each owner queue it waits in, and one on its own node in
-// each owner queue it is in (a change or deletion puts the partition in
-// doubt; see group_fence.go). Only the leader (the lowest
+// one on its own assign/<memberId> node, plus one data watch on the owner
+// node of each partition it was assigned but another member still holds
+// (normally the previous owner, which lets go after Revoked), and one on the
+// owner node of each partition it holds (a change or deletion puts the
+// partition in doubt; see group_fence.go). Only the leader (the lowest
 // member node of the current session) watches members' children and
 // <root>/brokers/topics-sub/<topic> (children, and the data of each broker
 // node under it).
@@ -194,6 +195,7 @@ type memberAssignNode struct {
 type ownerRef struct {
 	node      string
 	version   int32
+	fence     string  // the claim's fence node (GroupFences)
 	committed *Offset // last offset known to be stored, nil if unknown
 	session   int64   // the session the owner node belongs to
 	verified  int64   // zkrecipes Liveness.Run in which ownership was last confirmed
@@ -373,11 +375,10 @@ func (g *Group) commit(ctx context.Context, tp TopicPartition, o Offset, reset b
 	defer g.commitMu.Unlock()
 	g.mu.Lock()
 	ref := g.owned[tp]
-	var node string
-	var version int32
+	var tok fenceToken
 	var floor *Offset
 	if ref != nil {
-		node, version, floor = ref.node, ref.version, ref.committed
+		tok, floor = fenceToken{fence: ref.fence, owner: ref.node, version: ref.version}, ref.committed
 	}
 	g.mu.Unlock()
 	if ref == nil {
@@ -395,9 +396,9 @@ func (g *Group) commit(ctx context.Context, tp TopicPartition, o Offset, reset b
 	if !reset && floor != nil && o.Offset < floor.Offset {
 		return fmt.Errorf("%w: %s committed %d, asked %d", ErrOffsetBackwards, tp, floor.Offset, o.Offset)
 	}
-	if err := commitFenced(ctx, g.s, g.paths, g.opts.Group, tp, node, version, o); err != nil {
+	if err := commitFenced(ctx, g.s, g.paths, g.opts.Group, tp, tok, o); err != nil {
 		if errors.Is(err, ErrNotOwner) {
-			g.doubt(tp, node) // stop delivering it until the owner node is checked
+			g.doubt(tp, tok.owner) // stop delivering it until the owner node is checked
 		}
 		return err
 	}

@@ -168,13 +168,23 @@ func (g *Group) confirmOwner(ctx context.Context, st *memberState, tp TopicParti
 			"data", string(data), "ephemeral_owner", fmt.Sprintf("0x%x", stat.EphemeralOwner))
 		return false, nil
 	}
+	if ps.fence != "" {
+		ok, fstat, err := g.s.Exists(ctx, ps.fence)
+		if err != nil {
+			return false, err
+		}
+		if !ok || fstat.EphemeralOwner != st.sessionID {
+			g.log.Warn("fence node deleted while the session lives: partition lost", "partition", tp, "node", ps.fence)
+			return false, nil
+		}
+	}
 	ps.version = stat.Version // rewritten with our own id: adopt the version commits check
 	return true, nil
 }
 
 // loseOne drops one partition whose ownership ended while the session
 // lives: it is reported Lost (no commit is possible any more), its node (if
-// still there) is deleted, and the next reconcile queues for it again if it
+// still there) is deleted, and the next reconcile claims it again if it
 // is still assigned here.
 func (g *Group) loseOne(st *memberState, tp TopicPartition) {
 	ps := st.parts[tp]
@@ -183,7 +193,7 @@ func (g *Group) loseOne(st *memberState, tp TopicPartition) {
 	delete(g.owned, tp)
 	g.mu.Unlock()
 	if ps != nil {
-		st.toDelete = append(st.toDelete, ps.node)
+		st.release(ps)
 	}
 	g.count(func(s *GroupStats) { s.Lost++; s.OwnerLost++ })
 	g.opts.Handler.Lost([]TopicPartition{tp})

@@ -1,7 +1,6 @@
 package coordinator_test
 
 import (
-	"path"
 	"testing"
 	"time"
 
@@ -32,15 +31,15 @@ func TestMayDeliverFollowsOwnNodeAndProof(t *testing.T) {
 	require.False(t, m.g.MayDeliver(coordinator.TopicPartition{Topic: "orders", Partition: coordinator.Partition{BrokerID: 9}}),
 		"a partition the member does not own")
 
-	// Take all[0]'s owner node: an intruder queues behind it, then it is deleted.
+	// Take all[0]'s owner node: it is deleted and an intruder creates it.
 	ctx := gctx(t, 30*time.Second)
-	dir := f.paths.GroupOwner("g", "orders", all[0].BrokerID, all[0].Partition.Partition)
-	kids, _, err := f.admin.Children(ctx, dir)
+	node := f.paths.GroupOwner("g", "orders", all[0].BrokerID, all[0].Partition.Partition)
+	data, _, err := f.admin.Get(ctx, node)
 	require.NoError(t, err)
-	require.Len(t, kids, 1)
-	intruder, err := f.admin.Create(ctx, path.Join(dir, "intruder-owner-"), []byte("intruder"), zkrecipes.EphemeralSequential)
+	require.Equal(t, "m", string(data), "MetaQ's owner node: the owner's id")
+	require.NoError(t, f.admin.Delete(ctx, node, -1))
+	intruder, err := f.admin.Create(ctx, node, []byte("intruder"), zkrecipes.Ephemeral)
 	require.NoError(t, err)
-	require.NoError(t, f.admin.Delete(ctx, path.Join(dir, kids[0]), -1))
 	require.Eventually(t, func() bool { return m.g.Stats().OwnerLost == 1 }, 10*time.Second, 5*time.Millisecond, "the loss is noticed")
 	require.False(t, m.g.MayDeliver(all[0]), "the intruder owns it now")
 	require.True(t, m.g.MayDeliver(all[1]), "the other partition is untouched")

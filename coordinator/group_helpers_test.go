@@ -324,4 +324,3 @@ func watchersPerPath(t testing.TB, srv *zktest.Server, under string) map[string]
 	}
 	return res
 }
-

@@ -23,7 +23,7 @@ type evKind int
 const (
 	evPred      evKind = iota + 1 // predecessor member node changed
 	evAssign                      // own assign node changed
-	evOwnerPred                   // predecessor in an owner queue changed
+	evOwnerPred                   // the owner node another member holds changed or went away
 	evOwnNode                     // this member's own owner node changed or went away
 	evVerify                      // an owned partition is in doubt (a commit was refused)
 	evClose
@@ -37,14 +37,15 @@ type loopEvent struct {
 	node  string          // evOwnNode: the owner node watched
 }
 
-// partState is a partition this member is in the owner queue of.
+// partState is a partition this member owns or claims.
 type partState struct {
-	node      string
+	node      string // the partition's owner node (MetaQ's owners/<topic>/<b-p>)
 	version   int32
+	fence     string // owned: this claim's fence node
 	owned     bool
-	waitArmed string // predecessor node watched, "" if none armed
-	needCheck bool
-	ownArmed  bool // a watch on node itself is armed
+	waitArmed bool // not owned: a watch on the other holder's node is armed
+	needCheck bool // try to claim the node
+	ownArmed  bool // owned: a watch on node itself is armed
 }
 
 // memberState is owned by the loop goroutine.
@@ -318,7 +319,7 @@ func (g *Group) sessionGone(st *memberState) bool {
 	return st.sessionID != 0 && g.s.ID() != st.sessionID
 }
 
-// apply releases partitions no longer desired and queues for new ones.
+// apply releases partitions no longer desired and claims new ones.
 func (g *Group) apply(ctx context.Context, st *memberState) error {
 	if g.sessionGone(st) {
 		g.loseAll(st) // a revocation now could not be committed: it is a loss
@@ -333,7 +334,7 @@ func (g *Group) apply(ctx context.Context, st *memberState) error {
 			revoked = append(revoked, tp)
 			continue
 		}
-		st.toDelete = append(st.toDelete, ps.node)
+		st.release(ps)
 		delete(st.parts, tp)
 	}
 	if len(revoked) > 0 {
@@ -347,7 +348,7 @@ func (g *Group) apply(ctx context.Context, st *memberState) error {
 		}
 		g.mu.Unlock()
 		for _, tp := range revoked {
-			st.toDelete = append(st.toDelete, st.parts[tp].node)
+			st.release(st.parts[tp])
 			delete(st.parts, tp)
 		}
 	}
@@ -358,13 +359,11 @@ func (g *Group) apply(ctx context.Context, st *memberState) error {
 		if _, ok := st.parts[tp]; ok {
 			continue
 		}
-		if err := g.enqueue(ctx, st, tp); err != nil {
-			return err
-		}
+		st.parts[tp] = &partState{node: g.ownerNode(tp), needCheck: true} // claimed below
 	}
 	for _, tp := range sortedTPs(st.parts) {
 		if ps := st.parts[tp]; ps.needCheck {
-			if err := g.checkQueue(ctx, st, tp, ps); err != nil {
+			if err := g.claim(ctx, st, tp, ps); err != nil {
 				return err
 			}
 		}
@@ -374,7 +373,7 @@ func (g *Group) apply(ctx context.Context, st *memberState) error {
 
 func (g *Group) deletePending(ctx context.Context, st *memberState) error {
 	for len(st.toDelete) > 0 {
-		if err := g.s.DeleteIfExists(ctx, st.toDelete[0]); err != nil {
+		if err := g.releaseOwner(ctx, st, st.toDelete[0]); err != nil {
 			return err
 		}
 		st.toDelete = st.toDelete[1:]
@@ -391,67 +390,98 @@ func sortedTPs[V any](m map[TopicPartition]V) []TopicPartition {
 	return out
 }
 
-func (g *Group) ownerDir(tp TopicPartition) string {
+func (g *Group) ownerNode(tp TopicPartition) string {
 	return g.paths.GroupOwner(g.opts.Group, tp.Topic, tp.BrokerID, tp.Partition.Partition)
 }
 
-// enqueue creates this member's node in the partition's owner queue.
-func (g *Group) enqueue(ctx context.Context, st *memberState, tp TopicPartition) error {
-	node, err := g.s.CreateProtected(ctx, g.ownerDir(tp), OwnerNodeName, []byte(g.opts.MemberID), true)
-	if err != nil {
-		return err
-	}
-	// The check also arms the member's watch on its own node: only this
-	// member watches it, and a change or deletion puts the partition in doubt.
-	_, stat, ch, err := g.s.ExistsW(ctx, node)
-	if err != nil || stat == nil || stat.EphemeralOwner != st.sessionID {
-		_ = g.s.DeleteIfExists(ctx, node)
-		return fmt.Errorf("coordinator: owner node %s not of session 0x%x: %w", node, st.sessionID, cmpErr(err, zkrecipes.ErrSessionLost))
-	}
-	st.parts[tp] = &partState{node: node, version: stat.Version, needCheck: true, ownArmed: true}
-	g.forwardOwn(loopEvent{kind: evOwnNode, epoch: st.epoch, tp: tp, node: node}, ch)
-	return nil
-}
-
-// checkQueue takes ownership if our node is the lowest, else watches the
-// node just before ours (exactly one waiter per partition and member).
-func (g *Group) checkQueue(ctx context.Context, st *memberState, tp TopicPartition, ps *partState) error {
-	dir := g.ownerDir(tp)
+// claim takes tp's owner node the way MetaQ's consumers do: an ephemeral
+// owners/<topic>/<brokerId>-<partition> whose data is the member id. A node
+// this session already holds with our id (a create whose reply was lost) is
+// ours; a node of anyone else is waited for with a data watch (the assigned
+// successor is the only waiter). The read after the create also arms the
+// owner's watch on its own node: a change or deletion puts the partition in
+// doubt (group_fence.go).
+func (g *Group) claim(ctx context.Context, st *memberState, tp TopicPartition, ps *partState) error {
 	for {
 		run := g.s.Liveness().Run // before the request: the answer proves ownership in this run
-		kids, _, err := g.s.Children(ctx, dir)
+		if _, err := g.s.CreateParents(ctx, ps.node, []byte(g.opts.MemberID), zkrecipes.Ephemeral); err != nil &&
+			!errors.Is(err, zk.ErrNodeExists) {
+			return err
+		}
+		data, stat, ch, err := g.s.GetW(ctx, ps.node)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue // released meanwhile: create again
+		}
 		if err != nil {
 			return err
 		}
-		zkrecipes.SortBySequence(kids)
-		i := slices.Index(kids, path.Base(ps.node))
-		if i < 0 {
-			delete(st.parts, tp) // our node vanished: queue again on the next pass
-			return fmt.Errorf("coordinator: owner node %s vanished", ps.node)
-		}
-		if i == 0 {
-			ps.owned, ps.needCheck = true, false
+		if stat.EphemeralOwner == st.sessionID && string(data) == g.opts.MemberID {
+			fence, err := g.createFence(ctx, st, tp)
+			if err != nil {
+				return err
+			}
+			ps.owned, ps.needCheck, ps.version, ps.ownArmed, ps.waitArmed, ps.fence = true, false, stat.Version, true, false, fence
+			g.forwardOwn(loopEvent{kind: evOwnNode, epoch: st.epoch, tp: tp, node: ps.node}, ch)
 			g.mu.Lock()
-			g.owned[tp] = &ownerRef{node: ps.node, version: ps.version, session: st.sessionID, verified: run}
+			g.owned[tp] = &ownerRef{node: ps.node, version: ps.version, fence: fence, session: st.sessionID, verified: run}
 			g.mu.Unlock()
 			st.assigned = append(st.assigned, tp)
 			return nil
 		}
-		pred := path.Join(dir, kids[i-1])
-		if ps.waitArmed == pred {
-			ps.needCheck = false
-			return nil
-		}
-		ok, _, ch, err := g.s.ExistsW(ctx, pred)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		if stat.EphemeralOwner == st.sessionID {
+			// Ours but rewritten by someone else: not trusted; release it and claim anew.
+			if err := g.releaseOwner(ctx, st, ps.node); err != nil {
+				return err
+			}
 			continue
 		}
-		ps.waitArmed, ps.needCheck = pred, false
+		// Held by someone else (the previous owner, or a MetaQ Java consumer):
+		// wait for it to go.
+		ps.waitArmed, ps.needCheck = true, false
 		g.forward(loopEvent{kind: evOwnerPred, epoch: st.epoch, tp: tp}, ch)
 		return nil
+	}
+}
+
+// createFence creates this claim's fence node (GroupFences): unique per claim
+// and ephemeral, so a commit of a member whose session ended fails even if
+// the owner node was re-created meanwhile with the same version.
+func (g *Group) createFence(ctx context.Context, st *memberState, tp TopicPartition) (string, error) {
+	fence, err := g.s.CreateProtected(ctx, g.paths.GroupFences(g.opts.Group, tp.Topic), tp.Partition.String(), []byte(g.opts.MemberID), false)
+	if err != nil {
+		return "", err
+	}
+	if _, stat, err := g.s.Exists(ctx, fence); err != nil || stat == nil || stat.EphemeralOwner != st.sessionID {
+		_ = g.s.DeleteIfExists(ctx, fence)
+		return "", fmt.Errorf("coordinator: fence node %s not of session 0x%x: %w", fence, st.sessionID, cmpErr(err, zkrecipes.ErrSessionLost))
+	}
+	return fence, nil
+}
+
+// release queues a partition's nodes for deletion: the fence first, then
+// the owner node (a commit between the two is refused).
+func (st *memberState) release(ps *partState) {
+	if ps.fence != "" {
+		st.toDelete = append(st.toDelete, ps.fence)
+	}
+	st.toDelete = append(st.toDelete, ps.node)
+}
+
+// releaseOwner deletes an owner (or fence) node if this member's session
+// holds it; a node of another session (a new owner) is left alone.
+func (g *Group) releaseOwner(ctx context.Context, st *memberState, node string) error {
+	for {
+		ok, stat, err := g.s.Exists(ctx, node)
+		if err != nil || !ok || stat.EphemeralOwner != st.sessionID {
+			return err
+		}
+		err = g.s.Delete(ctx, node, stat.Version)
+		if err == nil || errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		if !errors.Is(err, zk.ErrBadVersion) {
+			return err
+		}
 	}
 }
 
@@ -488,13 +518,13 @@ func (g *Group) onWatch(st *memberState, ev loopEvent) {
 		st.assignArmed, st.needAssign = false, true
 	case evOwnerPred:
 		if ps := st.parts[ev.tp]; ps != nil && !ps.owned {
-			ps.waitArmed, ps.needCheck = "", true
+			ps.waitArmed, ps.needCheck = false, true
 		}
 	case evOwnNode:
 		if ps := st.parts[ev.tp]; ps != nil && ps.node == ev.node {
 			ps.ownArmed = false
 			if !ps.owned {
-				ps.needCheck = true // checkQueue notices a vanished node
+				ps.needCheck = true // claim looks again
 			}
 		}
 	}

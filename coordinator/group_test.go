@@ -47,11 +47,12 @@ func TestGroupJoinLeaveBalancesAndCleansUp(t *testing.T) {
 		require.NoError(t, m.g.Close(gctx(t, 10*time.Second)))
 	}
 	f.a.check()
-	// Invariant 5: nothing of the members is left: no member, owner-queue or assign/<member> node.
+	// Invariant 5: nothing of the members is left: no member, owner or assign/<member> node.
 	for _, n := range tree(t, f.admin, f.paths.Group("g")) {
 		require.False(t, strings.HasPrefix(n, "members/_c_"), "left behind: %s", n)
 		require.False(t, strings.HasPrefix(n, "assign/"), "left behind: %s", n)
-		require.False(t, strings.Count(n, "/") >= 3 && strings.HasPrefix(n, "owners/"), "left behind: %s", n)
+		require.False(t, strings.Count(n, "/") >= 2 && strings.HasPrefix(n, "owners/"), "left behind: %s", n)
+		require.False(t, strings.Count(n, "/") >= 3 && strings.HasPrefix(n, "metaq/fence/"), "left behind: %s", n)
 	}
 	// Offsets committed on revoke stay (persistent, MetaQ format).
 	lag, err := coordinator.GroupLag(gctx(t, 10*time.Second), f.admin, f.paths, "g", nil)

@@ -65,17 +65,20 @@ func FetchOffset(ctx context.Context, s *zkrecipes.Session, paths Paths, group s
 	return o, err == nil, err
 }
 
-// commitFenced writes offset o for tp in one Multi with a version check of
-// ownerNode (the fencing token): if the node is gone (ownership lost,
-// session ended) it returns ErrNotOwner and nothing is written. The offset
-// node is created (inside a Multi with the same check) when missing.
+// commitFenced writes offset o for tp in one Multi with checks of the
+// fencing token: the claim's fence node exists and the owner node has the
+// version the claim saw. If either fails (ownership lost, session ended) it
+// returns ErrNotOwner and nothing is written. The offset node is created
+// (inside a Multi with the same checks) when missing.
 func commitFenced(ctx context.Context, s *zkrecipes.Session, paths Paths, group string, tp TopicPartition,
-	ownerNode string, ownerVersion int32, o Offset) error {
+	tok fenceToken, o Offset) error {
 	p := offsetPath(paths, group, tp)
-	check := &zk.CheckVersionRequest{Path: ownerNode, Version: ownerVersion}
+	fence := &zk.CheckVersionRequest{Path: tok.fence, Version: -1}
+	check := &zk.CheckVersionRequest{Path: tok.owner, Version: tok.version}
+	ownerNode := tok.owner
 	data := []byte(o.String())
 	for attempt := 0; ; attempt++ {
-		res, err := s.Multi(ctx, check, &zk.SetDataRequest{Path: p, Data: data, Version: -1})
+		res, err := s.Multi(ctx, fence, check, &zk.SetDataRequest{Path: p, Data: data, Version: -1})
 		if err == nil {
 			return nil
 		}
@@ -89,7 +92,7 @@ func commitFenced(ctx context.Context, s *zkrecipes.Session, paths Paths, group 
 		if err := s.EnsurePath(ctx, paths.GroupOffsets(group, tp.Topic)); err != nil {
 			return err
 		}
-		res, err = s.Multi(ctx, check, &zk.CreateRequest{Path: p, Data: data})
+		res, err = s.Multi(ctx, fence, check, &zk.CreateRequest{Path: p, Data: data})
 		if err == nil {
 			return nil
 		}
@@ -102,9 +105,23 @@ func commitFenced(ctx context.Context, s *zkrecipes.Session, paths Paths, group 
 	}
 }
 
-// ownerCheckFailed reports whether the first operation (the owner check) of a failed Multi failed.
+// fenceToken is what a commit checks: the claim's fence node and the owner
+// node at the version the claim saw.
+type fenceToken struct {
+	fence   string
+	owner   string
+	version int32
+}
+
+// ownerCheckFailed reports whether one of the first two operations (the fence
+// and owner checks) of a failed Multi failed.
 func ownerCheckFailed(res []zk.MultiResponse) bool {
-	return len(res) > 0 && (errors.Is(res[0].Error, zk.ErrNoNode) || errors.Is(res[0].Error, zk.ErrBadVersion))
+	for i := 0; i < 2 && i < len(res); i++ {
+		if errors.Is(res[i].Error, zk.ErrNoNode) || errors.Is(res[i].Error, zk.ErrBadVersion) {
+			return true
+		}
+	}
+	return false
 }
 
 // PartitionLag is what ZooKeeper knows about one partition of a group, plus
@@ -113,8 +130,7 @@ type PartitionLag struct {
 	TopicPartition
 	Committed  Offset
 	HasOffset  bool
-	Owner      string // member id of the current owner ("" if none)
-	Waiting    int    // members queued behind the owner
+	Owner      string // member (or MetaQ consumer) id of the current owner ("" if none)
 	LogEnd     int64  // -1 if unknown
 	Lag        int64  // LogEnd - Committed.Offset, -1 if unknown
 	AssignedTo string // member the leader assigned it to ("" if none)
@@ -157,17 +173,11 @@ func GroupLag(ctx context.Context, s *zkrecipes.Session, paths Paths, group stri
 		return nil, err
 	}
 	if err := eachPartitionNode(ctx, s, paths.GroupOwnersRoot(group), func(tp TopicPartition, p string) error {
-		kids, _, err := s.Children(ctx, p)
-		if err != nil || len(kids) == 0 {
-			return ignoreNoNode(err)
+		data, stat, err := s.Get(ctx, p)
+		if err != nil || stat.EphemeralOwner == 0 {
+			return ignoreNoNode(err) // a persistent node is a leftover, not an owner
 		}
-		zkrecipes.SortBySequence(kids)
-		data, _, err := s.Get(ctx, p+"/"+kids[0])
-		if err != nil {
-			return ignoreNoNode(err)
-		}
-		r := row(tp)
-		r.Owner, r.Waiting = string(data), len(kids)-1
+		row(tp).Owner = string(data)
 		return nil
 	}); err != nil {
 		return nil, err

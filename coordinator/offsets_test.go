@@ -67,20 +67,32 @@ func TestCommitFencedByOwnerNode(t *testing.T) {
 	ctx := context.Background()
 	paths := NewPaths("/fence" + time.Now().Format("150405.000000000"))
 	tp := TopicPartition{"t", Partition{1, 0}}
-	owner, err := s.CreateProtected(ctx, paths.GroupOwner("g", "t", 1, 0), OwnerNodeName, []byte("m"), true)
-	require.NoError(t, err)
+	claim := func(s *zkrecipes.Session) fenceToken {
+		owner, err := s.CreateParents(ctx, paths.GroupOwner("g", "t", 1, 0), []byte("m"), zkrecipes.Ephemeral)
+		require.NoError(t, err)
+		fence, err := s.CreateProtected(ctx, paths.GroupFences("g", "t"), "1-0", []byte("m"), false)
+		require.NoError(t, err)
+		return fenceToken{fence: fence, owner: owner, version: 0}
+	}
+	tok := claim(s)
 	// Creates the offset node (and its parents) under the owner check.
-	require.NoError(t, commitFenced(ctx, s, paths, "g", tp, owner, 0, Offset{1, 10}))
-	require.NoError(t, commitFenced(ctx, s, paths, "g", tp, owner, 0, Offset{2, 20}))
-	require.NoError(t, s.Delete(ctx, owner, -1))
-	require.ErrorIs(t, commitFenced(ctx, s, paths, "g", tp, owner, 0, Offset{3, 30}), ErrNotOwner)
+	require.NoError(t, commitFenced(ctx, s, paths, "g", tp, tok, Offset{1, 10}))
+	require.NoError(t, commitFenced(ctx, s, paths, "g", tp, tok, Offset{2, 20}))
+	require.NoError(t, s.Delete(ctx, tok.owner, -1))
+	require.ErrorIs(t, commitFenced(ctx, s, paths, "g", tp, tok, Offset{3, 30}), ErrNotOwner)
+	// The session ends (its nodes go) and a new owner re-creates the very same
+	// owner node at version 0: the old claim's commit is still refused.
+	require.NoError(t, s.Delete(ctx, tok.fence, -1))
+	tok2 := claim(internalSession(t))
+	require.Equal(t, tok.owner, tok2.owner)
+	require.ErrorIs(t, commitFenced(ctx, s, paths, "g", tp, tok, Offset{3, 30}), ErrNotOwner)
 	o, found, err := FetchOffset(ctx, s, paths, "g", tp)
 	require.NoError(t, err)
 	require.True(t, found)
 	require.Equal(t, Offset{2, 20}, o)
 	// No offset node is created for a partition we never owned.
 	tp2 := TopicPartition{"t", Partition{1, 1}}
-	require.ErrorIs(t, commitFenced(ctx, s, paths, "g", tp2, owner, 0, Offset{3, 30}), ErrNotOwner)
+	require.ErrorIs(t, commitFenced(ctx, s, paths, "g", tp2, tok, Offset{3, 30}), ErrNotOwner)
 	_, found, err = FetchOffset(ctx, s, paths, "g", tp2)
 	require.NoError(t, err)
 	require.False(t, found)

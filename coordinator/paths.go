@@ -13,10 +13,12 @@
 //	/meta/brokers/topics/<topic>/<brokerId>-m           ephemeral   partition count, decimal (Python/Ruby/.NET clients)
 //	/meta/brokers/topics-pub/<topic>/<brokerId>-m       ephemeral   {"numParts":N,"broker":"<id>-m"} if acceptPublish
 //	/meta/brokers/topics-sub/<topic>/<brokerId>-m       ephemeral   same JSON, if acceptSubscribe
+//	/meta/brokers/metaq/accept/<brokerId>               ephemeral   ours: JSON {"topics":[{"pattern","numParts","acceptPublish"}]} (accept.go); MetaQ clients never read it
 //	/meta/consumers/<group>/ids/<group>_<consumerId>    ephemeral   MetaQ Java consumers (we refuse to mix with them)
 //	/meta/consumers/<group>/members/_c_<guid>-member-<seq>  ephemeral-sequential  our members (JSON)
 //	/meta/consumers/<group>/assign[/<memberId>]         persistent  assignment snapshot / per-member assignment
-//	/meta/consumers/<group>/owners/<topic>/<brokerId>-<partition>[/_c_<guid>-owner-<seq>]  owner queue
+//	/meta/consumers/<group>/owners/<topic>/<brokerId>-<partition>   ephemeral   owner's member id (MetaQ's own node, ours and MetaQ's alike)
+//	/meta/consumers/<group>/metaq/fence/<topic>/_c_<guid>-<brokerId>-<partition>  ephemeral  ours: one per claim of a partition, the fencing token of commits (REBALANCE.md)
 //	/meta/consumers/<group>/offsets/<topic>/<brokerId>-<partition>  persistent  <msgId>-<offset>
 package coordinator
 
@@ -106,6 +108,14 @@ func (p Paths) TopicSub(topic string, brokerID int) string {
 	return p.TopicsSub() + "/" + topic + "/" + MasterName(brokerID)
 }
 
+// BrokerAcceptsDir is the parent of the brokers' accepted-topics nodes, under
+// brokers/metaq/: a subtree of ours that no MetaQ client lists or reads.
+func (p Paths) BrokerAcceptsDir() string { return p.Root + "/brokers/metaq/accept" }
+
+// BrokerAccepts is the ephemeral node where a broker publishes the topics it
+// accepts before they are registered (coordinator/accept.go).
+func (p Paths) BrokerAccepts(id int) string { return p.BrokerAcceptsDir() + "/" + strconv.Itoa(id) }
+
 // Consumers is the parent of all consumer groups.
 func (p Paths) Consumers() string { return p.Root + "/consumers" }
 
@@ -144,12 +154,26 @@ func ParsePartitionName(name string) (brokerID, partition int, err error) {
 	return 0, 0, fmt.Errorf("coordinator: %q is not <brokerId>-<partition>", name)
 }
 
-// GroupOwners is the parent of a topic's owner queues.
+// GroupOwners is the parent of a topic's owner nodes.
 func (p Paths) GroupOwners(group, topic string) string { return p.Group(group) + "/owners/" + topic }
 
-// GroupOwner is the owner queue (or MetaQ owner node) of one partition.
+// GroupOwner is the owner node of one partition: exactly MetaQ's, an
+// ephemeral node whose data is the owner's id, created by the member that
+// takes the partition and deleted when it lets go. Nothing else may live
+// under owners/<topic>/: MetaQ's consumers claim a partition by creating
+// this node and fail while any node is there.
 func (p Paths) GroupOwner(group, topic string, brokerID, partition int) string {
 	return p.GroupOwners(group, topic) + "/" + PartitionName(brokerID, partition)
+}
+
+// GroupFences is the parent of a topic's fence nodes: ours, under the
+// group's metaq/ subtree that MetaQ's consumers never read. A member that
+// takes a partition creates one (protected, so unique per claim) after its
+// owner node; every offset commit checks it exists, so a member whose
+// session ended cannot commit even after a new owner re-created the
+// same-named owner node (whose version starts at 0 again).
+func (p Paths) GroupFences(group, topic string) string {
+	return p.Group(group) + "/metaq/fence/" + topic
 }
 
 // GroupOffsets is the parent of a topic's offset nodes.
@@ -166,7 +190,7 @@ func Base(p string) string { return path.Base(p) }
 // TopicSubDir is the parent of a topic's subscribe registrations (one node per broker).
 func (p Paths) TopicSubDir(topic string) string { return p.TopicsSub() + "/" + topic }
 
-// GroupOwnersRoot is the parent of every topic's owner queues.
+// GroupOwnersRoot is the parent of every topic's owner nodes.
 func (p Paths) GroupOwnersRoot(group string) string { return p.Group(group) + "/owners" }
 
 // GroupOffsetsRoot is the parent of every topic's offset nodes.
@@ -175,7 +199,3 @@ func (p Paths) GroupOffsetsRoot(group string) string { return p.Group(group) + "
 // MemberNodeName is the name (before the protected prefix and the sequence)
 // of a member node: members/_c_<guid>-member-<seq10>.
 const MemberNodeName = "member-"
-
-// OwnerNodeName is the name (before the protected prefix and the sequence) of
-// an owner-queue node: owners/<topic>/<b-p>/_c_<guid>-owner-<seq10>.
-const OwnerNodeName = "owner-"

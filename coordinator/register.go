@@ -34,6 +34,10 @@ type BrokerInfo struct {
 	ID             int    // 0..1023
 	URI            string // meta://host:port
 	ConfigChecksum uint32 // CRC-32 of the raw config file
+	// AcceptedTopics are the topics the broker takes without a registration
+	// yet (wildcard sections, autoCreateTopics), published under
+	// brokers/metaq/accept/<id> for producers (accept.go); none = no node.
+	AcceptedTopics []TopicPattern
 }
 
 // PartitionInfo is the JSON of topics-pub / topics-sub nodes.
@@ -181,6 +185,9 @@ func (r *Registrar) registerAll(ctx context.Context) error {
 	if err := r.ensureEphemeral(ctx, r.paths.BrokerConfigChecksum(id), sum, false); err != nil {
 		return err
 	}
+	if err := r.registerAccepts(ctx); err != nil {
+		return err
+	}
 	for _, t := range r.Topics() {
 		if err := r.registerTopic(ctx, t); err != nil {
 			return err
@@ -295,6 +302,7 @@ func (r *Registrar) Close(ctx context.Context) error {
 		del(r.paths.TopicSub(t.Topic, id))
 		del(r.paths.TopicLegacy(t.Topic, id))
 	}
+	del(r.paths.BrokerAccepts(id))
 	del(r.paths.BrokerConfigChecksum(id))
 	del(r.paths.BrokerMaster(id))
 	return errors.Join(errs...)

@@ -105,7 +105,8 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 			return nil, fmt.Errorf("producer: connect to ZooKeeper %v: %w", o.zkServers, err)
 		}
 		p.session = s
-		p.topo = coordinator.NewClusterView(s, coordinator.NewPaths(o.zkRoot), coordinator.WithViewLogger(o.log))
+		p.topo = coordinator.NewClusterView(s, coordinator.NewPaths(o.zkRoot), coordinator.WithViewLogger(o.log),
+			coordinator.WithAcceptedTopics()) // a topic not registered yet goes to a broker that creates it
 		p.ownsTopo = true
 	}
 	p.pool = conn.NewPool(conn.Options{HeartbeatInterval: o.heartbeat, Linger: o.linger, Logger: o.log}, p.onDial)

@@ -154,6 +154,18 @@ func (c *Config) Defaults() TopicConfig { return c.defaults }
 // for the broker to register at start.
 func (c *Config) Topics() []string { return slices.Clone(c.names) }
 
+// WildcardTopics returns the wildcard sections ([topic=orders*]) in the order
+// Topic tries them, most specific first; Name holds the pattern.
+func (c *Config) WildcardTopics() []TopicConfig {
+	out := make([]TopicConfig, 0, len(c.wildcards))
+	for _, w := range c.wildcards {
+		t := w.config
+		t.Name = w.pattern.text
+		out = append(out, t)
+	}
+	return out
+}
+
 // Topic resolves the configuration of a topic:
 //  1. the section [topic=<name>] when there is one;
 //  2. else the most specific matching wildcard section: the pattern with the most

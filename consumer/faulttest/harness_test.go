@@ -25,7 +25,6 @@ import (
 	"github.com/metaq-go/metaq/broker/brokertest"
 	"github.com/metaq-go/metaq/coordinator"
 	"github.com/metaq-go/metaq/producer"
-	"github.com/metaq-go/metaq/zkrecipes"
 	"github.com/metaq-go/metaq/zkrecipes/zktest"
 )
 
@@ -321,14 +320,7 @@ func (c *cluster) owners() map[string]string {
 	out := map[string]string{}
 	for _, part := range c.parts {
 		b, p := splitPart(part)
-		dir := c.paths.GroupOwner(group, topic, b, p)
-		kids, _, err := c.zkc.Children(dir)
-		if err != nil || len(kids) == 0 {
-			out[part] = ""
-			continue
-		}
-		zkrecipes.SortBySequence(kids)
-		data, _, err := c.zkc.Get(dir + "/" + kids[0])
+		data, _, err := c.zkc.Get(c.paths.GroupOwner(group, topic, b, p))
 		if err != nil {
 			out[part] = ""
 			continue

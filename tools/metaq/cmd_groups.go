@@ -250,7 +250,6 @@ type groupPartitionRow struct {
 	LogEnd         int64  `json:"log_end"` // -1: unknown (broker down)
 	Lag            int64  `json:"lag"`     // log_end - committed (log_end when nothing is committed); -1 unknown
 	Owner          string `json:"owner"`   // member consuming it now, "" if none
-	Waiting        int    `json:"waiting,omitempty"`
 	AssignedTo     string `json:"assigned_to,omitempty"`
 	Error          string `json:"error,omitempty"`
 }
@@ -323,12 +322,9 @@ func describeGroup(ctx context.Context, g *globals, s *zkrecipes.Session, p coor
 			l.AssignedTo = "" // the last assignment of a member that has left
 		}
 		r := groupPartitionRow{Topic: l.Topic, Partition: l.Partition.String(), Committed: -1, CommittedMsgID: -1,
-			LogEnd: l.LogEnd, Lag: l.Lag, Owner: l.Owner, Waiting: l.Waiting, AssignedTo: l.AssignedTo}
+			LogEnd: l.LogEnd, Lag: l.Lag, Owner: l.Owner, AssignedTo: l.AssignedTo}
 		if l.HasOffset {
 			r.Committed, r.CommittedMsgID = l.Committed.Offset, l.Committed.MsgID
-		}
-		if r.Owner == "" && st.Style != styleOurs {
-			r.Owner = javaOwner(ctx, s, p, group, l.TopicPartition)
 		}
 		if e := endErr[l.TopicPartition]; e != nil {
 			r.Error = e.Error()
@@ -336,16 +332,6 @@ func describeGroup(ctx context.Context, g *globals, s *zkrecipes.Session, p coor
 		rows = append(rows, r)
 	}
 	return st, rows, nil
-}
-
-// javaOwner reads a MetaQ Java owner node (owners/<topic>/<b-p>, ephemeral,
-// data = consumer id); "" if none.
-func javaOwner(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, group string, tp coordinator.TopicPartition) string {
-	data, stat, err := s.Get(ctx, p.GroupOwner(group, tp.Topic, tp.BrokerID, tp.Partition.Partition))
-	if err != nil || stat.EphemeralOwner == 0 {
-		return ""
-	}
-	return string(data)
 }
 
 func printGroupDescription(w io.Writer, asJSON, membersOnly bool, st groupState, rows []groupPartitionRow) error {
