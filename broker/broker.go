@@ -72,6 +72,7 @@ func New(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.logCompatWarnings()
 	st, err := store.Open(o.DataDir, o.Store)
 	if err != nil {
 		return nil, fmt.Errorf("broker: open data directory %s: %w", o.DataDir, err)

@@ -58,7 +58,7 @@ type Options struct {
 	MaxConnections        int           // default 10000
 	IdleTimeout           time.Duration // close connections silent this long; 0 = never
 	MaxLineLength         int           // default protocol.DefaultMaxLineLength
-	MaxMessageSize        int           // largest put data; default 4 MiB
+	MaxMessageSize        int           // largest put data; default 2 MiB (protocol.MetaQClientMaxMessageSize)
 	MaxTransferSize       int           // cap of one get; default 1 MiB, raised to MaxMessageSize+20 if smaller
 	MaxInflightBytes      int           // put bytes per connection awaiting durability before 503; default 64 MiB
 	UpdateConsumerOffsets bool          // 301 with the end offset for gets beyond the end
@@ -126,7 +126,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.MaxLineLength = protocol.DefaultMaxLineLength
 	}
 	if o.MaxMessageSize <= 0 {
-		o.MaxMessageSize = protocol.DefaultMaxMessageSize
+		o.MaxMessageSize = protocol.MetaQClientMaxMessageSize
 	}
 	if o.MaxTransferSize <= 0 {
 		o.MaxTransferSize = 1 << 20
@@ -173,6 +173,17 @@ func (o Options) withDefaults() (Options, error) {
 		o.Store.Logger = o.Logger
 	}
 	return o, nil
+}
+
+// logCompatWarnings warns about settings that MetaQ's own clients cannot
+// live with (the broker serves them anyway: our clients can).
+func (o Options) logCompatWarnings() {
+	if o.MaxMessageSize > protocol.MetaQClientMaxMessageSize {
+		o.Logger.Warn(fmt.Sprintf("maxMessageSize %d is above %d, the largest message MetaQ's Java client can read "+
+			"(its 2 MiB read buffer): a MetaQ consumer loops for ever on a larger message; lower maxMessageSize to %d "+
+			"unless every consumer is a metaq-go one", o.MaxMessageSize, protocol.MetaQClientMaxMessageSize, protocol.MetaQClientMaxMessageSize),
+			"maxMessageSize", o.MaxMessageSize, "metaq_client_limit", protocol.MetaQClientMaxMessageSize)
+	}
 }
 
 func firstNonLoopbackIPv4() string {

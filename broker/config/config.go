@@ -14,7 +14,7 @@ const (
 	DefaultUnflushInterval        = 10 * time.Second
 	DefaultMaxSegmentSize         = 1 << 30
 	DefaultMaxTransferSize        = 1 << 20
-	DefaultMaxMessageSize         = 4 << 20
+	DefaultMaxMessageSize         = 2 << 20 // what MetaQ's Java client can read (protocol.MetaQClientMaxMessageSize)
 	DefaultDeletePolicy           = "delete,168"
 	DefaultDeleteWhen             = "0 0 6,18 * * ?"
 	DefaultMaxTxTimeout           = 60 * time.Second

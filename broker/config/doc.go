@@ -43,7 +43,10 @@
 //	maxSegmentSize         1073741824
 //	maxTransferSize        1048576, raised to maxMessageSize+20 when smaller (a warning
 //	                       when it was set explicitly) so a whole message always fits
-//	maxMessageSize         4194304 (bytes of put data)
+//	maxMessageSize         2097152 (bytes of put data): the largest message MetaQ's Java
+//	                       client can read (its 2 MiB MessageUtils.MAX_READ_BUFFER_SIZE); a
+//	                       larger value works for our clients, but a MetaQ consumer loops
+//	                       for ever on such a message, so the broker warns at start
 //	deletePolicy           delete,168 — delete,<N>[s|m|h] or archive,<N>[s|m|h][,true];
 //	                       N without a unit is hours
 //	deleteWhen             0 0 6,18 * * ? — Quartz cron, see Schedule

@@ -1,0 +1,5 @@
+package compattest_test
+
+const childEnv = "METAQ_COMPATTEST_CHILD"
+
+func runChild(spec string) int { return 0 }
