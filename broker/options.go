@@ -67,7 +67,7 @@ type Options struct {
 
 	// Transactions (PROTOCOL.md §7).
 	TxLogDir           string         // transaction journal; default <DataDir>/transactions
-	MaxTxTimeout       time.Duration  // cap (and default) of BEGIN's timeout; default 60s
+	MaxTxTimeout       time.Duration  // cap of BEGIN's timeout (a BEGIN without one, or with 0, has no timeout, as in MetaQ); default 60s
 	FlushTxLogAtCommit TxLogFlushMode // default TxLogFsyncOnCommit
 	MaxTxBytes         int64          // put data (plus 20 bytes a message) one transaction may hold; default 64 MiB
 	TxLogMaxFileSize   int64          // journal rotation size; default txlog.DefaultMaxFileSize

@@ -119,16 +119,50 @@ func (m *metaqConn) tx(key string, typ protocol.TxType, timeout int32, uq string
 }
 
 // requireCode checks a reply's code, showing its body on failure.
-func requireCode(t testing.TB, code int32, r protocol.Reply) {
+func requireCode[C ~int | ~int32](t testing.TB, code C, r protocol.Reply) {
 	t.Helper()
-	require.Equal(t, code, r.Code, "reply body %q", r.Body)
+	require.Equal(t, int32(code), r.Code, "reply body %q", r.Body)
 }
 
 // requireXA checks a 500 reply carrying an XAException with code.
 func requireXA(t testing.TB, code int32, r protocol.Reply) {
 	t.Helper()
-	require.Equal(t, protocol.CodeInternal, r.Code, "reply body %q", r.Body)
+	require.Equal(t, int32(protocol.CodeInternal), r.Code, "reply body %q", r.Body)
 	xe, err := protocol.ParseXAError(string(r.Body))
 	require.NoError(t, err, "body %q", r.Body)
 	require.Equal(t, code, xe.Code, "body %q", r.Body)
+}
+
+// statsValue returns one line of the general `stats` reply.
+func (m *metaqConn) statsValue(key string) string {
+	m.t.Helper()
+	r := m.call(&protocol.StatsRequest{OpaqueID: m.nextOpaque()})
+	requireCode(m.t, protocol.CodeOK, r)
+	for _, line := range strings.Split(string(r.Body), "\r\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && k == key {
+			return v
+		}
+	}
+	m.t.Fatalf("stats has no %q line: %q", key, r.Body)
+	return ""
+}
+
+// payloads reads a partition from offset 0 to its end and returns the put data.
+func (m *metaqConn) payloads(topic string, part int32) []string {
+	m.t.Helper()
+	var out []string
+	var off int64
+	for {
+		r := m.get(topic, "reader", part, off, 1<<20)
+		if r.Verb != protocol.VerbValue {
+			requireCode(m.t, protocol.CodeNotFound, r)
+			return out
+		}
+		it := protocol.NewMessageIterator(r.Body)
+		for it.Next() {
+			out = append(out, string(it.Message().Data))
+		}
+		require.NoError(m.t, it.Err())
+		off += int64(it.Consumed())
+	}
 }
