@@ -78,7 +78,7 @@ func TestXATransactionStartEndStateMachine(t *testing.T) {
 	r := c.tx(xid, protocol.TxPrepare, 0, uq)
 	requireCode(t, protocol.CodeOK, r)
 	require.Equal(t, "0", string(r.Body), "XA_OK")
-	end() // END of a prepared branch changes nothing
+	end()                                                               // END of a prepared branch changes nothing
 	requireCode(t, protocol.CodeOK, c.tx(xid, protocol.TxBegin, 0, uq)) // nor does BEGIN (MetaQ answers 200)
 	requireXA(t, protocol.XAErrProto, put("after prepare"))
 	requireCode(t, protocol.CodeOK, c.tx(xid, protocol.TxCommitTwoPhase, 0, uq))
