@@ -50,7 +50,10 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 			servers = servers[:i]
 		}
 		o.ZK = ZKOptions{Enable: true, Servers: strings.Split(servers, ","), Root: root,
-			SessionTimeout: zk.SessionTimeout, ConnectTimeout: zk.ConnectionTimeout}
+			SessionTimeout: zk.SessionTimeout, ConnectTimeout: zk.ConnectionTimeout, StaleNodeGrace: zk.StaleNodeGrace}
+		if zk.StaleNodeGrace == 0 {
+			o.ZK.StaleNodeGrace = -1 // zk.zkStaleNodeGraceMs=0: no wait
+		}
 	}
 	def := cfg.Defaults()
 	o.Store.Flush, o.Store.Retention = storePolicies(def)

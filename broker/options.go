@@ -35,6 +35,9 @@ type ZKOptions struct {
 	Root           string        // default /meta
 	SessionTimeout time.Duration // default 30s
 	ConnectTimeout time.Duration // default 30s
+	// StaleNodeGrace: see coordinator.WithStaleNodeGrace; 0 = the default
+	// (coordinator.DefaultStaleNodeGrace), negative = no wait.
+	StaleNodeGrace time.Duration
 }
 
 // Options configure a Broker. They are validated once by New and never change.

@@ -166,3 +166,29 @@ func (m *metaqConn) payloads(topic string, part int32) []string {
 		off += int64(it.Consumed())
 	}
 }
+
+// tryDialMetaQ connects without failing the test (for clients that run off
+// the test goroutine).
+func tryDialMetaQ(t testing.TB, addr string) (*metaqConn, error) {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &metaqConn{t: t, c: c, r: bufio.NewReaderSize(c, 64<<10), dec: protocol.NewReplyDecoder(protocol.Config{})}, nil
+}
+
+// tryCall sends a request and reads its reply, returning any error instead
+// of failing the test.
+func (m *metaqConn) tryCall(req protocol.Request) (protocol.Reply, error) {
+	if err := m.c.SetWriteDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return protocol.Reply{}, err
+	}
+	if _, err := m.c.Write(req.AppendTo(nil)); err != nil {
+		return protocol.Reply{}, err
+	}
+	r, err := m.read(10 * time.Second)
+	if err == nil && r.Opaque != req.Opaque() {
+		err = fmt.Errorf("reply opaque %d, want %d", r.Opaque, req.Opaque())
+	}
+	return r, err
+}

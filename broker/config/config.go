@@ -23,6 +23,7 @@ const (
 	DefaultZkSessionTimeout       = 30 * time.Second
 	DefaultZkConnectionTimeout    = 30 * time.Second
 	DefaultZkSyncTime             = 5 * time.Second
+	DefaultZkStaleNodeGrace       = 2 * time.Second
 	DefaultMaxConnections         = 10000
 	DefaultIdleTimeout            = 0 // off; see doc.go
 	DefaultMaxLineLength          = 4096
@@ -89,6 +90,10 @@ type ZooKeeper struct {
 	SessionTimeout    time.Duration
 	ConnectionTimeout time.Duration
 	SyncTime          time.Duration
+	// StaleNodeGrace (zk.zkStaleNodeGraceMs, ours): after a restart within the
+	// session timeout, how long to wait between deleting the previous
+	// session's nodes and creating new ones; 0 = no wait.
+	StaleNodeGrace time.Duration
 }
 
 // TopicConfig is the effective configuration of one topic.
