@@ -63,8 +63,13 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 			tc = def
 		}
 		f, r := storePolicies(tc)
-		return store.TopicOptions{Flush: f, Retention: r}
+		dir := tc.DataPath // MetaQ's per-topic dataPath: <dataPath>/<topic>-<n>
+		if dir == br.DataPath {
+			dir = ""
+		}
+		return store.TopicOptions{Flush: f, Retention: r, Dir: dir}
 	}
+	o.Store.TopicDirs = cfg.TopicDataPaths()
 	o.Topic = func(topic string) (TopicConfig, bool) {
 		tc, ok := cfg.Topic(topic)
 		if !ok {
@@ -72,12 +77,6 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 		}
 		return TopicConfig{NumPartitions: tc.NumPartitions, AcceptPublish: tc.AcceptPublish,
 			AcceptSubscribe: tc.AcceptSubscribe, Stat: tc.Stat}, true
-	}
-	for _, t := range cfg.Topics() {
-		if tc, ok := cfg.Topic(t); ok && tc.DataPath != "" && tc.DataPath != br.DataPath {
-			log.Warn("config: a per-topic dataPath is not supported; the topic is stored under the broker's dataPath",
-				"topic", t, "dataPath", tc.DataPath, "used", br.DataPath)
-		}
 	}
 	return o
 }

@@ -149,6 +149,27 @@ func (c *Config) Defaults() TopicConfig { return c.defaults }
 // for the broker to register at start.
 func (c *Config) Topics() []string { return slices.Clone(c.names) }
 
+// TopicDataPaths returns the distinct dataPath values of the topic sections
+// (named and wildcard) that differ from the broker's dataPath, sorted: the
+// directories besides dataPath where partitions live (MetaQ's
+// MessageStoreManager scans the same set at start).
+func (c *Config) TopicDataPaths() []string {
+	var out []string
+	add := func(p string) {
+		if p != "" && p != c.broker.DataPath && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	for _, n := range c.names {
+		add(c.topics[n].DataPath)
+	}
+	for _, w := range c.wildcards {
+		add(w.config.DataPath)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Topic resolves the configuration of a topic:
 //  1. the section [topic=<name>] when there is one;
 //  2. else the most specific matching wildcard section: the pattern with the most
