@@ -21,7 +21,7 @@ type Store struct {
 	lock  io.Closer
 	roots []string    // dir, then the cleaned Options.TopicDirs (no duplicates)
 	locks []io.Closer // of roots[1:]
-	files *fileCache // open closed-segment files, bounded by MaxOpenSegments
+	files *fileCache  // open closed-segment files, bounded by MaxOpenSegments
 
 	mu     sync.Mutex // guards parts and closed
 	parts  map[partID]*Partition
