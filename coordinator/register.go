@@ -56,7 +56,7 @@ type PartitionInfo struct {
 // are all deleted first, then the registrar waits for a sync round-trip and
 // the stale-node grace (WithStaleNodeGrace) before creating its own, so a
 // client that keeps one child watch on a topic's broker list (MetaQ's
-// Python and Ruby producers) re-reads the list while this broker is absent
+// Python producer) re-reads the list while this broker is absent
 // and drops its dead connection instead of keeping it for ever.
 //
 // The legacy node topics/<topic>/<id>-m is read by clients that may publish

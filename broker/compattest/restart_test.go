@@ -26,9 +26,10 @@ import (
 // reads ids/<id>/master; _update_conn_dict keeps the connection of a broker
 // that is still listed with the same URI, closes the connection of a broker
 // no longer listed, and dials a newly listed one. It sends legacy puts (no
-// checksum) over the connection it holds — it never redials on its own, as
-// a client relying on the watch alone (the worst case of Python's dead-retry
-// logic) does.
+// checksum) over the connection it holds and never redials on its own.
+// (Python's Conn can also reopen a socket it marked dead after dead_retry,
+// 5 s, on some error paths; the model leaves that out, so the test shows
+// what the watch alone achieves.)
 type pyProducer struct {
 	t     *testing.T
 	zc    *zk.Conn
@@ -198,10 +199,11 @@ func freePort(t *testing.T) int {
 }
 
 // TestRestartWithinSessionTimeoutMakesPythonProducerReconnect mirrors
-// MetaQ's Python producer (and the Ruby one, which watches the same node
-// the same way) across a broker kill -9 and restart within the ZooKeeper
-// session timeout: the restarted broker (same id, same address) must make
-// its old registration visibly disappear before registering again, so the
+// MetaQ's Python producer across a broker kill -9 and restart within the
+// ZooKeeper session timeout (MetaQ's Ruby producer sets no watch at all and
+// is out of reach of any broker-side fix): the restarted broker (same id,
+// same address) must make its old registration visibly disappear before
+// registering again, so the
 // producer's single child watch fires, its re-read finds the broker absent
 // (it drops the dead connection), the next one finds it back (it dials) —
 // and its sends succeed again. With delete-then-create back to back, a

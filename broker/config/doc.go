@@ -99,8 +99,8 @@
 //	zk.zkStaleNodeGraceMs  2000 (ours): a broker restarted within the session timeout
 //	                       deletes the nodes of its previous session, waits this long
 //	                       (after a sync) and only then registers again, so clients that
-//	                       keep one watch on a topic's broker list (MetaQ's Python and
-//	                       Ruby producers) see it disappear and reconnect; 0 = no wait
+//	                       keep one watch on a topic's broker list (MetaQ's Python
+//	                       producer) see it disappear and reconnect; 0 = no wait
 //
 // # Environment variables
 //
