@@ -54,7 +54,8 @@
 //	acceptSubscribe        true
 //	stat                   false
 //	updateConsumerOffsets  false
-//	maxTxTimeoutInSeconds  60
+//	maxTxTimeoutInSeconds  60: cap of a BEGIN's timeout; a BEGIN without one (or 0) has no
+//	                       timer, as in MetaQ
 //	flushTxLogAtCommit     1 (0 OS decides, 1 fsync at prepare/commit/rollback, 2 every second)
 //	autoCreateTopics       false (ours: accept topics that match no section)
 //	maxConnections         10000 (ours; 0 = unlimited)
