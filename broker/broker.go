@@ -83,6 +83,7 @@ func New(opts Options) (*Broker, error) {
 			b.onSync(topic, part)
 		}
 	})
+	o.logCompatWarnings()
 	st, err := store.Open(o.DataDir, o.Store)
 	if err != nil {
 		return nil, fmt.Errorf("broker: open data directory %s: %w", o.DataDir, err)
@@ -156,9 +157,13 @@ func (b *Broker) register(ctx context.Context) error {
 		return fmt.Errorf("broker: %w (or set zk.zkEnable=false to run without ZooKeeper)", err)
 	}
 	b.zk = s
+	var regOpts []coordinator.RegistrarOption
+	if zo.StaleNodeGrace != 0 {
+		regOpts = append(regOpts, coordinator.WithStaleNodeGrace(zo.StaleNodeGrace))
+	}
 	b.reg = coordinator.NewRegistrar(s, coordinator.NewPaths(zo.Root),
 		coordinator.BrokerInfo{ID: b.opts.BrokerID, URI: b.URI(), ConfigChecksum: b.configChecksum,
-			AcceptedTopics: b.opts.AcceptedTopics}, b.log)
+			AcceptedTopics: b.opts.AcceptedTopics}, b.log, regOpts...)
 	if err := b.reg.Start(cctx, b.topicRegistrations()); err != nil {
 		s.Close()
 		return fmt.Errorf("broker: register in ZooKeeper: %w", err)

@@ -59,7 +59,10 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 			servers = servers[:i]
 		}
 		o.ZK = ZKOptions{Enable: true, Servers: strings.Split(servers, ","), Root: root,
-			SessionTimeout: zk.SessionTimeout, ConnectTimeout: zk.ConnectionTimeout}
+			SessionTimeout: zk.SessionTimeout, ConnectTimeout: zk.ConnectionTimeout, StaleNodeGrace: zk.StaleNodeGrace}
+		if zk.StaleNodeGrace == 0 {
+			o.ZK.StaleNodeGrace = -1 // zk.zkStaleNodeGraceMs=0: no wait
+		}
 	}
 	def := cfg.Defaults()
 	o.Store.Flush, o.Store.Retention = storePolicies(def)
@@ -69,8 +72,13 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 			tc = def
 		}
 		f, r := storePolicies(tc)
-		return store.TopicOptions{Flush: f, Retention: r}
+		dir := tc.DataPath // MetaQ's per-topic dataPath: <dataPath>/<topic>-<n>
+		if dir == br.DataPath {
+			dir = ""
+		}
+		return store.TopicOptions{Flush: f, Retention: r, Dir: dir}
 	}
+	o.Store.TopicDirs = cfg.TopicDataPaths()
 	o.Topic = func(topic string) (TopicConfig, bool) {
 		tc, ok := cfg.Topic(topic)
 		if !ok {
@@ -80,12 +88,6 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 			AcceptSubscribe: tc.AcceptSubscribe, Stat: tc.Stat}, true
 	}
 	o.AcceptedTopics = acceptedTopics(cfg)
-	for _, t := range cfg.Topics() {
-		if tc, ok := cfg.Topic(t); ok && tc.DataPath != "" && tc.DataPath != br.DataPath {
-			log.Warn("config: a per-topic dataPath is not supported; the topic is stored under the broker's dataPath",
-				"topic", t, "dataPath", tc.DataPath, "used", br.DataPath)
-		}
-	}
 	return o
 }
 

@@ -11,10 +11,11 @@ import (
 // prepared transaction and FORGET wait for the journal (and the store) off
 // the loop and reply asynchronously.
 func (cn *conn) handleTransaction(r *protocol.TransactionRequest) {
-	if r.Type == protocol.TxEnd {
-		return // MetaQ: END does nothing and has no reply
-	}
 	b, m := cn.b, cn.b.tx
+	if r.Type == protocol.TxEnd {
+		m.end(cn, r.TxKey) // MetaQ: END has no reply
+		return
+	}
 	if b.stopping.Load() {
 		cn.out = txFail(protocol.XAErrRMFail, "broker is shutting down: retry on restart").appendReply(cn.out, r.OpaqueID)
 		return

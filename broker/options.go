@@ -36,6 +36,9 @@ type ZKOptions struct {
 	Root           string        // default /meta
 	SessionTimeout time.Duration // default 30s
 	ConnectTimeout time.Duration // default 30s
+	// StaleNodeGrace: see coordinator.WithStaleNodeGrace; 0 = the default
+	// (coordinator.DefaultStaleNodeGrace), negative = no wait.
+	StaleNodeGrace time.Duration
 }
 
 // Options configure a Broker. They are validated once by New and never change.
@@ -64,7 +67,7 @@ type Options struct {
 	MaxConnections        int           // default 10000
 	IdleTimeout           time.Duration // close connections silent this long; 0 = never
 	MaxLineLength         int           // default protocol.DefaultMaxLineLength
-	MaxMessageSize        int           // largest put data; default 4 MiB
+	MaxMessageSize        int           // largest put data; default 2 MiB (protocol.MetaQClientMaxMessageSize)
 	MaxTransferSize       int           // cap of one get; default 1 MiB, raised to MaxMessageSize+20 if smaller
 	MaxInflightBytes      int           // put bytes per connection awaiting durability before 503; default 64 MiB
 	UpdateConsumerOffsets bool          // 301 with the end offset for gets beyond the end
@@ -90,7 +93,7 @@ type Options struct {
 
 	// Transactions (PROTOCOL.md §7).
 	TxLogDir           string         // transaction journal; default <DataDir>/transactions
-	MaxTxTimeout       time.Duration  // cap (and default) of BEGIN's timeout; default 60s
+	MaxTxTimeout       time.Duration  // cap of BEGIN's timeout (a BEGIN without one, or with 0, has no timeout, as in MetaQ); default 60s
 	FlushTxLogAtCommit TxLogFlushMode // default TxLogFsyncOnCommit
 	MaxTxBytes         int64          // put data (plus 20 bytes a message) one transaction may hold; default 64 MiB
 	TxLogMaxFileSize   int64          // journal rotation size; default txlog.DefaultMaxFileSize
@@ -149,7 +152,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.MaxLineLength = protocol.DefaultMaxLineLength
 	}
 	if o.MaxMessageSize <= 0 {
-		o.MaxMessageSize = protocol.DefaultMaxMessageSize
+		o.MaxMessageSize = protocol.MetaQClientMaxMessageSize
 	}
 	if o.MaxTransferSize <= 0 {
 		o.MaxTransferSize = 1 << 20
@@ -211,6 +214,17 @@ func (o Options) withDefaults() (Options, error) {
 		o.Store.Logger = o.Logger
 	}
 	return o, nil
+}
+
+// logCompatWarnings warns about settings that MetaQ's own clients cannot
+// live with (the broker serves them anyway: our clients can).
+func (o Options) logCompatWarnings() {
+	if o.MaxMessageSize > protocol.MetaQClientMaxMessageSize {
+		o.Logger.Warn(fmt.Sprintf("maxMessageSize %d is above %d, the largest message MetaQ's Java client can read "+
+			"(its 2 MiB read buffer): a MetaQ consumer loops for ever on a larger message; lower maxMessageSize to %d "+
+			"unless every consumer is a metaq-go one", o.MaxMessageSize, protocol.MetaQClientMaxMessageSize, protocol.MetaQClientMaxMessageSize),
+			"maxMessageSize", o.MaxMessageSize, "metaq_client_limit", protocol.MetaQClientMaxMessageSize)
+	}
 }
 
 func firstNonLoopbackIPv4() string {

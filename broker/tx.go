@@ -36,8 +36,22 @@ import (
 //   - COMMIT_TWO_PHASE of an unprepared transaction: XAER_PROTO;
 //     COMMIT_ONE_PHASE of a prepared one commits (as MetaQ does).
 //   - PREPARE of a local transaction, puts after PREPARE: XAER_PROTO;
-//     BEGIN of a live key: XAER_DUPID (-8); PREPARE without puts answers
-//     3 (XA_RDONLY) and finishes the branch.
+//     PREPARE without puts answers 3 (XA_RDONLY) and finishes the branch.
+//   - BEGIN timeout (TransactionalCommandProcessor.setTxTimeout): absent or
+//     <= 0 means no timer at all, as in MetaQ; a positive timeout is capped
+//     at maxTxTimeoutInSeconds.
+//   - BEGIN of a live key answers 200 and changes nothing (MetaQ's
+//     beginTransaction returns early: no second timer) — except that BEGIN
+//     of an XA branch that was ENDed re-associates it (xa_start with TMJOIN
+//     or TMRESUME: MetaQ's wire carries no flags). A local key live on
+//     another connection is XAER_DUPID (-8): MetaQ keeps local transactions
+//     per connection, and its session ids make such a clash impossible.
+//   - END (xa_end with TMSUCCESS, TMFAIL or TMSUSPEND — the wire carries no
+//     flags) has no reply, as in MetaQ, and dissociates an active XA
+//     branch: a put under it then answers XAER_PROTO until a BEGIN
+//     re-associates it. PREPARE, COMMIT and ROLLBACK accept a branch that
+//     was not ENDed (MetaQ's client sends END asynchronously, possibly on
+//     another connection of its group, so END may arrive after PREPARE).
 //   - COMMIT or ROLLBACK while a commit or rollback of the same transaction
 //     is in progress: XAER_RMFAIL (-7, retry). A commit whose partition
 //     append failed after its COMMIT record was durable answers XAER_RMFAIL;
@@ -110,7 +124,8 @@ type tx struct {
 	owner     *conn  // local transactions only
 	conn      *conn  // the connection that began it, until it closes (maxTransactionsPerConnection)
 	phase     txPhase
-	deadline  time.Time // active transactions are rolled back after it
+	deadline  time.Time // active transactions are rolled back after it; zero = no timeout
+	ended     bool      // XA: END dissociated the branch; puts are refused until BEGIN
 	msgs      []txlog.Message
 	bytes     int64
 	journaled bool              // a PREPARE record holds the messages
@@ -345,19 +360,21 @@ func (m *txManager) begin(cn *conn, key string, timeoutSecs int32) txResult {
 	if err := m.j.Err(); err != nil {
 		return txFail(protocol.XAErrRMFail, "transaction journal failed: %v", err)
 	}
-	timeout := m.maxTimeout
-	if d := time.Duration(timeoutSecs) * time.Second; timeoutSecs > 0 && d < timeout {
-		timeout = d
-	}
 	t := &tx{key: key, xa: k.Kind == protocol.TxKeyXA, uq: k.UniqueQualifier, phase: txActive,
-		deadline: time.Now().Add(timeout), conn: cn}
+		deadline: txDeadline(time.Now(), timeoutSecs, m.maxTimeout), conn: cn}
 	if !t.xa {
 		t.owner = cn
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.txs[key]; ok {
-		return txFail(xaErrDupID, "transaction %s already exists", key)
+	if old, ok := m.txs[key]; ok {
+		if m.lookup(key, cn) == nil {
+			return txFail(xaErrDupID, "local transaction %s is live on another connection: use a session id of your own", key)
+		}
+		if old.phase == txActive {
+			old.ended = false // TMJOIN / TMRESUME of an ended branch
+		}
+		return txOK("") // MetaQ: BEGIN of a known transaction changes nothing
 	}
 	if res, ok := m.overLimit(cn); !ok {
 		return res
@@ -379,6 +396,28 @@ func (m *txManager) begin(cn *conn, key string, timeoutSecs int32) txResult {
 	return txOK("")
 }
 
+// txDeadline is when a transaction begun at now with BEGIN's timeout
+// (seconds) times out: never (zero time) for timeoutSecs <= 0, else after
+// min(timeoutSecs, maxTimeout) — TransactionalCommandProcessor.setTxTimeout.
+func txDeadline(now time.Time, timeoutSecs int32, maxTimeout time.Duration) time.Time {
+	if timeoutSecs <= 0 {
+		return time.Time{}
+	}
+	return now.Add(min(time.Duration(timeoutSecs)*time.Second, maxTimeout))
+}
+
+// end handles END (xa_end): an active XA branch is dissociated until a BEGIN
+// of the same key re-associates it. Anything else (a local transaction, an
+// unknown or finished key, a prepared branch) is left alone: END has no
+// reply to carry an error.
+func (m *txManager) end(cn *conn, key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t := m.lookup(key, cn); t != nil && t.xa && t.phase == txActive {
+		t.ended = true
+	}
+}
+
 // put adds a message to an active transaction and returns its id.
 func (m *txManager) put(cn *conn, key, topic string, part int32, flag int32, data []byte) (int64, txResult) {
 	size := int64(len(data)) + store.HeaderSize
@@ -390,6 +429,9 @@ func (m *txManager) put(cn *conn, key, topic string, part int32, flag int32, dat
 	}
 	if t.phase != txActive {
 		return 0, txFail(protocol.XAErrProto, "transaction %s is %s: no more puts", key, t.phase)
+	}
+	if t.ended {
+		return 0, txFail(protocol.XAErrProto, "transaction %s was ENDed (xa_end): BEGIN it again (TMJOIN/TMRESUME) before more puts", key)
 	}
 	if t.bytes+size > m.maxBytes {
 		return 0, txFail(protocol.XAErrRM, "transaction %s would exceed %d bytes (maxTxBytes): commit smaller transactions", key, m.maxBytes)
@@ -631,7 +673,7 @@ func (m *txManager) reap(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, t := range m.txs {
-		if t.phase == txActive && now.After(t.deadline) {
+		if t.phase == txActive && !t.deadline.IsZero() && now.After(t.deadline) {
 			m.finish(t, outTimedOut)
 			m.b.log.Info("transaction rolled back after its timeout", "tx", t.key)
 		}

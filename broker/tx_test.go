@@ -145,7 +145,8 @@ func TestTxProtocolErrors(t *testing.T) {
 	requireXA(t, txCall(t, c, txLine("TX:sess:9", "COMMIT_ONE_PHASE", 1), 1), protocol.XAErrNOTA)
 	requireXA(t, txCall(t, c, txPutLine("tx", 0, "x", "TX:sess:9", 2), 2), protocol.XAErrNOTA)
 	requireOK(t, txCall(t, c, txLine("TX:sess:1", "BEGIN", 3), 3))
-	requireXA(t, txCall(t, c, txLine("TX:sess:1", "BEGIN", 4), 4), -8) // XAER_DUPID
+	requireOK(t, txCall(t, c, txLine("TX:sess:1", "BEGIN", 4), 4))                                // MetaQ: BEGIN of a known key changes nothing
+	requireXA(t, txCall(t, brokertest.Dial(t, b.Addr()), txLine("TX:sess:1", "BEGIN", 4), 4), -8) // another connection: XAER_DUPID
 	requireXA(t, txCall(t, c, txLine("TX:sess:1", "PREPARE", 5), 5), protocol.XAErrProto)
 	requireXA(t, txCall(t, c, txLine("TX:sess:1", "COMMIT_TWO_PHASE", 6), 6), protocol.XAErrProto)
 	requireXA(t, txCall(t, c, txLine("TX:sess:1", "FORGET", 7), 7), protocol.XAErrProto)

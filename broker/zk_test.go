@@ -48,13 +48,14 @@ func layout(root string, id int, uri string, checksum uint32, topics map[string]
 		n = max(n, -n)
 		js := fmt.Sprintf(`{"numParts":%d,"broker":"%d-m"}`, n, id)
 		present = append(present,
-			zkNode{path: fmt.Sprintf("%s/brokers/topics/%s/%d-m", root, t, id), data: strconv.Itoa(n), ephemeral: true},
 			zkNode{path: fmt.Sprintf("%s/brokers/topics-pub/%s/%d-m", root, t, id), data: js, json: true, ephemeral: true})
 		subPath := fmt.Sprintf("%s/brokers/topics-sub/%s/%d-m", root, t, id)
-		if sub {
-			present = append(present, zkNode{path: subPath, data: js, json: true, ephemeral: true})
+		legacy := fmt.Sprintf("%s/brokers/topics/%s/%d-m", root, t, id)
+		if sub { // the legacy node only for topics accepting publish and subscribe
+			present = append(present, zkNode{path: subPath, data: js, json: true, ephemeral: true},
+				zkNode{path: legacy, data: strconv.Itoa(n), ephemeral: true})
 		} else {
-			absent = append(absent, subPath)
+			absent = append(absent, subPath, legacy)
 		}
 	}
 	return present, absent
@@ -155,19 +156,14 @@ func TestZooKeeperRegistrationLifecycle(t *testing.T) {
 	c.Send(t, putLine("alpha", 2, "after expiry", 2))
 	expectReply(t, c, 200, 2)
 
-	// Shutdown deletes the ephemeral nodes at once; the persistent id node stays.
+	// Shutdown deletes the broker's nodes at once, the persistent id node too.
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	require.NoError(t, b.Shutdown(sctx))
 	for _, n := range present {
-		ok, st, err := zc.Exists(n.path)
+		ok, _, err := zc.Exists(n.path)
 		require.NoError(t, err)
-		if n.ephemeral {
-			require.False(t, ok, "%s must be gone right after Shutdown", n.path)
-		} else {
-			require.True(t, ok, n.path)
-			require.Zero(t, st.EphemeralOwner)
-		}
+		require.False(t, ok, "%s must be gone right after Shutdown", n.path)
 	}
 }
 

@@ -55,11 +55,24 @@ type PartitionInfo struct {
 // ephemeralOwner and replaced, never fought over; a master node of another
 // live broker with the same id (different URI) is a configuration error
 // reported as ErrBrokerIDTaken.
+//
+// Restart within the session timeout: at Start, nodes of an earlier session
+// are all deleted first, then the registrar waits for a sync round-trip and
+// the stale-node grace (WithStaleNodeGrace) before creating its own, so a
+// client that keeps one child watch on a topic's broker list (MetaQ's
+// Python producer) re-reads the list while this broker is absent
+// and drops its dead connection instead of keeping it for ever.
+//
+// The legacy node topics/<topic>/<id>-m is read by clients that may publish
+// or subscribe (Python/Ruby producers, Java clients before 1.4.3), so it is
+// registered only for a topic that accepts both: no client is routed to a
+// broker that refuses it (MetaQ registers it always and enforces neither).
 type Registrar struct {
 	s     *zkrecipes.Session
 	paths Paths
 	info  BrokerInfo
 	log   *slog.Logger
+	grace time.Duration // see WithStaleNodeGrace
 
 	mu     sync.Mutex // guards topics and closed
 	topics map[string]TopicRegistration
@@ -70,13 +83,34 @@ type Registrar struct {
 	wg   sync.WaitGroup
 }
 
+// DefaultStaleNodeGrace is the default of WithStaleNodeGrace.
+const DefaultStaleNodeGrace = 2 * time.Second
+
+// RegistrarOption tunes a Registrar.
+type RegistrarOption func(*Registrar)
+
+// WithStaleNodeGrace sets how long Start waits, after deleting the nodes an
+// earlier session of this broker left (a crash and restart within the
+// session timeout) and a sync round-trip, before creating its own: the time
+// a client's child watcher needs to fire and re-read the broker list, so it
+// sees this broker gone and reconnects. 0 = no wait (watchers then may
+// re-read the list after the new nodes exist and see no change). Default
+// DefaultStaleNodeGrace.
+func WithStaleNodeGrace(d time.Duration) RegistrarOption {
+	return func(r *Registrar) { r.grace = max(d, 0) }
+}
+
 // NewRegistrar prepares a registration; nothing is written before Start.
-func NewRegistrar(s *zkrecipes.Session, paths Paths, info BrokerInfo, log *slog.Logger) *Registrar {
+func NewRegistrar(s *zkrecipes.Session, paths Paths, info BrokerInfo, log *slog.Logger, opts ...RegistrarOption) *Registrar {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Registrar{s: s, paths: paths, info: info, log: log, topics: map[string]TopicRegistration{},
+	r := &Registrar{s: s, paths: paths, info: info, log: log, grace: DefaultStaleNodeGrace, topics: map[string]TopicRegistration{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
 // Start registers the broker and its topics, then keeps them registered
@@ -87,6 +121,9 @@ func (r *Registrar) Start(ctx context.Context, topics []TopicRegistration) error
 		r.topics[t.Topic] = t
 	}
 	r.mu.Unlock()
+	if err := r.clearStale(ctx); err != nil {
+		return err
+	}
 	if err := r.registerAll(ctx); err != nil {
 		return err
 	}
@@ -198,17 +235,19 @@ func (r *Registrar) registerAll(ctx context.Context) error {
 
 func (r *Registrar) registerTopic(ctx context.Context, t TopicRegistration) error {
 	id := r.info.ID
-	if err := r.ensureEphemeral(ctx, r.paths.TopicLegacy(t.Topic, id), []byte(strconv.Itoa(t.NumPartitions)), false); err != nil {
-		return err
-	}
 	js, err := json.Marshal(PartitionInfo{NumParts: t.NumPartitions, Broker: MasterName(id)})
 	if err != nil {
 		return err
 	}
 	nodes := []struct {
 		path string
+		data []byte
 		on   bool
-	}{{r.paths.TopicPub(t.Topic, id), t.AcceptPublish}, {r.paths.TopicSub(t.Topic, id), t.AcceptSubscribe}}
+	}{
+		{r.paths.TopicLegacy(t.Topic, id), []byte(strconv.Itoa(t.NumPartitions)), t.AcceptPublish && t.AcceptSubscribe},
+		{r.paths.TopicPub(t.Topic, id), js, t.AcceptPublish},
+		{r.paths.TopicSub(t.Topic, id), js, t.AcceptSubscribe},
+	}
 	for _, n := range nodes {
 		if !n.on {
 			if err := r.s.DeleteIfExists(ctx, n.path); err != nil {
@@ -216,11 +255,75 @@ func (r *Registrar) registerTopic(ctx context.Context, t TopicRegistration) erro
 			}
 			continue
 		}
-		if err := r.ensureEphemeral(ctx, n.path, js, false); err != nil {
+		if err := r.ensureEphemeral(ctx, n.path, n.data, false); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// ephemeralPaths lists every ephemeral node this broker may own: master,
+// config checksum, then the three nodes of each topic.
+func (r *Registrar) ephemeralPaths() []string {
+	id := r.info.ID
+	out := []string{r.paths.BrokerMaster(id), r.paths.BrokerConfigChecksum(id)}
+	for _, t := range r.Topics() {
+		out = append(out, r.paths.TopicLegacy(t.Topic, id), r.paths.TopicPub(t.Topic, id), r.paths.TopicSub(t.Topic, id))
+	}
+	return out
+}
+
+// clearStale deletes the nodes an earlier session of this broker left (kill
+// -9 and restart within the session timeout), waits until the deletes are
+// visible to this session's server (a sync round-trip) and then for the
+// stale-node grace, so clients watching the broker lists see the old
+// registration disappear before the new one appears. A master node of
+// another live broker (different URI) is ErrBrokerIDTaken and nothing is
+// deleted.
+func (r *Registrar) clearStale(ctx context.Context) error {
+	if err := r.s.WaitConnected(ctx); err != nil {
+		return err
+	}
+	master := r.paths.BrokerMaster(r.info.ID)
+	data, st, err := r.s.Get(ctx, master)
+	switch {
+	case errors.Is(err, zk.ErrNoNode):
+	case err != nil:
+		return err
+	case st.EphemeralOwner != r.s.ID() && string(data) != r.info.URI:
+		return fmt.Errorf("%w: %s holds %q (session 0x%x), we are %q: give each broker its own brokerId, or stop the other one",
+			ErrBrokerIDTaken, master, data, st.EphemeralOwner, r.info.URI)
+	}
+	var deleted []string
+	for _, p := range r.ephemeralPaths() {
+		_, st, err := r.s.Exists(ctx, p)
+		if err != nil {
+			return err
+		}
+		if st == nil || st.EphemeralOwner == 0 || st.EphemeralOwner == r.s.ID() {
+			continue
+		}
+		if err := r.s.Delete(ctx, p, st.Version); err != nil && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
+			return err
+		}
+		deleted = append(deleted, p)
+	}
+	if len(deleted) == 0 {
+		return nil
+	}
+	for _, p := range deleted {
+		if err := r.s.Sync(ctx, p); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return err
+		}
+	}
+	r.log.Info("deleted the registration of an earlier session of this broker (restart within the session timeout); waiting for watchers before registering again",
+		"nodes", len(deleted), "grace", r.grace)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(r.grace):
+		return nil
+	}
 }
 
 func (r *Registrar) ensurePersistent(ctx context.Context, p string, data []byte) error {
@@ -305,5 +408,30 @@ func (r *Registrar) Close(ctx context.Context) error {
 	del(r.paths.BrokerAccepts(id))
 	del(r.paths.BrokerConfigChecksum(id))
 	del(r.paths.BrokerMaster(id))
+	errs = append(errs, r.deleteIDNode(ctx))
 	return errors.Join(errs...)
+}
+
+// deleteIDNode removes the persistent ids/<id> node (which holds the master
+// URI for old clients) when it still holds our URI, as MetaQ's
+// BrokerZooKeeper.unregisterBrokerInZk does; if it still has children (a
+// slave's nodes) it is emptied instead, like MetaQ, so no tool or client
+// sees a dead broker.
+func (r *Registrar) deleteIDNode(ctx context.Context) error {
+	p := r.paths.BrokerID(r.info.ID)
+	data, st, err := r.s.Get(ctx, p)
+	if errors.Is(err, zk.ErrNoNode) || (err == nil && string(data) != r.info.URI) {
+		return nil // gone, or another broker with our id took over
+	}
+	if err != nil {
+		return err
+	}
+	err = r.s.Delete(ctx, p, st.Version)
+	if errors.Is(err, zk.ErrNotEmpty) {
+		_, err = r.s.Set(ctx, p, nil, st.Version)
+	}
+	if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) {
+		return nil // changed meanwhile: no longer ours to remove
+	}
+	return err
 }

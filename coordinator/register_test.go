@@ -44,8 +44,9 @@ func checkLayout(t *testing.T, raw *zktest.Client, root string, sessionID int64)
 	data, st = get(root + "/brokers/topics/orders/7-m")
 	require.Equal(t, "4", string(data))
 	require.Equal(t, sessionID, st.EphemeralOwner)
-	data, _ = get(root + "/brokers/topics/audit/7-m")
-	require.Equal(t, "2", string(data))
+	ok, _, err := raw.Exists(root + "/brokers/topics/audit/7-m")
+	require.NoError(t, err)
+	require.False(t, ok, "the legacy node is read by producers too: only for topics accepting both")
 
 	var pi coordinator.PartitionInfo
 	data, st = get(root + "/brokers/topics-pub/orders/7-m")
@@ -56,7 +57,7 @@ func checkLayout(t *testing.T, raw *zktest.Client, root string, sessionID int64)
 	require.NoError(t, json.Unmarshal(data, &pi))
 	require.Equal(t, coordinator.PartitionInfo{NumParts: 4, Broker: "7-m"}, pi)
 
-	ok, _, err := raw.Exists(root + "/brokers/topics-pub/audit/7-m")
+	ok, _, err = raw.Exists(root + "/brokers/topics-pub/audit/7-m")
 	require.NoError(t, err)
 	require.False(t, ok, "acceptPublish=false must not register topics-pub")
 	data, _ = get(root + "/brokers/topics-sub/audit/7-m")
@@ -88,7 +89,7 @@ func TestRegistrarWritesProtocolLayoutNodeByNode(t *testing.T) {
 	}
 	ok, _, err := raw.Exists(root + "/brokers/ids/7")
 	require.NoError(t, err)
-	require.True(t, ok, "the persistent compat node stays")
+	require.False(t, ok, "the persistent compat node is removed too (BrokerZooKeeper.unregisterBrokerInZk)")
 }
 
 func TestRegistrarReRegistersAfterSessionExpiry(t *testing.T) {

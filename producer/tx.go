@@ -56,8 +56,8 @@ type TxOptions struct {
 	// to addresses.
 	Broker string
 	// Timeout after which the broker rolls back a transaction not yet
-	// committed, rounded up to seconds; 0 = the broker's maximum
-	// (maxTxTimeoutInSeconds, default 60 s).
+	// committed, rounded up to seconds, capped by the broker's
+	// maxTxTimeoutInSeconds (default 60 s); 0 = no timeout, as in MetaQ.
 	Timeout time.Duration
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/metaq-go/metaq/internal/conn"
@@ -112,8 +114,8 @@ type XAOptions struct {
 	// Default: the broker address with ':' replaced by '_'. A TM that
 	// recovers after a crash must use the same name.
 	Name string
-	// Timeout of a branch not yet prepared (rounded up to seconds; 0 = the
-	// broker's maximum).
+	// Timeout of a branch not yet prepared (rounded up to seconds, capped
+	// by the broker's maxTxTimeoutInSeconds; 0 = no timeout, as in MetaQ).
 	Timeout time.Duration
 }
 
@@ -124,6 +126,9 @@ type XAResource struct {
 	addr    string
 	name    string
 	timeout int32
+
+	mu      sync.Mutex      // guards started
+	started map[string]bool // keys Started here and not finished yet
 }
 
 // XAResource returns the XA resource of a broker (it connects at once).
@@ -152,7 +157,7 @@ func (p *Producer) XAResource(ctx context.Context, opts XAOptions) (*XAResource,
 	if _, err := p.pool.Get(ctx, addr); err != nil {
 		return nil, fmt.Errorf("producer: XAResource: connect to %s: %w", addr, err)
 	}
-	return &XAResource{p: p, addr: addr, name: name, timeout: secs}, nil
+	return &XAResource{p: p, addr: addr, name: name, timeout: secs, started: map[string]bool{}}, nil
 }
 
 func validXAName(s string) bool {
@@ -212,10 +217,38 @@ func (r *XAResource) do(ctx context.Context, req *protocol.TransactionRequest) (
 }
 
 // Start begins xid's branch (TMNOFLAGS; joining or resuming is not
-// supported). XAErrDupID when it exists.
+// supported). XAErrDupID when this resource started it and has not
+// finished it: the broker, like MetaQ's, answers a BEGIN of a known branch
+// with success, so the check is the client's, as in MetaQ's
+// TransactionContext.start.
 func (r *XAResource) Start(ctx context.Context, xid XID) error {
-	_, err := r.call(ctx, xid, protocol.TxBegin, r.timeout)
-	return err
+	key := r.Key(xid)
+	r.mu.Lock()
+	dup := r.started[key]
+	r.mu.Unlock()
+	if dup {
+		return fmt.Errorf("producer: XA start of %s: %w", key, XAErrDupID)
+	}
+	if _, err := r.call(ctx, xid, protocol.TxBegin, r.timeout); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.started[key] = true
+	r.mu.Unlock()
+	return nil
+}
+
+// finished forgets a branch this resource started once a Commit, Rollback
+// or read-only Prepare ended it (err nil), or the broker said it is gone,
+// rolled back or heuristically decided.
+func (r *XAResource) finished(xid XID, err error) {
+	if err != nil && !slices.ContainsFunc([]error{XAErrNOTA, XARBOther, XARBTimeout, XAHeurRB, XAHeurCom, XAHeurHaz},
+		func(t error) bool { return errors.Is(err, t) }) {
+		return
+	}
+	r.mu.Lock()
+	delete(r.started, r.Key(xid))
+	r.mu.Unlock()
 }
 
 // End ends the association of the caller with the branch. The broker does
@@ -269,6 +302,9 @@ func (r *XAResource) Prepare(ctx context.Context, xid XID) (int, error) {
 	if perr != nil || (v != XAOK && v != XAReadOnly) {
 		return 0, fmt.Errorf("producer: XA prepare of %s: unexpected vote %q", r.Key(xid), body)
 	}
+	if v == XAReadOnly {
+		r.finished(xid, nil)
+	}
 	return v, nil
 }
 
@@ -281,12 +317,14 @@ func (r *XAResource) Commit(ctx context.Context, xid XID, onePhase bool) error {
 		typ = protocol.TxCommitOnePhase
 	}
 	_, err := r.call(ctx, xid, typ, 0)
+	r.finished(xid, err)
 	return err
 }
 
 // Rollback rolls the branch back; a replayed rollback succeeds.
 func (r *XAResource) Rollback(ctx context.Context, xid XID) error {
 	_, err := r.call(ctx, xid, protocol.TxRollback, 0)
+	r.finished(xid, err)
 	return err
 }
 

@@ -143,3 +143,23 @@ func requireXIDs(t *testing.T, xa *producer.XAResource, want ...producer.XID) {
 		require.True(t, found, "recover lists %s: %v", w, got)
 	}
 }
+
+// The duplicate-Start check is the client's (MetaQ's broker answers a BEGIN
+// of a known branch with success): it covers branches this resource started
+// and has not finished, and a finished branch can be started again.
+func TestXAStartDuplicateIsCheckedByTheResource(t *testing.T) {
+	addr := startDirectBroker(t, 1)
+	p := directProducer(t, addr, 1)
+	ctx := testCtx(t, 30*time.Second)
+	xa, err := p.XAResource(ctx, producer.XAOptions{Broker: addr, Name: "rm-dup"})
+	require.NoError(t, err)
+	x := producer.XID{FormatID: 1, GlobalID: []byte("dup")}
+	require.NoError(t, xa.Start(ctx, x))
+	require.ErrorIs(t, xa.Start(ctx, x), producer.XAErrDupID)
+	require.NoError(t, xa.Rollback(ctx, x))
+	require.NoError(t, xa.Start(ctx, x), "a finished branch may start again")
+	v, err := xa.Prepare(ctx, x)
+	require.NoError(t, err)
+	require.Equal(t, producer.XAReadOnly, v)
+	require.NoError(t, xa.Start(ctx, x), "a read-only prepare finishes the branch")
+}

@@ -42,6 +42,13 @@ const NoOpaque int32 = math.MaxInt32
 const (
 	DefaultMaxLineLength  = 1024
 	DefaultMaxMessageSize = 4 << 20
+	// MetaQClientMaxMessageSize is the largest put data (message payload,
+	// attribute included) MetaQ 1.4's Java client can read back:
+	// MessageUtils.MAX_READ_BUFFER_SIZE, 2097152 unless the client JVM sets
+	// -Dnotify.remoting.max_read_buffer_size. A larger message makes its
+	// consumer throw InvalidMessageException on every fetch of it, so it is
+	// stuck at that offset for ever. The broker's maxMessageSize defaults to it.
+	MetaQClientMaxMessageSize = 2 << 20
 	// DefaultMaxReplyBody bounds a result/value body on the client side.
 	DefaultMaxReplyBody = 64 << 20
 	maxTokens           = 9

@@ -223,6 +223,7 @@ func readZooKeeper(f *field) ZooKeeper {
 		SessionTimeout:    f.millis(keyZkSessionTimeoutMs, DefaultZkSessionTimeout, 1),
 		ConnectionTimeout: f.millis(keyZkConnectionTimeoutMs, DefaultZkConnectionTimeout, 1),
 		SyncTime:          f.millis(keyZkSyncTimeMs, DefaultZkSyncTime, 1),
+		StaleNodeGrace:    f.millis(keyZkStaleNodeGraceMs, DefaultZkStaleNodeGrace, 0),
 	}
 }
 

@@ -14,7 +14,7 @@ const (
 	DefaultUnflushInterval        = 10 * time.Second
 	DefaultMaxSegmentSize         = 1 << 30
 	DefaultMaxTransferSize        = 1 << 20
-	DefaultMaxMessageSize         = 4 << 20
+	DefaultMaxMessageSize         = 2 << 20 // what MetaQ's Java client can read (protocol.MetaQClientMaxMessageSize)
 	DefaultDeletePolicy           = "delete,168"
 	DefaultDeleteWhen             = "0 0 6,18 * * ?"
 	DefaultMaxTxTimeout           = 60 * time.Second
@@ -23,6 +23,7 @@ const (
 	DefaultZkSessionTimeout       = 30 * time.Second
 	DefaultZkConnectionTimeout    = 30 * time.Second
 	DefaultZkSyncTime             = 5 * time.Second
+	DefaultZkStaleNodeGrace       = 2 * time.Second
 	DefaultMaxConnections         = 10000
 	DefaultIdleTimeout            = 0 // off; see doc.go
 	DefaultMaxLineLength          = 4096
@@ -99,6 +100,10 @@ type ZooKeeper struct {
 	SessionTimeout    time.Duration
 	ConnectionTimeout time.Duration
 	SyncTime          time.Duration
+	// StaleNodeGrace (zk.zkStaleNodeGraceMs, ours): after a restart within the
+	// session timeout, how long to wait between deleting the previous
+	// session's nodes and creating new ones; 0 = no wait.
+	StaleNodeGrace time.Duration
 }
 
 // TopicConfig is the effective configuration of one topic.
@@ -163,6 +168,27 @@ func (c *Config) WildcardTopics() []TopicConfig {
 		t.Name = w.pattern.text
 		out = append(out, t)
 	}
+	return out
+}
+
+// TopicDataPaths returns the distinct dataPath values of the topic sections
+// (named and wildcard) that differ from the broker's dataPath, sorted: the
+// directories besides dataPath where partitions live (MetaQ's
+// MessageStoreManager scans the same set at start).
+func (c *Config) TopicDataPaths() []string {
+	var out []string
+	add := func(p string) {
+		if p != "" && p != c.broker.DataPath && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	for _, n := range c.names {
+		add(c.topics[n].DataPath)
+	}
+	for _, w := range c.wildcards {
+		add(w.config.DataPath)
+	}
+	slices.Sort(out)
 	return out
 }
 

@@ -32,13 +32,14 @@ func TestMetaQSampleLoadsUnchanged(t *testing.T) {
 	assert.Equal(t, "/var/lib/meta", b.DataPath)
 	assert.Equal(t, "/var/lib/meta", b.DataLogPath, "empty dataLogPath defaults to dataPath")
 	assert.Equal(t, int64(1<<30), b.MaxSegmentSize, "1024*1024*1024 is evaluated like Aviator does")
-	assert.Equal(t, 4<<20+MessageHeaderSize, b.MaxTransferSize, "raised to fit the largest message")
+	assert.Equal(t, DefaultMaxMessageSize+MessageHeaderSize, b.MaxTransferSize, "raised to fit the largest message")
 	assert.Equal(t, TxLogFsyncOnCommit, b.FlushTxLogAtCommit)
 	assert.Equal(t, time.Minute, b.MaxTxTimeout)
 
 	z := c.ZooKeeper()
 	assert.Equal(t, ZooKeeper{Enable: true, Connect: "zk1:2181,zk2:2181,zk3:2181", Root: "/meta",
-		SessionTimeout: 30 * time.Second, ConnectionTimeout: 30 * time.Second, SyncTime: 5 * time.Second}, z)
+		SessionTimeout: 30 * time.Second, ConnectionTimeout: 30 * time.Second, SyncTime: 5 * time.Second,
+		StaleNodeGrace: DefaultZkStaleNodeGrace}, z)
 
 	d := c.Defaults()
 	assert.Equal(t, 2, d.NumPartitions)
@@ -376,4 +377,28 @@ readWorkers=4
 		_, err := Parse([]byte(sys(bad+"\n")), "ini", WithoutEnv())
 		assert.Error(t, err, bad)
 	}
+}
+
+func TestTopicDataPathsAndStaleNodeGrace(t *testing.T) {
+	c := mustParse(t, `[system]
+brokerId=1
+dataPath=/data/main
+[zookeeper]
+zk.zkConnect=127.0.0.1:2181
+zk.zkStaleNodeGraceMs=0
+[topic=a]
+dataPath=/data/a
+[topic=b]
+dataPath=/data/main
+[topic=c*]
+dataPath=/data/c
+[topic=d]
+dataPath=/data/a
+[topic=e]
+`)
+	assert.Equal(t, []string{"/data/a", "/data/c"}, c.TopicDataPaths(), "distinct, sorted, without [system] dataPath")
+	tc, ok := c.Topic("c1")
+	require.True(t, ok)
+	assert.Equal(t, "/data/c", tc.DataPath)
+	assert.Equal(t, time.Duration(0), c.ZooKeeper().StaleNodeGrace, "0 = no wait")
 }

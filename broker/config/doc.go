@@ -43,7 +43,10 @@
 //	maxSegmentSize         1073741824
 //	maxTransferSize        1048576, raised to maxMessageSize+20 when smaller (a warning
 //	                       when it was set explicitly) so a whole message always fits
-//	maxMessageSize         4194304 (bytes of put data)
+//	maxMessageSize         2097152 (bytes of put data): the largest message MetaQ's Java
+//	                       client can read (its 2 MiB MessageUtils.MAX_READ_BUFFER_SIZE); a
+//	                       larger value works for our clients, but a MetaQ consumer loops
+//	                       for ever on such a message, so the broker warns at start
 //	deletePolicy           delete,168 — delete,<N>[s|m|h] or archive,<N>[s|m|h][,true];
 //	                       N without a unit is hours
 //	deleteWhen             0 0 6,18 * * ? — Quartz cron, see Schedule
@@ -51,7 +54,8 @@
 //	acceptSubscribe        true
 //	stat                   false
 //	updateConsumerOffsets  false
-//	maxTxTimeoutInSeconds  60
+//	maxTxTimeoutInSeconds  60: cap of a BEGIN's timeout; a BEGIN without one (or 0) has no
+//	                       timer, as in MetaQ
 //	flushTxLogAtCommit     1 (0 OS decides, 1 fsync at prepare/commit/rollback, 2 every second)
 //	autoCreateTopics       false (ours: accept topics that match no section)
 //	maxConnections         10000 (ours; 0 = unlimited)
@@ -108,6 +112,11 @@
 //	zk.zkSessionTimeoutMs  30000
 //	zk.zkConnectionTimeoutMs 30000
 //	zk.zkSyncTimeMs        5000
+//	zk.zkStaleNodeGraceMs  2000 (ours): a broker restarted within the session timeout
+//	                       deletes the nodes of its previous session, waits this long
+//	                       (after a sync) and only then registers again, so clients that
+//	                       keep one watch on a topic's broker list (MetaQ's Python
+//	                       producer) see it disappear and reconnect; 0 = no wait
 //
 // # Environment variables
 //

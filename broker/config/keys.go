@@ -60,6 +60,7 @@ const (
 	keyZkSessionTimeoutMs    = "zk.zkSessionTimeoutMs"
 	keyZkConnectionTimeoutMs = "zk.zkConnectionTimeoutMs"
 	keyZkSyncTimeMs          = "zk.zkSyncTimeMs"
+	keyZkStaleNodeGraceMs    = "zk.zkStaleNodeGraceMs"
 )
 
 // systemKeys are the keys of [system]; topicKeys those a [topic=...] section may override
@@ -79,7 +80,7 @@ var (
 	}
 	zookeeperKeys = []string{
 		keyZkEnable, keyZkConnect, keyZkRoot, keyZkSessionTimeoutMs, keyZkConnectionTimeoutMs,
-		keyZkSyncTimeMs,
+		keyZkSyncTimeMs, keyZkStaleNodeGraceMs,
 	}
 	topicKeys = []string{
 		keyNumPartitions, keyStat, keyDeletePolicy, keyDeleteWhen, keyDataPath,

@@ -15,6 +15,10 @@
 //	    00000000000000000000.arc     a segment archived by retention (renamed), or .zip (zipped)
 //	    *.tmp                        a sidecar or marker being written; deleted on open
 //
+// A topic whose TopicOptions.Dir names another directory (MetaQ's per-topic
+// dataPath) keeps its partition directories there instead; each such
+// directory (Options.TopicDirs) has a LOCK of its own and is scanned by Open.
+//
 // The file-name patterns are the const block in names.go. The store creates
 // files with mode 0640 and directories with mode 0750 (before the umask).
 //

@@ -58,6 +58,11 @@ type RetentionPolicy struct {
 type TopicOptions struct {
 	Flush     FlushPolicy
 	Retention RetentionPolicy
+	// Dir is the root directory of the topic's partition directories
+	// (MetaQ's per-topic dataPath); "" = the store's directory. Any other
+	// directory must be listed in Options.TopicDirs, so that Open finds the
+	// topic's partitions again after a restart.
+	Dir string
 }
 
 // Options configure a Store. The zero value is usable: group commit, 1 GiB
@@ -87,6 +92,11 @@ type Options struct {
 	// Topic returns the options of a topic (zero fields get the same
 	// defaults as above); nil = Flush and Retention above for every topic.
 	Topic func(topic string) TopicOptions
+
+	// TopicDirs are the directories besides the store's that
+	// TopicOptions.Dir names. Open creates and locks each, and opens and
+	// recovers the partitions in it of the topics whose Dir it is.
+	TopicDirs []string
 
 	// OnSync, when set, is called on the partition's writer goroutine after
 	// every fsync of a segment with how long it took and its error (for an

@@ -50,7 +50,7 @@ type Partition struct {
 func openPartition(s *Store, topic string, part int) (*Partition, error) {
 	p := &Partition{
 		topic: topic, part: part,
-		dir:    filepath.Join(s.dir, PartitionDirName(topic, part)),
+		dir:    s.partitionDir(topic, part),
 		fs:     s.opts.FS,
 		opts:   &s.opts,
 		files:  s.files,
@@ -64,7 +64,7 @@ func openPartition(s *Store, topic string, part int) (*Partition, error) {
 	if err := p.fs.MkdirAll(p.dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("store: create partition directory: %w", err)
 	}
-	if err := p.fs.SyncDir(s.dir); err != nil {
+	if err := p.fs.SyncDir(filepath.Dir(p.dir)); err != nil {
 		return nil, fmt.Errorf("store: sync data directory: %w", err)
 	}
 	if err := p.recover(); err != nil {

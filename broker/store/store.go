@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,9 @@ type Store struct {
 	opts  Options
 	ids   *idGen
 	lock  io.Closer
-	files *fileCache // open closed-segment files, bounded by MaxOpenSegments
+	roots []string    // dir, then the cleaned Options.TopicDirs (no duplicates)
+	locks []io.Closer // of roots[1:]
+	files *fileCache  // open closed-segment files, bounded by MaxOpenSegments
 
 	mu     sync.Mutex // guards parts and closed
 	parts  map[partID]*Partition
@@ -52,6 +55,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[partID]*Partition{}, stop: make(chan struct{}),
 		files: newFileCache(opts.FS, opts.MaxOpenSegments)}
 	s.ids = newIDGen(opts.BrokerID, func() int64 { return opts.Now().UnixMilli() })
+	if err := s.lockTopicDirs(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.openAll(); err != nil {
 		s.Close()
 		return nil, err
@@ -63,14 +70,57 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) openAll() error {
-	ents, err := s.opts.FS.ReadDir(s.dir)
-	if err != nil {
-		return fmt.Errorf("store: list %s: %w", s.dir, err)
+// lockTopicDirs creates and locks the directories of Options.TopicDirs.
+func (s *Store) lockTopicDirs() error {
+	s.roots = []string{filepath.Clean(s.dir)}
+	for _, d := range s.opts.TopicDirs {
+		d = filepath.Clean(d)
+		if slices.Contains(s.roots, d) {
+			continue
+		}
+		if err := s.opts.FS.MkdirAll(d, dirPerm); err != nil {
+			return fmt.Errorf("store: create topic data directory: %w", err)
+		}
+		lock, err := s.opts.FS.Lock(filepath.Join(d, lockFileName))
+		if err != nil {
+			return fmt.Errorf("store: lock topic data directory %s: %w", d, err)
+		}
+		s.roots = append(s.roots, d)
+		s.locks = append(s.locks, lock)
 	}
+	return nil
+}
+
+// rootOf is the directory holding topic's partition directories.
+func (s *Store) rootOf(topic string) string {
+	if d := s.opts.topic(topic).Dir; d != "" {
+		return filepath.Clean(d)
+	}
+	return s.roots[0]
+}
+
+// partitionDir is the directory of partition topic-part.
+func (s *Store) partitionDir(topic string, part int) string {
+	return filepath.Join(s.rootOf(topic), PartitionDirName(topic, part))
+}
+
+func (s *Store) openAll() error {
 	var names []string
-	for _, e := range ents {
-		if _, _, ok := ParsePartitionDirName(e.Name); ok && e.IsDir {
+	for _, root := range s.roots {
+		ents, err := s.opts.FS.ReadDir(root)
+		if err != nil {
+			return fmt.Errorf("store: list %s: %w", root, err)
+		}
+		for _, e := range ents {
+			topic, _, ok := ParsePartitionDirName(e.Name)
+			if !ok || !e.IsDir {
+				continue
+			}
+			if want := s.rootOf(topic); want != root {
+				s.opts.Logger.Warn("store: partition directory ignored: its topic's data directory is another one",
+					"dir", filepath.Join(root, e.Name), "topic_dir", want)
+				continue
+			}
 			names = append(names, e.Name)
 		}
 	}
@@ -94,7 +144,7 @@ func (s *Store) openAll() error {
 // failedPartition is the stand-in for a partition that could not be opened:
 // reads and appends get its error, FailedPartitions lists it.
 func failedPartition(s *Store, topic string, part int, cause error) *Partition {
-	p := &Partition{topic: topic, part: part, dir: filepath.Join(s.dir, PartitionDirName(topic, part)),
+	p := &Partition{topic: topic, part: part, dir: s.partitionDir(topic, part),
 		fs: s.opts.FS, opts: &s.opts, files: s.files, topt: s.opts.topic(topic), ids: s.ids,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), closed: true}
 	p.log = s.opts.Logger.With("topic", topic, "partition", part)
@@ -144,6 +194,9 @@ func (s *Store) Partition(topic string, part int, create bool) (*Partition, erro
 	}
 	if !create {
 		return nil, fmt.Errorf("%w: %s", ErrNoPartition, PartitionDirName(topic, part))
+	}
+	if root := s.rootOf(topic); !slices.Contains(s.roots, root) {
+		return nil, fmt.Errorf("store: topic %q is to be stored in %s, which is not among Options.TopicDirs: add it there", topic, root)
 	}
 	p, err := openPartition(s, topic, part)
 	if err != nil {
@@ -196,6 +249,9 @@ func (s *Store) Close() error {
 	errs := make([]error, len(list), len(list)+1)
 	parallel(len(list), func(i int) { errs[i] = list[i].close() })
 	errs = append(errs, s.lock.Close())
+	for _, l := range s.locks {
+		errs = append(errs, l.Close())
+	}
 	return errors.Join(errs...)
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/conn"
 	"github.com/metaq-go/metaq/protocol"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
@@ -217,40 +218,14 @@ type linesOrErr struct {
 	err   error
 }
 
+// collectLines asks every registered broker for `stats <item>`, concurrently.
 func collectLines(ctx context.Context, brokers []brokerReg, item string) map[int]linesOrErr {
-	type res struct {
-		id int
-		r  linesOrErr
-	}
-	ch := make(chan res, len(brokers))
-	n := 0
-	for _, br := range brokers {
-		if !br.Registered {
-			continue
-		}
-		n++
-		go func() {
-			if br.Addr == "" {
-				ch <- res{br.ID, linesOrErr{err: fmt.Errorf("broker %d: bad URI %q in ZooKeeper (want meta://host:port)", br.ID, br.URI)}}
-				return
-			}
-			c, err := dialBroker(ctx, br.Addr)
-			if err != nil {
-				ch <- res{br.ID, linesOrErr{err: err}}
-				return
-			}
-			defer c.Close()
-			lines, err := c.Stats(ctx, item)
-			if err != nil {
-				err = brokerErr(br.Addr, fmt.Sprintf("stats %q", item), err)
-			}
-			ch <- res{br.ID, linesOrErr{lines, err}}
-		}()
-	}
-	out := make(map[int]linesOrErr, n)
-	for range n {
-		r := <-ch
-		out[r.id] = r.r
+	res := onEveryBroker(ctx, brokers, fmt.Sprintf("stats %q", item), func(ctx context.Context, c *conn.Conn) ([]protocol.StatsLine, error) {
+		return c.Stats(ctx, item)
+	})
+	out := make(map[int]linesOrErr, len(res))
+	for id, r := range res {
+		out[id] = linesOrErr{r.val, r.err}
 	}
 	return out
 }

@@ -30,19 +30,22 @@ These are the operations a transaction manager performs; an operator uses
 them when the manager is lost for good. They are ordinary (not heuristic)
 completions: the manager, if it comes back, is answered 200 when it replays
 the same decision and XAER_PROTO or XA_RBOTHER when it decided otherwise.`,
-		Example: "  metaq tx list --broker 127.0.0.1:8123\n  metaq tx commit --broker 127.0.0.1:8123 XID:1:0a0b:01:rm1",
+		Example: "  metaq tx list --broker 127.0.0.1:8123\n  metaq tx list --zk 127.0.0.1:2181\n  metaq tx commit --broker 127.0.0.1:8123 XID:1:0a0b:01:rm1",
 	}
-	cmd.PersistentFlags().StringVar(&broker, "broker", "", "broker host:port (required)")
+	cmd.PersistentFlags().StringVar(&broker, "broker", "", "broker host:port (required, except for list with --zk)")
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "list in-doubt XA transactions (RECOVER)",
+		Short: "list in-doubt XA transactions (RECOVER) of one broker, or of every registered broker with --zk",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
+			if broker == "" && len(g.zkServers()) > 0 {
+				return txListAll(c, g)
+			}
 			body, err := txRequest(c.Context(), g, broker, "null", protocol.TxRecover)
 			if err != nil {
 				return err
 			}
-			return printTxList(c, g, body)
+			return printTxList(c, g, txRows(body, nil, ""), false)
 		},
 	}
 	finish := func(use, short string, typ protocol.TxType) *cobra.Command {
@@ -90,20 +93,52 @@ func txRequest(ctx context.Context, g *globals, broker, key string, typ protocol
 		return "", err
 	}
 	defer c.Close()
-	rep, err := c.Do(ctx, conn.ProtocolRequest(&protocol.TransactionRequest{TxKey: key, SessionID: "metaq-cli", Type: typ}))
+	body, err := txDo(ctx, c, key, typ)
 	if err != nil {
 		return "", brokerErr(addr, fmt.Sprintf("%s %s", typ, key), err)
 	}
+	return body, nil
+}
+
+// txDo sends one transaction request on c and returns the body of its 200
+// reply, or the broker's XA error.
+func txDo(ctx context.Context, c *conn.Conn, key string, typ protocol.TxType) (string, error) {
+	rep, err := c.Do(ctx, conn.ProtocolRequest(&protocol.TransactionRequest{TxKey: key, SessionID: "metaq-cli", Type: typ}))
+	if err != nil {
+		return "", err
+	}
 	if rep.Code != protocol.CodeOK {
 		if xe, perr := protocol.ParseXAError(string(rep.Body)); perr == nil {
-			return "", fmt.Errorf("%s %s on %s: %s (%d): %s", typ, key, addr, protocol.XACodeName(xe.Code), xe.Code, xe.Msg)
+			return "", fmt.Errorf("%s (%d): %s", protocol.XACodeName(xe.Code), xe.Code, xe.Msg)
 		}
-		return "", fmt.Errorf("%s %s on %s: broker replied %d: %s", typ, key, addr, rep.Code, rep.Body)
+		return "", fmt.Errorf("broker replied %d: %s", rep.Code, rep.Body)
 	}
 	return string(rep.Body), nil
 }
 
+// txListAll is `metaq tx list` with --zk: RECOVER on every registered broker.
+func txListAll(c *cobra.Command, g *globals) error {
+	brokers, err := registeredBrokers(c.Context(), g)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Context(), g.timeout())
+	defer cancel()
+	res := onEveryBroker(ctx, brokers, "RECOVER", func(ctx context.Context, cn *conn.Conn) (string, error) {
+		return txDo(ctx, cn, "null", protocol.TxRecover)
+	})
+	rows := []txRow{}
+	for _, br := range brokers {
+		if r := res[br.ID]; r.err == nil {
+			rows = append(rows, txRows(r.val, &br.ID, br.Addr)...)
+		}
+	}
+	return errors.Join(printTxList(c, g, rows, true), failedBrokers(res, len(brokers)))
+}
+
 type txRow struct {
+	BrokerID  *int   `json:"broker_id,omitempty"` // with --zk
+	Addr      string `json:"addr,omitempty"`
 	Key       string `json:"key"`
 	FormatID  int32  `json:"format_id"`
 	GTRID     string `json:"gtrid"`
@@ -111,25 +146,38 @@ type txRow struct {
 	Qualifier string `json:"qualifier"`
 }
 
-func printTxList(c *cobra.Command, g *globals, body string) error {
+// txRows parses a RECOVER body of a broker (nil and "" for the single broker of --broker).
+func txRows(body string, brokerID *int, addr string) []txRow {
 	rows := []txRow{}
 	for _, line := range strings.Split(body, "\r\n") {
 		if line == "" {
 			continue
 		}
-		r := txRow{Key: line}
+		r := txRow{BrokerID: brokerID, Addr: addr, Key: line}
 		if k, err := protocol.ParseTxKey(line); err == nil && k.Kind == protocol.TxKeyXA {
 			r.FormatID, r.Qualifier = k.FormatID, k.UniqueQualifier
 			r.GTRID, r.BQual = fmt.Sprintf("%x", k.GlobalTxID), fmt.Sprintf("%x", k.BranchQualifier)
 		}
 		rows = append(rows, r)
 	}
+	return rows
+}
+
+// printTxList prints RECOVER rows; perBroker adds the broker columns.
+func printTxList(c *cobra.Command, g *globals, rows []txRow, perBroker bool) error {
 	if g.output() == "json" {
 		return printJSON(c.OutOrStdout(), rows)
+	}
+	header := []string{"KEY", "FORMAT", "GTRID", "BQUAL", "QUALIFIER"}
+	if perBroker {
+		header = append([]string{"BROKER", "ADDR"}, header...)
 	}
 	table := make([][]string, len(rows))
 	for i, r := range rows {
 		table[i] = []string{r.Key, fmt.Sprint(r.FormatID), r.GTRID, r.BQual, r.Qualifier}
+		if perBroker {
+			table[i] = append([]string{fmt.Sprint(*r.BrokerID), r.Addr}, table[i]...)
+		}
 	}
-	return printTable(c.OutOrStdout(), []string{"KEY", "FORMAT", "GTRID", "BQUAL", "QUALIFIER"}, table)
+	return printTable(c.OutOrStdout(), header, table)
 }

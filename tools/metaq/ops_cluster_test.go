@@ -167,7 +167,10 @@ func TestClusterCommandsAgainstRealBrokers(t *testing.T) {
 		}
 		var rep clusterReport
 		mustMetaqJSON(t, &rep, append([]string{"cluster"}, zk...)...)
-		if rep.Brokers[1].Status != "not registered" || rep.Brokers[0].Status != "up" || rep.Topics != 2 {
+		// A clean shutdown removes ids/2 as well (MetaQ's unregisterBrokerInZk):
+		// the stopped broker is not listed at all ("not registered" is for
+		// an id node left without a master, e.g. after a crash).
+		if len(rep.Brokers) != 1 || rep.Brokers[0].Status != "up" || rep.Topics != 2 {
 			t.Errorf("after shutdown of broker 2: %+v", rep)
 		}
 		r := runMetaq(t, append([]string{"healthcheck", "--expect", "2"}, zk...)...)
