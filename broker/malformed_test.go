@@ -111,7 +111,7 @@ func handCases() []malCase {
 	putOK := fmt.Sprintf("put mal 0 5 0 %d 1\r\nhello", crc("hello"))
 	long := strings.Repeat("t", 2000)
 	over := strings.Repeat("o", 2097153) // one byte over the default maxMessageSize
-	statsAt := func(total int) string { // a stats line of exactly total bytes, CRLF included
+	statsAt := func(total int) string {  // a stats line of exactly total bytes, CRLF included
 		return "stats " + strings.Repeat("s", total-len("stats ")-len(" 1\r\n")) + " 1\r\n"
 	}
 	cases := []malCase{

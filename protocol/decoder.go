@@ -55,8 +55,8 @@ const (
 	// that a request decoder reads and throws away to keep the connection
 	// (see Config.MaxDiscardSize).
 	DefaultMaxDiscardSize = 64 << 20
-	maxTokens           = 9
-	maxErrToken         = 48
+	maxTokens             = 9
+	maxErrToken           = 48
 )
 
 // Request is a decoded request. The concrete types are *PutRequest,
@@ -160,7 +160,7 @@ type Decoder struct {
 	ntok   int
 	err    *Error
 	need   int
-	skip   int // bytes of a refused body still to throw away
+	skip   int      // bytes of a refused body still to throw away
 	intern interner // topics, groups, items, session ids
 	txKeys interner // validated transaction keys
 
