@@ -132,13 +132,18 @@ func (s *stats) putOK(topic string, n int, bytes int64) {
 	}
 }
 
+// putFail counts a refused put. Like MetaQ (processPutCommand calls
+// statsPut before anything can fail), cmd_put and the realtime put item
+// count it too.
 func (s *stats) putFail(topic string) {
 	s.c.cmdPut.Add(1)
 	s.c.putFailed.Add(1)
+	s.rt.put.add(1)
 	s.rt.putFailed.add(1)
 	if tc := s.topic(topic); tc != nil {
 		tc.put.Add(1)
 		tc.putFailed.Add(1)
+		tc.rt.put.add(1)
 		tc.rt.putFailed.add(1)
 	}
 }
