@@ -52,7 +52,8 @@ const pausedInboundFloor = 4 << 20
 
 func newConn(s *server, gc gnet.Conn, ip string) *conn {
 	cn := &conn{s: s, b: s.b, gc: gc, remote: gc.RemoteAddr().String(), ip: ip,
-		dec: protocol.NewDecoder(protocol.Config{MaxLineLength: s.b.opts.MaxLineLength, MaxBodySize: s.b.opts.MaxMessageSize})}
+		dec: protocol.NewDecoder(protocol.Config{MaxLineLength: s.b.opts.MaxLineLength,
+			MaxBodySize: s.b.opts.MaxMessageSize, MaxDiscardSize: s.b.opts.MaxDiscardSize})}
 	cn.lastActive.Store(time.Now().UnixNano())
 	return cn
 }
@@ -112,6 +113,10 @@ func (cn *conn) decodeAll() (consumed int, action gnet.Action) {
 		}
 		if n == 0 {
 			break
+		}
+		if req == nil { // body of an oversized put already refused: thrown away as it arrives
+			consumed += n
+			continue
 		}
 		if cn.mustWait(req) {
 			cn.setPaused(true) // leave it undecoded: a complete request decodes again the same

@@ -110,7 +110,8 @@ func handCases() []malCase {
 	hello := func(line string) string { return line + "\r\nhello" }
 	putOK := fmt.Sprintf("put mal 0 5 0 %d 1\r\nhello", crc("hello"))
 	long := strings.Repeat("t", 2000)
-	statsAt := func(total int) string { // a stats line of exactly total bytes, CRLF included
+	over := strings.Repeat("o", 2097153) // one byte over the default maxMessageSize
+	statsAt := func(total int) string {  // a stats line of exactly total bytes, CRLF included
 		return "stats " + strings.Repeat("s", total-len("stats ")-len(" 1\r\n")) + " 1\r\n"
 	}
 	cases := []malCase{
@@ -153,12 +154,15 @@ func handCases() []malCase {
 		open("line exactly at the limit", statsAt(1024), 200),
 
 		// Bodies.
-		closing("oversized put body, line only", "put mal 0 4194305 0 -1 1\r\n", 500),
-		closing("oversized put body, line and some body", "put mal 0 4194305 0 -1 1\r\nxxxxxxxxxx", 500),
+		// A body over maxMessageSize (2 MiB) is refused and thrown away; the
+		// connection stays. Over the discard bound (64 MiB) it is not read.
+		open("oversized put body", "put mal 0 2097153 0 -1 1\r\n"+over, 500),
+		open("oversized legacy put body", "put mal 0 2097153 0 1\r\n"+over, 500),
+		open("oversized put in tx", "put mal 0 2097153 0 -1 TX:s:1 1\r\n"+over, 500),
+		open("oversized sync body", "sync mal 0 2097153 0 1 -1 1\r\n"+over, 500),
+		open("oversized put body then a put", "put mal 0 2097153 0 -1 1\r\n"+over+putOK, 500, 200),
+		closing("oversized put body over the discard bound", "put mal 0 67108865 0 -1 1\r\n", 500),
 		closing("oversized put body max int32", "put mal 0 2147483647 0 -1 1\r\n", 500),
-		closing("oversized legacy put body", "put mal 0 5000000 0 1\r\n", 500),
-		closing("oversized put in tx", "put mal 0 4194305 0 -1 TX:s:1 1\r\n", 500),
-		closing("oversized sync body", "sync mal 0 4194305 0 1 -1 1\r\n", 500),
 		closing("negative put length", "put mal 0 -1 0 -1 1\r\n", 500),
 		closing("min int32 put length", "put mal 0 -2147483648 0 -1 1\r\n", 500),
 		closing("overflowing put length", "put mal 0 99999999999 0 -1 1\r\n", 500),

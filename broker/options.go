@@ -72,6 +72,13 @@ type Options struct {
 	MaxInflightBytes      int           // put bytes per connection awaiting durability before 503; default 64 MiB
 	UpdateConsumerOffsets bool          // 301 with the end offset for gets beyond the end
 
+	// MaxDiscardSize is the largest body a put may declare over
+	// MaxMessageSize and still get its 500 reply on a connection that stays
+	// open: the broker reads and throws the body away as it arrives. A larger
+	// declaration closes the connection after the reply. Default 64 MiB
+	// (protocol.DefaultMaxDiscardSize); negative: every oversized put closes.
+	MaxDiscardSize int
+
 	// MaxConnectionsPerIP limits the connections from one client IP;
 	// default 1000, negative = unlimited.
 	MaxConnectionsPerIP int
@@ -153,6 +160,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxMessageSize <= 0 {
 		o.MaxMessageSize = protocol.MetaQClientMaxMessageSize
+	}
+	if o.MaxDiscardSize == 0 {
+		o.MaxDiscardSize = protocol.DefaultMaxDiscardSize
 	}
 	if o.MaxTransferSize <= 0 {
 		o.MaxTransferSize = 1 << 20

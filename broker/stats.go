@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sort"
@@ -25,25 +26,77 @@ type counters struct {
 	handlerPanics                         atomic.Int64
 }
 
-// realtime is one `stats realtime` item: a count and a value summed since the last reset.
+// realtime is one `stats realtime` item: a count and a value summed since the
+// last reset, as MetaQ's MetaStatLog keeps them (StatConstants: put, get,
+// offset, get_miss and put_failed add 1 per request to both; message_size
+// adds 1 and the put data's length).
 type realtime struct {
 	count, value atomic.Int64
 }
 
 func (r *realtime) add(v int64) { r.count.Add(1); r.value.Add(v) }
 
+func (r *realtime) addN(n, v int64) { r.count.Add(n); r.value.Add(v) }
+
+func (r *realtime) reset() { r.count.Store(0); r.value.Store(0) }
+
+// format renders the item as MetaStatLog.formatOutput does: numbers through
+// DecimalFormat("#.##"), "invalid" for an average over nothing, the duration
+// in whole seconds.
+func (r *realtime) format(dur int64) string {
+	c, v := r.count.Load(), r.value.Load()
+	avg, rate := "invalid", "invalid"
+	if c != 0 {
+		avg = decimalFormat(float64(v) / float64(c))
+	}
+	if dur != 0 {
+		rate = decimalFormat(float64(c) / float64(dur))
+	}
+	return fmt.Sprintf("Count=%d,Value=%d,Value/Count=%s,Count/Duration=%s,Duration=%d", c, v, avg, rate, dur)
+}
+
+// decimalFormat is Java's new DecimalFormat("#.##").format(x): at most two
+// decimals, rounded half-even, no trailing zeros, no grouping.
+func decimalFormat(x float64) string {
+	return strconv.FormatFloat(math.RoundToEven(x*100)/100, 'f', -1, 64)
+}
+
+// realtimeSet is the six realtime items, broker-wide or for one topic.
+type realtimeSet struct {
+	put, get, offset, getMiss, putFailed, msgSize realtime
+}
+
+// items lists the items in MetaQ's order under their StatConstants names.
+func (rs *realtimeSet) items() []struct {
+	name string
+	r    *realtime
+} {
+	return []struct {
+		name string
+		r    *realtime
+	}{{"put", &rs.put}, {"get", &rs.get}, {"offset", &rs.offset},
+		{"get_miss", &rs.getMiss}, {"put_failed", &rs.putFailed}, {"message_size", &rs.msgSize}}
+}
+
+func (rs *realtimeSet) reset() {
+	for _, it := range rs.items() {
+		it.r.reset()
+	}
+}
+
 // topicCounters are per-topic totals, kept for every topic the broker serves.
 type topicCounters struct {
 	put, get, offset, getMiss, putFailed, putBytes, getBytes atomic.Int64
+	rt                                                       realtimeSet
 }
 
 type stats struct {
 	start time.Time
 	c     counters
 
-	rtMu                                                      sync.Mutex // guards rtSince
-	rtSince                                                   time.Time
-	rtPut, rtGet, rtOffset, rtGetMiss, rtPutFailed, rtMsgSize realtime
+	rtMu    sync.Mutex // guards rtSince
+	rtSince time.Time
+	rt      realtimeSet
 
 	topics sync.Map // topic → *topicCounters
 }
@@ -69,38 +122,46 @@ func (s *stats) addTopic(t string) { s.topics.LoadOrStore(t, &topicCounters{}) }
 func (s *stats) putOK(topic string, n int, bytes int64) {
 	s.c.cmdPut.Add(int64(n))
 	s.c.putBytes.Add(bytes)
+	s.rt.put.addN(int64(n), int64(n))
+	s.rt.msgSize.addN(int64(n), bytes)
 	if tc := s.topic(topic); tc != nil {
 		tc.put.Add(int64(n))
 		tc.putBytes.Add(bytes)
+		tc.rt.put.addN(int64(n), int64(n))
+		tc.rt.msgSize.addN(int64(n), bytes)
 	}
-	s.rtPut.count.Add(int64(n))
-	s.rtPut.value.Add(bytes)
-	s.rtMsgSize.count.Add(int64(n))
-	s.rtMsgSize.value.Add(bytes)
 }
 
+// putFail counts a refused put. Like MetaQ (processPutCommand calls
+// statsPut before anything can fail), cmd_put and the realtime put item
+// count it too.
 func (s *stats) putFail(topic string) {
 	s.c.cmdPut.Add(1)
 	s.c.putFailed.Add(1)
-	s.rtPutFailed.add(1)
+	s.rt.put.add(1)
+	s.rt.putFailed.add(1)
 	if tc := s.topic(topic); tc != nil {
 		tc.put.Add(1)
 		tc.putFailed.Add(1)
+		tc.rt.put.add(1)
+		tc.rt.putFailed.add(1)
 	}
 }
 
 func (s *stats) get(topic string, bytes int64, miss bool) {
 	s.c.cmdGet.Add(1)
-	s.rtGet.add(bytes)
+	s.rt.get.add(1)
 	tc := s.topic(topic)
 	if tc == nil {
 		tc = &topicCounters{} // not a served topic: count broker-wide only
 	}
 	tc.get.Add(1)
+	tc.rt.get.add(1)
 	if miss {
 		s.c.getMiss.Add(1)
-		s.rtGetMiss.add(1)
+		s.rt.getMiss.add(1)
 		tc.getMiss.Add(1)
+		tc.rt.getMiss.add(1)
 		return
 	}
 	s.c.getBytes.Add(bytes)
@@ -109,25 +170,35 @@ func (s *stats) get(topic string, bytes int64, miss bool) {
 
 func (s *stats) offset(topic string) {
 	s.c.cmdOffset.Add(1)
-	s.rtOffset.add(1)
+	s.rt.offset.add(1)
 	if tc := s.topic(topic); tc != nil {
 		tc.offset.Add(1)
+		tc.rt.offset.add(1)
 	}
 }
 
+// resetRealtime is `stats reset`: every realtime item, broker-wide and per topic.
 func (s *stats) resetRealtime() {
 	s.rtMu.Lock()
 	s.rtSince = time.Now()
 	s.rtMu.Unlock()
-	for _, r := range []*realtime{&s.rtPut, &s.rtGet, &s.rtOffset, &s.rtGetMiss, &s.rtPutFailed, &s.rtMsgSize} {
-		r.count.Store(0)
-		r.value.Store(0)
-	}
+	s.rt.reset()
+	s.topics.Range(func(_, v any) bool {
+		v.(*topicCounters).rt.reset()
+		return true
+	})
+}
+
+// realtimeDuration is the whole seconds since the last reset.
+func (s *stats) realtimeDuration() int64 {
+	s.rtMu.Lock()
+	defer s.rtMu.Unlock()
+	return int64(time.Since(s.rtSince) / time.Second)
 }
 
 // statsHelp describes every item of `stats <item>`.
 var statsHelp = []protocol.StatsLine{
-	{Key: "(empty)", Value: "broker-wide counters: connections, commands, messages, topics"},
+	{Key: "*EMPTY*", Value: "broker-wide counters: connections, commands, messages, topics"},
 	{Key: "topics", Value: "per topic: partitions, message count and bytes, accept publish/subscribe"},
 	{Key: "offsets", Value: "per partition: min and max offset"},
 	{Key: "realtime", Value: "put/get/offset/miss/failure counts and values since the last reset"},
@@ -174,18 +245,27 @@ func (b *Broker) statsBody(item string) []byte {
 		add("total_messages", total)
 		add("topics", len(b.topicNames()))
 		add("config_checksum", b.configChecksum)
-	case "topics":
+	case "topics": // StatsManager.appendTopicsInfo: topics with partitions, then configured ones without
+		var empty []string
 		for _, t := range b.topicNames() {
+			parts := b.partitionsOf(t)
+			if len(parts) == 0 {
+				empty = append(empty, t)
+				continue
+			}
 			cfg, _ := b.opts.Topic(t)
 			var count, bytes int64
-			for _, p := range b.partitionsOf(t) {
+			for _, p := range parts {
 				st := p.Stats()
 				count += st.Messages
 				bytes += st.Bytes
 			}
-			lines = append(lines, protocol.StatsLine{Key: t, Value: "partitions " + strconv.Itoa(cfg.NumPartitions) +
+			lines = append(lines, protocol.StatsLine{Key: t, Value: "partitions " + strconv.Itoa(len(parts)) +
 				" message_count " + strconv.FormatInt(count, 10) + " message_bytes " + strconv.FormatInt(bytes, 10) +
 				" accept_publish " + strconv.FormatBool(cfg.AcceptPublish) + " accept_subscribe " + strconv.FormatBool(cfg.AcceptSubscribe)})
+		}
+		for _, t := range empty {
+			add(t, "*Empty*")
 		}
 	case "offsets":
 		for _, p := range b.store.Partitions() {
@@ -193,23 +273,9 @@ func (b *Broker) statsBody(item string) []byte {
 				" min_offset " + strconv.FormatInt(p.Earliest(), 10) + " max_offset " + strconv.FormatInt(p.End(), 10)})
 		}
 	case "realtime":
-		s.rtMu.Lock()
-		dur := time.Since(s.rtSince).Seconds()
-		s.rtMu.Unlock()
-		for _, r := range []struct {
-			k string
-			v *realtime
-		}{{"realtime_put", &s.rtPut}, {"realtime_get", &s.rtGet}, {"realtime_offset", &s.rtOffset},
-			{"realtime_get_miss", &s.rtGetMiss}, {"realtime_put_failed", &s.rtPutFailed}, {"realtime_message_size", &s.rtMsgSize}} {
-			c, v := r.v.count.Load(), r.v.value.Load()
-			avg, rate := 0.0, 0.0
-			if c > 0 {
-				avg = float64(v) / float64(c)
-			}
-			if dur > 0 {
-				rate = float64(c) / dur
-			}
-			add(r.k, fmt.Sprintf("Count=%d,Value=%d,Value/Count=%.2f,Count/Duration=%.2f,Duration=%d", c, v, avg, rate, int64(dur)))
+		dur := s.realtimeDuration()
+		for _, it := range s.rt.items() {
+			add("realtime_"+it.name, it.r.format(dur))
 		}
 	case "help":
 		lines = statsHelp
@@ -217,32 +283,56 @@ func (b *Broker) statsBody(item string) []byte {
 		s.resetRealtime()
 		lines = []protocol.StatsLine{{Key: "reset", Value: "ok"}}
 	default:
-		cfg, ok := b.opts.Topic(item)
-		if !ok {
-			return nil
-		}
-		tc := s.topic(item)
-		if tc == nil {
-			tc = &topicCounters{} // accepted but never opened: all zero
-		}
-		add("partitions", cfg.NumPartitions)
-		add("cmd_put", tc.put.Load())
-		add("cmd_get", tc.get.Load())
-		add("cmd_offset", tc.offset.Load())
-		add("get_miss", tc.getMiss.Load())
-		add("put_failed", tc.putFailed.Load())
-		add("put_bytes", tc.putBytes.Load())
-		add("get_bytes", tc.getBytes.Load())
-		var count, bytes int64
-		for _, p := range b.partitionsOf(item) {
-			st := p.Stats()
-			count += st.Messages
-			bytes += st.Bytes
-		}
-		add("message_count", count)
-		add("message_bytes", bytes)
+		lines = b.topicStats(item)
 	}
 	return protocol.AppendStatsBody(nil, lines)
+}
+
+// topicStats is `stats <topic>` in MetaQ's layout (StatsManager.appendTopic):
+// the topic alone on the first line; resultCode 0 (served), 1 (not a topic
+// of this broker) or 2 (accepted, no partition yet); partitions (open ones),
+// message_count, bytes and the topic_realtime_* items. Our extra counters
+// follow under keys MetaQ does not use.
+func (b *Broker) topicStats(item string) []protocol.StatsLine {
+	var lines []protocol.StatsLine
+	add := func(k string, v any) { lines = append(lines, protocol.StatsLine{Key: k, Value: fmt.Sprint(v)}) }
+	s := b.stats
+	parts := b.partitionsOf(item)
+	code := 0
+	if len(parts) == 0 {
+		code = 1
+		if _, ok := b.opts.Topic(item); ok {
+			code = 2
+		}
+	}
+	var count, bytes int64
+	for _, p := range parts {
+		st := p.Stats()
+		count += st.Messages
+		bytes += st.Bytes
+	}
+	tc := s.topic(item)
+	if tc == nil {
+		tc = &topicCounters{} // never opened: all zero
+	}
+	lines = append(lines, protocol.StatsLine{Key: item})
+	add("resultCode", code)
+	add("partitions", len(parts))
+	add("message_count", count)
+	add("bytes", bytes)
+	dur := s.realtimeDuration()
+	for _, it := range tc.rt.items() {
+		add("topic_realtime_"+it.name, it.r.format(dur))
+	}
+	add("cmd_put", tc.put.Load())
+	add("cmd_get", tc.get.Load())
+	add("cmd_offset", tc.offset.Load())
+	add("get_miss", tc.getMiss.Load())
+	add("put_failed", tc.putFailed.Load())
+	add("put_bytes", tc.putBytes.Load())
+	add("get_bytes", tc.getBytes.Load())
+	add("message_bytes", bytes)
+	return lines
 }
 
 // topicNames lists the topics with at least one open partition or a configured section.

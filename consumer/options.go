@@ -22,9 +22,13 @@ const (
 	DefaultLongPoll           = 500 * time.Millisecond
 	DefaultSessionTimeout     = 10 * time.Second
 	DefaultRetryBackoff       = 100 * time.Millisecond
-	// MaxFetchBytesCap bounds the growth of maxSize for one large message
-	// (the largest put data a broker accepts by default plus its header, ×2).
-	MaxFetchBytesCap = 2 * (protocol.DefaultMaxMessageSize + protocol.MessageHeaderSize)
+	// MaxFetchBytesCap bounds the growth of maxSize for one large message:
+	// twice the largest message a broker accepts by default (its
+	// maxMessageSize, protocol.MetaQClientMaxMessageSize, plus the header).
+	// Any message whose put data and header fit in it is fetched, so our
+	// consumers read a broker configured with up to about twice the default
+	// maxMessageSize; a larger message stops its partition with an error.
+	MaxFetchBytesCap = 2 * (protocol.MetaQClientMaxMessageSize + protocol.MessageHeaderSize)
 )
 
 // StartPosition says where a partition without a committed offset starts.

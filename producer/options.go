@@ -17,7 +17,7 @@ const (
 	DefaultMaxInFlight    = 4096
 	DefaultRetryBackoff   = 50 * time.Millisecond
 	DefaultMaxRetries     = 5
-	DefaultMaxMessageSize = protocol.DefaultMaxMessageSize
+	DefaultMaxMessageSize = protocol.MetaQClientMaxMessageSize // a broker's default maxMessageSize
 	maxBackoff            = 2 * time.Second
 )
 
@@ -166,7 +166,7 @@ func WithRetry(backoff time.Duration, max int) Option {
 }
 
 // WithMaxMessageSize sets the largest put data (payload plus attribute
-// header) the brokers accept (their maxMessageSize, default 4 MiB); larger
+// header) the brokers accept (their maxMessageSize, default 2 MiB); larger
 // messages fail at once with ErrMessageTooLarge.
 func WithMaxMessageSize(n int) Option {
 	return func(o *options) error {

@@ -309,7 +309,9 @@ func TestMessageTooLargeFailsFast(t *testing.T) {
 	pd, err := producer.New(context.Background(), producer.WithBroker(addr, 1))
 	require.NoError(t, err)
 	defer pd.Close(testCtx(t, time.Second))
-	_, err = pd.Send(context.Background(), producer.Message{Topic: "t", Payload: make([]byte, 4<<20+1)})
+	// The default is the broker's default maxMessageSize (2 MiB).
+	require.Equal(t, protocol.MetaQClientMaxMessageSize, producer.DefaultMaxMessageSize)
+	_, err = pd.Send(testCtx(t, 5*time.Second), producer.Message{Topic: "t", Payload: make([]byte, protocol.MetaQClientMaxMessageSize+1)})
 	require.ErrorIs(t, err, producer.ErrMessageTooLarge)
 	require.Zero(t, pd.Stats().Dials, "a too-large message must not reach the network")
 }

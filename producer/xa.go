@@ -251,9 +251,26 @@ func (r *XAResource) finished(xid XID, err error) {
 	r.mu.Unlock()
 }
 
-// End ends the association of the caller with the branch. The broker does
-// nothing on END (and sends no reply), so End only validates xid.
-func (r *XAResource) End(_ context.Context, xid XID) error { return validXID(xid) }
+// End ends the association of the caller with the branch: the broker
+// detaches it, so a later Send under xid fails (XAErrProto) while Prepare,
+// Commit and Rollback work as before. The broker sends no reply to END, so
+// End does not wait for one (as MetaQ's TransactionContext.end); it waits
+// only for a connection to the broker (ctx), and requests sent after it on
+// this resource reach the broker after the END.
+func (r *XAResource) End(ctx context.Context, xid XID) error {
+	if err := validXID(xid); err != nil {
+		return err
+	}
+	c, err := r.p.pool.Get(ctx, r.addr)
+	if err == nil {
+		err = c.Send(conn.ProtocolRequest(&protocol.TransactionRequest{TxKey: r.Key(xid), SessionID: r.p.SessionID(),
+			Type: protocol.TxEnd}))
+	}
+	if err != nil {
+		return fmt.Errorf("producer: XA %s %s on %s: %w", protocol.TxEnd, r.Key(xid), r.addr, err)
+	}
+	return nil
+}
 
 // Send puts msg into xid's branch and waits for the acknowledgement. The
 // topic must have a partition on this resource's broker (ErrTxWrongBroker).

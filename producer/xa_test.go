@@ -163,3 +163,27 @@ func TestXAStartDuplicateIsCheckedByTheResource(t *testing.T) {
 	require.Equal(t, producer.XAReadOnly, v)
 	require.NoError(t, xa.Start(ctx, x), "a read-only prepare finishes the branch")
 }
+
+// End sends END (fire-and-forget, as MetaQ's TransactionContext.end): the
+// broker detaches the branch, so a put under it is refused, while PREPARE
+// and COMMIT of what was sent before still work.
+func TestXAEndDetachesTheBranch(t *testing.T) {
+	addr := startDirectBroker(t, 1)
+	p := directProducer(t, addr, 1)
+	ctx := testCtx(t, 30*time.Second)
+	xa, err := p.XAResource(ctx, producer.XAOptions{Broker: addr, Name: "rm-end"})
+	require.NoError(t, err)
+	x := producer.XID{FormatID: 1, GlobalID: []byte("end")}
+	require.NoError(t, xa.Start(ctx, x))
+	_, err = xa.Send(ctx, x, producer.Message{Topic: "xaend", Payload: []byte("before end")})
+	require.NoError(t, err)
+	require.NoError(t, xa.End(ctx, x))
+	_, err = xa.Send(ctx, x, producer.Message{Topic: "xaend", Payload: []byte("after end")})
+	require.ErrorIs(t, err, producer.XAErrProto, "a put under an ended branch")
+	v, err := xa.Prepare(ctx, x)
+	require.NoError(t, err)
+	require.Equal(t, producer.XAOK, v)
+	require.NoError(t, xa.Commit(ctx, x, false))
+	require.Equal(t, []string{"before end"}, allPayloads(t, addr, "xaend", 1))
+	require.ErrorIs(t, xa.End(ctx, producer.XID{}), producer.XAErrProto, "empty gtrid")
+}

@@ -159,11 +159,14 @@ func AppendStatsBody(dst []byte, lines []StatsLine) []byte {
 }
 
 // AppendStatsLine appends one `key value\r\n` line (for building a body
-// incrementally between "STATS\r\n" and "END\r\n").
+// incrementally between "STATS\r\n" and "END\r\n"); an empty value
+// writes the key alone, as MetaQ's `stats <topic>` does for its first line.
 func AppendStatsLine(dst []byte, key, value string) []byte {
 	dst = append(dst, key...)
-	dst = append(dst, ' ')
-	dst = append(dst, value...)
+	if value != "" {
+		dst = append(dst, ' ')
+		dst = append(dst, value...)
+	}
 	return appendCRLF(dst)
 }
 

@@ -51,8 +51,12 @@ const (
 	MetaQClientMaxMessageSize = 2 << 20
 	// DefaultMaxReplyBody bounds a result/value body on the client side.
 	DefaultMaxReplyBody = 64 << 20
-	maxTokens           = 9
-	maxErrToken         = 48
+	// DefaultMaxDiscardSize is the largest declared body over MaxBodySize
+	// that a request decoder reads and throws away to keep the connection
+	// (see Config.MaxDiscardSize).
+	DefaultMaxDiscardSize = 64 << 20
+	maxTokens             = 9
+	maxErrToken           = 48
 )
 
 // Request is a decoded request. The concrete types are *PutRequest,
@@ -76,6 +80,16 @@ type Config struct {
 	// maxMessageSize for requests). Default DefaultMaxMessageSize for
 	// requests, DefaultMaxReplyBody for replies.
 	MaxBodySize int
+	// MaxDiscardSize bounds the body a request may declare over MaxBodySize
+	// and still cost only its own request: the decoder answers it with a
+	// non-fatal KindBodyTooLarge error as soon as its line arrives, then
+	// reads and throws its body away as it streams in (never buffering it),
+	// and decodes the next request. MetaQ's Python, Ruby and .NET producers
+	// write the whole put before reading the reply and cannot survive a
+	// closed connection. A declared body over MaxDiscardSize is fatal.
+	// Default DefaultMaxDiscardSize; negative: every oversized body is fatal.
+	// Reply decoders never discard.
+	MaxDiscardSize int
 }
 
 func (c Config) withDefaults(body int) Config {
@@ -84,6 +98,9 @@ func (c Config) withDefaults(body int) Config {
 	}
 	if c.MaxBodySize <= 0 {
 		c.MaxBodySize = body
+	}
+	if c.MaxDiscardSize == 0 {
+		c.MaxDiscardSize = DefaultMaxDiscardSize
 	}
 	return c
 }
@@ -99,7 +116,10 @@ func (c Config) withDefaults(body int) Config {
 //     have arrived (Pending tells how many are needed when known).
 //   - err is a *Error with Fatal == false: n > 0 bytes of one well-framed but
 //     invalid request were consumed; reply err.Code/err.Msg with err.Opaque
-//     and continue.
+//     and continue. For KindBodyTooLarge only the line was consumed: the
+//     declared body is discarded by the next calls (see Config.MaxDiscardSize).
+//   - req == nil, n > 0, err == nil: n bytes of the body of a request refused
+//     with KindBodyTooLarge were skipped; discard them and call again.
 //   - err is a *Error with Fatal == true: reply (unless NoReply) and close.
 //     Every later call returns the same error.
 //
@@ -127,6 +147,10 @@ func (c Config) withDefaults(body int) Config {
 //		if n == 0 {
 //			return gnet.None // wait for more bytes
 //		}
+//		if req == nil {        // part of a refused body, thrown away
+//			c.Discard(n)
+//			continue
+//		}
 //		handle(req)         // copy req.Data first if handled asynchronously
 //		c.Discard(n)
 //	}
@@ -136,6 +160,7 @@ type Decoder struct {
 	ntok   int
 	err    *Error
 	need   int
+	skip   int      // bytes of a refused body still to throw away
 	intern interner // topics, groups, items, session ids
 	txKeys interner // validated transaction keys
 
@@ -168,6 +193,11 @@ func (d *Decoder) Decode(buf []byte) (Request, int, error) {
 		return nil, 0, d.err
 	}
 	d.need = 0
+	if d.skip > 0 {
+		k := min(d.skip, len(buf))
+		d.skip -= k
+		return nil, k, nil
+	}
 	line, n, e := scanLine(buf, d.cfg.MaxLineLength)
 	if e != nil {
 		return nil, 0, d.fail(e)

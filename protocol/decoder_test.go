@@ -182,18 +182,61 @@ func TestDecoderStickyFatal(t *testing.T) {
 	}
 }
 
-func TestDecodeOversizedBodyRejectedBeforeBodyArrives(t *testing.T) {
+// TestDecodeOversizedBodyRefusedThenSkipped: a put declaring more than
+// MaxBodySize is refused as soon as its line arrives, without waiting for the
+// body; the body is then thrown away as it streams in and the next request
+// on the connection decodes normally.
+func TestDecodeOversizedBodyRefusedThenSkipped(t *testing.T) {
 	d := NewDecoder(Config{MaxBodySize: 100})
-	_, _, err := d.Decode([]byte("put t 0 101 0 -1 1\r\n"))
+	line := "put t 0 101 0 -1 1\r\n"
+	_, n, err := d.Decode([]byte(line))
 	var e *Error
-	if !errors.As(err, &e) || e.Kind != KindBodyTooLarge || !e.Fatal || e.Code != CodeInternal || e.NoReply {
+	if !errors.As(err, &e) || e.Kind != KindBodyTooLarge || e.Fatal || e.Code != CodeInternal || e.NoReply {
 		t.Fatalf("%#v", err)
 	}
-	if e.Opaque != 1 || !strings.Contains(e.Msg, "101") {
-		t.Fatalf("%+v", e)
+	if n != len(line) || e.Opaque != 1 || !strings.Contains(e.Msg, "101") {
+		t.Fatalf("n=%d %+v", n, e)
+	}
+	// The body arrives in pieces, the last one with the next request.
+	body := strings.Repeat("b", 101)
+	for _, piece := range []string{body[:40], body[40:100]} {
+		req, k, err := d.Decode([]byte(piece))
+		if req != nil || err != nil || k != len(piece) {
+			t.Fatalf("skipping %d bytes: %v %d %v", len(piece), req, k, err)
+		}
+	}
+	rest := []byte(body[100:] + "version 7\r\n")
+	req, k, err := d.Decode(rest)
+	if req != nil || err != nil || k != 1 {
+		t.Fatalf("last body byte: %v %d %v", req, k, err)
+	}
+	req, k, err = d.Decode(rest[1:])
+	if err != nil || k != len(rest)-1 || req.Verb() != VerbVersion || req.Opaque() != 7 {
+		t.Fatalf("next request: %v %d %v", req, k, err)
 	}
 	if _, _, err := NewDecoder(Config{MaxBodySize: 100}).Decode([]byte("put t 0 100 0 -1 1\r\n")); err != nil {
 		t.Fatal("exactly the limit is allowed:", err)
+	}
+}
+
+// TestDecodeOversizedBodyOverDiscardBoundIsFatal: past MaxDiscardSize the
+// body is not read and the connection must close; a negative bound makes
+// every oversized body fatal.
+func TestDecodeOversizedBodyOverDiscardBoundIsFatal(t *testing.T) {
+	for _, tc := range []struct {
+		discard int
+		decl    string
+		fatal   bool
+	}{{1000, "1000", false}, {1000, "1001", true}, {-1, "101", true}, {0, "67108864", false}, {0, "67108865", true}} {
+		d := NewDecoder(Config{MaxBodySize: 100, MaxDiscardSize: tc.discard})
+		_, n, err := d.Decode([]byte("put t 0 " + tc.decl + " 0 -1 1\r\n"))
+		var e *Error
+		if !errors.As(err, &e) || e.Kind != KindBodyTooLarge || e.Fatal != tc.fatal {
+			t.Fatalf("discard %d, declared %s: %#v", tc.discard, tc.decl, err)
+		}
+		if tc.fatal && (n != 0 || !strings.Contains(e.Msg, "closed")) {
+			t.Fatalf("discard %d, declared %s: n=%d %s", tc.discard, tc.decl, n, e.Msg)
+		}
 	}
 }
 

@@ -38,6 +38,10 @@ func drive(cfg Config, chunks ...[]byte) []string {
 				}
 				break
 			}
+			if req == nil { // a refused body being skipped: how it is cut depends on the chunks
+				buf = buf[n:]
+				continue
+			}
 			ev = append(ev, fmt.Sprintf("n=%d %T%+v", n, req, req))
 			buf = buf[n:]
 		}

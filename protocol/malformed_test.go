@@ -109,10 +109,14 @@ var handBadCases = []badCase{
 	{"oversized line with late LF", "get " + strings.Repeat("t", 2000) + " g 0 0 1 1\r\n", KindLineTooLong, true},
 	{"oversized put line", "put " + strings.Repeat("t", 1100), KindLineTooLong, true},
 	// Bodies.
-	{"oversized put body", "put t 0 4194305 0 -1 1\r\n", KindBodyTooLarge, true},
+	// A body over the limit costs only its request (the body is skipped)...
+	{"oversized put body", "put t 0 4194305 0 -1 1\r\n", KindBodyTooLarge, false},
+	{"oversized sync body", "sync t 0 4194305 0 1 -1 1\r\n", KindBodyTooLarge, false},
+	{"oversized legacy put body", "put t 0 5000000 0 1\r\n", KindBodyTooLarge, false},
+	{"oversized put body at the discard bound", "put t 0 67108864 0 -1 1\r\n", KindBodyTooLarge, false},
+	// ...unless it is over the discard bound.
+	{"oversized put body over the discard bound", "put t 0 67108865 0 -1 1\r\n", KindBodyTooLarge, true},
 	{"oversized put body max int", "put t 0 2147483647 0 -1 1\r\n", KindBodyTooLarge, true},
-	{"oversized sync body", "sync t 0 4194305 0 1 -1 1\r\n", KindBodyTooLarge, true},
-	{"oversized legacy put body", "put t 0 5000000 0 1\r\n", KindBodyTooLarge, true},
 	{"negative put length", "put t 0 -1 0 -1 1\r\n", KindBadValue, true},
 	{"negative sync length", "sync t 0 -5 0 1 -1 1\r\n", KindBadValue, true},
 	// Spacing.

@@ -56,7 +56,9 @@ var (
 )
 
 // frameBody checks the spacing, token count and length token (index lenAt)
-// of a line with a body. Any failure is fatal since framing is lost. It
+// of a line with a body. Any failure is fatal since framing is lost, except
+// a body over MaxBodySize but within MaxDiscardSize: that error is returned
+// with total == n (the line), and the decoder skips the body. Otherwise it
 // returns the body and the frame size, or total == 0 when more bytes are
 // needed.
 func (d *Decoder) frameBody(f *form, minTok, maxTok int, buf []byte, n, lenAt int) ([]byte, int, *Error) {
@@ -85,8 +87,13 @@ func (d *Decoder) frameBody(f *form, minTok, maxTok int, buf []byte, n, lenAt in
 	}
 	if int64(v) > int64(d.cfg.MaxBodySize) {
 		e := d.tokenErr(f, KindBodyTooLarge, lenAt, "exceeds the maximum message size "+itoa(d.cfg.MaxBodySize))
-		e.Fatal = true
-		return nil, 0, e
+		if int64(v) > int64(d.cfg.MaxDiscardSize) {
+			e.Msg += "; the connection is closed (bodies over " + itoa(max(d.cfg.MaxDiscardSize, d.cfg.MaxBodySize)) + " bytes are not read)"
+			e.Fatal = true
+			return nil, 0, e
+		}
+		d.skip = int(v)
+		return nil, n, e
 	}
 	total := n + int(v)
 	if len(buf) < total {
@@ -101,7 +108,7 @@ func itoa(v int) string { return string(appendDec(nil, int64(v))) }
 func (d *Decoder) decodePut(buf []byte, n int) (Request, int, *Error) {
 	data, total, e := d.frameBody(&putForm8, 6, 8, buf, n, 3)
 	if e != nil || total == 0 {
-		return nil, 0, e
+		return nil, total, e
 	}
 	r := &d.put
 	*r = PutRequest{Data: data, Checksum: -1}

@@ -111,6 +111,7 @@ type ReplyDecoder struct {
 // DefaultMaxReplyBody.
 func NewReplyDecoder(cfg Config) *ReplyDecoder {
 	rd := &ReplyDecoder{cfg: cfg.withDefaults(DefaultMaxReplyBody)}
+	rd.cfg.MaxDiscardSize = -1 // a client cannot answer an oversized reply: always fatal
 	rd.inner.cfg = rd.cfg
 	return rd
 }

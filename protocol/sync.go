@@ -48,7 +48,7 @@ var (
 func (d *Decoder) decodeSync(buf []byte, n int) (Request, int, *Error) {
 	data, total, e := d.frameBody(&syncForm8, 7, 8, buf, n, 3)
 	if e != nil || total == 0 {
-		return nil, 0, e
+		return nil, total, e
 	}
 	r := &d.sync
 	*r = SyncRequest{Data: data, Checksum: -1, NoChecksum: d.ntok == 7}

@@ -74,16 +74,41 @@ func TestMessageSizeDefaultIsWhatMetaQJavaClientCanRead(t *testing.T) {
 	require.Equal(t, biggest, javaFetch(t, c, "big", 0, off))
 
 	// One byte more: refused as soon as the line arrives, without waiting
-	// for the body (the connection is closed, so only the line is sent).
-	c2 := dialMetaQ(t, b.Addr())
+	// for the body; the body that follows is thrown away and the connection
+	// goes on.
 	tooBig := append(biggest, 'x')
-	raw := (&protocol.PutRequest{Topic: "big", Data: tooBig, Checksum: protocol.Checksum(tooBig), OpaqueID: 1}).AppendTo(nil)
-	_, err = c2.c.Write(raw[:bytes.Index(raw, []byte("\r\n"))+2])
+	raw := (&protocol.PutRequest{Topic: "big", Data: tooBig, Checksum: protocol.Checksum(tooBig), OpaqueID: c.nextOpaque()}).AppendTo(nil)
+	line := bytes.Index(raw, []byte("\r\n")) + 2
+	_, err = c.c.Write(raw[:line])
 	require.NoError(t, err)
-	r, err = c2.read(30 * time.Second)
+	r, err = c.read(30 * time.Second)
 	require.NoError(t, err)
 	requireCode(t, protocol.CodeInternal, r)
 	require.Contains(t, string(r.Body), "2097152")
+	_, err = c.c.Write(raw[line:])
+	require.NoError(t, err)
+	requireCode(t, protocol.CodeOK, c.put("big", 0, []byte("after")))
+}
+
+// TestOversizedPutKeepsMetaQPythonProducerConnection mirrors MetaQ's Python
+// producer (contrib/python/meta-python/metaq/producer.py, MessageProducer.send
+// and its _unsafe_send): one connection per broker, each put written whole
+// with sendall (the legacy line without checksum), then one reply line and
+// its body read. It has no way to resynchronise after a close, so an
+// oversized put must cost only that send: the next one on the same
+// connection succeeds.
+func TestOversizedPutKeepsMetaQPythonProducerConnection(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{Partitions: 1})
+	c := dialMetaQ(t, b.Addr())
+	requireCode(t, protocol.CodeOK, c.legacyPut("py", 0, []byte("first")))
+
+	r := c.legacyPut("py", 0, bytes.Repeat([]byte("p"), javaMaxReadBuffer+1))
+	requireCode(t, protocol.CodeInternal, r)
+	require.Contains(t, string(r.Body), "maximum message size")
+
+	r = c.legacyPut("py", 0, []byte("second"))
+	requireCode(t, protocol.CodeOK, r)
+	require.Equal(t, []string{"first", "second"}, c.payloads("py", 0))
 }
 
 // syncBuffer is a goroutine-safe log sink.

@@ -191,6 +191,35 @@ func (c *Conn) Start(req Request, h Handler) error {
 	c.wbuf = req.AppendRequest(c.wbuf, op)
 	n := len(c.wbuf)
 	c.mu.Unlock()
+	c.queued(was, n)
+	return nil
+}
+
+// Send queues req without registering for a reply: for requests the broker
+// never answers (a transaction END, as MetaQ's TransactionContext sends it).
+// It never blocks; it returns the error of a connection that has already
+// ended. A reply that comes anyway is logged and dropped.
+func (c *Conn) Send(req Request) error {
+	if b, ok := req.(badReq); ok {
+		return b.err
+	}
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	op := c.allocOpaqueLocked()
+	was := len(c.wbuf)
+	c.wbuf = req.AppendRequest(c.wbuf, op)
+	n := len(c.wbuf)
+	c.mu.Unlock()
+	c.queued(was, n)
+	return nil
+}
+
+// queued wakes the write loop after the write buffer grew from was to n bytes.
+func (c *Conn) queued(was, n int) {
 	if was == 0 {
 		select {
 		case c.wake <- struct{}{}:
@@ -202,7 +231,6 @@ func (c *Conn) Start(req Request, h Handler) error {
 		default:
 		}
 	}
-	return nil
 }
 
 // allocOpaqueLocked returns the next opaque not in use. Opaques wrap around

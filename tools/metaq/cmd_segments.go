@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/metaq-go/metaq/broker/config"
 	"github.com/metaq-go/metaq/broker/store"
 )
 
@@ -45,24 +46,45 @@ type segmentResult struct {
 
 type verifyResult struct {
 	Dir      string          `json:"dir"`
+	Dirs     []string        `json:"dirs,omitempty"` // with --config: every data directory verified
 	OK       bool            `json:"ok"`
 	Segments []segmentResult `json:"segments"`
 	Errors   []string        `json:"errors,omitempty"`
 }
 
 func newSegmentsVerifyCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "verify DIR",
-		Short: "check every message's CRC in a partition directory or a whole data directory (exit 3 on corruption)",
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "verify DIR | --config FILE",
+		Short: "check every message's CRC in a partition directory, a data directory, or every data directory of a broker config (exit 3 on corruption)",
 		Long: `Verify reads every segment of a partition directory (<dataPath>/<topic>-<n>)
 or of every partition under a data directory and checks each message's
-checksum and that segments are contiguous. It exits 3 naming the file and
-offset when it finds corruption. A torn tail of the last segment (left by an
-unclean shutdown, truncated by the next start) is reported but is not an error.`,
-		Example: "  metaq segments verify /var/lib/metaq\n  metaq segments verify /var/lib/metaq/orders-0 -o json",
-		Args:    usageArgs(cobra.ExactArgs(1)),
+checksum and that segments are contiguous. With --config it reads the
+broker's configuration file instead and verifies every partition under
+[system] dataPath and under each per-topic dataPath ([topic=...] dataPath=).
+It exits 3 naming the file and offset when it finds corruption. A torn tail
+of the last segment (left by an unclean shutdown, truncated by the next
+start) is reported but is not an error.`,
+		Example: "  metaq segments verify /var/lib/metaq\n  metaq segments verify --config conf/server.ini\n" +
+			"  metaq segments verify /var/lib/metaq/orders-0 -o json",
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := verifyDir(args[0])
+			var dirs []string
+			var err error
+			switch {
+			case configPath != "" && len(args) > 0:
+				return usageError{errors.New("segments verify: give either DIR or --config, not both")}
+			case configPath != "":
+				dirs, err = configDataDirs(configPath)
+			case len(args) == 0:
+				return usageError{errors.New("segments verify: give a data or partition directory, or --config with the broker's configuration file")}
+			default:
+				dirs = args
+			}
+			if err != nil {
+				return err
+			}
+			res, err := verifyDirs(dirs, configPath != "")
 			if err != nil {
 				return err
 			}
@@ -80,6 +102,27 @@ unclean shutdown, truncated by the next start) is reported but is not an error.`
 			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&configPath, "config", "c", "", "broker configuration file: verify [system] dataPath and every per-topic dataPath")
+	return cmd
+}
+
+// loadDataConfig loads a broker configuration file for the offline commands.
+func loadDataConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("segments: %w", err)
+	}
+	return cfg, nil
+}
+
+// configDataDirs lists a broker's data directories: [system] dataPath, then
+// each per-topic dataPath.
+func configDataDirs(path string) ([]string, error) {
+	cfg, err := loadDataConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{cfg.Broker().DataPath}, cfg.TopicDataPaths()...), nil
 }
 
 // partitionDirs returns dir itself when it holds segments, else its
@@ -112,39 +155,71 @@ func partitionDirs(dir string) ([]string, error) {
 	return parts, nil
 }
 
-func verifyDir(dir string) (verifyResult, error) {
-	parts, err := partitionDirs(dir)
-	if err != nil {
-		return verifyResult{}, err
+// verifyDirs verifies the partitions of each directory. With lenient, a
+// directory that does not exist or holds no partition is skipped (a
+// per-topic dataPath before its topic's first put); at least one partition
+// must be found somewhere.
+func verifyDirs(dirs []string, lenient bool) (verifyResult, error) {
+	var parts []string
+	for _, dir := range dirs {
+		ps, err := partitionDirs(dir)
+		if err != nil && !(lenient && isNothingThere(dir)) {
+			return verifyResult{}, err
+		}
+		parts = append(parts, ps...)
 	}
-	res := verifyResult{Dir: dir, OK: true, Segments: []segmentResult{}}
+	if len(parts) == 0 {
+		return verifyResult{}, fmt.Errorf("no partition directories (<topic>-<n>) in %s: is the config the broker's?", strings.Join(dirs, ", "))
+	}
+	res := verifyResult{Dir: strings.Join(dirs, ", "), OK: true, Segments: []segmentResult{}}
+	if len(dirs) > 1 {
+		res.Dirs = dirs
+	}
 	for _, pd := range parts {
-		rep, verr := store.Verify(nil, pd)
-		if verr != nil {
-			res.OK = false
-			for _, e := range unjoin(verr) {
-				res.Errors = append(res.Errors, e.Error())
-			}
-		}
-		for i, sr := range rep.Segments {
-			r := segmentResult{Partition: filepath.Base(pd), File: sr.Path, Start: sr.Start, Size: sr.Size,
-				Valid: sr.Valid, Messages: sr.Messages, Status: "ok"}
-			switch {
-			case sr.Err == nil:
-			case errors.Is(sr.Err, store.ErrIncomplete) && i == len(rep.Segments)-1:
-				r.Status = "torn tail"
-				r.Problem = fmt.Sprintf("incomplete message at offset %d (%d bytes; truncated at the next start)", sr.Start+sr.Valid, sr.Size-sr.Valid)
-			case errors.Is(sr.Err, store.ErrCorrupt), errors.Is(sr.Err, store.ErrIncomplete):
-				r.Status = "corrupt"
-				r.Problem = fmt.Sprintf("offset %d: %v", sr.Start+sr.Valid, sr.Err)
-			default:
-				r.Status = "error"
-				r.Problem = sr.Err.Error()
-			}
-			res.Segments = append(res.Segments, r)
-		}
+		verifyPartition(&res, pd)
 	}
 	return res, nil
+}
+
+// isNothingThere reports whether dir is missing or holds no partition directory.
+func isNothingThere(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	}
+	for _, e := range ents {
+		if _, _, ok := store.ParsePartitionDirName(e.Name()); ok && e.IsDir() || isSegmentName(e.Name()) {
+			return false
+		}
+	}
+	return err == nil
+}
+
+func verifyPartition(res *verifyResult, pd string) {
+	rep, verr := store.Verify(nil, pd)
+	if verr != nil {
+		res.OK = false
+		for _, e := range unjoin(verr) {
+			res.Errors = append(res.Errors, e.Error())
+		}
+	}
+	for i, sr := range rep.Segments {
+		r := segmentResult{Partition: filepath.Base(pd), File: sr.Path, Start: sr.Start, Size: sr.Size,
+			Valid: sr.Valid, Messages: sr.Messages, Status: "ok"}
+		switch {
+		case sr.Err == nil:
+		case errors.Is(sr.Err, store.ErrIncomplete) && i == len(rep.Segments)-1:
+			r.Status = "torn tail"
+			r.Problem = fmt.Sprintf("incomplete message at offset %d (%d bytes; truncated at the next start)", sr.Start+sr.Valid, sr.Size-sr.Valid)
+		case errors.Is(sr.Err, store.ErrCorrupt), errors.Is(sr.Err, store.ErrIncomplete):
+			r.Status = "corrupt"
+			r.Problem = fmt.Sprintf("offset %d: %v", sr.Start+sr.Valid, sr.Err)
+		default:
+			r.Status = "error"
+			r.Problem = sr.Err.Error()
+		}
+		res.Segments = append(res.Segments, r)
+	}
 }
 
 func unjoin(err error) []error {
@@ -199,14 +274,23 @@ type dumpedMessage struct {
 
 func newSegmentsDumpCmd(g *globals) *cobra.Command {
 	var limit, payload int
+	var configPath string
 	cmd := &cobra.Command{
-		Use:   "dump DIR|FILE",
+		Use:   "dump DIR|FILE | --config FILE TOPIC-N",
 		Short: "list the messages of a segment file or a partition directory: offset, id, flag, size, crc ok (exit 3 on a bad crc)",
 		Example: "  metaq segments dump /var/lib/metaq/orders-0\n" +
+			"  metaq segments dump --config conf/server.ini orders-0   # found under the topic's dataPath\n" +
 			"  metaq segments dump /var/lib/metaq/orders-0/00000000000000000000.meta --limit 10 --payload 32",
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			files, err := segmentFiles(args[0])
+			path := args[0]
+			if configPath != "" {
+				var err error
+				if path, err = configPartitionDir(configPath, path); err != nil {
+					return err
+				}
+			}
+			files, err := segmentFiles(path)
 			if err != nil {
 				return err
 			}
@@ -230,7 +314,26 @@ func newSegmentsDumpCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().IntVar(&limit, "limit", 0, "stop after this many messages (0 = all)")
 	cmd.Flags().IntVar(&payload, "payload", 0, "show up to this many bytes of each message's put data (quoted)")
+	cmd.Flags().StringVarP(&configPath, "config", "c", "", "broker configuration file: the argument is a partition (<topic>-<n>) found under its topic's dataPath")
 	return cmd
+}
+
+// configPartitionDir resolves a partition name (<topic>-<n>) to its
+// directory under the topic's dataPath in a broker configuration.
+func configPartitionDir(configPath, name string) (string, error) {
+	topic, _, ok := store.ParsePartitionDirName(name)
+	if !ok {
+		return "", usageError{fmt.Errorf("segments dump --config: %q is not a partition name: want <topic>-<n>, e.g. orders-0", name)}
+	}
+	cfg, err := loadDataConfig(configPath)
+	if err != nil {
+		return "", err
+	}
+	dir := cfg.Broker().DataPath
+	if tc, ok := cfg.Topic(topic); ok && tc.DataPath != "" {
+		dir = tc.DataPath
+	}
+	return filepath.Join(dir, name), nil
 }
 
 // segmentFiles returns the file itself, or a partition directory's segments in order.

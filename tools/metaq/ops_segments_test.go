@@ -111,3 +111,57 @@ func TestSegmentsUsage(t *testing.T) {
 		t.Errorf("dump of a non-segment: exit %d, %v", r.code, r.err)
 	}
 }
+
+// TestSegmentsVerifyWithConfigCoversPerTopicDataPaths: with --config every
+// data directory of the broker is verified, including a topic's own
+// dataPath ([topic=...] dataPath=), and dump finds a partition there.
+func TestSegmentsVerifyWithConfigCoversPerTopicDataPaths(t *testing.T) {
+	main := stoppedBrokerData(t) // events-0
+	away := t.TempDir()
+	if err := os.Rename(filepath.Join(main, "events-0"), filepath.Join(away, "events-0")); err != nil {
+		t.Fatal(err)
+	}
+	seg := filepath.Join(away, "events-0", "00000000000000000000.meta")
+	data, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(main, "home-0") // a clean partition in [system] dataPath
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "00000000000000000000.meta"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ini := filepath.Join(t.TempDir(), "server.ini")
+	unused := filepath.Join(t.TempDir(), "never-written") // a topic's dataPath before its first put
+	if err := os.WriteFile(ini, []byte("[system]\nbrokerId=1\ndataPath="+main+"\n[zookeeper]\nzk.zkEnable=false\n"+
+		"[topic=home]\n[topic=events]\ndataPath="+away+"\n[topic=later]\ndataPath="+unused+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	out := mustMetaq(t, "segments", "verify", "--config", ini)
+	if !strings.Contains(out, "ok: 2 segments, no corruption") || !strings.Contains(out, "events-0") || !strings.Contains(out, "home-0") {
+		t.Fatalf("clean verify --config:\n%s", out)
+	}
+	var msgs []dumpedMessage
+	mustMetaqJSON(t, &msgs, "segments", "dump", "--config", ini, "events-0")
+	if len(msgs) != 4 || !strings.HasPrefix(msgs[0].File, away) {
+		t.Fatalf("dump --config events-0: %+v", msgs)
+	}
+
+	data[58+store.HeaderSize+3] ^= 0x10 // corrupt the partition outside [system] dataPath
+	if err := os.WriteFile(seg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runMetaq(t, "segments", "verify", "-c", ini)
+	if r.code != exitCheck || !strings.Contains(r.err.Error(), seg) || !strings.Contains(r.err.Error(), "at offset 58") {
+		t.Fatalf("verify --config after bit flip: exit %d, %v\n%s", r.code, r.err, r.out)
+	}
+	if r := runMetaq(t, "segments", "verify", main, "--config", ini); r.code != exitUsage {
+		t.Errorf("DIR and --config: exit %d, %v", r.code, r.err)
+	}
+	if r := runMetaq(t, "segments", "verify"); r.code != exitUsage {
+		t.Errorf("neither DIR nor --config: exit %d, %v", r.code, r.err)
+	}
+}
