@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,9 +36,10 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	metaqBin = filepath.Join(dir, "metaq")
-	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if p, err := exec.LookPath("go"); err == nil {
-		goCmd = p
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faulttest: the go command is not on PATH; it builds the metaq binary:", err)
+		return 2
 	}
 	args := []string{"build", "-o", metaqBin}
 	if raceEnabled {

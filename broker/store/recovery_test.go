@@ -139,6 +139,15 @@ func TestRecoveryLargeMessagesAcrossChunks(t *testing.T) {
 	if _, err := p.Verify(); err != nil {
 		t.Fatal(err)
 	}
+	// Every message boundary survived recovery: each is a valid read offset.
+	off := int64(0)
+	for i, n := range sizes {
+		got, err := p.OffsetAtOrBefore(off)
+		if err != nil || got != off {
+			t.Fatalf("message %d: offset %d is not a boundary after recovery (got %d, %v)", i, off, got, err)
+		}
+		off += int64(n)
+	}
 }
 
 // TestClosedSegmentCorruption damages a message inside a closed segment:

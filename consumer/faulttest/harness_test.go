@@ -434,9 +434,8 @@ type load struct {
 	done   chan struct{}
 	sent   atomic.Int64
 	failed atomic.Int64
-	mu     sync.Mutex // guards acked, ackAt
+	mu     sync.Mutex // guards acked
 	acked  map[int64]bool
-	ackAt  []time.Time
 }
 
 // produce sends up to total messages (0 = until stopped) at rate per second.
