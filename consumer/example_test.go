@@ -11,6 +11,11 @@ import (
 // The handler style: one handler per topic; messages of a partition in
 // order, partitions in parallel; offsets committed every second and when
 // partitions move or the consumer closes.
+//
+// A snippet, not run by go test (it has no Output comment): it needs
+// ZooKeeper at 127.0.0.1:2181 and a broker serving the topic, as
+// `scripts/cluster.sh start` provides. consumer_test.go runs the same calls
+// against real servers.
 func Example() {
 	c, err := consumer.New("billing",
 		consumer.WithZooKeeper([]string{"127.0.0.1:2181"}, "/meta"),
@@ -37,6 +42,11 @@ func Example() {
 }
 
 // The poll style with the range iterator and manual commits.
+//
+// A snippet, not run by go test (it has no Output comment): it needs
+// ZooKeeper at 127.0.0.1:2181 and a broker serving the topic, as
+// `scripts/cluster.sh start` provides. consumer_test.go runs the same calls
+// against real servers.
 func ExampleConsumer_Messages() {
 	c, _ := consumer.New("audit",
 		consumer.WithZooKeeper([]string{"127.0.0.1:2181"}, ""),
@@ -61,6 +71,11 @@ func ExampleConsumer_Messages() {
 
 // Poll returns batches; the messages of one call count as processed at the
 // next call.
+//
+// A snippet, not run by go test (it has no Output comment): it needs
+// ZooKeeper at 127.0.0.1:2181 and a broker serving the topic, as
+// `scripts/cluster.sh start` provides. consumer_test.go runs the same calls
+// against real servers.
 func ExampleConsumer_Poll() {
 	c, _ := consumer.New("audit", consumer.WithZooKeeper([]string{"127.0.0.1:2181"}, ""), consumer.WithTopics("orders"))
 	ctx := context.Background()
