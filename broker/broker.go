@@ -61,6 +61,8 @@ type Broker struct {
 	synced    chan syncedPartition
 	bg        *background // goroutines that outlive a request (topic registration, wake-ups)
 
+	repl replState // master/slave role (replication.go)
+
 	zk  *zkrecipes.Session
 	reg *coordinator.Registrar
 
@@ -102,6 +104,11 @@ func New(opts Options) (*Broker, error) {
 		st.Close()
 		return nil, err
 	}
+	if err := b.openReplication(); err != nil {
+		b.tx.close()
+		st.Close()
+		return nil, err
+	}
 	b.workers = startWorkers(o.ReadWorkers, func(v any, stack []byte) {
 		b.stats.c.handlerPanics.Add(1)
 		b.log.Error("read worker job panicked", "panic", fmt.Sprint(v), "stack", string(stack))
@@ -136,6 +143,10 @@ func (b *Broker) Start(ctx context.Context) error {
 		return err
 	}
 	b.log.Info("broker listening", "addr", b.Addr(), "uri", b.URI(), "broker_id", b.opts.BrokerID, "data", b.opts.DataDir)
+	if err := b.startReplication(ctx); err != nil {
+		b.srv.stop(context.Background())
+		return err
+	}
 	if !b.opts.ZK.Enable {
 		b.log.Info("ZooKeeper disabled (zk.zkEnable=false): serving direct connections only")
 		return nil
@@ -181,6 +192,7 @@ func (b *Broker) topicRegistrations() []coordinator.TopicRegistration {
 // (with up to 30 s for in-flight work).
 func (b *Broker) Run(ctx context.Context) error {
 	if err := b.Start(ctx); err != nil {
+		b.stopReplication()
 		b.workers.stop()
 		b.bg.stop()
 		b.tx.close()
@@ -209,6 +221,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		b.admitMu.Lock()
 		b.draining = true
 		b.admitMu.Unlock()
+		b.stopReplication() // puts held for replicas are answered; the follower stops
 		if err := b.inflight.Wait(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("broker: in-flight requests did not finish: %w", err))
 		}
