@@ -234,8 +234,17 @@ type view struct {
 	noEpoch       bool
 	masterPresent bool
 	masterURI     string
-	wake          []<-chan zk.Event
+	promote       coordinator.Promotion
+	hasPromote    bool
+	wake          []<-chan zk.Event // epoch, master, promote
 	sid           int64
+}
+
+// releasedTo reports whether a planned switchover of v's epoch was released
+// by its master to member.
+func (v view) releasedTo(member int) bool {
+	return v.hasPromote && v.promote.State == coordinator.PromotionReleased &&
+		v.promote.Epoch == v.epoch.Epoch && v.promote.Member == member
 }
 
 func (f *Failover) observe(ctx context.Context) (view, error) {
@@ -256,23 +265,27 @@ func (f *Failover) observe(ctx context.Context) (view, error) {
 		return view{}, err
 	}
 	v.masterURI, v.masterPresent = uri, present
-	v.wake = []<-chan zk.Event{ech, mch}
+	pr, has, pch, err := f.rs.PromotionW(ctx)
+	if err != nil && pch == nil {
+		return view{}, err
+	}
+	if err != nil {
+		f.log.Warn("ignoring an unreadable promotion request", "broker_id", f.rs.BrokerID(), "err", err)
+	}
+	v.promote, v.hasPromote = pr, has
+	v.wake = []<-chan zk.Event{ech, mch, pch}
 	return v, nil
 }
 
 // wait blocks until a watch of v fires, the session of v ends, extra is
 // closed, or ctx ends.
 func (f *Failover) wait(ctx context.Context, v view, extra <-chan struct{}) {
-	var a, b <-chan zk.Event
-	if len(v.wake) > 0 {
-		a = v.wake[0]
-	}
-	if len(v.wake) > 1 {
-		b = v.wake[1]
-	}
+	var w [3]<-chan zk.Event
+	copy(w[:], v.wake)
 	select {
-	case <-a:
-	case <-b:
+	case <-w[0]:
+	case <-w[1]:
+	case <-w[2]:
 	case <-extra:
 	case <-f.s.Expired(v.sid):
 	case <-ctx.Done():
@@ -292,7 +305,10 @@ func (f *Failover) step(ctx context.Context) error {
 	case v.noEpoch && f.me() != 0:
 		f.wait(ctx, v, nil) // the configured master creates epoch 1
 		return nil
-	case !v.noEpoch && v.epoch.Master != f.me() && v.masterPresent:
+	case !v.noEpoch && v.epoch.Master == f.me() && v.hasPromote && v.promote.State == coordinator.PromotionReleased &&
+		v.promote.Epoch == v.epoch.Epoch && v.promote.Member != f.me():
+		return f.awaitHandoff(ctx, v)
+	case !v.noEpoch && v.epoch.Master != f.me() && v.masterPresent && !v.releasedTo(f.me()):
 		// Another member leads (the master node may still be our own while
 		// we step down: Follow deregisters it).
 		acted, err := f.follow(ctx, v)
@@ -318,6 +334,9 @@ func (f *Failover) stepLeading(ctx context.Context, v view) error {
 			"our_epoch", term.Epoch.Epoch, "epoch", v.epoch.Epoch, "master", v.epoch.Master)
 		f.giveUp(ctx)
 		return nil // the next step follows the new master
+	}
+	if v.hasPromote && v.promote.State == coordinator.PromotionRequested {
+		return f.handOff(ctx, v, term)
 	}
 	lost := f.lead.Lost()
 	f.wait(ctx, v, lost)
@@ -467,6 +486,9 @@ func (f *Failover) win(ctx context.Context, lead *coordinator.Leadership) error 
 		return fmt.Errorf("replica: lead epoch %d: %w", term.Epoch.Epoch, err)
 	}
 	f.setStatus(Status{Leading: true, Epoch: term.Epoch.Epoch, Master: f.me(), URI: f.cfg.URI}, term)
+	if pr, ok, _, err := f.rs.PromotionW(ctx); err == nil && ok && pr.Member == f.me() {
+		_ = f.rs.DeletePromotion(ctx, pr.Version) // the switchover is done
+	}
 	return nil
 }
 
@@ -508,5 +530,89 @@ func (f *Failover) awaitMasterNodeFree(ctx context.Context, lead *coordinator.Le
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// Handoff is optionally implemented by a Role to make a planned switchover
+// (metaq cluster promote) lose nothing in flight: PrepareHandoff stops
+// accepting puts (refused as on a follower) and returns once member's
+// acknowledged offsets equal this master's log ends. If it returns an error
+// the Role must accept puts again; the switchover is then refused. Without
+// it, puts in flight during the switch fail (the producer retries them);
+// nothing acknowledged is lost either way, since the target is in the
+// in-sync set and so holds every acknowledged message.
+type Handoff interface {
+	PrepareHandoff(ctx context.Context, member int) error
+}
+
+// handOff answers a switchover request while leading: refuse it, or make the
+// Role ready, mark the request released and give the election up so that the
+// target (and only it: the master node stays registered until it wins) wins.
+func (f *Failover) handOff(ctx context.Context, v view, term coordinator.Term) error {
+	pr := v.promote
+	refuse := func(format string, args ...any) error {
+		pr.State, pr.Reason = coordinator.PromotionRefused, fmt.Sprintf(format, args...)
+		f.log.Warn("switchover refused", "broker_id", f.rs.BrokerID(), "target", pr.Member, "reason", pr.Reason)
+		return f.rs.UpdatePromotion(ctx, pr)
+	}
+	if pr.Member == f.me() {
+		return f.rs.DeletePromotion(ctx, pr.Version) // already master
+	}
+	isr, err := f.rs.ISR(ctx)
+	if err != nil {
+		return err
+	}
+	if isr.Epoch != term.Epoch.Epoch || !isr.Contains(pr.Member) {
+		return refuse("member %d is not in the in-sync set of epoch %d (in sync: %v); wait until it has caught up", pr.Member, term.Epoch.Epoch, isr.InSync)
+	}
+	live, err := f.rs.Members(ctx)
+	if err != nil {
+		return err
+	}
+	if _, ok := live[pr.Member]; !ok {
+		return refuse("member %d is not registered as a slave of broker %d: is it running?", pr.Member, f.rs.BrokerID())
+	}
+	if h, ok := f.cfg.Role.(Handoff); ok {
+		hctx, cancel := context.WithTimeout(ctx, 2*f.s.Timeout())
+		err := h.PrepareHandoff(hctx, pr.Member)
+		cancel()
+		if err != nil {
+			return refuse("member %d did not catch up: %v", pr.Member, err)
+		}
+	}
+	pr.State, pr.Epoch, pr.Reason = coordinator.PromotionReleased, term.Epoch.Epoch, ""
+	if err := f.rs.UpdatePromotion(ctx, pr); err != nil {
+		return fmt.Errorf("replica: release epoch %d to member %d: %w", term.Epoch.Epoch, pr.Member, err)
+	}
+	f.log.Info("switchover: released the election", "broker_id", f.rs.BrokerID(), "epoch", term.Epoch.Epoch, "target", pr.Member)
+	f.giveUp(ctx)
+	return nil
+}
+
+// awaitHandoff is the released master waiting for the target to win: the
+// epoch change makes it follow. If the target has not won within two
+// session timeouts (it died, or it is not eligible after all), the request
+// is withdrawn and this member stands again.
+func (f *Failover) awaitHandoff(ctx context.Context, v view) error {
+	t := time.NewTimer(2 * f.s.Timeout())
+	defer t.Stop()
+	timeout := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-t.C:
+			close(timeout)
+		case <-stop:
+		}
+	}()
+	f.wait(ctx, v, timeout)
+	select {
+	case <-timeout:
+		f.log.Warn("switchover: the target did not take over; withdrawing the request", "broker_id", f.rs.BrokerID(),
+			"target", v.promote.Member, "epoch", v.epoch.Epoch)
+		return f.rs.DeletePromotion(ctx, v.promote.Version)
+	default:
+		return nil
 	}
 }

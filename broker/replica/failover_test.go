@@ -60,9 +60,18 @@ type fakeRole struct {
 	paths  coordinator.Paths
 	ledger *ledger
 
-	mu      sync.Mutex // guards the fields below
-	reg     *coordinator.Registrar
-	follows []string
+	mu       sync.Mutex // guards the fields below
+	reg      *coordinator.Registrar
+	follows  []string
+	handoffs []int
+}
+
+// PrepareHandoff implements replica.Handoff: the fake has nothing in flight.
+func (r *fakeRole) PrepareHandoff(ctx context.Context, member int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.handoffs = append(r.handoffs, member)
+	return nil
 }
 
 func (r *fakeRole) MemberID() int { return r.id }
@@ -281,4 +290,52 @@ func TestFailoverNobodyOutsideTheInSyncSetLeads(t *testing.T) {
 	awaitStatus(t, n0, leading(0, 2), "the returning master leads a new epoch")
 	awaitStatus(t, n1, following(0, 2), "the slave follows it again")
 	require.Equal(t, map[int64][]int{1: {0}, 2: {0}}, l.snapshot(), "the slave outside the in-sync set never led")
+}
+
+// TestFailoverPlannedSwitchover: metaq cluster promote asks the master to
+// hand over to slave 2. The master prepares (Handoff), releases the election,
+// slave 2 wins epoch 2 although its log is not the longest, everybody follows
+// it, and the request is cleared. A request for a member outside the in-sync
+// set is refused with a reason.
+func TestFailoverPlannedSwitchover(t *testing.T) {
+	srv := zktest.Shared(t)
+	paths := coordinator.NewPaths(testRoot())
+	l := newLedger()
+	n0 := startNode(t, srv.Addr, paths, l, 0, 100)
+	awaitStatus(t, n0, leading(0, 1), "the configured master bootstraps epoch 1")
+	n1 := startNode(t, srv.Addr, paths, l, 1, 100)
+	n2 := startNode(t, srv.Addr, paths, l, 2, 50)
+	awaitStatus(t, n1, following(0, 1), "slave 1 follows")
+	awaitStatus(t, n2, following(0, 1), "slave 2 follows")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	require.NoError(t, n0.f.WriteISR(ctx, []int{0, 1, 2}))
+
+	admin := coordinator.NewReplicaSet(n1.s, paths, 4, nil)
+	require.NoError(t, admin.RequestPromotion(ctx, 2))
+	awaitStatus(t, n2, leading(2, 2), "the target leads")
+	awaitStatus(t, n0, following(2, 2), "the old master follows the target")
+	awaitStatus(t, n1, following(2, 2), "the other slave follows the target")
+	require.Equal(t, map[int64][]int{1: {0}, 2: {2}}, l.snapshot())
+	n0.role.mu.Lock()
+	require.Equal(t, []int{2}, n0.role.handoffs, "the master prepared the handoff to member 2")
+	n0.role.mu.Unlock()
+	require.Eventually(t, func() bool {
+		_, ok, _, err := admin.PromotionW(ctx)
+		return err == nil && !ok
+	}, 30*time.Second, 20*time.Millisecond, "the request is cleared once done")
+
+	// Member 1 is not in the in-sync set of epoch 2 (only 2 and the live
+	// members of the old set are: 0 is not registered as a slave yet when 2 wins).
+	require.NoError(t, n2.f.WriteISR(ctx, []int{2, 0}))
+	require.NoError(t, admin.RequestPromotion(ctx, 1))
+	var pr coordinator.Promotion
+	require.Eventually(t, func() bool {
+		var ok bool
+		var err error
+		pr, ok, _, err = admin.PromotionW(ctx)
+		return err == nil && ok && pr.State == coordinator.PromotionRefused
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Contains(t, pr.Reason, "not in the in-sync set")
+	require.Equal(t, leading(2, 2), n2.f.Status())
 }
