@@ -56,6 +56,10 @@ type Registrar struct {
 	paths Paths
 	info  BrokerInfo
 	log   *slog.Logger
+	// self is the broker's own node: the master node, or slave<N> for a
+	// follower (NewSlaveRegistrar), which registers nothing else.
+	self  string
+	slave bool
 
 	mu     sync.Mutex // guards topics and closed
 	topics map[string]TopicRegistration
@@ -71,8 +75,8 @@ func NewRegistrar(s *zkrecipes.Session, paths Paths, info BrokerInfo, log *slog.
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Registrar{s: s, paths: paths, info: info, log: log, topics: map[string]TopicRegistration{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	return &Registrar{s: s, paths: paths, info: info, log: log, self: paths.BrokerMaster(info.ID),
+		topics: map[string]TopicRegistration{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // Start registers the broker and its topics, then keeps them registered
@@ -171,10 +175,13 @@ func (r *Registrar) registerAll(ctx context.Context) error {
 		return err
 	}
 	id := r.info.ID
+	if r.slave {
+		return r.ensureEphemeral(ctx, r.self, []byte(r.info.URI), true)
+	}
 	if err := r.ensurePersistent(ctx, r.paths.BrokerID(id), []byte(r.info.URI)); err != nil {
 		return err
 	}
-	if err := r.ensureEphemeral(ctx, r.paths.BrokerMaster(id), []byte(r.info.URI), true); err != nil {
+	if err := r.ensureEphemeral(ctx, r.self, []byte(r.info.URI), true); err != nil {
 		return err
 	}
 	sum := []byte(strconv.FormatUint(uint64(r.info.ConfigChecksum), 10))
@@ -190,6 +197,9 @@ func (r *Registrar) registerAll(ctx context.Context) error {
 }
 
 func (r *Registrar) registerTopic(ctx context.Context, t TopicRegistration) error {
+	if r.slave {
+		return nil // topic nodes belong to the current master only
+	}
 	id := r.info.ID
 	if err := r.ensureEphemeral(ctx, r.paths.TopicLegacy(t.Topic, id), []byte(strconv.Itoa(t.NumPartitions)), false); err != nil {
 		return err
@@ -225,8 +235,9 @@ func (r *Registrar) ensurePersistent(ctx context.Context, p string, data []byte)
 }
 
 // ensureEphemeral makes p an ephemeral node of the current session holding data.
-// An existing node of another session is replaced, except that for the master
-// node a different URI means another live broker has our id.
+// An existing node of another session is replaced, except that for the
+// broker's own node (master or slave<N>) a different URI means another live
+// broker has our id.
 func (r *Registrar) ensureEphemeral(ctx context.Context, p string, data []byte, master bool) error {
 	for attempt := 0; ; attempt++ {
 		_, err := r.s.CreateParents(ctx, p, data, zkrecipes.Ephemeral)
@@ -295,7 +306,9 @@ func (r *Registrar) Close(ctx context.Context) error {
 		del(r.paths.TopicSub(t.Topic, id))
 		del(r.paths.TopicLegacy(t.Topic, id))
 	}
-	del(r.paths.BrokerConfigChecksum(id))
-	del(r.paths.BrokerMaster(id))
+	if !r.slave {
+		del(r.paths.BrokerConfigChecksum(id))
+	}
+	del(r.self)
 	return errors.Join(errs...)
 }
