@@ -64,7 +64,7 @@ type Broker struct {
 	repl replState // master/slave role (replication.go)
 
 	zk  *zkrecipes.Session
-	reg *coordinator.Registrar
+	reg atomic.Pointer[coordinator.Registrar] // master and topic nodes (nil while following)
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -167,13 +167,32 @@ func (b *Broker) register(ctx context.Context) error {
 		return fmt.Errorf("broker: %w (or set zk.zkEnable=false to run without ZooKeeper)", err)
 	}
 	b.zk = s
-	b.reg = coordinator.NewRegistrar(s, coordinator.NewPaths(zo.Root),
-		coordinator.BrokerInfo{ID: b.opts.BrokerID, URI: b.URI(), ConfigChecksum: b.configChecksum}, b.log)
-	if err := b.reg.Start(cctx, b.topicRegistrations()); err != nil {
+	if b.opts.Replication.Failover {
+		// The failover driver decides: Lead registers the master and
+		// topic nodes, Follow the slave<N> node.
+		if err := b.startFailover(); err != nil {
+			s.Close()
+			return err
+		}
+		b.log.Info("connected to ZooKeeper; the failover driver picks this member's role", "servers", zo.Servers, "session", fmt.Sprintf("0x%x", s.ID()))
+		return nil
+	}
+	if err := b.registerMaster(cctx); err != nil {
 		s.Close()
-		return fmt.Errorf("broker: register in ZooKeeper: %w", err)
+		return err
 	}
 	b.log.Info("registered in ZooKeeper", "servers", zo.Servers, "root", coordinator.NewPaths(zo.Root).Root, "session", fmt.Sprintf("0x%x", s.ID()))
+	return nil
+}
+
+// registerMaster registers the broker's master node and its topics.
+func (b *Broker) registerMaster(ctx context.Context) error {
+	reg := coordinator.NewRegistrar(b.zk, coordinator.NewPaths(b.opts.ZK.Root),
+		coordinator.BrokerInfo{ID: b.opts.BrokerID, URI: b.URI(), ConfigChecksum: b.configChecksum}, b.log)
+	if err := reg.Start(ctx, b.topicRegistrations()); err != nil {
+		return fmt.Errorf("broker: register in ZooKeeper: %w", err)
+	}
+	b.reg.Store(reg)
 	return nil
 }
 
@@ -215,8 +234,11 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		close(b.stopCh)
 		b.bg.cancel() // topic registrations give up
 		var errs []error
-		if b.reg != nil {
-			errs = append(errs, b.reg.Close(ctx))
+		if fo := b.repl.failover; fo != nil {
+			errs = append(errs, fo.Close(ctx)) // no role change from here on
+		}
+		if reg := b.reg.Load(); reg != nil {
+			errs = append(errs, reg.Close(ctx))
 		}
 		b.admitMu.Lock()
 		b.draining = true

@@ -55,6 +55,10 @@ func (cn *conn) handlePut(r *protocol.PutRequest) {
 		fail(protocol.CodeForbidden, "%s", b.slaveRefusal())
 		return
 	}
+	if msg := b.sessionRefusal(); msg != "" {
+		fail(protocol.CodeUnavailable, "%s", msg)
+		return
+	}
 	if t := b.repl.tracker.Load(); t != nil {
 		if err := t.Admit(); err != nil {
 			fail(protocol.CodeUnavailable, "%s", err.Error())

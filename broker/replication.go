@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/metaq-go/metaq/broker/replica"
+	"github.com/metaq-go/metaq/coordinator"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -37,6 +39,11 @@ type ReplicationOptions struct {
 	MasterAddr string
 	// FollowerMaxWait is the follower's long-poll wait; default 500 ms.
 	FollowerMaxWait time.Duration
+	// Failover runs the ZooKeeper failover driver (needs ZK.Enable): the
+	// member neither leads nor follows until the driver decides (master
+	// election, epochs, automatic promotion). Set from a [replication]
+	// section in the configuration.
+	Failover bool
 }
 
 // replState is the broker's replication role. mu serialises role changes;
@@ -52,6 +59,8 @@ type replState struct {
 	loadISR  func(context.Context) ([]int, error)
 	persist  func(context.Context, []int) error
 	onLead   func(context.Context) error
+	onFollow func(context.Context) error
+	failover *replica.Failover // set by Start when Replication.Failover; then read-only
 }
 
 // openReplication sets the initial role: a configured slave starts as a
@@ -63,8 +72,8 @@ func (b *Broker) openReplication() error {
 	}
 	b.repl.history = h
 	b.repl.epoch.Store(h.Last())
-	if b.opts.Replication.MemberID > 0 {
-		b.repl.follower.Store(true)
+	if b.opts.Replication.MemberID > 0 || b.opts.Replication.Failover {
+		b.repl.follower.Store(true) // until following starts, or the failover driver calls Lead
 		return nil
 	}
 	b.repl.tracker.Store(b.newTracker(nil))
@@ -184,6 +193,11 @@ func (b *Broker) Follow(ctx context.Context, epoch int64, uri string) error {
 	b.repl.follower.Store(true)
 	if t := b.repl.tracker.Swap(nil); t != nil {
 		t.Close()
+	}
+	if b.repl.onFollow != nil {
+		if err := b.repl.onFollow(ctx); err != nil {
+			b.log.Warn("replication: removing the master registration", "err", err)
+		}
 	}
 	if b.repl.fol != nil {
 		b.repl.fol.Stop()
@@ -371,3 +385,47 @@ func (b *Broker) gate(topic string, part int, end int64, done func(error)) {
 }
 
 var _ replica.Role = (*Broker)(nil)
+
+// startFailover wires the ZooKeeper failover driver (repl-zk's
+// replica.Failover) to this broker's Role: the in-sync set is persisted
+// through it, Lead registers the master and topic nodes, Follow removes
+// them.
+func (b *Broker) startFailover() error {
+	rs := coordinator.NewReplicaSet(b.zk, coordinator.NewPaths(b.opts.ZK.Root), b.opts.BrokerID, b.log)
+	fo, err := replica.NewFailover(replica.FailoverConfig{Replicas: rs, Role: b, URI: b.URI(), Log: b.log})
+	if err != nil {
+		return err
+	}
+	me := b.opts.Replication.MemberID
+	b.repl.persist = fo.WriteISR
+	b.repl.loadISR = func(ctx context.Context) ([]int, error) {
+		isr, err := rs.ISR(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return slices.DeleteFunc(slices.Clone(isr.InSync), func(m int) bool { return m == me }), nil
+	}
+	b.repl.onLead = b.registerMaster
+	b.repl.onFollow = func(ctx context.Context) error {
+		if reg := b.reg.Swap(nil); reg != nil {
+			return reg.Close(ctx)
+		}
+		return nil
+	}
+	b.repl.failover = fo
+	return fo.Start()
+}
+
+// sessionRefusal is non-empty when a master under the failover driver may
+// not acknowledge puts (rule 4): its ZooKeeper session is not provably
+// alive, so another member may be promoted any moment.
+func (b *Broker) sessionRefusal() string {
+	if b.repl.failover == nil || b.zk == nil {
+		return ""
+	}
+	timeout := b.opts.ZK.SessionTimeout
+	if until := b.zk.Liveness().Until(timeout, timeout/3); time.Now().Before(until) {
+		return ""
+	}
+	return "this master's ZooKeeper session is not provably alive (it may be replaced by a slave): retry shortly"
+}

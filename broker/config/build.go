@@ -140,6 +140,7 @@ func build(d *document, l *layers) (*Config, error) {
 	c.zk = readZooKeeper(zk)
 	repl := &field{section: sectionReplication, get: func(k string) (string, string) { return l.get(sectionReplication, k) }}
 	c.repl = readReplication(repl)
+	c.repl.Enabled = len(d.replication) > 0
 	for _, f := range []*field{sys, zk, repl} {
 		if f.err != nil {
 			return nil, f.err

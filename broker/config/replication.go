@@ -29,6 +29,10 @@ const (
 
 // Replication holds [replication].
 type Replication struct {
+	// Enabled: the file has a [replication] section with at least one
+	// key. Then the broker runs the ZooKeeper failover driver (master
+	// election, epochs); without it a broker is a plain master as before.
+	Enabled bool
 	// SlaveID is slaveId: -1 (or absent) for the configured master of the
 	// brokerId, N >= 1 for slave N. A member keeps it for life; failover
 	// changes its role, not its id.
