@@ -375,7 +375,13 @@ func replicaPutError(err error) (int32, string, bool) {
 }
 
 // gate holds a durable put batch until the in-sync followers have it.
+// Before replication is set up (New completing commits interrupted by a
+// crash, from the transaction journal) nothing is held.
 func (b *Broker) gate(topic string, part int, end int64, done func(error)) {
+	if b.repl.history == nil {
+		done(nil)
+		return
+	}
 	t := b.repl.tracker.Load()
 	if t == nil {
 		done(replica.ErrNotLeading)

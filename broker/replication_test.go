@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/metaq-go/metaq/broker"
+	"github.com/metaq-go/metaq/broker/brokertest"
 	"github.com/metaq-go/metaq/internal/conn"
 	"github.com/metaq-go/metaq/protocol"
 	"github.com/stretchr/testify/require"
@@ -205,4 +206,29 @@ func TestAsyncSlaveNeverDelaysPuts(t *testing.T) {
 		require.NoError(t, err, "put %d with the async slave cut off", i)
 	}
 	require.Contains(t, slaveLine(t, mc, 1), "in_sync false")
+}
+
+// A transaction's commit is answered only once the in-sync sync slave has
+// its messages (the sync gate covers commits too).
+func TestSyncSlaveHasCommittedTransaction(t *testing.T) {
+	m := startMember(t, "", broker.ReplicationOptions{MinSyncSlaves: 1, MaxDelay: time.Minute})
+	s := startMember(t, "", broker.ReplicationOptions{MemberID: 1, MasterAddr: m.Addr()})
+	waitInSync(t, dialT(t, m.Addr()), 1, true)
+	c := brokertest.Dial(t, m.Addr())
+	const key = "TX:sess:9"
+	requireOK(t, txCall(t, c, txLine(key, "BEGIN", 1), 1))
+	var ids []int64
+	for i := 0; i < 3; i++ {
+		r := txCall(t, c, txPutLine("rt", 0, fmt.Sprintf("tx-%d", i), key, 10+i), 10+i)
+		requireOK(t, r)
+		id, _, _ := putResult(t, r)
+		ids = append(ids, id)
+	}
+	requireOK(t, txCall(t, c, txLine(key, "COMMIT_ONE_PHASE", 20), 20))
+	off := int64(0)
+	for i, id := range ids {
+		data := []byte(fmt.Sprintf("tx-%d", i))
+		requireHas(t, s, ackedPut{part: 0, offset: off, id: id, data: data})
+		off += int64(20 + len(data))
+	}
 }
