@@ -63,6 +63,15 @@ func (cn *conn) handleGet(r *protocol.GetRequest) {
 		cn.b.stats.get(r.Topic, 0, true)
 		return
 	}
+	if cn.replica != nil {
+		if cn.replicaGet(r) {
+			return
+		}
+	} else if cn.b.repl.follower.Load() && !cn.b.opts.Replication.ServeReads {
+		cn.b.stats.get(r.Topic, 0, true)
+		cn.reply(protocol.CodeForbidden, r.OpaqueID, cn.b.readRefusal())
+		return
+	}
 	job := &getJob{cn: cn, topic: r.Topic, part: int(r.Partition), offset: r.Offset, maxSize: min(int(r.MaxSize), cn.b.opts.MaxTransferSize), opaque: r.OpaqueID,
 		wait: time.Duration(r.MaxWaitMs) * time.Millisecond}
 	job.res = job.full()

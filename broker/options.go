@@ -82,6 +82,9 @@ type Options struct {
 
 	ZK ZKOptions
 
+	// Replication: this broker's member id and role in its replica set.
+	Replication ReplicationOptions
+
 	// Transactions (PROTOCOL.md §7).
 	TxLogDir           string         // transaction journal; default <DataDir>/transactions
 	MaxTxTimeout       time.Duration  // cap (and default) of BEGIN's timeout; default 60s
