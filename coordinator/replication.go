@@ -130,21 +130,31 @@ func (r *ReplicaSet) Epoch(ctx context.Context) (Epoch, error) {
 // (or, if it does not exist yet — ErrNoEpoch — when it is created).
 func (r *ReplicaSet) EpochW(ctx context.Context) (Epoch, <-chan zk.Event, error) {
 	p := r.paths.ReplicationEpoch(r.id)
+	data, st, ok, ch, err := r.readW(ctx, p)
+	switch {
+	case err != nil:
+		return Epoch{}, nil, err
+	case !ok:
+		return Epoch{}, ch, ErrNoEpoch
+	}
+	e, err := decodeEpoch(p, data, st)
+	return e, ch, err
+}
+
+// readW reads node p and leaves a watch that fires at its next change,
+// creation or deletion; ok is false when p does not exist.
+func (r *ReplicaSet) readW(ctx context.Context, p string) (data []byte, st *zk.Stat, ok bool, ch <-chan zk.Event, err error) {
 	for {
 		data, st, ch, err := r.s.GetW(ctx, p)
 		if err == nil {
-			e, derr := decodeEpoch(p, data, st)
-			return e, ch, derr
+			return data, st, true, ch, nil
 		}
 		if !errors.Is(err, zk.ErrNoNode) {
-			return Epoch{}, nil, err
+			return nil, nil, false, nil, err
 		}
 		ok, _, ch, err := r.s.ExistsW(ctx, p)
-		if err != nil {
-			return Epoch{}, nil, err
-		}
-		if !ok {
-			return Epoch{}, ch, ErrNoEpoch
+		if err != nil || !ok {
+			return nil, nil, false, ch, err
 		}
 		// Created in between: read it (the exists watch fires once, harmlessly).
 	}
@@ -269,26 +279,11 @@ func (r *ReplicaSet) WriteISR(ctx context.Context, term Term, inSync []int) erro
 	return err
 }
 
-// Master reads the master node of the replica set: its URI and whether it
+// MasterW reads the master node of the replica set: its URI and whether it
 // exists, leaving a watch that fires when it is created, changed or deleted.
 func (r *ReplicaSet) MasterW(ctx context.Context) (uri string, present bool, ch <-chan zk.Event, err error) {
-	p := r.paths.BrokerMaster(r.id)
-	for {
-		data, _, ch, err := r.s.GetW(ctx, p)
-		if err == nil {
-			return string(data), true, ch, nil
-		}
-		if !errors.Is(err, zk.ErrNoNode) {
-			return "", false, nil, err
-		}
-		ok, _, ch, err := r.s.ExistsW(ctx, p)
-		if err != nil {
-			return "", false, nil, err
-		}
-		if !ok {
-			return "", false, ch, nil
-		}
-	}
+	data, _, present, ch, err := r.readW(ctx, r.paths.BrokerMaster(r.id))
+	return string(data), present, ch, err
 }
 
 // Members returns the live registrations of the replica set: member id →

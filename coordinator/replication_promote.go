@@ -49,27 +49,16 @@ func (r *ReplicaSet) RequestPromotion(ctx context.Context, member int) error {
 // watch that fires when it is created, changed or deleted.
 func (r *ReplicaSet) PromotionW(ctx context.Context) (Promotion, bool, <-chan zk.Event, error) {
 	p := r.paths.ReplicationPromote(r.id)
-	for {
-		data, st, ch, err := r.s.GetW(ctx, p)
-		if err == nil {
-			var pr Promotion
-			if jerr := json.Unmarshal(data, &pr); jerr != nil {
-				return Promotion{}, false, ch, fmt.Errorf("coordinator: %s holds %q, not a promotion request: delete it (%w)", p, data, jerr)
-			}
-			pr.Version = st.Version
-			return pr, true, ch, nil
-		}
-		if !errors.Is(err, zk.ErrNoNode) {
-			return Promotion{}, false, nil, err
-		}
-		ok, _, ch, err := r.s.ExistsW(ctx, p)
-		if err != nil {
-			return Promotion{}, false, nil, err
-		}
-		if !ok {
-			return Promotion{}, false, ch, nil
-		}
+	data, st, ok, ch, err := r.readW(ctx, p)
+	if err != nil || !ok {
+		return Promotion{}, false, ch, err
 	}
+	var pr Promotion
+	if err := json.Unmarshal(data, &pr); err != nil {
+		return Promotion{}, false, ch, fmt.Errorf("coordinator: %s holds %q, not a promotion request: delete it (%w)", p, data, err)
+	}
+	pr.Version = st.Version
+	return pr, true, ch, nil
 }
 
 // UpdatePromotion replaces the promote node's content if it still has

@@ -156,6 +156,24 @@ func startNode(t *testing.T, addr string, paths coordinator.Paths, l *ledger, id
 	return node{role: role, f: f, s: s}
 }
 
+// startReplicaSet starts member 0 (connected through masterAddr) and waits
+// until it leads epoch 1, then members 1.. with the given log ends
+// (connected to slaveAddr) and waits until they follow it.
+func startReplicaSet(t *testing.T, masterAddr, slaveAddr string, logEnds ...int64) (coordinator.Paths, *ledger, []node) {
+	t.Helper()
+	paths := coordinator.NewPaths(testRoot())
+	l := newLedger()
+	nodes := []node{startNode(t, masterAddr, paths, l, 0, logEnds[0])}
+	awaitStatus(t, nodes[0], leading(0, 1), "the configured master bootstraps epoch 1")
+	for i, end := range logEnds[1:] {
+		nodes = append(nodes, startNode(t, slaveAddr, paths, l, i+1, end))
+	}
+	for _, n := range nodes[1:] {
+		awaitStatus(t, n, following(0, 1), "the slaves follow")
+	}
+	return paths, l, nodes
+}
+
 // awaitStatus waits (generously: the machine is shared) until n's driver reports want.
 func awaitStatus(t *testing.T, n node, want replica.Status, why string) {
 	t.Helper()
@@ -190,14 +208,8 @@ func following(master int, epoch int64) replica.Status {
 func TestFailoverPromotesTheInSyncSlaveWhenTheMasterIsCutOff(t *testing.T) {
 	srv := zktest.Shared(t)
 	proxy := zktest.NewProxyT(t, srv.Addr)
-	paths := coordinator.NewPaths(testRoot())
-	l := newLedger()
-	n0 := startNode(t, proxy.Addr(), paths, l, 0, 500)
-	awaitStatus(t, n0, leading(0, 1), "the configured master bootstraps epoch 1")
-	n1 := startNode(t, srv.Addr, paths, l, 1, 10)
-	n2 := startNode(t, srv.Addr, paths, l, 2, 1000)
-	awaitStatus(t, n1, following(0, 1), "slave 1 follows")
-	awaitStatus(t, n2, following(0, 1), "slave 2 follows")
+	_, l, ns := startReplicaSet(t, proxy.Addr(), srv.Addr, 500, 10, 1000)
+	n0, n1, n2 := ns[0], ns[1], ns[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	require.NoError(t, n0.f.WriteISR(ctx, []int{1}), "the master adds slave 1 (and itself) to the in-sync set")
@@ -237,12 +249,8 @@ func TestFailoverPromotesTheInSyncSlaveWhenTheMasterIsCutOff(t *testing.T) {
 // wins epoch 2, and the old master follows it.
 func TestFailoverMasterSessionExpiryLosesMastership(t *testing.T) {
 	srv := zktest.Shared(t)
-	paths := coordinator.NewPaths(testRoot())
-	l := newLedger()
-	n0 := startNode(t, srv.Addr, paths, l, 0, 100)
-	awaitStatus(t, n0, leading(0, 1), "the configured master bootstraps epoch 1")
-	n1 := startNode(t, srv.Addr, paths, l, 1, 200)
-	awaitStatus(t, n1, following(0, 1), "slave 1 follows")
+	_, l, ns := startReplicaSet(t, srv.Addr, srv.Addr, 100, 200)
+	n0, n1 := ns[0], ns[1]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	require.NoError(t, n0.f.WriteISR(ctx, []int{0, 1}))
@@ -261,12 +269,8 @@ func TestFailoverMasterSessionExpiryLosesMastership(t *testing.T) {
 func TestFailoverNobodyOutsideTheInSyncSetLeads(t *testing.T) {
 	srv := zktest.Shared(t)
 	proxy := zktest.NewProxyT(t, srv.Addr)
-	paths := coordinator.NewPaths(testRoot())
-	l := newLedger()
-	n0 := startNode(t, proxy.Addr(), paths, l, 0, 100)
-	awaitStatus(t, n0, leading(0, 1), "the configured master bootstraps epoch 1")
-	n1 := startNode(t, srv.Addr, paths, l, 1, 1000)
-	awaitStatus(t, n1, following(0, 1), "slave 1 follows")
+	paths, l, ns := startReplicaSet(t, proxy.Addr(), srv.Addr, 100, 1000)
+	n0, n1 := ns[0], ns[1]
 
 	proxy.Freeze()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -299,14 +303,8 @@ func TestFailoverNobodyOutsideTheInSyncSetLeads(t *testing.T) {
 // set is refused with a reason.
 func TestFailoverPlannedSwitchover(t *testing.T) {
 	srv := zktest.Shared(t)
-	paths := coordinator.NewPaths(testRoot())
-	l := newLedger()
-	n0 := startNode(t, srv.Addr, paths, l, 0, 100)
-	awaitStatus(t, n0, leading(0, 1), "the configured master bootstraps epoch 1")
-	n1 := startNode(t, srv.Addr, paths, l, 1, 100)
-	n2 := startNode(t, srv.Addr, paths, l, 2, 50)
-	awaitStatus(t, n1, following(0, 1), "slave 1 follows")
-	awaitStatus(t, n2, following(0, 1), "slave 2 follows")
+	paths, l, ns := startReplicaSet(t, srv.Addr, srv.Addr, 100, 100, 50)
+	n0, n1, n2 := ns[0], ns[1], ns[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	require.NoError(t, n0.f.WriteISR(ctx, []int{0, 1, 2}))
