@@ -435,3 +435,34 @@ func (b *Broker) sessionRefusal() string {
 	}
 	return "this master's ZooKeeper session is not provably alive (it may be replaced by a slave): retry shortly"
 }
+
+// PrepareHandoff implements replica.Handoff for a planned switchover: the
+// master stops accepting puts (refused as on a follower) and returns once
+// member has acknowledged every partition's end. On an error it accepts
+// puts again.
+func (b *Broker) PrepareHandoff(ctx context.Context, member int) error {
+	t := b.repl.tracker.Load()
+	if t == nil {
+		return replica.ErrNotLeading
+	}
+	b.repl.follower.Store(true)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, f := range t.Stats() {
+			if f.Member == member && f.Connected && f.LagBytes == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if b.repl.tracker.Load() == t {
+				b.repl.follower.Store(false)
+			}
+			return fmt.Errorf("member %d did not acknowledge this master's log ends: %w", member, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+var _ replica.Handoff = (*Broker)(nil)

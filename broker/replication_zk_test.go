@@ -1,0 +1,77 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metaq-go/metaq/broker"
+	"github.com/metaq-go/metaq/broker/brokertest"
+	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/conn"
+	"github.com/metaq-go/metaq/zkrecipes"
+	"github.com/metaq-go/metaq/zkrecipes/zktest"
+	"github.com/stretchr/testify/require"
+)
+
+func startZKMember(t *testing.T, root string, member int) *broker.Broker {
+	t.Helper()
+	return brokertest.Start(t, brokertest.Options{BrokerID: 5, Partitions: 2, ZK: zktest.Shared(t).Addr, ZKRoot: root,
+		Modify: func(o *broker.Options) {
+			o.Replication = broker.ReplicationOptions{Failover: true, MemberID: member, MinSyncSlaves: 1,
+				MaxDelay: 10 * time.Second, FollowerMaxWait: 100 * time.Millisecond}
+		}})
+}
+
+func roleLine(t *testing.T, c *conn.Conn) string {
+	lines, err := c.Stats(context.Background(), "replication")
+	require.NoError(t, err)
+	for _, l := range lines {
+		if l.Key == "role" {
+			return l.Value
+		}
+	}
+	return ""
+}
+
+// Under the failover driver: member 0 leads epoch 1, member 1 follows and
+// joins the in-sync set; a planned switchover (metaq cluster promote) makes
+// member 1 master of epoch 2 with every acknowledged message, member 0
+// follows it, and puts resume on the new master once member 0 is in sync.
+func TestFailoverDriverSwitchoverLosesNothing(t *testing.T) {
+	root := fmt.Sprintf("/repl-%d/meta", time.Now().UnixNano())
+	m := startZKMember(t, root, 0)
+	mc := dialT(t, m.Addr())
+	require.Eventually(t, func() bool { return roleLine(t, mc) == "master epoch 1" }, 30*time.Second, 10*time.Millisecond)
+	s := startZKMember(t, root, 1)
+	sc := dialT(t, s.Addr())
+	waitInSync(t, mc, 1, true)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var all []ackedPut
+	for i := 0; i < 40; i++ {
+		a, err := put(ctx, mc, int32(i%2), []byte(fmt.Sprintf("sw-%d", i)))
+		require.NoError(t, err)
+		all = append(all, a)
+	}
+	zs, err := zkrecipes.Connect(ctx, []string{zktest.Shared(t).Addr})
+	require.NoError(t, err)
+	defer zs.Close()
+	rs := coordinator.NewReplicaSet(zs, coordinator.NewPaths(root), 5, nil)
+	require.NoError(t, rs.RequestPromotion(ctx, 1))
+	require.Eventually(t, func() bool { return roleLine(t, sc) == "master epoch 2" }, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.HasPrefix(roleLine(t, mc), "follower master "+s.URI()+" epoch 2") },
+		30*time.Second, 10*time.Millisecond)
+	for _, a := range all {
+		requireHas(t, s, a)
+	}
+	waitInSync(t, sc, 0, true)
+	a, err := put(ctx, sc, 0, []byte("after-switchover"))
+	require.NoError(t, err)
+	requireHas(t, m, a)
+	_, err = put(ctx, mc, 0, []byte("to-the-old-master"))
+	require.ErrorContains(t, err, "this broker is a slave of brokerId 5")
+}
