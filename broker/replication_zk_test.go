@@ -75,3 +75,33 @@ func TestFailoverDriverSwitchoverLosesNothing(t *testing.T) {
 	_, err = put(ctx, mc, 0, []byte("to-the-old-master"))
 	require.ErrorContains(t, err, "this broker is a slave of brokerId 5")
 }
+
+// Rule 4: a master under the failover driver refuses puts while its
+// ZooKeeper session is not provably alive (here: ZooKeeper unreachable
+// behind a frozen proxy), before the session can expire on the server and
+// another member be promoted; puts resume once ZooKeeper answers again.
+func TestMasterRefusesPutsWithoutLiveSession(t *testing.T) {
+	px := zktest.NewProxyT(t, zktest.Shared(t).Addr)
+	root := fmt.Sprintf("/repl-%d/meta", time.Now().UnixNano())
+	m := brokertest.Start(t, brokertest.Options{BrokerID: 5, Partitions: 2, ZK: px.Addr(), ZKRoot: root,
+		Modify: func(o *broker.Options) {
+			o.Replication = broker.ReplicationOptions{Failover: true}
+		}})
+	mc := dialT(t, m.Addr())
+	require.Eventually(t, func() bool { return roleLine(t, mc) == "master epoch 1" }, 30*time.Second, 10*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := put(ctx, mc, 0, []byte("alive"))
+	require.NoError(t, err)
+
+	px.Freeze()
+	require.Eventually(t, func() bool {
+		_, err := put(ctx, mc, 0, []byte("frozen"))
+		return err != nil && strings.Contains(err.Error(), "ZooKeeper session is not provably alive")
+	}, 30*time.Second, 10*time.Millisecond)
+	px.Unfreeze()
+	require.Eventually(t, func() bool {
+		_, err := put(ctx, mc, 0, []byte("back"))
+		return err == nil
+	}, 60*time.Second, 50*time.Millisecond)
+}
