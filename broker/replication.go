@@ -103,12 +103,33 @@ func (b *Broker) replicaPartitions() []replica.Partition {
 	return out
 }
 
-// startReplication follows the configured master address, if any.
-func (b *Broker) startReplication(ctx context.Context) error {
+// startReplication follows the configured master address, if any. The
+// master may not be up yet: the broker starts anyway (refusing puts as a
+// slave) and keeps trying in the background until it follows.
+func (b *Broker) startReplication(context.Context) error {
 	ro := b.opts.Replication
-	if ro.MemberID > 0 && ro.MasterAddr != "" {
-		return b.Follow(ctx, b.repl.epoch.Load(), "meta://"+ro.MasterAddr)
+	if ro.MemberID == 0 || ro.MasterAddr == "" || ro.Failover {
+		return nil
 	}
+	uri := "meta://" + ro.MasterAddr
+	b.bg.run(func(ctx context.Context) {
+		for ctx.Err() == nil {
+			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := b.Follow(fctx, b.repl.epoch.Load(), uri)
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			b.log.Warn("replication: cannot start following the master yet; retrying", "master", uri, "err", err)
+			t := time.NewTimer(time.Second)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	})
 	return nil
 }
 

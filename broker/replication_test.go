@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -231,4 +232,26 @@ func TestSyncSlaveHasCommittedTransaction(t *testing.T) {
 		requireHas(t, s, ackedPut{part: 0, offset: off, id: id, data: data})
 		off += int64(20 + len(data))
 	}
+}
+
+// A slave started before its master starts anyway (refusing puts) and
+// follows once the master is up.
+func TestSlaveStartsBeforeItsMaster(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	s := startMember(t, "", broker.ReplicationOptions{MemberID: 1, MasterAddr: addr})
+	_, err = put(context.Background(), dialT(t, s.Addr()), 0, []byte("x"))
+	require.ErrorContains(t, err, "this broker is a slave of brokerId 5")
+	m := brokertest.Start(t, brokertest.Options{BrokerID: 5, Partitions: 2, Modify: func(o *broker.Options) {
+		o.ListenAddr = addr
+	}})
+	a, err := put(context.Background(), dialT(t, m.Addr()), 1, []byte("first"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		p, err := s.Store().Partition("rt", 1, false)
+		return err == nil && p.End() > a.offset
+	}, 30*time.Second, 10*time.Millisecond)
+	requireHas(t, s, a)
 }
