@@ -307,7 +307,8 @@ func promote(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, id,
 	return awaitPromotion(ctx, rs, res, wait)
 }
 
-// awaitPromotion waits until the epoch names the member or the master refuses.
+// awaitPromotion waits until the member leads (the epoch names it and the
+// master node holds its URI) or the master refuses.
 func awaitPromotion(ctx context.Context, rs *coordinator.ReplicaSet, res promoteResult, wait time.Duration) (promoteResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -316,7 +317,11 @@ func awaitPromotion(ctx context.Context, rs *coordinator.ReplicaSet, res promote
 		if err != nil {
 			return res, err
 		}
-		if e.Master == res.Member {
+		uri, present, mch, err := rs.MasterW(ctx)
+		if err != nil {
+			return res, err
+		}
+		if e.Master == res.Member && present && uri == e.URI {
 			res.Epoch, res.Status = e.Epoch, "done"
 			return res, nil
 		}
@@ -330,6 +335,7 @@ func awaitPromotion(ctx context.Context, rs *coordinator.ReplicaSet, res promote
 		}
 		select {
 		case <-ech:
+		case <-mch:
 		case <-pch:
 		case <-ctx.Done():
 			return res, fmt.Errorf("broker %d: member %d is not master after %v (the request stays; is the master's failover driver running? see `metaq cluster`): %w",

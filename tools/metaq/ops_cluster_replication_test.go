@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/metaq-go/metaq/broker"
+	"github.com/metaq-go/metaq/broker/brokertest"
 	"github.com/metaq-go/metaq/coordinator"
 	"github.com/metaq-go/metaq/zkrecipes"
 	"github.com/metaq-go/metaq/zkrecipes/zktest"
@@ -80,4 +82,61 @@ func TestClusterShowsReplicaSetsAndPromoteChecksTheInSyncSet(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, coordinator.Promotion{Member: 1, State: coordinator.PromotionRequested, Version: pr.Version}, pr)
+}
+
+// TestClusterPromoteSwitchesARealReplicaSet: a master and a sync slave
+// (real brokers running the failover driver); `metaq cluster` shows the
+// slave in sync with its lag from the master's stats; `metaq cluster
+// promote` makes the slave master with every acknowledged message, and the
+// old master follows it.
+func TestClusterPromoteSwitchesARealReplicaSet(t *testing.T) {
+	zkAddr := zktest.Shared(t).Addr
+	root := opsZKRoot(t)
+	start := func(member int) *broker.Broker {
+		return brokertest.Start(t, brokertest.Options{BrokerID: 5, ZK: zkAddr, ZKRoot: root, Partitions: 1,
+			Modify: func(o *broker.Options) {
+				o.Topics = []string{"orders"}
+				o.Replication = broker.ReplicationOptions{MemberID: member, Failover: true, FollowerMaxWait: 100 * time.Millisecond}
+			}})
+	}
+	b0 := start(0)
+	zk := []string{"--zk", zkAddr, "--zk-root", root}
+	readSet := func() replicaSetReport {
+		var rep clusterReport
+		mustMetaqJSON(t, &rep, append([]string{"cluster"}, zk...)...)
+		if len(rep.Replication) != 1 {
+			return replicaSetReport{}
+		}
+		return rep.Replication[0]
+	}
+	opsEventually(t, "member 0 leads", func() bool {
+		s := readSet()
+		return len(s.Members) == 1 && s.Members[0].Role == "master" && s.Members[0].Member == 0
+	})
+	b1 := start(1)
+	opsEventually(t, "slave 1 is in sync and reported by the master", func() bool {
+		s := readSet()
+		return len(s.Members) == 2 && s.Members[1].Member == 1 && s.Members[1].InSync && s.Members[1].Mode == "sync" && s.Members[1].LagBytes != nil
+	})
+	opsPut(t, b0.Addr(), "orders", 0, 5, "acked")
+	end := func(b *broker.Broker) int64 {
+		p, err := b.Store().Partition("orders", 0, false)
+		if err != nil {
+			return -1
+		}
+		return p.End()
+	}
+	acked := end(b0)
+	require.Positive(t, acked)
+
+	var res promoteResult
+	mustMetaqJSON(t, &res, append([]string{"cluster", "promote", "5", "1"}, zk...)...)
+	require.Equal(t, promoteResult{BrokerID: 5, Member: 1, Epoch: 2, Status: "done"}, res)
+	require.GreaterOrEqual(t, end(b1), acked, "the new master has every acknowledged message")
+	opsEventually(t, "the old master follows the new one", func() bool {
+		s := readSet()
+		return s.Epoch == 2 && len(s.Members) == 2 && s.Members[0].Role == "master" && s.Members[0].Member == 1 &&
+			s.Members[1].Member == 0 && s.Members[1].Role == "follower" && s.Members[1].InSync
+	})
+	opsPut(t, b1.Addr(), "orders", 0, 1, "after")
 }
