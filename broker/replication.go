@@ -487,3 +487,15 @@ func (b *Broker) PrepareHandoff(ctx context.Context, member int) error {
 }
 
 var _ replica.Handoff = (*Broker)(nil)
+
+// CanLead implements replica.LeadChecker: a member without epoch history
+// (its data directory is new or was wiped) must not lead an existing
+// replica set, whatever the in-sync set says; it follows and copies first.
+func (b *Broker) CanLead() error {
+	if b.repl.history.Last() == 0 {
+		return fmt.Errorf("no epoch history in %s/replication: this member's data is new or was wiped, so it must follow a master and copy its log before it may lead", b.opts.DataDir)
+	}
+	return nil
+}
+
+var _ replica.LeadChecker = (*Broker)(nil)

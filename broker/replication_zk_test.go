@@ -1,9 +1,14 @@
 package broker_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,4 +109,84 @@ func TestMasterRefusesPutsWithoutLiveSession(t *testing.T) {
 		_, err := put(ctx, mc, 0, []byte("back"))
 		return err == nil
 	}, 60*time.Second, 50*time.Millisecond)
+}
+
+// logLines is a slog destination tests can search.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Contains(l.buf.String(), s)
+}
+
+// A master whose data directory was wiped, restarted while it is the only
+// live member of the in-sync set, must not lead (it would lead with an
+// empty log and the slave would truncate every acknowledged message to
+// follow it). It waits; when the slave returns, the slave leads and the
+// wiped member copies everything from it.
+func TestWipedMasterDoesNotLeadAlone(t *testing.T) {
+	root := fmt.Sprintf("/repl-%d/meta", time.Now().UnixNano())
+	mdir, sdir := t.TempDir(), t.TempDir()
+	start := func(dir string, member int, log io.Writer) *broker.Broker {
+		b, err := brokertest.New(t, brokertest.Options{BrokerID: 5, Partitions: 2, ZK: zktest.Shared(t).Addr, ZKRoot: root, DataDir: dir,
+			Modify: func(o *broker.Options) {
+				o.Replication = broker.ReplicationOptions{Failover: true, MemberID: member, MinSyncSlaves: 1,
+					MaxDelay: time.Minute, FollowerMaxWait: 100 * time.Millisecond}
+				if log != nil {
+					o.Logger = slog.New(slog.NewTextHandler(log, nil))
+				}
+			}})
+		require.NoError(t, err)
+		require.NoError(t, b.Start(context.Background()))
+		t.Cleanup(func() { _ = b.Shutdown(context.Background()) })
+		return b
+	}
+	m := start(mdir, 0, nil)
+	mc := dialT(t, m.Addr())
+	require.Eventually(t, func() bool { return roleLine(t, mc) == "master epoch 1" }, 30*time.Second, 10*time.Millisecond)
+	s := start(sdir, 1, nil)
+	waitInSync(t, mc, 1, true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var all []ackedPut
+	for i := 0; i < 20; i++ {
+		a, err := put(ctx, mc, int32(i%2), []byte(fmt.Sprintf("keep-%d", i)))
+		require.NoError(t, err)
+		all = append(all, a)
+	}
+	require.NoError(t, s.Shutdown(ctx))
+	require.NoError(t, m.Shutdown(ctx))
+
+	require.NoError(t, os.RemoveAll(mdir))
+	var logs logLines
+	m = start(mdir, 0, &logs)
+	require.Eventually(t, func() bool { return logs.contains("in the in-sync set but not standing") }, 60*time.Second, 10*time.Millisecond)
+	s = start(sdir, 1, nil)
+	sc := dialT(t, s.Addr())
+	require.Eventually(t, func() bool { return strings.HasPrefix(roleLine(t, sc), "master epoch 2") }, 60*time.Second, 10*time.Millisecond)
+	for _, a := range all {
+		requireHas(t, s, a)
+	}
+	require.Eventually(t, func() bool {
+		for _, a := range all {
+			p, err := m.Store().Partition("rt", int(a.part), false)
+			if err != nil || p.End() <= a.offset {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 10*time.Millisecond)
+	for _, a := range all {
+		requireHas(t, m, a)
+	}
 }

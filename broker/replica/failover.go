@@ -395,7 +395,14 @@ func (f *Failover) eligible(ctx context.Context) (bool, coordinator.Epoch, coord
 	if err != nil {
 		return false, e, isr, err
 	}
-	return isr.Epoch == e.Epoch && isr.Contains(f.me()), e, isr, nil
+	ok := isr.Epoch == e.Epoch && isr.Contains(f.me())
+	if c, has := f.cfg.Role.(LeadChecker); ok && has {
+		if why := c.CanLead(); why != nil {
+			f.log.Warn("in the in-sync set but not standing", "broker_id", f.rs.BrokerID(), "member", f.me(), "why", why)
+			ok = false
+		}
+	}
+	return ok, e, isr, nil
 }
 
 func (f *Failover) logEnd() int64 {
