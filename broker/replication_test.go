@@ -255,3 +255,23 @@ func TestSlaveStartsBeforeItsMaster(t *testing.T) {
 	}, 30*time.Second, 10*time.Millisecond)
 	requireHas(t, s, a)
 }
+
+// A topic that consumers may not read from (acceptSubscribe=false) is
+// replicated all the same: the sync gate would otherwise hold its puts
+// until the slave drops out of the in-sync set.
+func TestSlaveCopiesTopicsClosedToConsumers(t *testing.T) {
+	m := brokertest.Start(t, brokertest.Options{BrokerID: 5, Partitions: 2, Modify: func(o *broker.Options) {
+		o.Replication = broker.ReplicationOptions{MinSyncSlaves: 1, MaxDelay: time.Hour}
+		o.Topic = func(string) (broker.TopicConfig, bool) {
+			return broker.TopicConfig{NumPartitions: 2, AcceptPublish: true, AcceptSubscribe: false}, true
+		}
+	}})
+	s := startMember(t, "", broker.ReplicationOptions{MemberID: 1, MasterAddr: m.Addr()})
+	mc := dialT(t, m.Addr())
+	waitInSync(t, mc, 1, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := put(ctx, mc, 1, []byte("no-subscribers"))
+	require.NoError(t, err)
+	requireHas(t, s, a)
+}
