@@ -191,6 +191,7 @@ func (b *Broker) Lead(ctx context.Context, epoch int64) error {
 	if old := b.repl.tracker.Swap(b.newTracker(inSync)); old != nil {
 		old.Close()
 	}
+	b.closeReplicaStreams() // followers of an earlier term shake hands again
 	uri := b.URI()
 	b.repl.master.Store(&uri)
 	b.repl.follower.Store(false)
@@ -215,6 +216,7 @@ func (b *Broker) Follow(ctx context.Context, epoch int64, uri string) error {
 	if t := b.repl.tracker.Swap(nil); t != nil {
 		t.Close()
 	}
+	b.closeReplicaStreams()
 	if b.repl.onFollow != nil {
 		if err := b.repl.onFollow(ctx); err != nil {
 			b.log.Warn("replication: removing the master registration", "err", err)
@@ -327,6 +329,7 @@ func (cn *conn) handleReplicate(r *protocol.ReplicateRequest) {
 		cn.replica.detach()
 	}
 	cn.replica = &replicaStream{member: int(r.MemberID), tracker: t, detach: t.Attach(int(r.MemberID), r.Sync)}
+	cn.isReplica.Store(true)
 	cn.reply(protocol.CodeOK, r.OpaqueID, "")
 }
 
@@ -335,6 +338,12 @@ func (cn *conn) handleReplicate(r *protocol.ReplicateRequest) {
 // it (a tail this master does not have is never counted). It reports
 // whether the get is answered.
 func (cn *conn) replicaGet(r *protocol.GetRequest) bool {
+	if cn.b.repl.tracker.Load() != cn.replica.tracker {
+		// This broker stepped down (or leads a new term) since the
+		// handshake: the follower must reconnect and shake hands again.
+		cn.reply(protocol.CodeForbidden, r.OpaqueID, "replication stream of an earlier term of this broker: reconnect")
+		return true
+	}
 	p, err := cn.b.store.Partition(r.Topic, int(r.Partition), false)
 	end := int64(0)
 	if err == nil {
@@ -499,3 +508,19 @@ func (b *Broker) CanLead() error {
 }
 
 var _ replica.LeadChecker = (*Broker)(nil)
+
+// closeReplicaStreams closes the connections of followers' streams (their
+// followers reconnect and shake hands with the current term, or learn that
+// this broker no longer leads).
+func (b *Broker) closeReplicaStreams() {
+	if b.srv == nil {
+		return
+	}
+	b.srv.connsMu.Lock()
+	defer b.srv.connsMu.Unlock()
+	for cn := range b.srv.conns {
+		if cn.isReplica.Load() {
+			_ = cn.gc.Close()
+		}
+	}
+}

@@ -275,3 +275,20 @@ func TestSlaveCopiesTopicsClosedToConsumers(t *testing.T) {
 	require.NoError(t, err)
 	requireHas(t, s, a)
 }
+
+// When the master starts a new term (Lead again), the followers' streams
+// of the earlier term are refused, so they shake hands again and count for
+// the new term's in-sync set.
+func TestFollowersReattachOnANewTerm(t *testing.T) {
+	m := startMember(t, "", broker.ReplicationOptions{MinSyncSlaves: 1, MaxDelay: time.Minute})
+	s := startMember(t, "", broker.ReplicationOptions{MemberID: 1, MasterAddr: m.Addr()})
+	mc := dialT(t, m.Addr())
+	waitInSync(t, mc, 1, true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, m.Lead(ctx, 3))
+	waitInSync(t, mc, 1, true)
+	a, err := put(ctx, mc, 0, []byte("new-term"))
+	require.NoError(t, err)
+	requireHas(t, s, a)
+}
