@@ -12,6 +12,7 @@ import (
 
 	"github.com/metaq-go/metaq/broker"
 	"github.com/metaq-go/metaq/broker/brokertest"
+	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/internal/conn"
 	"github.com/metaq-go/metaq/protocol"
 	"github.com/stretchr/testify/require"
@@ -291,4 +292,24 @@ func TestFollowersReattachOnANewTerm(t *testing.T) {
 	a, err := put(ctx, mc, 0, []byte("new-term"))
 	require.NoError(t, err)
 	requireHas(t, s, a)
+}
+
+// A slave whose topics are in MetaQ's threshold flush mode still
+// acknowledges only what it fsynced, and keeps following (its next fetch
+// starts at its durable end, where the next raw append fits).
+func TestSlaveInThresholdFlushMode(t *testing.T) {
+	m := startMember(t, "", broker.ReplicationOptions{MinSyncSlaves: 1, MaxDelay: time.Minute})
+	s := brokertest.Start(t, brokertest.Options{BrokerID: 5, Partitions: 2, Modify: func(o *broker.Options) {
+		o.Replication = broker.ReplicationOptions{MemberID: 1, MasterAddr: m.Addr(), FollowerMaxWait: 100 * time.Millisecond}
+		o.Store.Flush = store.FlushPolicy{Mode: store.Threshold, UnflushThreshold: 1000, UnflushInterval: time.Hour}
+	}})
+	mc := dialT(t, m.Addr())
+	waitInSync(t, mc, 1, true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := 0; i < 10; i++ {
+		a, err := put(ctx, mc, 0, []byte(fmt.Sprintf("threshold-%d", i)))
+		require.NoError(t, err)
+		requireHas(t, s, a)
+	}
 }

@@ -233,6 +233,11 @@ func (f *Follower) follow(ctx context.Context, src Source, p Partition) error {
 		if _, err := sp.AppendRawSync(ctx, off, res.Data); err != nil {
 			return err
 		}
+		// Durable before the next fetch acknowledges it, whatever the
+		// topic's flush mode (in threshold mode the append only wrote).
+		if err := sp.Flush(ctx); err != nil {
+			return err
+		}
 		f.noteMaster(p, off+int64(len(res.Data)))
 	}
 	return nil
