@@ -223,3 +223,59 @@ func TestTruncatePowerLoss(t *testing.T) {
 		s2.Close()
 	}
 }
+
+// A power loss while a follower appends raw data keeps a prefix of the
+// source log, byte for byte, holding at least every acknowledged append.
+func TestAppendRawPowerLoss(t *testing.T) {
+	srcFS := storetest.NewMemFS()
+	src, err := store.Open("/src", store.Options{FS: srcFS, MaxSegmentSize: 900, IndexInterval: 64, RetentionInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	sp := mustPart(t, src, "t", 0)
+	appendN(t, sp, 0, 150)
+	want := readAll(t, sp)
+	for seed := uint64(0); seed < 30; seed++ {
+		mem := storetest.NewMemFS()
+		opts := store.Options{FS: mem, MaxSegmentSize: 700, IndexInterval: 64, RetentionInterval: -1}
+		dst, err := store.Open("/dst", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dp := mustPart(t, dst, "t", 0)
+		rng := rand.New(rand.NewPCG(seed, 3))
+		mem.CrashAfterTail(int64(rng.IntN(150)), rand.New(rand.NewPCG(seed, 4)), storetest.TailTorn)
+		acked := int64(0)
+		for off := int64(0); off < sp.End(); {
+			sl, err := sp.Read(off, 300)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := sl.ReadAll(nil)
+			sl.Release()
+			n, _, _ := store.ScanValid(b)
+			if _, err := dp.AppendRawSync(ctxT(t), off, b[:n]); err != nil {
+				break
+			}
+			off += int64(n)
+			acked = off
+		}
+		back := mem.Crashed()
+		if back == nil {
+			back = mem.Crash(nil)
+		}
+		dst.Close()
+		s2, err := store.Open("/dst", store.Options{FS: back, MaxSegmentSize: 700, IndexInterval: 64, RetentionInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2 := mustPart(t, s2, "t", 0)
+		got := readAll(t, p2)
+		if p2.End() < acked {
+			t.Fatalf("seed %d: end %d after a crash, below the acknowledged %d", seed, p2.End(), acked)
+		}
+		sameRecords(t, got, want[:len(got)])
+		s2.Close()
+	}
+}
