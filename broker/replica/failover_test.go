@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,7 +139,7 @@ func startNode(t *testing.T, addr string, paths coordinator.Paths, l *ledger, id
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := zkrecipes.Connect(ctx, []string{addr}, zkrecipes.WithSessionTimeout(sessionTimeout))
+	s, err := zkrecipes.Connect(ctx, strings.Split(addr, ","), zkrecipes.WithSessionTimeout(sessionTimeout))
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	role := &fakeRole{id: id, uri: uri(id), logEnd: logEnd, s: s, paths: paths, ledger: l}
@@ -336,4 +337,78 @@ func TestFailoverPlannedSwitchover(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond)
 	require.Contains(t, pr.Reason, "not in the in-sync set")
 	require.Equal(t, leading(2, 2), n2.f.Status())
+}
+
+// stopNode stops a member as if its process died: the driver stops and the
+// session closes (its ephemeral nodes go at once).
+func stopNode(t *testing.T, n node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, n.f.Close(ctx))
+	n.role.close()
+	n.s.Close()
+}
+
+// TestFailoverWholeReplicaSetRestarts: master and in-sync slave both die;
+// the epoch and the in-sync set survive in ZooKeeper. The slave comes back
+// first: it is in the set, so it leads a new epoch; the old master comes
+// back and follows it. One leader per epoch throughout.
+func TestFailoverWholeReplicaSetRestarts(t *testing.T) {
+	srv := zktest.Shared(t)
+	paths, l, ns := startReplicaSet(t, srv.Addr, srv.Addr, 100, 200)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	require.NoError(t, ns[0].f.WriteISR(ctx, []int{0, 1}))
+	stopNode(t, ns[1])
+	stopNode(t, ns[0])
+
+	n1 := startNode(t, srv.Addr, paths, l, 1, 200)
+	awaitStatus(t, n1, leading(1, 2), "the in-sync slave leads after the restart")
+	n0 := startNode(t, srv.Addr, paths, l, 0, 100)
+	awaitStatus(t, n0, following(1, 2), "the old master follows it")
+	require.Equal(t, map[int64][]int{1: {0}, 2: {1}}, l.snapshot())
+}
+
+// TestFailoverSurvivesZooKeeperQuorumLoss: on a 3-server ensemble, losing 2
+// servers for longer than the session timeout makes the master give its term
+// up (its session is presumed lost: it must not act as master without
+// ZooKeeper); when the quorum returns, the members converge on one master of
+// a new epoch and the other follows it. One leader per epoch throughout.
+func TestFailoverSurvivesZooKeeperQuorumLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node ZooKeeper ensemble")
+	}
+	ens := zktest.StartEnsembleT(t, 3, zktest.Options{})
+	addrs := ens.ConnectString()
+	_, l, ns := startReplicaSet(t, addrs, addrs, 100, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	require.NoError(t, ns[0].f.WriteISR(ctx, []int{0, 1}))
+
+	ens.Servers[0].Kill()
+	ens.Servers[1].Kill()
+	awaitStatus(t, ns[0], replica.Status{Epoch: 1, Master: 0, URI: uri(0)}, "the master gives its term up without a quorum")
+	for _, s := range ens.Servers[:2] {
+		require.NoError(t, s.Start(ctx))
+	}
+	require.NoError(t, ens.WaitServing(ctx, 3))
+
+	deadline := time.After(90 * time.Second)
+	for {
+		ch0, ch1 := ns[0].f.Changed(), ns[1].f.Changed()
+		st0, st1 := ns[0].f.Status(), ns[1].f.Status()
+		if st0.Epoch >= 2 && st0.Epoch == st1.Epoch && st0.Leading != st1.Leading {
+			break
+		}
+		select {
+		case <-ch0:
+		case <-ch1:
+		case <-deadline:
+			t.Fatalf("no single master of a new epoch after the quorum returned: %+v, %+v", st0, st1)
+		}
+	}
+	for e, ms := range l.snapshot() {
+		require.Len(t, ms, 1, "epoch %d led by %v", e, ms)
+	}
 }
