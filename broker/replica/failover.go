@@ -408,7 +408,10 @@ func (f *Failover) follow(ctx context.Context, v view) (acted bool, err error) {
 // a member without history never stands: it keeps its member id, and so its
 // place in the persisted in-sync set, but its log may lack messages that
 // the set vouched for. It stands again after following a master (which
-// gives it the master's history).
+// gives it the master's history). Corner case: a member that won an epoch
+// but died before Lead recorded it, with nobody else in the set, stays
+// ineligible; it accepted no put in that epoch, so an operator may delete
+// the epoch and isr nodes (docs/REPLICATION.md) to bootstrap again.
 type History interface {
 	LastEpoch() int64
 }
