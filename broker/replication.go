@@ -103,12 +103,33 @@ func (b *Broker) replicaPartitions() []replica.Partition {
 	return out
 }
 
-// startReplication follows the configured master address, if any.
-func (b *Broker) startReplication(ctx context.Context) error {
+// startReplication follows the configured master address, if any. The
+// master may not be up yet: the broker starts anyway (refusing puts as a
+// slave) and keeps trying in the background until it follows.
+func (b *Broker) startReplication(context.Context) error {
 	ro := b.opts.Replication
-	if ro.MemberID > 0 && ro.MasterAddr != "" {
-		return b.Follow(ctx, b.repl.epoch.Load(), "meta://"+ro.MasterAddr)
+	if ro.MemberID == 0 || ro.MasterAddr == "" || ro.Failover {
+		return nil
 	}
+	uri := "meta://" + ro.MasterAddr
+	b.bg.run(func(ctx context.Context) {
+		for ctx.Err() == nil {
+			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := b.Follow(fctx, b.repl.epoch.Load(), uri)
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			b.log.Warn("replication: cannot start following the master yet; retrying", "master", uri, "err", err)
+			t := time.NewTimer(time.Second)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	})
 	return nil
 }
 
@@ -375,7 +396,13 @@ func replicaPutError(err error) (int32, string, bool) {
 }
 
 // gate holds a durable put batch until the in-sync followers have it.
+// Before replication is set up (New completing commits interrupted by a
+// crash, from the transaction journal) nothing is held.
 func (b *Broker) gate(topic string, part int, end int64, done func(error)) {
+	if b.repl.history == nil {
+		done(nil)
+		return
+	}
 	t := b.repl.tracker.Load()
 	if t == nil {
 		done(replica.ErrNotLeading)
@@ -429,3 +456,46 @@ func (b *Broker) sessionRefusal() string {
 	}
 	return "this master's ZooKeeper session is not provably alive (it may be replaced by a slave): retry shortly"
 }
+
+// PrepareHandoff implements replica.Handoff for a planned switchover: the
+// master stops accepting puts (refused as on a follower) and returns once
+// member has acknowledged every partition's end. On an error it accepts
+// puts again.
+func (b *Broker) PrepareHandoff(ctx context.Context, member int) error {
+	t := b.repl.tracker.Load()
+	if t == nil {
+		return replica.ErrNotLeading
+	}
+	b.repl.follower.Store(true)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, f := range t.Stats() {
+			if f.Member == member && f.Connected && f.LagBytes == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if b.repl.tracker.Load() == t {
+				b.repl.follower.Store(false)
+			}
+			return fmt.Errorf("member %d did not acknowledge this master's log ends: %w", member, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+var _ replica.Handoff = (*Broker)(nil)
+
+// CanLead implements replica.LeadChecker: a member without epoch history
+// (its data directory is new or was wiped) must not lead an existing
+// replica set, whatever the in-sync set says; it follows and copies first.
+func (b *Broker) CanLead() error {
+	if b.repl.history.Last() == 0 {
+		return fmt.Errorf("no epoch history in %s/replication: this member's data is new or was wiped, so it must follow a master and copy its log before it may lead", b.opts.DataDir)
+	}
+	return nil
+}
+
+var _ replica.LeadChecker = (*Broker)(nil)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/metaq-go/metaq/broker"
+	"github.com/metaq-go/metaq/broker/brokertest"
 	"github.com/metaq-go/metaq/internal/conn"
 	"github.com/metaq-go/metaq/protocol"
 	"github.com/stretchr/testify/require"
@@ -205,4 +207,71 @@ func TestAsyncSlaveNeverDelaysPuts(t *testing.T) {
 		require.NoError(t, err, "put %d with the async slave cut off", i)
 	}
 	require.Contains(t, slaveLine(t, mc, 1), "in_sync false")
+}
+
+// A transaction's commit is answered only once the in-sync sync slave has
+// its messages (the sync gate covers commits too).
+func TestSyncSlaveHasCommittedTransaction(t *testing.T) {
+	m := startMember(t, "", broker.ReplicationOptions{MinSyncSlaves: 1, MaxDelay: time.Minute})
+	s := startMember(t, "", broker.ReplicationOptions{MemberID: 1, MasterAddr: m.Addr()})
+	waitInSync(t, dialT(t, m.Addr()), 1, true)
+	c := brokertest.Dial(t, m.Addr())
+	const key = "TX:sess:9"
+	requireOK(t, txCall(t, c, txLine(key, "BEGIN", 1), 1))
+	var ids []int64
+	for i := 0; i < 3; i++ {
+		r := txCall(t, c, txPutLine("rt", 0, fmt.Sprintf("tx-%d", i), key, 10+i), 10+i)
+		requireOK(t, r)
+		id, _, _ := putResult(t, r)
+		ids = append(ids, id)
+	}
+	requireOK(t, txCall(t, c, txLine(key, "COMMIT_ONE_PHASE", 20), 20))
+	off := int64(0)
+	for i, id := range ids {
+		data := []byte(fmt.Sprintf("tx-%d", i))
+		requireHas(t, s, ackedPut{part: 0, offset: off, id: id, data: data})
+		off += int64(20 + len(data))
+	}
+}
+
+// A slave started before its master starts anyway (refusing puts) and
+// follows once the master is up.
+func TestSlaveStartsBeforeItsMaster(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	s := startMember(t, "", broker.ReplicationOptions{MemberID: 1, MasterAddr: addr})
+	_, err = put(context.Background(), dialT(t, s.Addr()), 0, []byte("x"))
+	require.ErrorContains(t, err, "this broker is a slave of brokerId 5")
+	m := brokertest.Start(t, brokertest.Options{BrokerID: 5, Partitions: 2, Modify: func(o *broker.Options) {
+		o.ListenAddr = addr
+	}})
+	a, err := put(context.Background(), dialT(t, m.Addr()), 1, []byte("first"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		p, err := s.Store().Partition("rt", 1, false)
+		return err == nil && p.End() > a.offset
+	}, 30*time.Second, 10*time.Millisecond)
+	requireHas(t, s, a)
+}
+
+// A topic that consumers may not read from (acceptSubscribe=false) is
+// replicated all the same: the sync gate would otherwise hold its puts
+// until the slave drops out of the in-sync set.
+func TestSlaveCopiesTopicsClosedToConsumers(t *testing.T) {
+	m := brokertest.Start(t, brokertest.Options{BrokerID: 5, Partitions: 2, Modify: func(o *broker.Options) {
+		o.Replication = broker.ReplicationOptions{MinSyncSlaves: 1, MaxDelay: time.Hour}
+		o.Topic = func(string) (broker.TopicConfig, bool) {
+			return broker.TopicConfig{NumPartitions: 2, AcceptPublish: true, AcceptSubscribe: false}, true
+		}
+	}})
+	s := startMember(t, "", broker.ReplicationOptions{MemberID: 1, MasterAddr: m.Addr()})
+	mc := dialT(t, m.Addr())
+	waitInSync(t, mc, 1, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := put(ctx, mc, 1, []byte("no-subscribers"))
+	require.NoError(t, err)
+	requireHas(t, s, a)
 }

@@ -110,7 +110,10 @@
 //	zk.zkConnectionTimeoutMs 30000
 //	zk.zkSyncTimeMs        5000
 //
-//	[replication]          (absent = a master without slaves requirements; docs/REPLICATION.md)
+//	[replication]          docs/REPLICATION.md. With ZooKeeper enabled, a [replication]
+//	                       section with any key turns on the failover driver (epochs, master
+//	                       election, automatic promotion): every member of the replica set
+//	                       needs one. Without it the broker is a plain master, as before.
 //	slaveId                -1 — MetaQ's key: -1 (or absent) = the configured master of the
 //	                       brokerId (member 0); N in 1..1023 = slave N. Every member of a
 //	                       replica set has the same [system] brokerId and its own dataPath.

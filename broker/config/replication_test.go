@@ -17,7 +17,7 @@ func TestReplicationDefaults(t *testing.T) {
 
 func TestReplicationSlave(t *testing.T) {
 	r := mustParse(t, minimalINI+"[replication]\nslaveId=2\nmode=ASYNC\nserveReads=true\nslaveMaxDelayInMills=500\nmasterAddr=127.0.0.1:8123\nminSyncSlaves=1\n").Replication()
-	assert.Equal(t, Replication{SlaveID: 2, Mode: ReplicationAsync, ServeReads: true, MinSyncSlaves: 1,
+	assert.Equal(t, Replication{Enabled: true, SlaveID: 2, Mode: ReplicationAsync, ServeReads: true, MinSyncSlaves: 1,
 		SlaveMaxDelay: 500 * time.Millisecond, MasterAddr: "127.0.0.1:8123"}, r)
 	assert.True(t, r.IsSlave())
 }

@@ -402,23 +402,9 @@ func (f *Failover) follow(ctx context.Context, v view) (acted bool, err error) {
 	return true, nil
 }
 
-// History is optionally implemented by a Role: LastEpoch is the newest
-// epoch of the member's local epoch history (<dataDir>/replication/epochs),
-// 0 when it has none — a new or wiped data directory. Once an epoch exists,
-// a member without history never stands: it keeps its member id, and so its
-// place in the persisted in-sync set, but its log may lack messages that
-// the set vouched for. It stands again after following a master (which
-// gives it the master's history). Corner case: a member that won an epoch
-// but died before Lead recorded it, with nobody else in the set, stays
-// ineligible; it accepted no put in that epoch, so an operator may delete
-// the epoch and isr nodes (docs/REPLICATION.md) to bootstrap again.
-type History interface {
-	LastEpoch() int64
-}
-
 // eligible reports whether this member may stand: it is in the in-sync set
-// of the newest epoch (or, before any epoch, it is member 0), and its log is
-// not a fresh one (History).
+// of the newest epoch (or, before any epoch, it is member 0), and the Role
+// does not object (LeadChecker: e.g. a new or wiped data directory).
 func (f *Failover) eligible(ctx context.Context) (bool, coordinator.Epoch, coordinator.ISR, error) {
 	e, isr, err := f.rs.State(ctx)
 	if errors.Is(err, coordinator.ErrNoEpoch) {
@@ -427,12 +413,14 @@ func (f *Failover) eligible(ctx context.Context) (bool, coordinator.Epoch, coord
 	if err != nil {
 		return false, e, isr, err
 	}
-	if h, ok := f.cfg.Role.(History); ok && h.LastEpoch() == 0 && isr.Contains(f.me()) {
-		f.log.Warn("in the in-sync set but without epoch history (new or wiped data directory): not standing",
-			"broker_id", f.rs.BrokerID(), "member", f.me(), "epoch", e.Epoch)
-		return false, e, isr, nil
+	ok := isr.Epoch == e.Epoch && isr.Contains(f.me())
+	if c, has := f.cfg.Role.(LeadChecker); ok && has {
+		if why := c.CanLead(); why != nil {
+			f.log.Warn("in the in-sync set but not standing", "broker_id", f.rs.BrokerID(), "member", f.me(), "why", why)
+			ok = false
+		}
 	}
-	return isr.Epoch == e.Epoch && isr.Contains(f.me()), e, isr, nil
+	return ok, e, isr, nil
 }
 
 func (f *Failover) logEnd() int64 {

@@ -67,14 +67,17 @@ type fakeRole struct {
 	reg      *coordinator.Registrar
 	follows  []string
 	handoffs []int
-	history  int64 // newest epoch of the local history (replica.History)
+	history  int64 // newest epoch of the local history (0: new or wiped data)
 }
 
-// LastEpoch implements replica.History.
-func (r *fakeRole) LastEpoch() int64 {
+// CanLead implements replica.LeadChecker like the broker: no epoch history, no standing.
+func (r *fakeRole) CanLead() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.history
+	if r.history == 0 {
+		return fmt.Errorf("member %d has no epoch history", r.id)
+	}
+	return nil
 }
 
 // PrepareHandoff implements replica.Handoff: the fake has nothing in flight.
@@ -445,7 +448,7 @@ func TestFailoverAWipedMemberDoesNotStand(t *testing.T) {
 	stopNode(t, ns[0])
 
 	wiped := restartNode(t, srv.Addr, paths, l, 1, 0, 0)
-	awaitLog(t, wiped, "without epoch history")
+	awaitLog(t, wiped, "in the in-sync set but not standing")
 	require.Equal(t, replica.Status{}, wiped.f.Status(), "the wiped member neither leads nor follows")
 	n0 := restartNode(t, srv.Addr, paths, l, 0, 100, 1)
 	awaitStatus(t, n0, leading(0, 2), "the master with its data leads")
