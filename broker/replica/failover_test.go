@@ -413,6 +413,17 @@ func stopNode(t *testing.T, n node) {
 	n.s.Close()
 }
 
+// killInSyncPair puts slave 1 into the master's in-sync set, then stops
+// both (slave first): the epoch and the set stay in ZooKeeper.
+func killInSyncPair(t *testing.T, ns []node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	require.NoError(t, ns[0].f.WriteISR(ctx, []int{0, 1}))
+	stopNode(t, ns[1])
+	stopNode(t, ns[0])
+}
+
 // TestFailoverWholeReplicaSetRestarts: master and in-sync slave both die;
 // the epoch and the in-sync set survive in ZooKeeper. The slave comes back
 // first: it is in the set, so it leads a new epoch; the old master comes
@@ -420,11 +431,7 @@ func stopNode(t *testing.T, n node) {
 func TestFailoverWholeReplicaSetRestarts(t *testing.T) {
 	srv := zktest.Shared(t)
 	paths, l, ns := startReplicaSet(t, srv.Addr, srv.Addr, 100, 200)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	require.NoError(t, ns[0].f.WriteISR(ctx, []int{0, 1}))
-	stopNode(t, ns[1])
-	stopNode(t, ns[0])
+	killInSyncPair(t, ns)
 
 	n1 := restartNode(t, srv.Addr, paths, l, 1, 200, 1)
 	awaitStatus(t, n1, leading(1, 2), "the in-sync slave leads after the restart")
@@ -441,11 +448,7 @@ func TestFailoverWholeReplicaSetRestarts(t *testing.T) {
 func TestFailoverAWipedMemberDoesNotStand(t *testing.T) {
 	srv := zktest.Shared(t)
 	paths, l, ns := startReplicaSet(t, srv.Addr, srv.Addr, 100, 100)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	require.NoError(t, ns[0].f.WriteISR(ctx, []int{0, 1}))
-	stopNode(t, ns[1])
-	stopNode(t, ns[0])
+	killInSyncPair(t, ns)
 
 	wiped := restartNode(t, srv.Addr, paths, l, 1, 0, 0)
 	awaitLog(t, wiped, "in the in-sync set but not standing")
