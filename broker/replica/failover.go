@@ -452,7 +452,7 @@ func (f *Failover) campaign(ctx context.Context, v view) error {
 	}()
 	c := coordinator.Candidate{Member: f.me(), LogEnd: f.logEnd()}
 	f.log.Info("campaigning", "broker_id", f.rs.BrokerID(), "member", f.me(), "log_end", c.LogEnd)
-	lead, err := f.rs.Campaign(cctx, c, coordinator.CampaignOptions{Grace: f.cfg.Grace})
+	lead, err := f.rs.Campaign(cctx, c, coordinator.CampaignOptions{Grace: f.cfg.Grace, Chosen: v.releasedTo(f.me())})
 	cancel()
 	<-stopped
 	if err != nil {
