@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
-	"strconv"
 
 	"github.com/go-zookeeper/zk"
 
@@ -329,12 +328,4 @@ func NewSlaveRegistrar(s *zkrecipes.Session, paths Paths, info BrokerInfo, membe
 	r.self = paths.BrokerSlave(info.ID, member)
 	r.slave = true
 	return r
-}
-
-// memberLabel names a member in messages.
-func memberLabel(m int) string {
-	if m == 0 {
-		return "member 0 (configured master)"
-	}
-	return "member " + strconv.Itoa(m) + " (slaveId " + strconv.Itoa(m) + ")"
 }

@@ -54,6 +54,10 @@ type CampaignOptions struct {
 	// a shorter log; that is safe (every in-sync member holds every
 	// acknowledged message) but may cost unacknowledged messages.
 	Grace time.Duration
+	// Chosen: the candidate was picked by a planned switchover (its master
+	// released the election to it): it neither waits for nor yields to the
+	// others, it only needs to head the line.
+	Chosen bool
 }
 
 // Leadership is a won campaign: the member holds the election (and so no
@@ -107,7 +111,7 @@ func (r *ReplicaSet) Campaign(ctx context.Context, c Candidate, opts CampaignOpt
 		if err := latch.Start(ctx); err != nil {
 			return nil, fmt.Errorf("coordinator: broker %d: join the election: %w", r.id, err)
 		}
-		lead, err := r.head(ctx, latch, c, opts.Grace)
+		lead, err := r.head(ctx, latch, c, opts)
 		if lead != nil {
 			return lead, nil
 		}
@@ -122,12 +126,19 @@ func (r *ReplicaSet) Campaign(ctx context.Context, c Candidate, opts CampaignOpt
 
 // head waits for c to head the line and decides: a Leadership if c wins,
 // (nil, nil) if c must yield to a better candidate, or an error.
-func (r *ReplicaSet) head(ctx context.Context, latch *zkrecipes.LeaderLatch, c Candidate, grace time.Duration) (*Leadership, error) {
+func (r *ReplicaSet) head(ctx context.Context, latch *zkrecipes.LeaderLatch, c Candidate, opts CampaignOptions) (*Leadership, error) {
 	if err := latch.AwaitLeadership(ctx); err != nil {
 		return nil, err
 	}
 	lost := latch.Leadership()
-	cands, err := r.awaitCandidates(ctx, c, grace)
+	if opts.Chosen {
+		cands, err := r.Candidates(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &Leadership{latch: latch, lost: lost, Candidates: cands}, nil
+	}
+	cands, err := r.awaitCandidates(ctx, c, opts.Grace)
 	if err != nil {
 		return nil, err
 	}

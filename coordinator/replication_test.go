@@ -255,3 +255,44 @@ func TestMasterSessionExpiryLosesMastership(t *testing.T) {
 	require.NoError(t, won.lead.Close(ctx))
 	_ = lead0.Close(ctx)
 }
+
+// TestCampaignChosenCandidateDoesNotYield: the target of a planned
+// switchover wins when it heads the line, although a longer log waits
+// behind it; without Chosen it would yield.
+func TestCampaignChosenCandidateDoesNotYield(t *testing.T) {
+	srv := zktest.Shared(t)
+	ctx := replCtx(t)
+	paths := coordinator.NewPaths(uniqueRoot(t))
+	holder := newMember(t, srv.Addr, paths, 0, false)
+	lead0, err := holder.rs.Campaign(ctx, coordinator.Candidate{Member: 0, LogEnd: 50}, coordinator.CampaignOptions{})
+	require.NoError(t, err)
+	term, err := holder.rs.Bootstrap(ctx, 0, uriOf(0))
+	require.NoError(t, err)
+	require.NoError(t, holder.rs.WriteISR(ctx, term, []int{0, 1, 2}))
+
+	m1, m2 := newMember(t, srv.Addr, paths, 1, true), newMember(t, srv.Addr, paths, 2, true)
+	out := make(chan campaignResult, 2)
+	go func() {
+		lead, err := m1.rs.Campaign(ctx, coordinator.Candidate{Member: 1, LogEnd: 10}, coordinator.CampaignOptions{Chosen: true})
+		out <- campaignResult{m: m1, lead: lead, err: err}
+	}()
+	require.Eventually(t, func() bool {
+		c, err := holder.rs.Candidates(ctx)
+		return err == nil && len(c) == 2
+	}, 10*time.Second, 10*time.Millisecond)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go campaign(cctx, m2, 30, 30*time.Second, out)
+	require.Eventually(t, func() bool {
+		c, err := holder.rs.Candidates(ctx)
+		return err == nil && len(c) == 3
+	}, 10*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, lead0.Close(ctx))
+	won := <-out
+	require.NoError(t, won.err)
+	require.Equal(t, 1, won.m.id, "the chosen member wins although member 2 has a longer log")
+	cancel()
+	require.ErrorIs(t, (<-out).err, context.Canceled)
+	require.NoError(t, won.lead.Close(ctx))
+}

@@ -294,12 +294,37 @@ func (f *Failover) wait(ctx context.Context, v view, extra <-chan struct{}) {
 
 // step observes, acts once, and waits for the next change.
 func (f *Failover) step(ctx context.Context) error {
+	if f.lead != nil {
+		// The term ends with the session even while ZooKeeper is unreachable
+		// (observing blocks until it is back).
+		lost := f.lead.Lost()
+		octx, cancel := context.WithCancel(ctx)
+		stop := make(chan struct{})
+		go func() {
+			select {
+			case <-lost:
+				cancel()
+			case <-stop:
+			}
+		}()
+		v, err := f.observe(octx)
+		close(stop)
+		cancel()
+		select {
+		case <-lost:
+			f.log.Warn("lost the election (ZooKeeper session ended); campaigning again", "broker_id", f.rs.BrokerID(), "member", f.me())
+			f.giveUp(ctx)
+			return nil
+		default:
+		}
+		if err != nil {
+			return err
+		}
+		return f.stepLeading(ctx, v)
+	}
 	v, err := f.observe(ctx)
 	if err != nil {
 		return err
-	}
-	if f.lead != nil {
-		return f.stepLeading(ctx, v)
 	}
 	switch {
 	case v.noEpoch && f.me() != 0:
@@ -338,15 +363,7 @@ func (f *Failover) stepLeading(ctx context.Context, v view) error {
 	if v.hasPromote && v.promote.State == coordinator.PromotionRequested {
 		return f.handOff(ctx, v, term)
 	}
-	lost := f.lead.Lost()
-	f.wait(ctx, v, lost)
-	select {
-	case <-lost:
-		f.log.Warn("lost the election (ZooKeeper session ended); campaigning again", "broker_id", f.rs.BrokerID(),
-			"member", f.me(), "epoch", term.Epoch.Epoch)
-		f.giveUp(ctx)
-	default:
-	}
+	f.wait(ctx, v, f.lead.Lost()) // a lost election is handled by the next step
 	return nil
 }
 
@@ -386,7 +403,8 @@ func (f *Failover) follow(ctx context.Context, v view) (acted bool, err error) {
 }
 
 // eligible reports whether this member may stand: it is in the in-sync set
-// of the newest epoch (or, before any epoch, it is member 0).
+// of the newest epoch (or, before any epoch, it is member 0), and the Role
+// does not object (LeadChecker: e.g. a new or wiped data directory).
 func (f *Failover) eligible(ctx context.Context) (bool, coordinator.Epoch, coordinator.ISR, error) {
 	e, isr, err := f.rs.State(ctx)
 	if errors.Is(err, coordinator.ErrNoEpoch) {
@@ -434,7 +452,7 @@ func (f *Failover) campaign(ctx context.Context, v view) error {
 	}()
 	c := coordinator.Candidate{Member: f.me(), LogEnd: f.logEnd()}
 	f.log.Info("campaigning", "broker_id", f.rs.BrokerID(), "member", f.me(), "log_end", c.LogEnd)
-	lead, err := f.rs.Campaign(cctx, c, coordinator.CampaignOptions{Grace: f.cfg.Grace})
+	lead, err := f.rs.Campaign(cctx, c, coordinator.CampaignOptions{Grace: f.cfg.Grace, Chosen: v.releasedTo(f.me())})
 	cancel()
 	<-stopped
 	if err != nil {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,6 +67,17 @@ type fakeRole struct {
 	reg      *coordinator.Registrar
 	follows  []string
 	handoffs []int
+	history  int64 // newest epoch of the local history (0: new or wiped data)
+}
+
+// CanLead implements replica.LeadChecker like the broker: no epoch history, no standing.
+func (r *fakeRole) CanLead() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.history == 0 {
+		return fmt.Errorf("member %d has no epoch history", r.id)
+	}
+	return nil
 }
 
 // PrepareHandoff implements replica.Handoff: the fake has nothing in flight.
@@ -92,6 +106,7 @@ func (r *fakeRole) Lead(ctx context.Context, epoch int64) error {
 		}
 		r.reg = reg
 	}
+	r.history = epoch
 	r.ledger.lead(r.id, epoch)
 	return nil
 }
@@ -106,6 +121,7 @@ func (r *fakeRole) Follow(ctx context.Context, epoch int64, uri string) error {
 		r.reg = nil
 	}
 	r.follows = append(r.follows, fmt.Sprintf("%d %s", epoch, uri))
+	r.history = epoch // the follower takes the master's history
 	return nil
 }
 
@@ -127,23 +143,71 @@ type node struct {
 	role *fakeRole
 	f    *replica.Failover
 	s    *zkrecipes.Session
+	logs *logCapture
+}
+
+// logCapture records the driver's log messages so that a test can wait for a decision.
+type logCapture struct {
+	mu   sync.Mutex // guards msgs and seen
+	msgs []string
+	seen chan struct{} // closed and replaced on every message
+}
+
+func (c *logCapture) Enabled(context.Context, slog.Level) bool { return true }
+func (c *logCapture) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c *logCapture) WithGroup(string) slog.Handler            { return c }
+func (c *logCapture) Handle(_ context.Context, r slog.Record) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, r.Message)
+	close(c.seen)
+	c.seen = make(chan struct{})
+	return nil
+}
+
+// awaitLog waits until the driver of n logged a message containing want.
+func awaitLog(t *testing.T, n node, want string) {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		n.logs.mu.Lock()
+		seen, msgs := n.logs.seen, slices.Clone(n.logs.msgs)
+		n.logs.mu.Unlock()
+		if slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, want) }) {
+			return
+		}
+		select {
+		case <-seen:
+		case <-deadline:
+			t.Fatalf("member %d never logged %q; logged %q", n.role.id, want, msgs)
+		}
+	}
 }
 
 func testRoot() string { return "/t" + time.Now().Format("150405.000000000") + "/meta" }
 
 func uri(id int) string { return fmt.Sprintf("meta://127.0.0.1:%d", 8000+id) }
 
-// startNode connects a member to ZooKeeper at addr and starts its driver.
+// startNode connects a member with an empty data directory to ZooKeeper at
+// addr and starts its driver.
 func startNode(t *testing.T, addr string, paths coordinator.Paths, l *ledger, id int, logEnd int64) node {
+	t.Helper()
+	return restartNode(t, addr, paths, l, id, logEnd, 0)
+}
+
+// restartNode starts a member whose data directory holds a log of logEnd
+// bytes and an epoch history up to epoch history.
+func restartNode(t *testing.T, addr string, paths coordinator.Paths, l *ledger, id int, logEnd, history int64) node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := zkrecipes.Connect(ctx, []string{addr}, zkrecipes.WithSessionTimeout(sessionTimeout))
+	s, err := zkrecipes.Connect(ctx, strings.Split(addr, ","), zkrecipes.WithSessionTimeout(sessionTimeout))
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
-	role := &fakeRole{id: id, uri: uri(id), logEnd: logEnd, s: s, paths: paths, ledger: l}
+	role := &fakeRole{id: id, uri: uri(id), logEnd: logEnd, s: s, paths: paths, ledger: l, history: history}
+	logs := &logCapture{seen: make(chan struct{})}
 	f, err := replica.NewFailover(replica.FailoverConfig{
-		Replicas: coordinator.NewReplicaSet(s, paths, 4, nil), Role: role, URI: uri(id),
+		Replicas: coordinator.NewReplicaSet(s, paths, 4, nil), Role: role, URI: uri(id), Log: slog.New(logs),
 	})
 	require.NoError(t, err)
 	require.NoError(t, f.Start())
@@ -153,7 +217,7 @@ func startNode(t *testing.T, addr string, paths coordinator.Paths, l *ledger, id
 		require.NoError(t, f.Close(ctx))
 		role.close()
 	})
-	return node{role: role, f: f, s: s}
+	return node{role: role, f: f, s: s, logs: logs}
 }
 
 // startReplicaSet starts member 0 (connected through masterAddr) and waits
@@ -336,4 +400,104 @@ func TestFailoverPlannedSwitchover(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond)
 	require.Contains(t, pr.Reason, "not in the in-sync set")
 	require.Equal(t, leading(2, 2), n2.f.Status())
+}
+
+// stopNode stops a member as if its process died: the driver stops and the
+// session closes (its ephemeral nodes go at once).
+func stopNode(t *testing.T, n node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, n.f.Close(ctx))
+	n.role.close()
+	n.s.Close()
+}
+
+// killInSyncPair puts slave 1 into the master's in-sync set, then stops
+// both (slave first): the epoch and the set stay in ZooKeeper.
+func killInSyncPair(t *testing.T, ns []node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	require.NoError(t, ns[0].f.WriteISR(ctx, []int{0, 1}))
+	stopNode(t, ns[1])
+	stopNode(t, ns[0])
+}
+
+// TestFailoverWholeReplicaSetRestarts: master and in-sync slave both die;
+// the epoch and the in-sync set survive in ZooKeeper. The slave comes back
+// first: it is in the set, so it leads a new epoch; the old master comes
+// back and follows it. One leader per epoch throughout.
+func TestFailoverWholeReplicaSetRestarts(t *testing.T) {
+	srv := zktest.Shared(t)
+	paths, l, ns := startReplicaSet(t, srv.Addr, srv.Addr, 100, 200)
+	killInSyncPair(t, ns)
+
+	n1 := restartNode(t, srv.Addr, paths, l, 1, 200, 1)
+	awaitStatus(t, n1, leading(1, 2), "the in-sync slave leads after the restart")
+	n0 := restartNode(t, srv.Addr, paths, l, 0, 100, 1)
+	awaitStatus(t, n0, following(1, 2), "the old master follows it")
+	require.Equal(t, map[int64][]int{1: {0}, 2: {1}}, l.snapshot())
+}
+
+// TestFailoverAWipedMemberDoesNotStand: master and in-sync slave both die;
+// the slave comes back with a wiped data directory (no epoch history). It
+// is still named in the in-sync set but must not lead (its log lacks
+// acknowledged messages); the master comes back with its data, leads a new
+// epoch, and the wiped slave follows it.
+func TestFailoverAWipedMemberDoesNotStand(t *testing.T) {
+	srv := zktest.Shared(t)
+	paths, l, ns := startReplicaSet(t, srv.Addr, srv.Addr, 100, 100)
+	killInSyncPair(t, ns)
+
+	wiped := restartNode(t, srv.Addr, paths, l, 1, 0, 0)
+	awaitLog(t, wiped, "in the in-sync set but not standing")
+	require.Equal(t, replica.Status{}, wiped.f.Status(), "the wiped member neither leads nor follows")
+	n0 := restartNode(t, srv.Addr, paths, l, 0, 100, 1)
+	awaitStatus(t, n0, leading(0, 2), "the master with its data leads")
+	awaitStatus(t, wiped, following(0, 2), "the wiped member follows")
+	require.Equal(t, map[int64][]int{1: {0}, 2: {0}}, l.snapshot(), "the wiped member never led")
+}
+
+// TestFailoverSurvivesZooKeeperQuorumLoss: on a 3-server ensemble, losing 2
+// servers for longer than the session timeout makes the master give its term
+// up (its session is presumed lost: it must not act as master without
+// ZooKeeper); when the quorum returns, the members converge on one master of
+// a new epoch and the other follows it. One leader per epoch throughout.
+func TestFailoverSurvivesZooKeeperQuorumLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node ZooKeeper ensemble")
+	}
+	ens := zktest.StartEnsembleT(t, 3, zktest.Options{})
+	addrs := ens.ConnectString()
+	_, l, ns := startReplicaSet(t, addrs, addrs, 100, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	require.NoError(t, ns[0].f.WriteISR(ctx, []int{0, 1}))
+
+	ens.Servers[0].Kill()
+	ens.Servers[1].Kill()
+	awaitStatus(t, ns[0], replica.Status{Epoch: 1, Master: 0, URI: uri(0)}, "the master gives its term up without a quorum")
+	for _, s := range ens.Servers[:2] {
+		require.NoError(t, s.Start(ctx))
+	}
+	require.NoError(t, ens.WaitServing(ctx, 3))
+
+	deadline := time.After(90 * time.Second)
+	for {
+		ch0, ch1 := ns[0].f.Changed(), ns[1].f.Changed()
+		st0, st1 := ns[0].f.Status(), ns[1].f.Status()
+		if st0.Epoch >= 2 && st0.Epoch == st1.Epoch && st0.Leading != st1.Leading {
+			break
+		}
+		select {
+		case <-ch0:
+		case <-ch1:
+		case <-deadline:
+			t.Fatalf("no single master of a new epoch after the quorum returned: %+v, %+v", st0, st1)
+		}
+	}
+	for e, ms := range l.snapshot() {
+		require.Len(t, ms, 1, "epoch %d led by %v", e, ms)
+	}
 }
