@@ -61,8 +61,10 @@ type Broker struct {
 	synced    chan syncedPartition
 	bg        *background // goroutines that outlive a request (topic registration, wake-ups)
 
+	repl replState // master/slave role (replication.go)
+
 	zk  *zkrecipes.Session
-	reg *coordinator.Registrar
+	reg atomic.Pointer[coordinator.Registrar] // master and topic nodes (nil while following)
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -103,6 +105,11 @@ func New(opts Options) (*Broker, error) {
 		st.Close()
 		return nil, err
 	}
+	if err := b.openReplication(); err != nil {
+		b.tx.close()
+		st.Close()
+		return nil, err
+	}
 	b.workers = startWorkers(o.ReadWorkers, func(v any, stack []byte) {
 		b.stats.c.handlerPanics.Add(1)
 		b.log.Error("read worker job panicked", "panic", fmt.Sprint(v), "stack", string(stack))
@@ -137,6 +144,10 @@ func (b *Broker) Start(ctx context.Context) error {
 		return err
 	}
 	b.log.Info("broker listening", "addr", b.Addr(), "uri", b.URI(), "broker_id", b.opts.BrokerID, "data", b.opts.DataDir)
+	if err := b.startReplication(ctx); err != nil {
+		b.srv.stop(context.Background())
+		return err
+	}
 	if !b.opts.ZK.Enable {
 		b.log.Info("ZooKeeper disabled (zk.zkEnable=false): serving direct connections only")
 		return nil
@@ -157,18 +168,40 @@ func (b *Broker) register(ctx context.Context) error {
 		return fmt.Errorf("broker: %w (or set zk.zkEnable=false to run without ZooKeeper)", err)
 	}
 	b.zk = s
-	var regOpts []coordinator.RegistrarOption
-	if zo.StaleNodeGrace != 0 {
-		regOpts = append(regOpts, coordinator.WithStaleNodeGrace(zo.StaleNodeGrace))
+	if b.opts.Replication.Failover {
+		// The failover driver decides: Lead registers the master and
+		// topic nodes, Follow the slave<N> node.
+		if err := b.startFailover(); err != nil {
+			s.Close()
+			return err
+		}
+		b.log.Info("connected to ZooKeeper; the failover driver picks this member's role", "servers", zo.Servers, "session", fmt.Sprintf("0x%x", s.ID()))
+		return nil
 	}
-	b.reg = coordinator.NewRegistrar(s, coordinator.NewPaths(zo.Root),
-		coordinator.BrokerInfo{ID: b.opts.BrokerID, URI: b.URI(), ConfigChecksum: b.configChecksum,
-			AcceptedTopics: b.opts.AcceptedTopics}, b.log, regOpts...)
-	if err := b.reg.Start(cctx, b.topicRegistrations()); err != nil {
+	if err := b.registerMaster(cctx); err != nil {
 		s.Close()
-		return fmt.Errorf("broker: register in ZooKeeper: %w", err)
+		return err
 	}
 	b.log.Info("registered in ZooKeeper", "servers", zo.Servers, "root", coordinator.NewPaths(zo.Root).Root, "session", fmt.Sprintf("0x%x", s.ID()))
+	return nil
+}
+
+// registerMaster registers the broker's master node and its topics.
+func (b *Broker) registerMaster(ctx context.Context) error {
+	var regOpts []coordinator.RegistrarOption
+	if g := b.opts.ZK.StaleNodeGrace; g != 0 {
+		regOpts = append(regOpts, coordinator.WithStaleNodeGrace(g))
+	}
+	if b.opts.Replication.Failover {
+		regOpts = append(regOpts, coordinator.WithTakeover()) // Lead won the election: the epoch fences the old master
+	}
+	reg := coordinator.NewRegistrar(b.zk, coordinator.NewPaths(b.opts.ZK.Root),
+		coordinator.BrokerInfo{ID: b.opts.BrokerID, URI: b.URI(), ConfigChecksum: b.configChecksum,
+			AcceptedTopics: b.opts.AcceptedTopics}, b.log, regOpts...)
+	if err := reg.Start(ctx, b.topicRegistrations()); err != nil {
+		return fmt.Errorf("broker: register in ZooKeeper: %w", err)
+	}
+	b.reg.Store(reg)
 	return nil
 }
 
@@ -187,6 +220,7 @@ func (b *Broker) topicRegistrations() []coordinator.TopicRegistration {
 // (with up to 30 s for in-flight work).
 func (b *Broker) Run(ctx context.Context) error {
 	if err := b.Start(ctx); err != nil {
+		b.stopReplication()
 		b.workers.stop()
 		b.bg.stop()
 		b.tx.close()
@@ -209,12 +243,16 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		close(b.stopCh)
 		b.bg.cancel() // topic registrations give up
 		var errs []error
-		if b.reg != nil {
-			errs = append(errs, b.reg.Close(ctx))
+		if fo := b.repl.failover; fo != nil {
+			errs = append(errs, fo.Close(ctx)) // no role change from here on
+		}
+		if reg := b.reg.Load(); reg != nil {
+			errs = append(errs, reg.Close(ctx))
 		}
 		b.admitMu.Lock()
 		b.draining = true
 		b.admitMu.Unlock()
+		b.stopReplication() // puts held for replicas are answered; the follower stops
 		if err := b.inflight.Wait(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("broker: in-flight requests did not finish: %w", err))
 		}

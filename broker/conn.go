@@ -15,17 +15,19 @@ import (
 // conn is the broker's state for one client connection. Fields without a
 // note are touched only on the connection's event loop.
 type conn struct {
-	s      *server
-	b      *Broker
-	gc     gnet.Conn
-	remote string
-	ip     string // client IP, for maxConnectionsPerIp
-	dec    *protocol.Decoder
-	out    []byte      // replies built during one OnTraffic, written once at its end
-	puts   []*putBatch // puts decoded during one OnTraffic, appended at its end
-	held   *heldPut    // a put waiting for its partition to be created off the loop
-	seenIn int         // inbound bytes left after the last OnTraffic (new traffic vs a wake)
-	closed atomic.Bool // set by OnClose; read by asynchronous replies
+	s         *server
+	b         *Broker
+	gc        gnet.Conn
+	remote    string
+	ip        string // client IP, for maxConnectionsPerIp
+	dec       *protocol.Decoder
+	out       []byte         // replies built during one OnTraffic, written once at its end
+	puts      []*putBatch    // puts decoded during one OnTraffic, appended at its end
+	held      *heldPut       // a put waiting for its partition to be created off the loop
+	replica   *replicaStream // set by `replicate`: a follower's stream (loop only)
+	isReplica atomic.Bool    // replica != nil, for closing streams from other goroutines
+	seenIn    int            // inbound bytes left after the last OnTraffic (new traffic vs a wake)
+	closed    atomic.Bool    // set by OnClose; read by asynchronous replies
 
 	lastActive   atomic.Int64 // unix nanos of the last traffic (read by the reaper)
 	partialSince atomic.Int64 // unix nanos since a request is half-received, 0 if none
@@ -309,6 +311,8 @@ func (cn *conn) handle(req protocol.Request) gnet.Action {
 		return gnet.Close
 	case *protocol.TransactionRequest:
 		cn.handleTransaction(r)
+	case *protocol.ReplicateRequest:
+		cn.handleReplicate(r)
 	case *protocol.SyncRequest:
 		cn.reply(protocol.CodeUnavailable, r.OpaqueID, "sync (replication from a master) is not supported: this broker has no slave role")
 	}

@@ -59,8 +59,18 @@ func (cn *conn) handleGet(r *protocol.GetRequest) {
 		cn.reply(protocol.CodeBadRequest, r.OpaqueID, "maxSize must be positive, got "+strconv.Itoa(int(r.MaxSize)))
 		return
 	}
-	if !cn.checkRead(r.Topic, r.Partition, r.OpaqueID) {
+	if cn.replica != nil {
+		// A follower copies every partition of the store, whatever the
+		// topic's subscribe settings or an operator's close.
+		if cn.replicaGet(r) {
+			return
+		}
+	} else if !cn.checkRead(r.Topic, r.Partition, r.OpaqueID) {
 		cn.b.stats.get(r.Topic, 0, true)
+		return
+	} else if cn.b.repl.follower.Load() && !cn.b.opts.Replication.ServeReads {
+		cn.b.stats.get(r.Topic, 0, true)
+		cn.reply(protocol.CodeForbidden, r.OpaqueID, cn.b.readRefusal())
 		return
 	}
 	job := &getJob{cn: cn, topic: r.Topic, part: int(r.Partition), offset: r.Offset, maxSize: min(int(r.MaxSize), cn.b.opts.MaxTransferSize), opaque: r.OpaqueID,

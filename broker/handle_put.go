@@ -51,6 +51,20 @@ func (cn *conn) handlePut(r *protocol.PutRequest) {
 		fail(protocol.CodeUnavailable, "broker is shutting down: send to another broker")
 		return
 	}
+	if b.repl.follower.Load() {
+		fail(protocol.CodeForbidden, "%s", b.slaveRefusal())
+		return
+	}
+	if msg := b.sessionRefusal(); msg != "" {
+		fail(protocol.CodeUnavailable, "%s", msg)
+		return
+	}
+	if t := b.repl.tracker.Load(); t != nil {
+		if err := t.Admit(); err != nil {
+			fail(protocol.CodeUnavailable, "%s", err.Error())
+			return
+		}
+	}
 	cfg, ok := b.opts.Topic(r.Topic)
 	if !ok || !cfg.AcceptPublish {
 		fail(protocol.CodeInternal, "topic %q is not accepted for publishing by this broker: add a [topic=%s] section to its config (or set autoCreateTopics=true)", r.Topic, r.Topic)
@@ -181,8 +195,19 @@ func (cn *conn) flushPuts() {
 }
 
 // done runs on the partition's writer goroutine once the batch is durable
-// (group commit) or written (threshold mode), or failed.
+// (group commit) or written (threshold mode), or failed. A durable batch is
+// answered once the in-sync followers have it too (the sync gate, rule 1).
 func (pb *putBatch) done(res store.AppendResult, err error) {
+	if err != nil {
+		pb.finish(res, err)
+		return
+	}
+	end := res.Offset + int64(len(pb.arena)+store.HeaderSize*len(pb.ends))
+	pb.cn.b.gate(pb.topic, int(pb.part), end, func(gerr error) { pb.finish(res, gerr) })
+}
+
+// finish answers the batch's puts.
+func (pb *putBatch) finish(res store.AppendResult, err error) {
 	cn, b := pb.cn, pb.cn.b
 	size := int64(len(pb.arena) + store.HeaderSize*len(pb.ends))
 	out := pb.reply[:0]
@@ -231,6 +256,9 @@ func (pb *putBatch) refuse() {
 }
 
 func putErrorReply(err error) (int32, string) {
+	if code, msg, ok := replicaPutError(err); ok {
+		return code, msg
+	}
 	switch {
 	case errors.Is(err, store.ErrQueueFull):
 		return protocol.CodeUnavailable, "broker busy: the partition's write queue is full; retry shortly"

@@ -98,6 +98,9 @@ type Options struct {
 
 	ZK ZKOptions
 
+	// Replication: this broker's member id and role in its replica set.
+	Replication ReplicationOptions
+
 	// Transactions (PROTOCOL.md §7).
 	TxLogDir           string         // transaction journal; default <DataDir>/transactions
 	MaxTxTimeout       time.Duration  // cap of BEGIN's timeout (a BEGIN without one, or with 0, has no timeout, as in MetaQ); default 60s

@@ -148,6 +148,9 @@ func (s *server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	cn.closed.Store(true)
+	if cn.replica != nil {
+		cn.replica.detach()
+	}
 	cn.dropReady()
 	cn.setPaused(false)
 	if out := cn.lastOut.Swap(0); out != 0 {

@@ -40,8 +40,18 @@ type Snapshot struct {
 	PausedConnections int64 // connections not read until their replies drain (gauge)
 
 	ZooKeeper  ZKSnapshot
+	Replicas   []ReplicaSnapshot   // on a master: its followers, by member id
 	Topics     []TopicSnapshot     // sorted by topic
 	Partitions []PartitionSnapshot // sorted by topic, then partition
+}
+
+// ReplicaSnapshot is one follower as its master sees it.
+type ReplicaSnapshot struct {
+	Member   int
+	Sync     bool
+	InSync   bool
+	LagBytes int64
+	Lag      time.Duration
 }
 
 // ZKSnapshot is the broker's ZooKeeper state.
@@ -100,6 +110,11 @@ func (b *Broker) Snapshot() Snapshot {
 	}
 	out := b.output()
 	snap.BufferedBytes, snap.PausedConnections = out.buffered, out.paused
+	if t := b.repl.tracker.Load(); t != nil {
+		for _, f := range t.Stats() {
+			snap.Replicas = append(snap.Replicas, ReplicaSnapshot{Member: f.Member, Sync: f.Sync, InSync: f.InSync, LagBytes: f.LagBytes, Lag: f.Lag})
+		}
+	}
 	names := b.topicNames()
 	perTopic := make(map[string]*TopicSnapshot, len(names))
 	for _, t := range names {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/metaq-go/metaq/broker/replica"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -204,6 +205,7 @@ var statsHelp = []protocol.StatsLine{
 	{Key: "realtime", Value: "put/get/offset/miss/failure counts and values since the last reset"},
 	{Key: "reset", Value: "reset the realtime counters"},
 	{Key: "config", Value: "the raw configuration file"},
+	{Key: "replication", Value: "role, partition ends, epoch history, and per follower: mode, in_sync, acked_bytes, lag_bytes, lag_ms"},
 	{Key: "help", Value: "this list"},
 	{Key: "<topic>", Value: "one topic's counters"},
 }
@@ -220,7 +222,7 @@ func (b *Broker) statsBody(item string) []byte {
 		add("port", b.Port())
 		add("uptime", int64(time.Since(s.start).Seconds()))
 		add("version", Version)
-		add("slave", false)
+		add("slave", b.repl.follower.Load())
 		add("curr_connections", s.c.currConns.Load())
 		add("threads", runtime.NumGoroutine())
 		add("cmd_put", s.c.cmdPut.Load())
@@ -277,6 +279,8 @@ func (b *Broker) statsBody(item string) []byte {
 		for _, it := range s.rt.items() {
 			add("realtime_"+it.name, it.r.format(dur))
 		}
+	case replica.StatsItem:
+		b.replicationStats(add)
 	case "help":
 		lines = statsHelp
 	case "reset":

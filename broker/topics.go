@@ -22,7 +22,7 @@ func (b *Broker) partition(topic string, part int) (*store.Partition, error) {
 		return nil, err
 	}
 	b.stats.addTopic(topic)
-	if !known && b.reg != nil {
+	if !known && b.reg.Load() != nil {
 		if cfg, ok := b.opts.Topic(topic); ok {
 			reg := coordinator.TopicRegistration{Topic: topic, NumPartitions: cfg.NumPartitions,
 				AcceptPublish: cfg.AcceptPublish, AcceptSubscribe: cfg.AcceptSubscribe}
@@ -40,7 +40,11 @@ func (b *Broker) registerTopic(ctx context.Context, reg coordinator.TopicRegistr
 	if h := registerTopicHook; h != nil {
 		h(ctx)
 	}
-	if err := b.reg.AddTopic(ctx, reg); err != nil {
+	r := b.reg.Load()
+	if r == nil {
+		return // not master (any more): the next Lead registers every topic
+	}
+	if err := r.AddTopic(ctx, reg); err != nil {
 		b.log.Warn("registering auto-created topic in ZooKeeper failed; it is retried after the next session change", "topic", reg.Topic, "err", err)
 	} else {
 		b.log.Info("auto-created topic registered", "topic", reg.Topic, "partitions", reg.NumPartitions)

@@ -104,11 +104,20 @@ func (m *txManager) runCommit(t *tx) error {
 }
 
 // appendAll appends every partition's batch concurrently and waits until
-// all are durable.
+// all are durable, and on a master with in-sync followers until they have
+// them too (the sync gate, as for puts).
 func (m *txManager) appendAll(groups []*partBatch) error {
 	results := make(chan error, len(groups))
 	for _, g := range groups {
-		if err := m.enqueue(g.p, g.msgs, func(_ store.AppendResult, err error) { results <- err }); err != nil {
+		topic, part := g.topic, g.p.ID()
+		done := func(r store.AppendResult, err error) {
+			if err != nil {
+				results <- err
+				return
+			}
+			m.b.gate(topic, part, r.Offset+r.Size, func(err error) { results <- err })
+		}
+		if err := m.enqueue(g.p, g.msgs, done); err != nil {
 			results <- err
 		}
 	}

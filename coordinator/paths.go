@@ -20,6 +20,20 @@
 //	/meta/consumers/<group>/owners/<topic>/<brokerId>-<partition>   ephemeral   owner's member id (MetaQ's own node, ours and MetaQ's alike)
 //	/meta/consumers/<group>/metaq/fence/<topic>/_c_<guid>-<brokerId>-<partition>  ephemeral  ours: one per claim of a partition, the fencing token of commits (REBALANCE.md)
 //	/meta/consumers/<group>/offsets/<topic>/<brokerId>-<partition>  persistent  <msgId>-<offset>
+//
+// # Replication (docs/REPLICATION.md)
+//
+// A replica set is one brokerId: member 0 is the configured master, member
+// N ≥ 1 the slave with slaveId N. Whoever is master now holds the master node
+// above and the topic nodes; every follower N holds slave<N> (MetaQ's name; a
+// former master that follows registers slave0). The rest is ours and MetaQ
+// clients never read it:
+//
+//	/meta/brokers/ids/<brokerId>/slave<N>               ephemeral   meta://host:port of follower N
+//	/meta/metaq/replication/<brokerId>/epoch            persistent  {"epoch":E,"master":N,"uri":"meta://..."}, CAS on its version
+//	/meta/metaq/replication/<brokerId>/isr              persistent  {"epoch":E,"inSync":[N,...]}, written by the master of E (checks the epoch version)
+//	/meta/metaq/replication/<brokerId>/election/_c_<guid>-latch-<seq>  ephemeral-sequential  {"member":N,"logEnd":L}
+//	/meta/metaq/replication/<brokerId>/promote          persistent  {"member":N,...} planned switchover request
 package coordinator
 
 import (
@@ -199,3 +213,44 @@ func (p Paths) GroupOffsetsRoot(group string) string { return p.Group(group) + "
 // MemberNodeName is the name (before the protected prefix and the sequence)
 // of a member node: members/_c_<guid>-member-<seq10>.
 const MemberNodeName = "member-"
+
+// Replication paths (ours, see the layout in the package comment).
+
+// BrokerSlave is the ephemeral node of follower member of broker id: ".../slave<member>".
+func (p Paths) BrokerSlave(id, member int) string {
+	return p.BrokerID(id) + "/" + SlaveNodePrefix + strconv.Itoa(member)
+}
+
+// SlaveNodePrefix starts the name of a follower's node under /brokers/ids/<brokerId>.
+const SlaveNodePrefix = "slave"
+
+// ParseSlaveNodeName parses "slave<N>" and reports whether name is one.
+func ParseSlaveNodeName(name string) (member int, ok bool) {
+	rest, found := strings.CutPrefix(name, SlaveNodePrefix)
+	if !found || rest == "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	if err != nil || n < 0 || strconv.Itoa(n) != rest {
+		return 0, false
+	}
+	return n, true
+}
+
+// ReplicationRoot is the parent of every replica set's replication state.
+func (p Paths) ReplicationRoot() string { return p.Root + "/metaq/replication" }
+
+// Replication is the replication state of broker id.
+func (p Paths) Replication(id int) string { return p.ReplicationRoot() + "/" + strconv.Itoa(id) }
+
+// ReplicationEpoch is the epoch node of broker id.
+func (p Paths) ReplicationEpoch(id int) string { return p.Replication(id) + "/epoch" }
+
+// ReplicationISR is the in-sync-set node of broker id.
+func (p Paths) ReplicationISR(id int) string { return p.Replication(id) + "/isr" }
+
+// ReplicationElection is the election directory of broker id.
+func (p Paths) ReplicationElection(id int) string { return p.Replication(id) + "/election" }
+
+// ReplicationPromote is the planned-switchover request node of broker id.
+func (p Paths) ReplicationPromote(id int) string { return p.Replication(id) + "/promote" }

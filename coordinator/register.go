@@ -73,6 +73,13 @@ type Registrar struct {
 	info  BrokerInfo
 	log   *slog.Logger
 	grace time.Duration // see WithStaleNodeGrace
+	// takeover: the caller won the replica set's election (WithTakeover), so
+	// another session's master node is a predecessor's, not a rival's.
+	takeover bool
+	// self is the broker's own node: the master node, or slave<N> for a
+	// follower (NewSlaveRegistrar), which registers nothing else.
+	self  string
+	slave bool
 
 	mu     sync.Mutex // guards topics and closed
 	topics map[string]TopicRegistration
@@ -100,13 +107,21 @@ func WithStaleNodeGrace(d time.Duration) RegistrarOption {
 	return func(r *Registrar) { r.grace = max(d, 0) }
 }
 
+// WithTakeover is for a master chosen by the replication failover driver,
+// whose epoch fences the old master: a master node held by another session
+// is the former master's and is deleted like a stale node, instead of
+// refusing to start with ErrBrokerIDTaken.
+func WithTakeover() RegistrarOption {
+	return func(r *Registrar) { r.takeover = true }
+}
+
 // NewRegistrar prepares a registration; nothing is written before Start.
 func NewRegistrar(s *zkrecipes.Session, paths Paths, info BrokerInfo, log *slog.Logger, opts ...RegistrarOption) *Registrar {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	r := &Registrar{s: s, paths: paths, info: info, log: log, grace: DefaultStaleNodeGrace, topics: map[string]TopicRegistration{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	r := &Registrar{s: s, paths: paths, info: info, log: log, grace: DefaultStaleNodeGrace, self: paths.BrokerMaster(info.ID),
+		topics: map[string]TopicRegistration{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	for _, o := range opts {
 		o(r)
 	}
@@ -212,10 +227,13 @@ func (r *Registrar) registerAll(ctx context.Context) error {
 		return err
 	}
 	id := r.info.ID
+	if r.slave {
+		return r.ensureEphemeral(ctx, r.self, []byte(r.info.URI), true)
+	}
 	if err := r.ensurePersistent(ctx, r.paths.BrokerID(id), []byte(r.info.URI)); err != nil {
 		return err
 	}
-	if err := r.ensureEphemeral(ctx, r.paths.BrokerMaster(id), []byte(r.info.URI), true); err != nil {
+	if err := r.ensureEphemeral(ctx, r.self, []byte(r.info.URI), true); err != nil {
 		return err
 	}
 	sum := []byte(strconv.FormatUint(uint64(r.info.ConfigChecksum), 10))
@@ -234,6 +252,9 @@ func (r *Registrar) registerAll(ctx context.Context) error {
 }
 
 func (r *Registrar) registerTopic(ctx context.Context, t TopicRegistration) error {
+	if r.slave {
+		return nil // topic nodes belong to the current master only
+	}
 	id := r.info.ID
 	js, err := json.Marshal(PartitionInfo{NumParts: t.NumPartitions, Broker: MasterName(id)})
 	if err != nil {
@@ -266,6 +287,9 @@ func (r *Registrar) registerTopic(ctx context.Context, t TopicRegistration) erro
 // config checksum, then the three nodes of each topic.
 func (r *Registrar) ephemeralPaths() []string {
 	id := r.info.ID
+	if r.slave {
+		return []string{r.self}
+	}
 	out := []string{r.paths.BrokerMaster(id), r.paths.BrokerConfigChecksum(id)}
 	for _, t := range r.Topics() {
 		out = append(out, r.paths.TopicLegacy(t.Topic, id), r.paths.TopicPub(t.Topic, id), r.paths.TopicSub(t.Topic, id))
@@ -287,6 +311,8 @@ func (r *Registrar) clearStale(ctx context.Context) error {
 	master := r.paths.BrokerMaster(r.info.ID)
 	data, st, err := r.s.Get(ctx, master)
 	switch {
+	case r.slave || r.takeover:
+		// A follower never touches the master node; a takeover replaces it.
 	case errors.Is(err, zk.ErrNoNode):
 	case err != nil:
 		return err
@@ -335,8 +361,9 @@ func (r *Registrar) ensurePersistent(ctx context.Context, p string, data []byte)
 }
 
 // ensureEphemeral makes p an ephemeral node of the current session holding data.
-// An existing node of another session is replaced, except that for the master
-// node a different URI means another live broker has our id.
+// An existing node of another session is replaced, except that for the
+// broker's own node (master or slave<N>) a different URI means another live
+// broker has our id.
 func (r *Registrar) ensureEphemeral(ctx context.Context, p string, data []byte, master bool) error {
 	for attempt := 0; ; attempt++ {
 		_, err := r.s.CreateParents(ctx, p, data, zkrecipes.Ephemeral)
@@ -405,10 +432,12 @@ func (r *Registrar) Close(ctx context.Context) error {
 		del(r.paths.TopicSub(t.Topic, id))
 		del(r.paths.TopicLegacy(t.Topic, id))
 	}
-	del(r.paths.BrokerAccepts(id))
-	del(r.paths.BrokerConfigChecksum(id))
-	del(r.paths.BrokerMaster(id))
-	errs = append(errs, r.deleteIDNode(ctx))
+	del(r.self)
+	if !r.slave {
+		del(r.paths.BrokerAccepts(id))
+		del(r.paths.BrokerConfigChecksum(id))
+		errs = append(errs, r.deleteIDNode(ctx))
+	}
 	return errors.Join(errs...)
 }
 

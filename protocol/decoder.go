@@ -22,10 +22,11 @@ const (
 	VerbSync
 	VerbResult // reply
 	VerbValue  // reply
+	VerbReplicate
 )
 
 var verbNames = [...]string{"", "put", "get", "offset", "version", "stats", "quit",
-	"transaction", "sync", "result", "value"}
+	"transaction", "sync", "result", "value", "replicate"}
 
 func (v Verb) String() string {
 	if int(v) < len(verbNames) && v != 0 {
@@ -61,7 +62,7 @@ const (
 
 // Request is a decoded request. The concrete types are *PutRequest,
 // *GetRequest, *OffsetRequest, *VersionRequest, *StatsRequest, *QuitRequest,
-// *TransactionRequest and *SyncRequest.
+// *TransactionRequest, *SyncRequest and *ReplicateRequest.
 type Request interface {
 	Verb() Verb
 	// Opaque returns the request id to echo in the reply (NoOpaque when the
@@ -170,6 +171,7 @@ type Decoder struct {
 	ver  VersionRequest
 	st   StatsRequest
 	quit QuitRequest
+	repl ReplicateRequest
 	tx   TransactionRequest
 	sync SyncRequest
 }
@@ -240,6 +242,8 @@ func (d *Decoder) dispatch(buf []byte, n int) (Request, int, *Error) {
 		return d.decodeQuit(n)
 	case "transaction":
 		return d.decodeTransaction(n)
+	case "replicate":
+		return d.decodeReplicate(n)
 	}
 	msg := "empty command line"
 	if len(d.toks[0]) > 0 {

@@ -14,6 +14,7 @@ const (
 	CodeBadRequest  = 400 // bad request (e.g. get with maxSize <= 0)
 	CodeForbidden   = 403 // partition closed by an operator
 	CodeNotFound    = 404 // no such topic/partition, or no data at that offset
+	CodeConflict    = 409 // ours: replicate from a follower in a newer epoch than the master's
 	CodeInternal    = 500 // internal error or illegal argument
 	CodeUnavailable = 503 // busy or unsupported
 	CodeTimeout     = 504 // timeout
@@ -35,6 +36,7 @@ var Codes = []CodeInfo{
 	{CodeBadRequest, "BadRequest", false},
 	{CodeForbidden, "Forbidden", false},
 	{CodeNotFound, "NotFound", false},
+	{CodeConflict, "Conflict", false},
 	{CodeInternal, "InternalServerError", false},
 	{CodeUnavailable, "ServiceUnavailable", true},
 	{CodeTimeout, "GatewayTimeout", true},

@@ -23,6 +23,7 @@ var requestSeeds = []string{
 	"put t 0 1030 0 -1 1\r\n" + string(bytes.Repeat([]byte("z"), 1030)) + "version 1\r\n", // over MaxBodySize: skipped
 	"get ../x g 0 0 1 1\r\nbogus\r\n",
 	"version 1\n",
+	"replicate 3 1 sync 7 9\r\nreplicate 3 0 async 0 1\r\nreplicate 3 1 semi 7 9\r\n",
 }
 
 // FuzzDecodeRequest: no panic, the same events whatever the chunking, and

@@ -138,7 +138,10 @@ func build(d *document, l *layers) (*Config, error) {
 	c.broker = readBroker(sys, c.defaults.DataPath)
 	zk := &field{section: sectionZooKeeper, get: func(k string) (string, string) { return l.get(sectionZooKeeper, k) }}
 	c.zk = readZooKeeper(zk)
-	for _, f := range []*field{sys, zk} {
+	repl := &field{section: sectionReplication, get: func(k string) (string, string) { return l.get(sectionReplication, k) }}
+	c.repl = readReplication(repl)
+	c.repl.Enabled = len(d.replication) > 0
+	for _, f := range []*field{sys, zk, repl} {
 		if f.err != nil {
 			return nil, f.err
 		}

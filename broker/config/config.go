@@ -133,6 +133,7 @@ type Config struct {
 	checksum  uint32
 	broker    Broker
 	zk        ZooKeeper
+	repl      Replication
 	defaults  TopicConfig
 	topics    map[string]TopicConfig // explicit (non-wildcard) sections
 	names     []string               // sorted keys of topics
@@ -150,6 +151,9 @@ func (c *Config) Broker() Broker { return c.broker }
 
 // ZooKeeper returns the [zookeeper] settings.
 func (c *Config) ZooKeeper() ZooKeeper { return c.zk }
+
+// Replication returns the [replication] settings.
+func (c *Config) Replication() Replication { return c.repl }
 
 // Defaults returns the per-topic settings of [system], which every topic section
 // overrides key by key.

@@ -6,6 +6,7 @@
 //
 //	[system]            broker-wide settings; per-topic keys here are every topic's defaults
 //	[zookeeper]         zk.* settings
+//	[replication]       master/slave replication of this brokerId (docs/REPLICATION.md)
 //	[topic=<name>]      one topic; may override numPartitions, stat, deletePolicy,
 //	                    deleteWhen, dataPath, unflushInterval, unflushThreshold,
 //	                    acceptPublish, acceptSubscribe (and ours: retentionBytes)
@@ -118,9 +119,34 @@
 //	                       keep one watch on a topic's broker list (MetaQ's Python
 //	                       producer) see it disappear and reconnect; 0 = no wait
 //
+//	[replication]          docs/REPLICATION.md. With ZooKeeper enabled, a [replication]
+//	                       section with any key turns on the failover driver (epochs, master
+//	                       election, automatic promotion): every member of the replica set
+//	                       needs one. Without it the broker is a plain master, as before.
+//	slaveId                -1 — MetaQ's key: -1 (or absent) = the configured master of the
+//	                       brokerId (member 0); N in 1..1023 = slave N. Every member of a
+//	                       replica set has the same [system] brokerId and its own dataPath.
+//	                       Failover changes a member's role, never its slaveId
+//	mode                   sync — of a slave: sync = the master holds put replies until this
+//	                       slave has fsynced them (while it is in the in-sync set); async =
+//	                       copies in the background, never delays a put, never promoted
+//	serveReads             false — a follower answers gets (consumers normally read from
+//	                       the master); a follower never accepts puts
+//	minSyncSlaves          0 — on the master: puts are refused with 503 "not enough in-sync
+//	                       replicas (have N, need M)" while fewer sync slaves are in the
+//	                       in-sync set. 0 = no minimum: with no sync slave in sync the master
+//	                       acknowledges alone, and since only in-sync members may be
+//	                       promoted, failover then waits for this master (no acked message
+//	                       is lost either way, but only M >= 1 survives losing the master's disk)
+//	slaveMaxDelayInMills   10000 — MetaQ's key: a sync slave whose acknowledgement lags the
+//	                       master's log by longer leaves the in-sync set (recorded in
+//	                       ZooKeeper before any put is acknowledged without it)
+//	masterAddr             "" — host:port of the master to follow; empty = the master node
+//	                       of this brokerId in ZooKeeper (/meta/brokers/ids/<brokerId>/master)
+//
 // # Environment variables
 //
-// Every [system] and [zookeeper] key can be set from the environment as
+// Every [system], [zookeeper] and [replication] key can be set from the environment as
 // METAQ_<SECTION>_<KEY> in upper case, ZooKeeper keys without their "zk." prefix:
 //
 //	METAQ_SYSTEM_BROKERID=3
@@ -128,7 +154,7 @@
 //	METAQ_ZOOKEEPER_ZKCONNECT=zk1:2181,zk2:2181
 //
 // EnvVar computes the name; WithEnvPrefix changes "METAQ", WithoutEnv turns this off.
-// Empty variables are ignored. A variable under METAQ_SYSTEM_ or METAQ_ZOOKEEPER_ that
+// Empty variables are ignored. A variable under METAQ_SYSTEM_, METAQ_ZOOKEEPER_ or METAQ_REPLICATION_ that
 // names no key is an ErrUnknownKey error. Topic sections cannot be set from the
 // environment.
 //

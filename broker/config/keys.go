@@ -7,9 +7,10 @@ import (
 
 // Section names. Topic sections are "topic=<name>".
 const (
-	sectionSystem    = "system"
-	sectionZooKeeper = "zookeeper"
-	topicPrefix      = "topic="
+	sectionSystem      = "system"
+	sectionZooKeeper   = "zookeeper"
+	sectionReplication = "replication"
+	topicPrefix        = "topic="
 )
 
 // Canonical key names (MetaQ spelling). Matching is case-insensitive.
@@ -54,6 +55,14 @@ const (
 	keyMaxTransactions              = "maxTransactions"
 	keyXAHeuristicTimeoutSeconds    = "xaHeuristicTimeoutSeconds"
 
+	// [replication] (slaveId and slaveMaxDelayInMills are MetaQ's spelling).
+	keySlaveID              = "slaveId"
+	keyReplicationMode      = "mode"
+	keyServeReads           = "serveReads"
+	keyMinSyncSlaves        = "minSyncSlaves"
+	keySlaveMaxDelayInMills = "slaveMaxDelayInMills"
+	keyMasterAddr           = "masterAddr"
+
 	keyZkEnable              = "zk.zkEnable"
 	keyZkConnect             = "zk.zkConnect"
 	keyZkRoot                = "zk.zkRoot"
@@ -81,6 +90,10 @@ var (
 	zookeeperKeys = []string{
 		keyZkEnable, keyZkConnect, keyZkRoot, keyZkSessionTimeoutMs, keyZkConnectionTimeoutMs,
 		keyZkSyncTimeMs, keyZkStaleNodeGraceMs,
+	}
+	replicationKeys = []string{
+		keySlaveID, keyReplicationMode, keyServeReads, keyMinSyncSlaves, keySlaveMaxDelayInMills,
+		keyMasterAddr,
 	}
 	topicKeys = []string{
 		keyNumPartitions, keyStat, keyDeletePolicy, keyDeleteWhen, keyDataPath,

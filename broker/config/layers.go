@@ -28,15 +28,16 @@ func newLayers(d *document, o options) (*layers, error) {
 		envName: map[string]string{},
 	}
 	if err := l.v.MergeConfigMap(map[string]any{
-		sectionSystem:    toAnyMap(d.system),
-		sectionZooKeeper: toAnyMap(d.zookeeper),
+		sectionSystem:      toAnyMap(d.system),
+		sectionZooKeeper:   toAnyMap(d.zookeeper),
+		sectionReplication: toAnyMap(d.replication),
 	}); err != nil {
 		return nil, err
 	}
 	if !o.env {
 		return l, nil
 	}
-	for section, keys := range map[string][]string{sectionSystem: systemKeys, sectionZooKeeper: zookeeperKeys} {
+	for section, keys := range map[string][]string{sectionSystem: systemKeys, sectionZooKeeper: zookeeperKeys, sectionReplication: replicationKeys} {
 		for _, key := range keys {
 			name := EnvVar(o.envPrefix, section, key)
 			vk := section + keyDelim + strings.ToLower(key)
@@ -75,7 +76,7 @@ func (l *layers) checkEnv(prefix string) error {
 	}
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, p+"SYSTEM_") && !strings.HasPrefix(name, p+"ZOOKEEPER_") || bound[name] {
+		if !strings.HasPrefix(name, p+"SYSTEM_") && !strings.HasPrefix(name, p+"ZOOKEEPER_") && !strings.HasPrefix(name, p+"REPLICATION_") || bound[name] {
 			continue
 		}
 		msg := "unknown environment variable " + name

@@ -140,15 +140,17 @@ func parse(file string, raw []byte, o options) (*Config, error) {
 
 // document is the file's content after key validation: canonical key → value text.
 type document struct {
-	file      string
-	system    map[string]string
-	zookeeper map[string]string
-	topics    map[string]map[string]string // topic name or pattern → key → value
-	warnings  []string
+	file        string
+	system      map[string]string
+	zookeeper   map[string]string
+	replication map[string]string
+	topics      map[string]map[string]string // topic name or pattern → key → value
+	warnings    []string
 }
 
 func (d *document) load(tree map[string]any) error {
 	d.system, d.zookeeper, d.topics = map[string]string{}, map[string]string{}, map[string]map[string]string{}
+	d.replication = map[string]string{}
 	seen := map[string]string{}
 	for _, name := range sortedKeys(tree) {
 		lname := strings.ToLower(strings.TrimSpace(name))
@@ -162,6 +164,8 @@ func (d *document) load(tree map[string]any) error {
 			err = d.section(sectionSystem, tree[name], d.system, newKeySet(systemKeys), ignoredSystemKeys)
 		case lname == sectionZooKeeper:
 			err = d.section(sectionZooKeeper, tree[name], d.zookeeper, newKeySet(zookeeperKeys), ignoredZooKeeperKeys)
+		case lname == sectionReplication:
+			err = d.section(sectionReplication, tree[name], d.replication, newKeySet(replicationKeys), nil)
 		case strings.HasPrefix(lname, topicPrefix):
 			err = d.topic(strings.TrimSpace(strings.TrimSpace(name)[len(topicPrefix):]), tree[name])
 		case lname == "topics":
@@ -178,10 +182,10 @@ func (d *document) load(tree map[string]any) error {
 
 func (d *document) unknownSection(name string) error {
 	msg := fmt.Sprintf("unknown section [%s]", name)
-	if s := nearestOf(name, []string{sectionSystem, sectionZooKeeper, "topics"}); s != "" {
+	if s := nearestOf(name, []string{sectionSystem, sectionZooKeeper, sectionReplication, "topics"}); s != "" {
 		msg += fmt.Sprintf(" (did you mean [%s]?)", s)
 	} else {
-		msg += " (sections are [system], [zookeeper] and [topic=<name>])"
+		msg += " (sections are [system], [zookeeper], [replication] and [topic=<name>])"
 	}
 	return &Error{Kind: ErrUnknownKey, File: d.file, Msg: msg}
 }
@@ -233,7 +237,7 @@ func (d *document) section(label string, v any, out map[string]string, valid key
 		switch {
 		case ok:
 			out[canon] = flat[key]
-		case ignoredSet[strings.ToLower(key)] != "" || (label != sectionSystem && label != sectionZooKeeper &&
+		case ignoredSet[strings.ToLower(key)] != "" || (label != sectionSystem && label != sectionZooKeeper && label != sectionReplication &&
 			strings.HasPrefix(strings.ToLower(key), ignoredTopicKeyPrefix)):
 			if flat[key] != "" {
 				d.warnings = append(d.warnings, fmt.Sprintf("%s [%s]: %s is a MetaQ-only setting and is ignored", d.file, label, key))

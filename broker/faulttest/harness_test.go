@@ -65,6 +65,8 @@ type config struct {
 	maxSegmentSize int64    // 0 = 64 KiB
 	extra          []string // "key=value" lines for [system]
 	nofile         int      // > 0: run under `ulimit -n nofile`
+	zk             []string // [zookeeper] lines; nil = ZooKeeper disabled
+	replication    []string // [replication] lines; nil = no section
 }
 
 func (c config) ini() string {
@@ -78,7 +80,15 @@ func (c config) ini() string {
 	for _, l := range c.extra {
 		b.WriteString(l + "\n")
 	}
-	fmt.Fprintf(&b, "\n[zookeeper]\nzk.zkEnable=false\n\n[topic=%s]\n", topic)
+	if c.zk == nil {
+		fmt.Fprintf(&b, "\n[zookeeper]\nzk.zkEnable=false\n")
+	} else {
+		b.WriteString("\n[zookeeper]\n" + strings.Join(c.zk, "\n") + "\n")
+	}
+	if c.replication != nil {
+		b.WriteString("\n[replication]\n" + strings.Join(c.replication, "\n") + "\n")
+	}
+	fmt.Fprintf(&b, "\n[topic=%s]\n", topic)
 	return b.String()
 }
 

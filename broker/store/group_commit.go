@@ -37,8 +37,13 @@ type request struct {
 	done    func(AppendResult, error)
 	size    int64
 	barrier bool
-	res     AppendResult
-	err     error
+	// raw: batch holds replicated messages to be written at rawOffset
+	// (AppendRaw); truncate: cut the log at rawOffset (Truncate).
+	raw       bool
+	truncate  bool
+	rawOffset int64
+	res       AppendResult
+	err       error
 }
 
 const writeChunk = 1 << 20 // write out the buffer when it reaches this size
@@ -298,6 +303,10 @@ func (p *Partition) process(chunks []*reqChunk) {
 			switch {
 			case w.err != nil:
 				r.err = w.err
+			case r.truncate:
+				p.writeBuf()
+				p.syncOut()
+				r.err = p.truncate(r.rawOffset)
 			case r.barrier:
 				w.force = true
 			default:
@@ -363,6 +372,9 @@ func (p *Partition) takeID() int64 {
 // would not fit.
 func (p *Partition) add(r *request) {
 	w := &p.w
+	if r.raw && !p.addRaw(r) {
+		return
+	}
 	if used := w.pos + int64(len(w.buf)); used > 0 && used+r.size > p.opts.MaxSegmentSize {
 		if err := p.roll(); err != nil {
 			r.err = err

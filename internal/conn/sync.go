@@ -16,13 +16,15 @@ type Reply struct {
 }
 
 // ProtocolRequest adapts a protocol request (*PutRequest, *GetRequest,
-// *OffsetRequest, *VersionRequest, *StatsRequest, *TransactionRequest) to a
+// *OffsetRequest, *VersionRequest, *StatsRequest, *TransactionRequest,
+// *ReplicateRequest) to a
 // Request: the connection's opaque replaces the request's own. Other
 // requests (quit, sync) cannot be correlated: Start refuses them.
 func ProtocolRequest(r protocol.Request) Request {
 	switch r.(type) {
 	case *protocol.PutRequest, *protocol.GetRequest, *protocol.OffsetRequest,
-		*protocol.VersionRequest, *protocol.StatsRequest, *protocol.TransactionRequest:
+		*protocol.VersionRequest, *protocol.StatsRequest, *protocol.TransactionRequest,
+		*protocol.ReplicateRequest:
 		return protoReq{r}
 	}
 	return badReq{fmt.Errorf("conn: a %T cannot be sent with an opaque", r)}
@@ -54,6 +56,10 @@ func (p protoReq) AppendRequest(dst []byte, opaque int32) []byte {
 	case *protocol.StatsRequest:
 		return protocol.AppendStatsRequest(dst, r.Item, opaque)
 	case *protocol.TransactionRequest:
+		cp := *r
+		cp.OpaqueID = opaque
+		return cp.AppendTo(dst)
+	case *protocol.ReplicateRequest:
 		cp := *r
 		cp.OpaqueID = opaque
 		return cp.AppendTo(dst)

@@ -122,6 +122,7 @@ type brokerCollector struct {
 	topicMsgs, topicBytes, topicPuts, topicGets        *prometheus.Desc
 	partMin, partMax, partMsgs, partFailed             *prometheus.Desc
 	panics, buffered, paused                           *prometheus.Desc
+	replLag, replInSync                                *prometheus.Desc
 }
 
 func newBrokerCollector(b snapshotter) *brokerCollector {
@@ -158,6 +159,8 @@ func newBrokerCollector(b snapshotter) *brokerCollector {
 		panics:      d("handler_panics_total", "Request handlers that panicked (the connection was closed, the broker kept serving)."),
 		buffered:    d("output_buffered_bytes", "Replies not yet sent to clients, over all connections."),
 		paused:      d("paused_connections", "Connections not read until their unsent replies drain."),
+		replLag:     d("replica_lag_bytes", "On a master: bytes a follower has not acknowledged yet.", "member"),
+		replInSync:  d("replica_in_sync", "On a master: 1 while a follower is in the in-sync set.", "member"),
 	}
 }
 
@@ -166,7 +169,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.uptime, c.serving, c.puts, c.gets, c.offsets, c.putBytes,
 		c.getBytes, c.getMisses, c.putFailures, c.txBegin, c.txCommit, c.txRollb, c.conns, c.connsTotal,
 		c.partitions, c.zkState, c.zkUp, c.topicMsgs, c.topicBytes, c.topicPuts, c.topicGets,
-		c.partMin, c.partMax, c.partMsgs, c.partFailed, c.panics, c.buffered, c.paused} {
+		c.partMin, c.partMax, c.partMsgs, c.partFailed, c.panics, c.buffered, c.paused, c.replLag, c.replInSync} {
 		ch <- d
 	}
 }
@@ -209,6 +212,11 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.topicBytes, float64(t.Bytes), t.Topic)
 		counter(c.topicPuts, t.Puts, t.Topic)
 		counter(c.topicGets, t.Gets, t.Topic)
+	}
+	for _, r := range s.Replicas {
+		m := strconv.Itoa(r.Member)
+		gauge(c.replLag, float64(r.LagBytes), m)
+		gauge(c.replInSync, b2f(r.InSync), m)
 	}
 	for _, p := range s.Partitions {
 		part := strconv.Itoa(p.Partition)

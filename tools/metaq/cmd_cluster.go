@@ -207,6 +207,8 @@ type clusterReport struct {
 	ZooKeeper zkStatus        `json:"zookeeper"`
 	Topics    int             `json:"topics"`
 	Brokers   []clusterBroker `json:"brokers"`
+	// Replication lists the replica sets (broker ids with slaves or an epoch).
+	Replication []replicaSetReport `json:"replication,omitempty"`
 }
 
 type zkStatus struct {
@@ -230,9 +232,9 @@ func zkStatusOf(s *zkrecipes.Session, g *globals, p coordinator.Paths) zkStatus 
 }
 
 func newClusterCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "cluster",
-		Short:   "overview: ZooKeeper status, registered brokers with their URIs and topic counts",
+		Short:   "overview: ZooKeeper status, registered brokers with their URIs and topic counts, masters and slaves",
 		Example: "  metaq cluster --zk 127.0.0.1:2181\n  metaq cluster --zk zk1:2181,zk2:2181 -o json",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -247,6 +249,8 @@ func newClusterCmd(g *globals) *cobra.Command {
 			return printCluster(w, rep)
 		},
 	}
+	cmd.AddCommand(newClusterPromoteCmd(g))
+	return cmd
 }
 
 func clusterOverview(ctx context.Context, g *globals) (clusterReport, error) {
@@ -281,6 +285,9 @@ func readClusterReport(ctx context.Context, g *globals, s *zkrecipes.Session, p 
 		}
 		rep.Brokers = append(rep.Brokers, cb)
 	}
+	if rep.Replication, err = readReplication(ctx, s, p, brokers); err != nil {
+		return clusterReport{}, err
+	}
 	return rep, nil
 }
 
@@ -298,7 +305,10 @@ func printCluster(w io.Writer, rep clusterReport) error {
 		}
 		rows = append(rows, []string{strconv.Itoa(b.ID), orDash(b.URI), b.Status, topics, orDash(b.Error)})
 	}
-	return printTable(w, []string{"ID", "URI", "STATUS", "TOPICS", "ERROR"}, rows)
+	if err := printTable(w, []string{"ID", "URI", "STATUS", "TOPICS", "ERROR"}, rows); err != nil {
+		return err
+	}
+	return printReplication(w, rep.Replication)
 }
 
 func orDash(s string) string {

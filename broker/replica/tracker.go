@@ -1,0 +1,427 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// ErrNotEnoughReplicas is matched (errors.Is) by *NotEnoughReplicasError.
+var ErrNotEnoughReplicas = errors.New("not enough in-sync replicas")
+
+// ErrNotLeading is what puts waiting for their replicas get when the
+// Tracker stops (the broker stops being master or shuts down).
+var ErrNotLeading = errors.New("replica: this broker stopped being master before the put was replicated; retry (it may have been stored)")
+
+// NotEnoughReplicasError refuses a put (rule 1): fewer sync slaves are in
+// the in-sync set than minSyncSlaves. Wire code 503, retriable.
+type NotEnoughReplicasError struct {
+	Have, Need int
+}
+
+func (e *NotEnoughReplicasError) Error() string {
+	return fmt.Sprintf("not enough in-sync replicas (have %d, need %d)", e.Have, e.Need)
+}
+
+// Is makes errors.Is(err, ErrNotEnoughReplicas) true.
+func (e *NotEnoughReplicasError) Is(target error) bool { return target == ErrNotEnoughReplicas }
+
+// TrackerOptions configure a master's Tracker.
+type TrackerOptions struct {
+	// MinSyncSlaves: puts are refused while fewer sync slaves are in sync.
+	MinSyncSlaves int
+	// MaxDelay (slaveMaxDelayInMills): an in-sync follower whose
+	// acknowledgements lag longer leaves the in-sync set. Default 10 s.
+	MaxDelay time.Duration
+	// InSync is the persisted in-sync set the master starts with.
+	InSync []int
+	// Persist durably records a new in-sync set (the ZooKeeper isr node)
+	// before the Tracker uses it (rule 2). Nil keeps it in memory only.
+	Persist func(ctx context.Context, inSync []int) error
+	// End returns the master's durable end of a partition.
+	End func(Partition) int64
+	// Partitions lists the master's partitions.
+	Partitions func() []Partition
+	// CheckInterval is how often lag is checked; default MaxDelay/4 within [10ms, 1s].
+	CheckInterval time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// Tracker is the master side of replication: the followers' acknowledged
+// offsets, their lag, the in-sync set, and the sync gate that holds put
+// replies until every in-sync follower has the messages. Safe for
+// concurrent use. Its loop goroutine runs from NewTracker until Close.
+type Tracker struct {
+	opts  TrackerOptions
+	start time.Time
+
+	pmu sync.Mutex // serialises changes of the in-sync set (held across Persist)
+
+	mu        sync.Mutex // guards the fields below
+	followers map[int]*peer
+	seen      map[Partition]time.Time // when the Tracker first saw each partition
+	inSync    []int                   // sorted; sync followers only
+	waiters   map[Partition][]waiter
+	closed    bool
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// peer is the Tracker's view of one follower.
+type peer struct {
+	member   int
+	sync     bool
+	streams  int // attached replication streams
+	since    time.Time
+	acked    map[Partition]int64
+	caughtUp map[Partition]time.Time // last time acked reached the master's end
+}
+
+type waiter struct {
+	end  int64
+	done func(error)
+}
+
+// NewTracker starts a Tracker; Close stops it.
+func NewTracker(opts TrackerOptions) *Tracker {
+	if opts.MaxDelay <= 0 {
+		opts.MaxDelay = 10 * time.Second
+	}
+	if opts.CheckInterval <= 0 {
+		opts.CheckInterval = min(max(opts.MaxDelay/4, 10*time.Millisecond), time.Second)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	t := &Tracker{opts: opts, start: opts.Now(), followers: map[int]*peer{}, seen: map[Partition]time.Time{}, waiters: map[Partition][]waiter{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	for _, m := range opts.InSync {
+		t.peerLocked(m, true)
+	}
+	t.inSync = sortedSet(opts.InSync)
+	go t.loop()
+	return t
+}
+
+func sortedSet(s []int) []int {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func (t *Tracker) peerLocked(member int, isSync bool) *peer {
+	p := t.followers[member]
+	if p == nil {
+		p = &peer{member: member, sync: isSync, since: t.opts.Now(), acked: map[Partition]int64{}, caughtUp: map[Partition]time.Time{}}
+		t.followers[member] = p
+	}
+	return p
+}
+
+// Attach registers a replication stream of member; the returned func
+// detaches it. A member's acknowledgements survive reconnections.
+func (t *Tracker) Attach(member int, isSync bool) (detach func()) {
+	t.mu.Lock()
+	p := t.peerLocked(member, isSync)
+	p.sync = isSync
+	p.streams++
+	t.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			t.mu.Lock()
+			p.streams--
+			t.mu.Unlock()
+		})
+	}
+}
+
+// Ack records that member has everything of part before offset durably
+// (its get at offset) and releases the puts that this covers.
+func (t *Tracker) Ack(member int, part Partition, offset int64) {
+	t.mu.Lock()
+	p := t.followers[member]
+	if p == nil || t.closed {
+		t.mu.Unlock()
+		return
+	}
+	p.acked[part] = offset
+	now := t.opts.Now()
+	if offset >= t.opts.End(part) {
+		p.caughtUp[part] = now
+	}
+	var ready []func(error)
+	if slices.Contains(t.inSync, member) {
+		ready = t.releaseLocked(part, ready)
+	} else if p.sync && p.streams > 0 {
+		t.signal() // maybe it can join the in-sync set
+	}
+	t.mu.Unlock()
+	for _, f := range ready {
+		f(nil)
+	}
+}
+
+// Admit refuses a put up front when fewer than MinSyncSlaves are in sync.
+func (t *Tracker) Admit() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return ErrNotLeading
+	}
+	if have := len(t.inSync); have < t.opts.MinSyncSlaves {
+		return &NotEnoughReplicasError{Have: have, Need: t.opts.MinSyncSlaves}
+	}
+	return nil
+}
+
+// Wait calls done once every in-sync follower acknowledged part up to end
+// (at once, on the calling goroutine, when they already have), with a
+// *NotEnoughReplicasError when the in-sync set shrinks below MinSyncSlaves
+// first, or ErrNotLeading when the Tracker closes. Calls for one partition
+// must come in increasing end order (the store's callback order). done
+// must not block.
+func (t *Tracker) Wait(part Partition, end int64, done func(error)) {
+	t.mu.Lock()
+	switch {
+	case t.closed:
+		t.mu.Unlock()
+		done(ErrNotLeading)
+	case len(t.inSync) < t.opts.MinSyncSlaves:
+		err := &NotEnoughReplicasError{Have: len(t.inSync), Need: t.opts.MinSyncSlaves}
+		t.mu.Unlock()
+		done(err)
+	case len(t.waiters[part]) == 0 && t.coveredLocked(part, end):
+		t.mu.Unlock()
+		done(nil)
+	default:
+		t.waiters[part] = append(t.waiters[part], waiter{end: end, done: done})
+		t.mu.Unlock()
+	}
+}
+
+func (t *Tracker) coveredLocked(part Partition, end int64) bool {
+	for _, m := range t.inSync {
+		p := t.followers[m]
+		if p == nil || p.acked[part] < end {
+			return false
+		}
+	}
+	return true
+}
+
+// releaseLocked appends the callbacks of part's covered waiters to ready.
+func (t *Tracker) releaseLocked(part Partition, ready []func(error)) []func(error) {
+	ws := t.waiters[part]
+	i := 0
+	for i < len(ws) && t.coveredLocked(part, ws[i].end) {
+		ready = append(ready, ws[i].done)
+		i++
+	}
+	if i == len(ws) {
+		delete(t.waiters, part)
+	} else if i > 0 {
+		t.waiters[part] = slices.Delete(ws, 0, i)
+	}
+	return ready
+}
+
+func (t *Tracker) signal() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (t *Tracker) loop() {
+	defer close(t.done)
+	tick := time.NewTicker(t.opts.CheckInterval)
+	defer tick.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-t.stop; cancel() }()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+		case <-t.kick:
+		}
+		t.check(ctx)
+	}
+}
+
+// check shrinks the in-sync set by the followers lagging over MaxDelay and
+// grows it by caught-up sync followers; the new set is persisted before it
+// is used (rule 2).
+func (t *Tracker) check(ctx context.Context) {
+	t.pmu.Lock()
+	defer t.pmu.Unlock()
+	t.mu.Lock()
+	now := t.opts.Now()
+	parts := t.opts.Partitions()
+	var next []int
+	for _, m := range t.inSync {
+		if _, ms := t.lagLocked(t.followers[m], parts, now); ms <= t.opts.MaxDelay {
+			next = append(next, m)
+		} else {
+			t.opts.Logger.Warn("replica: follower leaves the in-sync set", "member", m, "lag", ms)
+		}
+	}
+	for m, p := range t.followers {
+		if p.sync && p.streams > 0 && !slices.Contains(t.inSync, m) {
+			if b, _ := t.lagLocked(p, parts, now); b == 0 {
+				next = append(next, m)
+				t.opts.Logger.Info("replica: follower joins the in-sync set", "member", m)
+			}
+		}
+	}
+	next = sortedSet(next)
+	same := slices.Equal(next, t.inSync)
+	t.mu.Unlock()
+	if same {
+		return
+	}
+	if t.opts.Persist != nil {
+		pctx, cancel := context.WithTimeout(ctx, max(t.opts.MaxDelay, 5*time.Second))
+		err := t.opts.Persist(pctx, next)
+		cancel()
+		if err != nil {
+			t.opts.Logger.Error("replica: cannot record the in-sync set; puts waiting for replicas stay held", "in_sync", next, "err", err)
+			return
+		}
+	}
+	t.mu.Lock()
+	t.inSync = next
+	var ready, refused []func(error)
+	short := len(next) < t.opts.MinSyncSlaves
+	for part, ws := range t.waiters {
+		if short {
+			for _, w := range ws {
+				refused = append(refused, w.done)
+			}
+			delete(t.waiters, part)
+			continue
+		}
+		ready = t.releaseLocked(part, ready)
+	}
+	t.mu.Unlock()
+	for _, f := range ready {
+		f(nil)
+	}
+	err := &NotEnoughReplicasError{Have: len(next), Need: t.opts.MinSyncSlaves}
+	for _, f := range refused {
+		f(err)
+	}
+}
+
+// lagLocked returns how far p is behind over parts: bytes, and the time
+// since it last reached the end of a partition it is behind on.
+func (t *Tracker) lagLocked(p *peer, parts []Partition, now time.Time) (int64, time.Duration) {
+	var bytes int64
+	var d time.Duration
+	for _, part := range parts {
+		end := t.opts.End(part)
+		seen, ok := t.seen[part]
+		if !ok {
+			seen = now
+			t.seen[part] = now
+		}
+		// Lag counts from the last time the follower reached the end, at
+		// the earliest from when it attached or the partition appeared.
+		since := latest(t.start, seen)
+		var acked int64
+		if p != nil {
+			acked = p.acked[part]
+			since = latest(since, p.since, p.caughtUp[part])
+		}
+		if acked >= end {
+			continue
+		}
+		bytes += end - acked
+		d = max(d, now.Sub(since))
+	}
+	return bytes, d
+}
+
+// InSync returns the in-sync set in use.
+func (t *Tracker) InSync() []int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.inSync)
+}
+
+// FollowerStats is one follower as the master sees it.
+type FollowerStats struct {
+	Member     int
+	Sync       bool
+	Connected  bool
+	InSync     bool
+	AckedBytes int64 // sum of the acknowledged offsets over all partitions
+	LagBytes   int64
+	Lag        time.Duration
+}
+
+// Stats returns every known follower, by member id.
+func (t *Tracker) Stats() []FollowerStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.opts.Now()
+	parts := t.opts.Partitions()
+	out := make([]FollowerStats, 0, len(t.followers))
+	for m, p := range t.followers {
+		s := FollowerStats{Member: m, Sync: p.sync, Connected: p.streams > 0, InSync: slices.Contains(t.inSync, m)}
+		for _, a := range p.acked {
+			s.AckedBytes += a
+		}
+		s.LagBytes, s.Lag = t.lagLocked(p, parts, now)
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b FollowerStats) int { return a.Member - b.Member })
+	return out
+}
+
+// Close stops the Tracker; waiting puts get ErrNotLeading. Idempotent.
+func (t *Tracker) Close() {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		<-t.done
+		return
+	}
+	t.closed = true
+	var refused []func(error)
+	for part, ws := range t.waiters {
+		for _, w := range ws {
+			refused = append(refused, w.done)
+		}
+		delete(t.waiters, part)
+	}
+	t.mu.Unlock()
+	close(t.stop)
+	<-t.done
+	for _, f := range refused {
+		f(ErrNotLeading)
+	}
+}
+
+func latest(ts ...time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if t.After(out) {
+			out = t
+		}
+	}
+	return out
+}

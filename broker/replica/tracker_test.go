@@ -1,0 +1,118 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type fakeEnds struct {
+	mu   sync.Mutex
+	ends map[Partition]int64
+}
+
+func (f *fakeEnds) set(p Partition, e int64) { f.mu.Lock(); f.ends[p] = e; f.mu.Unlock() }
+func (f *fakeEnds) end(p Partition) int64    { f.mu.Lock(); defer f.mu.Unlock(); return f.ends[p] }
+func (f *fakeEnds) parts() []Partition {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Partition
+	for p := range f.ends {
+		out = append(out, p)
+	}
+	return out
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// The gate: no delay without in-sync followers; a put waits for every
+// in-sync follower's acknowledgement; a lagging follower is dropped only
+// after the new set is persisted, and then the waiting puts are refused
+// when fewer than MinSyncSlaves remain.
+func TestTrackerGate(t *testing.T) {
+	p := Partition{"t", 0}
+	ends := &fakeEnds{ends: map[Partition]int64{p: 0}}
+	var persisted atomic.Pointer[[]int]
+	var persistErr atomic.Bool
+	var failed atomic.Int32
+	tr := NewTracker(TrackerOptions{MinSyncSlaves: 1, MaxDelay: 200 * time.Millisecond, End: ends.end, Partitions: ends.parts,
+		Persist: func(_ context.Context, s []int) error {
+			if persistErr.Load() {
+				failed.Add(1)
+				return errors.New("zk down")
+			}
+			persisted.Store(&s)
+			return nil
+		}})
+	defer tr.Close()
+	if err := tr.Admit(); !errors.Is(err, ErrNotEnoughReplicas) {
+		t.Fatalf("Admit with nobody in sync: %v", err)
+	}
+	detach := tr.Attach(1, true)
+	tr.Ack(1, p, 0)
+	eventually(t, "member 1 in sync", func() bool { return len(tr.InSync()) == 1 })
+	if got := persisted.Load(); got == nil || len(*got) != 1 {
+		t.Fatalf("in-sync set used before it was persisted: %v", got)
+	}
+	ends.set(p, 100)
+	res := make(chan error, 1)
+	tr.Wait(p, 100, func(err error) { res <- err })
+	select {
+	case err := <-res:
+		t.Fatalf("put answered before the follower acknowledged: %v", err)
+	default:
+	}
+	tr.Ack(1, p, 100)
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+
+	// The follower goes away; ZooKeeper is down: the put stays held.
+	detach()
+	persistErr.Store(true)
+	ends.set(p, 200)
+	tr.Wait(p, 200, func(err error) { res <- err })
+	eventually(t, "two failed attempts to record the shrink", func() bool { return failed.Load() >= 2 })
+	select {
+	case err := <-res:
+		t.Fatalf("put answered while the shrink could not be persisted: %v", err)
+	default:
+	}
+	persistErr.Store(false)
+	if err := <-res; !errors.Is(err, ErrNotEnoughReplicas) {
+		t.Fatalf("held put: %v, want not enough replicas", err)
+	}
+	if s := *persisted.Load(); len(s) != 0 {
+		t.Fatalf("persisted %v after the shrink", s)
+	}
+}
+
+// An async follower never joins the in-sync set and never holds a put.
+func TestTrackerAsyncNeverCounts(t *testing.T) {
+	p := Partition{"t", 0}
+	ends := &fakeEnds{ends: map[Partition]int64{p: 50}}
+	tr := NewTracker(TrackerOptions{MaxDelay: time.Hour, End: ends.end, Partitions: ends.parts, CheckInterval: time.Millisecond})
+	defer tr.Close()
+	tr.Attach(2, false)
+	tr.Ack(2, p, 50)
+	done := make(chan error, 1)
+	tr.Wait(p, 60, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if s := tr.InSync(); len(s) != 0 {
+		t.Fatalf("async follower in the in-sync set: %v", s)
+	}
+}
