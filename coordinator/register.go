@@ -308,17 +308,17 @@ func (r *Registrar) clearStale(ctx context.Context) error {
 	if err := r.s.WaitConnected(ctx); err != nil {
 		return err
 	}
-	master := r.paths.BrokerMaster(r.info.ID)
-	data, st, err := r.s.Get(ctx, master)
+	self := r.self // the master node, or a follower's slave<N>
+	data, st, err := r.s.Get(ctx, self)
 	switch {
-	case r.slave || r.takeover:
-		// A follower never touches the master node; a takeover replaces it.
+	case r.takeover:
+		// Chosen by the failover driver: the old master's node is replaced.
 	case errors.Is(err, zk.ErrNoNode):
 	case err != nil:
 		return err
 	case st.EphemeralOwner != r.s.ID() && string(data) != r.info.URI:
 		return fmt.Errorf("%w: %s holds %q (session 0x%x), we are %q: give each broker its own brokerId, or stop the other one",
-			ErrBrokerIDTaken, master, data, st.EphemeralOwner, r.info.URI)
+			ErrBrokerIDTaken, self, data, st.EphemeralOwner, r.info.URI)
 	}
 	var deleted []string
 	for _, p := range r.ephemeralPaths() {
