@@ -103,7 +103,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Topic == nil {
 		o.Topic = func(topic string) (TopicConfig, bool) {
-			return TopicConfig{NumPartitions: 1, AcceptPublish: true, AcceptSubscribe: true}, protocol.ValidTopic(topic)
+			return TopicConfig{NumPartitions: 1, AcceptPublish: true, AcceptSubscribe: true}, protocol.ValidTopic(topic) == nil
 		}
 	}
 	if o.MaxConnections <= 0 {

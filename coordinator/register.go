@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/metaq-go/metaq/protocol"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
@@ -78,6 +79,11 @@ func NewRegistrar(s *zkrecipes.Session, paths Paths, info BrokerInfo, log *slog.
 // Start registers the broker and its topics, then keeps them registered
 // across session expiries until Close.
 func (r *Registrar) Start(ctx context.Context, topics []TopicRegistration) error {
+	for _, t := range topics {
+		if err := validRegistration(t); err != nil {
+			return err
+		}
+	}
 	r.mu.Lock()
 	for _, t := range topics {
 		r.topics[t.Topic] = t
@@ -94,6 +100,9 @@ func (r *Registrar) Start(ctx context.Context, topics []TopicRegistration) error
 
 // AddTopic registers one more topic (e.g. an auto-created one).
 func (r *Registrar) AddTopic(ctx context.Context, t TopicRegistration) error {
+	if err := validRegistration(t); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -298,4 +307,13 @@ func (r *Registrar) Close(ctx context.Context) error {
 	del(r.paths.BrokerConfigChecksum(id))
 	del(r.paths.BrokerMaster(id))
 	return errors.Join(errs...)
+}
+
+// validRegistration refuses a topic name that is not a single legal ZooKeeper
+// node name (protocol.ValidTopic) before any path is built from it.
+func validRegistration(t TopicRegistration) error {
+	if err := protocol.ValidTopic(t.Topic); err != nil {
+		return fmt.Errorf("coordinator: register topic: %w", err)
+	}
+	return nil
 }

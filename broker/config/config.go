@@ -3,6 +3,8 @@ package config
 import (
 	"slices"
 	"time"
+
+	"github.com/metaq-go/metaq/protocol"
 )
 
 // Defaults for the keys of PROTOCOL.md §9 and ours.
@@ -143,7 +145,7 @@ func (c *Config) Topics() []string { return slices.Clone(c.names) }
 // One section applies: a named section does not inherit from matching wildcard
 // sections, only from [system]. Invalid topic names are never found.
 func (c *Config) Topic(name string) (TopicConfig, bool) {
-	if checkTopicName(name, false) != nil {
+	if protocol.ValidTopic(name) != nil {
 		return TopicConfig{}, false
 	}
 	if t, ok := c.topics[name]; ok {

@@ -114,8 +114,8 @@ func (s *Store) Dir() string { return s.dir }
 // open partition is a map access; creating one does file I/O (keep it off
 // a network event loop).
 func (s *Store) Partition(topic string, part int, create bool) (*Partition, error) {
-	if !ValidTopic(topic) || part < 0 {
-		return nil, fmt.Errorf("%w: %q %d", ErrInvalidName, topic, part)
+	if err := validPartition(topic, part); err != nil {
+		return nil, err
 	}
 	id := partID{topic, part}
 	s.mu.Lock()

@@ -128,8 +128,8 @@ func newTopicsDescribeCmd(g *globals) *cobra.Command {
 }
 
 func describeTopic(ctx context.Context, g *globals, topic string) (topicDescription, error) {
-	if !protocol.ValidTopic(topic) {
-		return topicDescription{}, usageError{fmt.Errorf("%q is not a valid topic name (letters, digits, '.', '_', '-')", topic)}
+	if err := protocol.ValidTopic(topic); err != nil {
+		return topicDescription{}, usageError{err}
 	}
 	s, p, err := connectZK(ctx, g)
 	if err != nil {
