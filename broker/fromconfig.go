@@ -51,13 +51,17 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 	}
 	def := cfg.Defaults()
 	o.Store.Flush, o.Store.Retention = storePolicies(def)
+	// Age-based retention runs on deleteWhen (MetaQ), per topic when its
+	// section overrides it; size-based retention (retentionBytes, ours) every
+	// retentionCheckIntervalMs.
+	o.Store.RetentionSchedule = def.DeleteWhen.Next
 	o.Store.Topic = func(topic string) store.TopicOptions {
 		tc, ok := cfg.Topic(topic)
 		if !ok {
 			tc = def
 		}
 		f, r := storePolicies(tc)
-		return store.TopicOptions{Flush: f, Retention: r}
+		return store.TopicOptions{Flush: f, Retention: r, RetentionSchedule: tc.DeleteWhen.Next}
 	}
 	o.Topic = func(topic string) (TopicConfig, bool) {
 		tc, ok := cfg.Topic(topic)

@@ -68,7 +68,7 @@ type Broker struct {
 	MaxLineLength          int           // longest request line accepted
 	AdminPort              int           // 0 = off
 	Multicore              bool          // gnet multicore
-	RetentionCheckInterval time.Duration // retentionCheckIntervalMs: size-based retention
+	RetentionCheckInterval time.Duration // retentionCheckIntervalMs: how often size-based retention runs
 }
 
 // ZooKeeper holds [zookeeper].
@@ -90,7 +90,7 @@ type TopicConfig struct {
 	UnflushThreshold int           // <= 0: group commit (ours, default)
 	UnflushInterval  time.Duration // threshold mode: fsync at least this often
 	DeletePolicy     DeletePolicy
-	DeleteWhen       Schedule
+	DeleteWhen       Schedule // when age-based retention runs (Schedule.Next feeds the store)
 	Stat             bool
 	AcceptPublish    bool
 	AcceptSubscribe  bool

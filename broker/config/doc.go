@@ -46,7 +46,8 @@
 //	maxMessageSize         4194304 (bytes of put data)
 //	deletePolicy           delete,168 — delete,<N>[s|m|h] or archive,<N>[s|m|h][,true];
 //	                       N without a unit is hours
-//	deleteWhen             0 0 6,18 * * ? — Quartz cron, see Schedule
+//	deleteWhen             0 0 6,18 * * ? — Quartz cron, see Schedule: when age-based
+//	                       retention (deletePolicy) runs, per topic when its section sets it
 //	acceptPublish          true
 //	acceptSubscribe        true
 //	stat                   false
@@ -65,8 +66,9 @@
 //	                       a 255-char qualifier) ≈ 850 bytes; a transaction line with a long
 //	                       session id comes close to 1 KiB, so 4096 leaves ample margin
 //	retentionBytes         0 (ours; per partition, 0 = no size limit)
-//	retentionCheckIntervalMs 60000 (ours; how often size-based retention runs;
-//	                       time-based retention runs on deleteWhen)
+//	retentionCheckIntervalMs 60000 (ours; how often size-based retention (retentionBytes)
+//	                       runs — sizes grow between two deleteWhen activations; age-based
+//	                       retention runs only on deleteWhen)
 //	adminPort              0 (ours; 0 = off)
 //	multicore              true (ours; gnet multicore)
 //

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Store is a data directory holding many partition logs. It is safe for
@@ -23,8 +22,9 @@ type Store struct {
 	parts  map[partID]*Partition
 	closed bool
 
-	stop chan struct{}  // closed by Close to stop the retention loop
-	wg   sync.WaitGroup // the retention loop
+	stop   chan struct{}  // closed by Close to stop the retention loop
+	replan chan struct{}  // cap 1: a partition was added; the retention loop plans again
+	wg     sync.WaitGroup // the retention loop
 }
 
 // Open opens (creating it if needed) the data directory dir, takes its
@@ -48,7 +48,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: lock %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[partID]*Partition{}, stop: make(chan struct{})}
+	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[partID]*Partition{}, stop: make(chan struct{}),
+		replan: make(chan struct{}, 1)}
 	s.ids = newIDGen(opts.BrokerID, func() int64 { return opts.Now().UnixMilli() })
 	if err := s.openAll(); err != nil {
 		s.Close()
@@ -134,6 +135,7 @@ func (s *Store) Partition(topic string, part int, create bool) (*Partition, erro
 		return nil, err
 	}
 	s.parts[id] = p
+	s.replanRetention()
 	return p, nil
 }
 
@@ -181,20 +183,4 @@ func (s *Store) Close() error {
 	parallel(len(list), func(i int) { errs[i] = list[i].close() })
 	errs = append(errs, s.lock.Close())
 	return errors.Join(errs...)
-}
-
-func (s *Store) retentionLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.opts.RetentionInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			if err := s.RunRetention(s.opts.Now()); err != nil {
-				s.opts.Logger.Error("store: retention", "err", err)
-			}
-		}
-	}
 }
