@@ -69,7 +69,7 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 			return TopicConfig{}, false
 		}
 		return TopicConfig{NumPartitions: tc.NumPartitions, AcceptPublish: tc.AcceptPublish,
-			AcceptSubscribe: tc.AcceptSubscribe, Stat: tc.Stat}, true
+			AcceptSubscribe: tc.AcceptSubscribe}, true
 	}
 	for _, t := range cfg.Topics() {
 		if tc, ok := cfg.Topic(t); ok && tc.DataPath != "" && tc.DataPath != br.DataPath {

@@ -25,7 +25,6 @@ type TopicConfig struct {
 	NumPartitions   int
 	AcceptPublish   bool
 	AcceptSubscribe bool
-	Stat            bool // keep per-topic realtime stats
 }
 
 // ZKOptions say how the broker registers in ZooKeeper.

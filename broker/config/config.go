@@ -91,7 +91,6 @@ type TopicConfig struct {
 	UnflushInterval  time.Duration // threshold mode: fsync at least this often
 	DeletePolicy     DeletePolicy
 	DeleteWhen       Schedule // when age-based retention runs (Schedule.Next feeds the store)
-	Stat             bool
 	AcceptPublish    bool
 	AcceptSubscribe  bool
 	RetentionBytes   int64 // ours: per partition; 0 = no size limit

@@ -49,7 +49,6 @@ func TestMetaQSampleLoadsUnchanged(t *testing.T) {
 	test, ok := c.Topic("test")
 	require.True(t, ok)
 	assert.Equal(t, 10, test.NumPartitions)
-	assert.True(t, test.Stat)
 	assert.Equal(t, d.DeletePolicy, test.DeletePolicy, "empty deletePolicy= means the system policy")
 	assert.Equal(t, d.UnflushThreshold, test.UnflushThreshold)
 
@@ -107,7 +106,6 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, DeletePolicy{Action: PolicyDelete, MaxAge: 168 * time.Hour, Text: "delete,168"}, d.DeletePolicy)
 	assert.Equal(t, DefaultDeleteWhen, d.DeleteWhen.String())
 	assert.True(t, d.AcceptPublish && d.AcceptSubscribe)
-	assert.False(t, d.Stat)
 
 	assert.Equal(t, "/meta", c.ZooKeeper().Root)
 	assert.Empty(t, c.Topics())

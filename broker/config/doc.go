@@ -50,7 +50,9 @@
 //	                       retention (deletePolicy) runs, per topic when its section sets it
 //	acceptPublish          true
 //	acceptSubscribe        true
-//	stat                   false
+//	stat                   false — accepted (it must be a boolean) and ignored: MetaQ's
+//	                       stat=true turns per-topic stats on; this broker keeps the
+//	                       per-topic counters of `stats <topic>` for every topic
 //	updateConsumerOffsets  false
 //	maxTxTimeoutInSeconds  60
 //	flushTxLogAtCommit     1 (0 OS decides, 1 fsync at prepare/commit/rollback, 2 every second)
