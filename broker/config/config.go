@@ -68,7 +68,7 @@ type Broker struct {
 	MaxLineLength          int           // longest request line accepted
 	AdminPort              int           // 0 = off
 	Multicore              bool          // gnet multicore
-	RetentionCheckInterval time.Duration // retentionCheckIntervalMs: how often size-based retention runs
+	RetentionCheckInterval time.Duration // retentionCheckIntervalMs: size-based retention
 }
 
 // ZooKeeper holds [zookeeper].

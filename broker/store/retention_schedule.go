@@ -85,7 +85,8 @@ func scheduledIn(sched func(time.Time) time.Time, after, upTo time.Time) bool {
 }
 
 // replanRetention tells the retention loop that a partition was added (its
-// schedule may fire before the loop's planned wake-up). It never blocks.
+// schedule may fire before the loop's planned wake-up). It never blocks, and
+// does nothing without a loop (replan is nil then).
 func (s *Store) replanRetention() {
 	select {
 	case s.replan <- struct{}{}:

@@ -23,7 +23,7 @@ type Store struct {
 	closed bool
 
 	stop   chan struct{}  // closed by Close to stop the retention loop
-	replan chan struct{}  // cap 1: a partition was added; the retention loop plans again
+	replan chan struct{}  // cap 1: a partition was added, the retention loop plans again (nil: no loop)
 	wg     sync.WaitGroup // the retention loop
 }
 
@@ -48,14 +48,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: lock %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[partID]*Partition{}, stop: make(chan struct{}),
-		replan: make(chan struct{}, 1)}
+	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[partID]*Partition{}, stop: make(chan struct{})}
 	s.ids = newIDGen(opts.BrokerID, func() int64 { return opts.Now().UnixMilli() })
 	if err := s.openAll(); err != nil {
 		s.Close()
 		return nil, err
 	}
 	if opts.RetentionInterval > 0 {
+		s.replan = make(chan struct{}, 1)
 		s.wg.Add(1)
 		go s.retentionLoop()
 	}
