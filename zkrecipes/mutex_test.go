@@ -375,12 +375,14 @@ func TestMutexLostOnPartition(t *testing.T) {
 
 // lkKeepAlive takes over session creds on the server at addr from a raw
 // connection and keeps it alive with pings (as a zombie holder would) until
-// the returned stop function closes it.
+// the returned stop function closes it. It asks for a 60 s timeout, which the
+// server then applies to the session: with the client's 2 s a JVM starved
+// for 2 s on a loaded machine could expire the session between two pings.
 func lkKeepAlive(t *testing.T, addr string, creds zktest.Credentials) (stop func()) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	require.NoError(t, err)
-	_, err = c.Write(zkwire.AppendConnectRequest(nil, creds.SessionID, creds.Password, 2000))
+	_, err = c.Write(zkwire.AppendConnectRequest(nil, creds.SessionID, creds.Password, 60000))
 	require.NoError(t, err)
 	frame, err := zkwire.ReadFrame(c)
 	require.NoError(t, err)
