@@ -113,6 +113,15 @@ func (r *Registrar) AddTopic(ctx context.Context, t TopicRegistration) error {
 	return r.registerTopic(ctx, t)
 }
 
+// validRegistration refuses a topic name that is not a single legal ZooKeeper
+// node name (protocol.ValidTopic) before any path is built from it.
+func validRegistration(t TopicRegistration) error {
+	if err := protocol.ValidTopic(t.Topic); err != nil {
+		return fmt.Errorf("coordinator: register topic: %w", err)
+	}
+	return nil
+}
+
 // Topics returns the registered topics, sorted.
 func (r *Registrar) Topics() []TopicRegistration {
 	r.mu.Lock()
@@ -307,13 +316,4 @@ func (r *Registrar) Close(ctx context.Context) error {
 	del(r.paths.BrokerConfigChecksum(id))
 	del(r.paths.BrokerMaster(id))
 	return errors.Join(errs...)
-}
-
-// validRegistration refuses a topic name that is not a single legal ZooKeeper
-// node name (protocol.ValidTopic) before any path is built from it.
-func validRegistration(t TopicRegistration) error {
-	if err := protocol.ValidTopic(t.Topic); err != nil {
-		return fmt.Errorf("coordinator: register topic: %w", err)
-	}
-	return nil
 }

@@ -56,11 +56,12 @@ type RetentionPolicy struct {
 
 // TopicOptions overrides per topic.
 type TopicOptions struct {
-	Flush     FlushPolicy
-	Retention RetentionPolicy
 	// RetentionSchedule overrides Options.RetentionSchedule for the topic;
 	// nil = the Store's.
 	RetentionSchedule func(after time.Time) time.Time
+
+	Flush     FlushPolicy
+	Retention RetentionPolicy
 }
 
 // Options configure a Store. The zero value is usable: group commit, 1 GiB
