@@ -69,6 +69,10 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 	}
 	def := cfg.Defaults()
 	o.Store.Flush, o.Store.Retention = storePolicies(def)
+	// Age-based retention runs on deleteWhen (MetaQ), per topic when its
+	// section overrides it; size-based retention (retentionBytes, ours) every
+	// retentionCheckIntervalMs.
+	o.Store.RetentionSchedule = def.DeleteWhen.Next
 	o.Store.Topic = func(topic string) store.TopicOptions {
 		tc, ok := cfg.Topic(topic)
 		if !ok {
@@ -79,7 +83,7 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 		if dir == br.DataPath {
 			dir = ""
 		}
-		return store.TopicOptions{Flush: f, Retention: r, Dir: dir}
+		return store.TopicOptions{Flush: f, Retention: r, Dir: dir, RetentionSchedule: tc.DeleteWhen.Next}
 	}
 	o.Store.TopicDirs = cfg.TopicDataPaths()
 	o.Topic = func(topic string) (TopicConfig, bool) {
@@ -88,7 +92,7 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 			return TopicConfig{}, false
 		}
 		return TopicConfig{NumPartitions: tc.NumPartitions, AcceptPublish: tc.AcceptPublish,
-			AcceptSubscribe: tc.AcceptSubscribe, Stat: tc.Stat}, true
+			AcceptSubscribe: tc.AcceptSubscribe}, true
 	}
 	o.AcceptedTopics = acceptedTopics(cfg)
 	return o

@@ -26,7 +26,6 @@ type TopicConfig struct {
 	NumPartitions   int
 	AcceptPublish   bool
 	AcceptSubscribe bool
-	Stat            bool // keep per-topic realtime stats
 }
 
 // ZKOptions say how the broker registers in ZooKeeper.
@@ -152,7 +151,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Topic == nil {
 		o.Topic = func(topic string) (TopicConfig, bool) {
-			return TopicConfig{NumPartitions: 1, AcceptPublish: true, AcceptSubscribe: true}, protocol.ValidTopic(topic)
+			return TopicConfig{NumPartitions: 1, AcceptPublish: true, AcceptSubscribe: true}, protocol.ValidTopic(topic) == nil
 		}
 	}
 	if o.MaxConnections <= 0 {

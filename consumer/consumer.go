@@ -144,8 +144,8 @@ func New(group string, opts ...Option) (*Consumer, error) {
 
 // Subscribe registers the handler of topic (handler style). Call it before Start.
 func (c *Consumer) Subscribe(topic string, h Handler) error {
-	if !protocol.ValidTopic(topic) {
-		return fmt.Errorf("consumer: Subscribe: invalid topic %q", topic)
+	if err := protocol.ValidTopic(topic); err != nil {
+		return fmt.Errorf("consumer: Subscribe: %w", err)
 	}
 	if h == nil {
 		return errors.New("consumer: Subscribe: nil handler")

@@ -187,8 +187,8 @@ func WithZooKeeper(servers []string, root string) Option {
 func WithTopics(topics ...string) Option {
 	return func(o *options) error {
 		for _, t := range topics {
-			if !protocol.ValidTopic(t) {
-				return fmt.Errorf("consumer: WithTopics: invalid topic %q", t)
+			if err := protocol.ValidTopic(t); err != nil {
+				return fmt.Errorf("consumer: WithTopics: %w", err)
 			}
 		}
 		o.topics = append(o.topics, topics...)

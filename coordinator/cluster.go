@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/metaq-go/metaq/protocol"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
@@ -241,6 +242,9 @@ func (v *ClusterView) Partitions(ctx context.Context, topic string) (TopicPartit
 		if ps, ok := rv.parts[topic]; ok {
 			return TopicPartitions{Topic: topic, Partitions: ps, Version: rv.version}, nil
 		}
+	}
+	if err := protocol.ValidTopic(topic); err != nil {
+		return TopicPartitions{}, fmt.Errorf("coordinator: partitions: %w", err)
 	}
 	v.mu.Lock()
 	if v.closed {

@@ -38,6 +38,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/metaq-go/metaq/protocol"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
@@ -141,8 +142,8 @@ func (o GroupOptions) withDefaults() (GroupOptions, error) {
 		return o, fmt.Errorf("coordinator: group name %q must be non-empty and contain no '/'", o.Group)
 	}
 	for _, t := range o.Topics {
-		if t == "" || strings.ContainsAny(t, "/") {
-			return o, fmt.Errorf("coordinator: topic %q must be non-empty and contain no '/'", t)
+		if err := protocol.ValidTopic(t); err != nil {
+			return o, fmt.Errorf("coordinator: group %s: %w", o.Group, err)
 		}
 	}
 	o.Topics = slices.Clone(o.Topics)

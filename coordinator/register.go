@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/metaq-go/metaq/protocol"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
@@ -131,6 +132,11 @@ func NewRegistrar(s *zkrecipes.Session, paths Paths, info BrokerInfo, log *slog.
 // Start registers the broker and its topics, then keeps them registered
 // across session expiries until Close.
 func (r *Registrar) Start(ctx context.Context, topics []TopicRegistration) error {
+	for _, t := range topics {
+		if err := validRegistration(t); err != nil {
+			return err
+		}
+	}
 	r.mu.Lock()
 	for _, t := range topics {
 		r.topics[t.Topic] = t
@@ -150,6 +156,9 @@ func (r *Registrar) Start(ctx context.Context, topics []TopicRegistration) error
 
 // AddTopic registers one more topic (e.g. an auto-created one).
 func (r *Registrar) AddTopic(ctx context.Context, t TopicRegistration) error {
+	if err := validRegistration(t); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -158,6 +167,15 @@ func (r *Registrar) AddTopic(ctx context.Context, t TopicRegistration) error {
 	r.topics[t.Topic] = t
 	r.mu.Unlock()
 	return r.registerTopic(ctx, t)
+}
+
+// validRegistration refuses a topic name that is not a single legal ZooKeeper
+// node name (protocol.ValidTopic) before any path is built from it.
+func validRegistration(t TopicRegistration) error {
+	if err := protocol.ValidTopic(t.Topic); err != nil {
+		return fmt.Errorf("coordinator: register topic: %w", err)
+	}
+	return nil
 }
 
 // Topics returns the registered topics, sorted.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/metaq-go/metaq/protocol"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
@@ -31,6 +32,9 @@ func partitionsFromBroker(name string, data []byte) ([]Partition, error) {
 // subscriptions for (brokers/topics-sub/<topic>), sorted by broker id then
 // partition. A topic nobody registered has none.
 func SubscribablePartitions(ctx context.Context, s *zkrecipes.Session, paths Paths, topic string) ([]Partition, error) {
+	if err := protocol.ValidTopic(topic); err != nil {
+		return nil, fmt.Errorf("coordinator: subscribable partitions: %w", err)
+	}
 	dir := paths.TopicSubDir(topic)
 	kids, _, err := s.Children(ctx, dir)
 	if err != nil {

@@ -157,8 +157,8 @@ func (p *Producer) send(ctx context.Context, msg Message, cb func(Result, error)
 	switch {
 	case size > p.opts.maxMessageSize:
 		err = newErr(fmt.Sprintf("producer: message of %d bytes for %q exceeds the maximum message size %d", size, msg.Topic, p.opts.maxMessageSize), ErrMessageTooLarge)
-	case !protocol.ValidTopic(msg.Topic):
-		err = newErr(fmt.Sprintf("producer: %q is not a valid topic name", msg.Topic), ErrInvalidMessage)
+	case protocol.ValidTopic(msg.Topic) != nil:
+		err = newErr("producer: "+protocol.ValidTopic(msg.Topic).Error(), ErrInvalidMessage)
 	case p.opts.partitioner.needsKey && len(msg.Key) == 0:
 		err = newErr("producer: the by-key partitioner needs a message key", ErrInvalidMessage)
 	case ctx.Err() != nil:

@@ -162,8 +162,8 @@ func (p *Producer) txBroker(ctx context.Context, brokerAddr, topic string) (stri
 	if topic == "" {
 		return "", nil
 	}
-	if !protocol.ValidTopic(topic) {
-		return "", newErr(fmt.Sprintf("producer: %q is not a valid topic name", topic), ErrInvalidMessage)
+	if err := protocol.ValidTopic(topic); err != nil {
+		return "", newErr("producer: "+err.Error(), ErrInvalidMessage)
 	}
 	rt, err := p.routeFor(ctx, topic)
 	if err != nil {
@@ -216,8 +216,8 @@ func (p *Producer) putData(msg *Message) ([]byte, int32, error) {
 	switch {
 	case size > p.opts.maxMessageSize:
 		return nil, 0, newErr(fmt.Sprintf("producer: message of %d bytes for %q exceeds the maximum message size %d", size, msg.Topic, p.opts.maxMessageSize), ErrMessageTooLarge)
-	case !protocol.ValidTopic(msg.Topic):
-		return nil, 0, newErr(fmt.Sprintf("producer: %q is not a valid topic name", msg.Topic), ErrInvalidMessage)
+	case protocol.ValidTopic(msg.Topic) != nil:
+		return nil, 0, newErr("producer: "+protocol.ValidTopic(msg.Topic).Error(), ErrInvalidMessage)
 	}
 	if msg.Attribute == "" {
 		return msg.Payload, 0, nil

@@ -441,21 +441,6 @@ func quoteToken(b []byte) string {
 	return fmt.Sprintf("%q", b)
 }
 
-// ValidTopic reports whether s is an acceptable topic name: 1–255 letters,
-// digits, '.', '_' or '-'.
-func ValidTopic[T ~string | ~[]byte](s T) bool {
-	if len(s) == 0 || len(s) > 255 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // ValidGroup reports whether s is an acceptable consumer group name:
 // non-empty, no spaces and no control characters.
 func ValidGroup[T ~string | ~[]byte](s T) bool {
@@ -471,8 +456,8 @@ func ValidGroup[T ~string | ~[]byte](s T) bool {
 }
 
 func (d *Decoder) topicAt(f *form, i int) (string, *Error) {
-	if !ValidTopic(d.toks[i]) {
-		return "", d.tokenErr(f, KindBadValue, i, "is not a valid topic name (1-255 of letters, digits, '.', '_', '-')")
+	if err := ValidTopic(d.toks[i]); err != nil {
+		return "", d.tokenErr(f, KindBadValue, i, "is not a valid topic name: "+err.(*TopicNameError).Reason+"; "+TopicRule)
 	}
 	return d.intern.get(d.toks[i]), nil
 }

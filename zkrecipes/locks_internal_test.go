@@ -15,11 +15,17 @@ import (
 // trusted for the session that is current now. (The package's TestMain, in
 // main_test.go, starts the shared ZooKeeper for them too.)
 
+// internalSessionTimeout is long because no test here waits for a session
+// to expire: a 2 s session drops its connection (go-zookeeper gives up after
+// 2/3 of the timeout without a reply) whenever a loaded machine stalls the
+// client or the JVM for 1.3 s, and the setup calls here do not retry.
+const internalSessionTimeout = 10 * time.Second
+
 func internalSession(t *testing.T) *Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := Connect(ctx, []string{zktest.Shared(t).Addr}, WithSessionTimeout(2*time.Second))
+	s, err := Connect(ctx, []string{zktest.Shared(t).Addr}, WithSessionTimeout(internalSessionTimeout))
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s
@@ -36,7 +42,7 @@ func TestInternalOldOwnerNeverHolds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s := internalSession(t)
-	raw := zktest.Connect(t, []string{zktest.Shared(t).Addr}, 2*time.Second)
+	raw := zktest.Connect(t, []string{zktest.Shared(t).Addr}, internalSessionTimeout)
 	dir := internalRoot(t)
 	require.NoError(t, s.EnsurePath(ctx, dir))
 	p, err := raw.Create(dir+"/_c_0123456789abcdef0123456789abcdef-latch-", []byte("x"), zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll))
@@ -64,7 +70,7 @@ func TestInternalEphemeralDeletesOwnLeftover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s := internalSession(t)
-	raw := zktest.Connect(t, []string{zktest.Shared(t).Addr}, 2*time.Second)
+	raw := zktest.Connect(t, []string{zktest.Shared(t).Addr}, internalSessionTimeout)
 	dir := internalRoot(t)
 	require.NoError(t, s.EnsurePath(ctx, dir))
 	p := dir + "/me"

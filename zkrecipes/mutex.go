@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 )
@@ -276,10 +277,23 @@ func (m *Mutex) finish(h *lockHold) {
 // have expired it yet) the node would otherwise keep the whole line waiting
 // until the server expires that session. Deleting it is safe: this Mutex has
 // already reported the hold as lost and never counts the node again.
+//
+// The node belongs to a session that is no longer ours, so a failed delete
+// is retried on the current session through connection loss until the node
+// is gone or ctx ends (releaseNode would give up at once: it assumes a node
+// of an ended session is gone with it, which a presumed loss does not
+// guarantee).
 func (m *Mutex) dropLostNode(ctx context.Context, n ownedNode) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.s.Timeout())
-	defer cancel()
-	_ = m.s.releaseNode(rctx, n)
+	delay := 20 * time.Millisecond
+	for {
+		err := m.s.Delete(ctx, n.path, -1)
+		if err == nil || errors.Is(err, zk.ErrNoNode) || !IsRetriable(err) || ctx.Err() != nil {
+			return
+		}
+		if backoff(ctx, &delay, time.Second) != nil || m.s.WaitConnected(ctx) != nil {
+			return
+		}
+	}
 }
 
 // Unlock releases the lock and deletes its node (in the background if ctx

@@ -2,8 +2,10 @@ package zkrecipes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,7 +82,8 @@ type Session struct {
 
 	mu          sync.Mutex // guards every field below
 	conn        *zk.Conn
-	connGen     int // incremented on each connection replacement; stale callbacks are ignored
+	connGen     int          // incremented on each connection replacement; stale callbacks are ignored
+	abandoned   *atomic.Bool // set when the connection of connGen is given up for good
 	state       State
 	sessionID   int64
 	password    []byte
@@ -120,9 +123,11 @@ func Connect(ctx context.Context, servers []string, opts ...Option) (*Session, e
 
 // dial creates a new underlying connection; callbacks of older ones are ignored.
 func (s *Session) dial() error {
+	abandoned := new(atomic.Bool)
 	s.mu.Lock()
 	s.connGen++
 	gen := s.connGen
+	s.abandoned = abandoned
 	s.mu.Unlock()
 	d := &zkwire.TrackingDialer{
 		OnRead:     func() { s.lastHeard.Store(time.Now().UnixNano()) },
@@ -138,7 +143,7 @@ func (s *Session) dial() error {
 			s.mu.Unlock()
 		},
 	}
-	conn, _, err := zk.Connect(s.servers, s.opts.sessionTimeout, zk.WithDialer(d.Dial),
+	conn, _, err := zk.Connect(s.servers, s.opts.sessionTimeout, zk.WithDialer(abandonableDialer(d.Dial, abandoned)),
 		zk.WithLogger(slogAdapter{s.log}), zk.WithEventCallback(func(ev zk.Event) { s.onEvent(gen, ev) }))
 	if err != nil {
 		return fmt.Errorf("zkrecipes: connect: %w", err)
@@ -154,7 +159,7 @@ func (s *Session) dial() error {
 	s.conn = conn
 	s.mu.Unlock()
 	if old != nil {
-		go old.Close() // ends the old session (if the server is reachable) without blocking
+		go old.Close() // stops the abandoned connection's goroutines without blocking
 	}
 	return nil
 }
@@ -224,6 +229,11 @@ func (s *Session) presumeLost(gen int, id int64) {
 		s.mu.Unlock()
 		return
 	}
+	// Abandon the old connection before anyone hears of the loss: it is
+	// between reconnect attempts, and one that reached the server now would
+	// resume the old session (and its Close would then end it, deleting
+	// ephemeral nodes that another client may be waiting to see).
+	s.abandoned.Store(true)
 	s.loseLocked(true)
 	s.mu.Unlock()
 	if err := s.dial(); err != nil {
@@ -557,4 +567,38 @@ type slogAdapter struct{ l *slog.Logger }
 
 func (a slogAdapter) Printf(format string, args ...any) {
 	a.l.Debug("zk: " + fmt.Sprintf(format, args...))
+}
+
+// errAbandoned is what an abandoned connection's dial and writes return.
+var errAbandoned = errors.New("zkrecipes: connection abandoned after a presumed session loss")
+
+// abandonableDialer wraps dial so that once abandoned is set, the connection
+// never talks to a server again: new dials fail and writes on a socket it
+// already has fail, so its reconnect loop cannot resume the old session (a
+// connect request written before the loss went to a server that was
+// unreachable then).
+func abandonableDialer(dial func(network, address string, timeout time.Duration) (net.Conn, error),
+	abandoned *atomic.Bool) func(network, address string, timeout time.Duration) (net.Conn, error) {
+	return func(network, address string, timeout time.Duration) (net.Conn, error) {
+		if abandoned.Load() {
+			return nil, errAbandoned
+		}
+		c, err := dial(network, address, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return &abandonableConn{Conn: c, abandoned: abandoned}, nil
+	}
+}
+
+type abandonableConn struct {
+	net.Conn
+	abandoned *atomic.Bool
+}
+
+func (c *abandonableConn) Write(p []byte) (int, error) {
+	if c.abandoned.Load() {
+		return 0, errAbandoned
+	}
+	return c.Conn.Write(p)
 }

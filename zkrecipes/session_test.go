@@ -109,15 +109,25 @@ func TestSessionPresumedLostAfterFreeze(t *testing.T) {
 	// LastHeard advances while connected (pings every third of the timeout).
 	require.Eventually(t, func() bool { return s.LastHeard().After(heardBefore) }, 5*time.Second, 20*time.Millisecond)
 
+	freezeAt := time.Now()
 	px.Freeze()
 	defer px.Unfreeze()
-	evs := drain(t, sub, func(e zkrecipes.Event) bool { return e.State == zkrecipes.StateSuspended })
-	require.Equal(t, zkrecipes.StateSuspended, evs[len(evs)-1].State)
-	// Suspension is noticed only after ~2/3 of the timeout of silence: LastHeard stopped.
-	require.Greater(t, time.Since(s.LastHeard()), s.Timeout()/3, "LastHeard must stop while frozen")
+	// The suspension the freeze causes is the first Suspended stamped at or
+	// after the freeze: on a loaded machine the 2 s session may have been
+	// suspended and resumed before it (those events are still queued), or
+	// may still be suspended from such a hiccup (then Lost comes next).
+	evs := drain(t, sub, func(e zkrecipes.Event) bool {
+		return e.State == zkrecipes.StateLost || e.State == zkrecipes.StateSuspended && !e.Time.Before(freezeAt)
+	})
+	if evs[len(evs)-1].State == zkrecipes.StateSuspended {
+		// Suspension is noticed only after ~2/3 of the timeout of silence: LastHeard stopped.
+		require.Greater(t, time.Since(s.LastHeard()), s.Timeout()/3, "LastHeard must stop while frozen")
+	}
 	frozenHeard := s.LastHeard()
 
-	evs = drain(t, sub, func(e zkrecipes.Event) bool { return e.State == zkrecipes.StateLost })
+	if evs[len(evs)-1].State != zkrecipes.StateLost {
+		evs = drain(t, sub, func(e zkrecipes.Event) bool { return e.State == zkrecipes.StateLost })
+	}
 	lost := evs[len(evs)-1]
 	require.True(t, lost.Presumed, "loss decided locally")
 	require.Equal(t, old, lost.SessionID)

@@ -169,6 +169,7 @@ func systemTopicDefaults(f *field) TopicConfig {
 
 // readTopic reads the per-topic keys of a section over def.
 func readTopic(f *field, def TopicConfig, section string) TopicConfig {
+	f.boolean(keyStat, false) // accepted (a boolean) and ignored, see doc.go
 	return TopicConfig{
 		Name:             def.Name,
 		Section:          section,
@@ -178,7 +179,6 @@ func readTopic(f *field, def TopicConfig, section string) TopicConfig {
 		UnflushInterval:  f.millis(keyUnflushInterval, def.UnflushInterval, 1),
 		DeletePolicy:     f.policy(keyDeletePolicy, def.DeletePolicy),
 		DeleteWhen:       f.schedule(keyDeleteWhen, def.DeleteWhen),
-		Stat:             f.boolean(keyStat, def.Stat),
 		AcceptPublish:    f.boolean(keyAcceptPublish, def.AcceptPublish),
 		AcceptSubscribe:  f.boolean(keyAcceptSubscribe, def.AcceptSubscribe),
 		RetentionBytes:   f.int(keyRetentionBytes, def.RetentionBytes, 0, math.MaxInt64),

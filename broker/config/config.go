@@ -3,6 +3,8 @@ package config
 import (
 	"slices"
 	"time"
+
+	"github.com/metaq-go/metaq/protocol"
 )
 
 // Defaults for the keys of PROTOCOL.md §9 and ours.
@@ -115,8 +117,7 @@ type TopicConfig struct {
 	UnflushThreshold int           // <= 0: group commit (ours, default)
 	UnflushInterval  time.Duration // threshold mode: fsync at least this often
 	DeletePolicy     DeletePolicy
-	DeleteWhen       Schedule
-	Stat             bool
+	DeleteWhen       Schedule // when age-based retention runs (Schedule.Next feeds the store)
 	AcceptPublish    bool
 	AcceptSubscribe  bool
 	RetentionBytes   int64 // ours: per partition; 0 = no size limit
@@ -207,7 +208,7 @@ func (c *Config) TopicDataPaths() []string {
 // One section applies: a named section does not inherit from matching wildcard
 // sections, only from [system]. Invalid topic names are never found.
 func (c *Config) Topic(name string) (TopicConfig, bool) {
-	if checkTopicName(name, false) != nil {
+	if protocol.ValidTopic(name) != nil {
 		return TopicConfig{}, false
 	}
 	if t, ok := c.topics[name]; ok {

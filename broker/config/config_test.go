@@ -50,7 +50,6 @@ func TestMetaQSampleLoadsUnchanged(t *testing.T) {
 	test, ok := c.Topic("test")
 	require.True(t, ok)
 	assert.Equal(t, 10, test.NumPartitions)
-	assert.True(t, test.Stat)
 	assert.Equal(t, d.DeletePolicy, test.DeletePolicy, "empty deletePolicy= means the system policy")
 	assert.Equal(t, d.UnflushThreshold, test.UnflushThreshold)
 
@@ -113,7 +112,6 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, DeletePolicy{Action: PolicyDelete, MaxAge: 168 * time.Hour, Text: "delete,168"}, d.DeletePolicy)
 	assert.Equal(t, DefaultDeleteWhen, d.DeleteWhen.String())
 	assert.True(t, d.AcceptPublish && d.AcceptSubscribe)
-	assert.False(t, d.Stat)
 
 	assert.Equal(t, "/meta", c.ZooKeeper().Root)
 	assert.Empty(t, c.Topics())
@@ -153,8 +151,10 @@ numPartitions=7
 			assert.Equal(t, tt.partitions, tc.NumPartitions)
 		})
 	}
-	_, ok := c.Topic("../etc")
-	assert.False(t, ok, "an illegal name never resolves, not even through [topic=*]")
+	for _, bad := range []string{"../etc", ".", ".."} {
+		_, ok := c.Topic(bad)
+		assert.False(t, ok, "an illegal name %q never resolves, not even through [topic=*]", bad)
+	}
 	assert.Equal(t, []string{"orders"}, c.Topics())
 }
 
@@ -262,7 +262,9 @@ func TestBadValues(t *testing.T) {
 		{"zkRoot relative", "[system]\nbrokerId=1\n[zookeeper]\nzk.zkConnect=a:1\nzk.zkRoot=meta\n",
 			`config: [zookeeper] zk.zkRoot: "meta" is not an absolute ZooKeeper path like /meta (no trailing '/')`, ErrBadValue},
 		{"topic name with a slash", "[system]\nbrokerId=1\n[topic=a/b]\n",
-			`config: [topic=a/b]: topic name "a/b" has '/' at 1; allowed are letters, digits, '.', '_', '-' and the wildcard '*'`, ErrBadValue},
+			`config: [topic=a/b]: invalid topic name "a/b": it has '/' at byte 1; a topic name is 1-255 ASCII letters, digits, '.', '_' or '-', and not "." or ".."`, ErrBadValue},
+		{"topic section for the parent directory", "[system]\nbrokerId=1\n[topic=..]\n",
+			`config: [topic=..]: invalid topic name "..": it is a relative path component; a topic name is 1-255 ASCII letters, digits, '.', '_' or '-', and not "." or ".."`, ErrBadValue},
 		{"adminPort clashes", minimalINI[:len("[system]\nbrokerId=1\n")] + "adminPort=8123\n" + "[zookeeper]\nzk.zkEnable=false\n",
 			`config: [system] adminPort: 8123 is also serverPort; use another port or 0 (off)`, ErrBadValue},
 		{"key outside a section", "brokerId=1\n",

@@ -99,24 +99,3 @@ func TestDeletePolicy(t *testing.T) {
 		assert.Error(t, err, "%q", bad)
 	}
 }
-
-func TestTopicNames(t *testing.T) {
-	assert.True(t, ValidTopicName("meta-test_1.x"))
-	long := make([]byte, 256)
-	for i := range long {
-		long[i] = 'a'
-	}
-	assert.True(t, ValidTopicName(string(long[:255])))
-	for _, bad := range []string{"", string(long), "a/b", "../x", "a b", "a*", "é"} {
-		assert.False(t, ValidTopicName(bad), "%q", bad)
-	}
-	for _, tt := range []struct {
-		pattern, name string
-		match         bool
-	}{
-		{"*", "anything", true}, {"a*", "a", true}, {"a*c", "abbc", true}, {"a*c", "abcd", false},
-		{"*.log", "x.log", true}, {"*.log", "x.logs", false}, {"a*b*c", "aXbYbZc", true},
-	} {
-		assert.Equal(t, tt.match, newPattern(tt.pattern).match(tt.name), "%s ~ %s", tt.pattern, tt.name)
-	}
-}

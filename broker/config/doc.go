@@ -50,10 +50,13 @@
 //	                       for ever on such a message, so the broker warns at start
 //	deletePolicy           delete,168 — delete,<N>[s|m|h] or archive,<N>[s|m|h][,true];
 //	                       N without a unit is hours
-//	deleteWhen             0 0 6,18 * * ? — Quartz cron, see Schedule
+//	deleteWhen             0 0 6,18 * * ? — Quartz cron, see Schedule: when age-based
+//	                       retention (deletePolicy) runs, per topic when its section sets it
 //	acceptPublish          true
 //	acceptSubscribe        true
-//	stat                   false
+//	stat                   false — accepted (it must be a boolean) and ignored: MetaQ's
+//	                       stat=true turns per-topic stats on; this broker keeps the
+//	                       per-topic counters of `stats <topic>` for every topic
 //	updateConsumerOffsets  false
 //	maxTxTimeoutInSeconds  60: cap of a BEGIN's timeout; a BEGIN without one (or 0) has no
 //	                       timer, as in MetaQ
@@ -70,8 +73,9 @@
 //	                       a 255-char qualifier) ≈ 850 bytes; a transaction line with a long
 //	                       session id comes close to 1 KiB, so 4096 leaves ample margin
 //	retentionBytes         0 (ours; per partition, 0 = no size limit)
-//	retentionCheckIntervalMs 60000 (ours; how often size-based retention runs;
-//	                       time-based retention runs on deleteWhen)
+//	retentionCheckIntervalMs 60000 (ours; how often size-based retention (retentionBytes)
+//	                       runs — sizes grow between two deleteWhen activations; age-based
+//	                       retention runs only on deleteWhen)
 //	adminPort              0 (ours; 0 = off)
 //	multicore              true (ours; gnet multicore)
 //	maxConnectionsPerIp    1000 (ours; 0 = unlimited) — connections from one client IP;

@@ -205,7 +205,7 @@ func (d *document) topicMap(v any) error {
 
 func (d *document) topic(name string, v any) error {
 	label := topicPrefix + name
-	if err := checkTopicName(name, true); err != nil {
+	if err := checkTopicSection(name); err != nil {
 		return &Error{Kind: ErrBadValue, File: d.file, Section: label, Msg: err.Error()}
 	}
 	if _, dup := d.topics[name]; dup {

@@ -1,36 +1,27 @@
 package config
 
 import (
-	"fmt"
+	"errors"
 	"strings"
+
+	"github.com/metaq-go/metaq/protocol"
 )
 
-// MaxTopicLength is the longest legal topic name (PROTOCOL §3).
-const MaxTopicLength = 255
-
-// ValidTopicName reports whether name is a legal topic: 1–255 characters of ASCII
-// letters, digits, '.', '_' and '-'. Such a name cannot escape the data directory.
-func ValidTopicName(name string) bool {
-	return checkTopicName(name, false) == nil
-}
-
-// checkTopicName validates a topic name, or a [topic=...] pattern when wildcard is set
-// ('*' allowed too).
-func checkTopicName(name string, wildcard bool) error {
-	if name == "" || len(name) > MaxTopicLength {
-		return fmt.Errorf("topic name must be 1..%d characters, got %d", MaxTopicLength, len(name))
+// checkTopicSection validates the name of a [topic=...] section: a topic name
+// (protocol.ValidTopic, the one rule of the module), or a pattern where '*'
+// stands for any run of legal characters. A pattern is checked as the name it
+// would be with each '*' read as one letter, so "*", ".*" and "orders.*" are
+// legal and "a/*" or "." are not; the error quotes the pattern as written.
+func checkTopicSection(name string) error {
+	if !strings.Contains(name, "*") {
+		return protocol.ValidTopic(name)
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
-			c == '.', c == '_', c == '-', c == '*' && wildcard:
-		default:
-			return fmt.Errorf("topic name %q has %q at %d; allowed are letters, digits, '.', '_', '-'%s",
-				name, c, i, map[bool]string{true: " and the wildcard '*'"}[wildcard])
-		}
+	err := protocol.ValidTopic(strings.ReplaceAll(name, "*", "x"))
+	var te *protocol.TopicNameError
+	if errors.As(err, &te) {
+		return &protocol.TopicNameError{Name: name, Reason: te.Reason + " (a section name may also use the wildcard '*')"}
 	}
-	return nil
+	return err
 }
 
 // pattern is a [topic=...] section whose name contains '*'.

@@ -51,8 +51,9 @@ var (
 	// not exist and create is false.
 	ErrNoPartition = errors.New("store: no such partition")
 
-	// ErrInvalidName is returned for a topic name outside [A-Za-z0-9._-]{1,255}
-	// or a negative partition number.
+	// ErrInvalidName is returned for a topic name protocol.ValidTopic refuses
+	// (the error wraps its *protocol.TopicNameError) or a negative partition
+	// number.
 	ErrInvalidName = errors.New("store: invalid topic name or partition number")
 
 	// ErrMessageTooLarge is returned when put data exceeds Options.MaxMessageSize.

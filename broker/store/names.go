@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/metaq-go/metaq/protocol"
 )
 
 // File names inside the data directory and partition directories. See doc.go.
@@ -57,7 +59,8 @@ type partID struct {
 	part  int
 }
 
-// ParsePartitionDirName splits a partition directory name at its last '-'.
+// ParsePartitionDirName splits a partition directory name at its last '-'; the
+// topic must be a legal topic name (protocol.ValidTopic).
 func ParsePartitionDirName(name string) (topic string, part int, ok bool) {
 	i := strings.LastIndexByte(name, '-')
 	if i <= 0 || i == len(name)-1 {
@@ -67,25 +70,20 @@ func ParsePartitionDirName(name string) (topic string, part int, ok bool) {
 	if err != nil || p < 0 || strconv.Itoa(p) != name[i+1:] {
 		return "", 0, false
 	}
-	if !ValidTopic(name[:i]) {
+	if protocol.ValidTopic(name[:i]) != nil {
 		return "", 0, false
 	}
 	return name[:i], p, true
 }
 
-// ValidTopic reports whether a topic name is 1–255 characters of letters,
-// digits, '.', '_' and '-' and is not "." or "..".
-func ValidTopic(topic string) bool {
-	if len(topic) == 0 || len(topic) > 255 || topic == "." || topic == ".." {
-		return false
+// validPartition checks the name of a partition before it becomes a
+// directory name: the topic by the module's one rule, the number >= 0.
+func validPartition(topic string, part int) error {
+	if err := protocol.ValidTopic(topic); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidName, err)
 	}
-	for i := 0; i < len(topic); i++ {
-		c := topic[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
+	if part < 0 {
+		return fmt.Errorf("%w: partition %d of %q is negative", ErrInvalidName, part, topic)
 	}
-	return true
+	return nil
 }

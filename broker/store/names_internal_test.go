@@ -1,6 +1,9 @@
 package store
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 func TestPartitionDirNames(t *testing.T) {
 	cases := []struct {
@@ -18,6 +21,9 @@ func TestPartitionDirNames(t *testing.T) {
 		{"orders-01", "", 0, false},
 		{"orders--1", "orders-", 1, true}, // topic "orders-" is legal
 		{"..-1", "", 0, false},
+		{".-1", "", 0, false},
+		{"..x-1", "..x", 1, true},
+		{"a b-1", "", 0, false},
 		{"a/b-1", "", 0, false},
 	}
 	for _, c := range cases {
@@ -28,6 +34,14 @@ func TestPartitionDirNames(t *testing.T) {
 		if ok && PartitionDirName(topic, part) != c.name {
 			t.Errorf("%q does not round-trip", c.name)
 		}
+	}
+	for _, bad := range []string{".", "..", "", "a/b"} {
+		if err := validPartition(bad, 0); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("partition %q 0 accepted: %v", bad, err)
+		}
+	}
+	if err := validPartition("a", -1); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("partition -1 accepted: %v", err)
 	}
 	if b, ok := parseSegmentName(segmentName(1234)); !ok || b != 1234 || segmentName(1234) != "00000000000000001234.meta" {
 		t.Fatal("segment name")

@@ -56,6 +56,10 @@ type RetentionPolicy struct {
 
 // TopicOptions overrides per topic.
 type TopicOptions struct {
+	// RetentionSchedule overrides Options.RetentionSchedule for the topic;
+	// nil = the Store's.
+	RetentionSchedule func(after time.Time) time.Time
+
 	Flush     FlushPolicy
 	Retention RetentionPolicy
 	// Dir is the root directory of the topic's partition directories
@@ -85,8 +89,17 @@ type Options struct {
 
 	Flush     FlushPolicy     // default flush policy
 	Retention RetentionPolicy // default retention; zero value = delete after 168 h
-	// RetentionInterval is how often the Store runs retention; 0 = 10
-	// minutes, negative = never (call RunRetention yourself).
+	// RetentionSchedule says when age-based retention (MaxAge) runs, as
+	// MetaQ's deleteWhen cron does: it returns the first run strictly after
+	// its argument, or the zero Time for never. nil = every
+	// RetentionInterval. The Store's loop sleeps until the earliest next run
+	// of any partition (or RetentionInterval, whichever is sooner).
+	RetentionSchedule func(after time.Time) time.Time
+	// RetentionInterval is how often the Store runs size-based retention
+	// (MaxBytes), and age-based retention of partitions without a schedule;
+	// it also bounds how long the loop sleeps before it plans the partitions
+	// created meanwhile. 0 = 10 minutes, negative = no retention loop at all
+	// (call RunRetention yourself).
 	RetentionInterval time.Duration
 
 	// Topic returns the options of a topic (zero fields get the same
@@ -180,10 +193,13 @@ func (r RetentionPolicy) withDefaults() RetentionPolicy {
 
 func (o *Options) topic(topic string) TopicOptions {
 	if o.Topic == nil {
-		return TopicOptions{Flush: o.Flush, Retention: o.Retention}
+		return TopicOptions{Flush: o.Flush, Retention: o.Retention, RetentionSchedule: o.RetentionSchedule}
 	}
 	t := o.Topic(topic)
 	t.Flush = t.Flush.withDefaults()
 	t.Retention = t.Retention.withDefaults()
+	if t.RetentionSchedule == nil {
+		t.RetentionSchedule = o.RetentionSchedule
+	}
 	return t
 }

@@ -11,8 +11,9 @@ import (
 	"time"
 )
 
-// RunRetention applies every partition's retention policy as of now. The
-// Store also runs it every Options.RetentionInterval.
+// RunRetention applies every partition's retention policy as of now, age and
+// size alike, whatever the schedule. The Store's own retention loop runs on
+// Options.RetentionSchedule and RetentionInterval (retention_schedule.go).
 func (s *Store) RunRetention(now time.Time) error {
 	var errs []error
 	for _, p := range s.Partitions() {
@@ -27,7 +28,12 @@ func (s *Store) RunRetention(now time.Time) error {
 // deleted or archived at once unless a Slice still references it; then the
 // last Release does it.
 func (p *Partition) RunRetention(now time.Time) error {
-	pol := p.topt.Retention
+	return p.runRetention(now, p.topt.Retention)
+}
+
+// runRetention is RunRetention with the policy given (the retention loop
+// passes a size-only one between two activations of the age schedule).
+func (p *Partition) runRetention(now time.Time, pol RetentionPolicy) error {
 	if pol.MaxAge <= 0 && pol.MaxBytes <= 0 {
 		return nil
 	}

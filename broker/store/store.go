@@ -9,7 +9,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Store is a data directory holding many partition logs. It is safe for
@@ -27,8 +26,9 @@ type Store struct {
 	parts  map[partID]*Partition
 	closed bool
 
-	stop chan struct{}  // closed by Close to stop the retention loop
-	wg   sync.WaitGroup // the retention loop
+	stop   chan struct{}  // closed by Close to stop the retention loop
+	replan chan struct{}  // cap 1: a partition was added, the retention loop plans again (nil: no loop)
+	wg     sync.WaitGroup // the retention loop
 }
 
 // Open opens (creating it if needed) the data directory dir, takes its
@@ -64,6 +64,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if opts.RetentionInterval > 0 {
+		s.replan = make(chan struct{}, 1)
 		s.wg.Add(1)
 		go s.retentionLoop()
 	}
@@ -180,8 +181,8 @@ func (s *Store) Dir() string { return s.dir }
 // open partition is a map access; creating one does file I/O (keep it off
 // a network event loop).
 func (s *Store) Partition(topic string, part int, create bool) (*Partition, error) {
-	if !ValidTopic(topic) || part < 0 {
-		return nil, fmt.Errorf("%w: %q %d", ErrInvalidName, topic, part)
+	if err := validPartition(topic, part); err != nil {
+		return nil, err
 	}
 	id := partID{topic, part}
 	s.mu.Lock()
@@ -203,6 +204,7 @@ func (s *Store) Partition(topic string, part int, create bool) (*Partition, erro
 		return nil, err
 	}
 	s.parts[id] = p
+	s.replanRetention()
 	return p, nil
 }
 
@@ -253,20 +255,4 @@ func (s *Store) Close() error {
 		errs = append(errs, l.Close())
 	}
 	return errors.Join(errs...)
-}
-
-func (s *Store) retentionLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.opts.RetentionInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			if err := s.RunRetention(s.opts.Now()); err != nil {
-				s.opts.Logger.Error("store: retention", "err", err)
-			}
-		}
-	}
 }

@@ -119,8 +119,8 @@ func newTopicsDescribeCmd(g *globals) *cobra.Command {
 }
 
 func describeTopic(ctx context.Context, g *globals, topic string) (topicDescription, error) {
-	if !protocol.ValidTopic(topic) {
-		return topicDescription{}, usageError{fmt.Errorf("%q is not a valid topic name (letters, digits, '.', '_', '-')", topic)}
+	if err := protocol.ValidTopic(topic); err != nil {
+		return topicDescription{}, usageError{err}
 	}
 	return withZK(ctx, g, 1, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) (topicDescription, error) {
 		return readTopicDescription(ctx, s, p, topic)

@@ -19,14 +19,16 @@ type Proxy struct {
 	ln     net.Listener
 	wg     sync.WaitGroup // accept loop and pumps
 
-	mu      sync.Mutex // guards everything below
-	frozen  bool
-	thaw    chan struct{} // closed on Unfreeze
-	refuse  bool
-	pairs   map[*pipe]struct{}
-	cutWhen func(opcode int32) bool
-	cutDone chan struct{}
-	closed  bool
+	mu       sync.Mutex // guards everything below
+	frozen   bool
+	thaw     chan struct{} // closed on Unfreeze
+	refuse   bool
+	pairs    map[*pipe]struct{}
+	cutWhen  func(opcode int32) bool
+	cutDone  chan struct{}
+	dropWhen func(opcode int32) bool
+	dropDone chan struct{}
+	closed   bool
 }
 
 type pipe struct {
@@ -123,7 +125,17 @@ func (p *Proxy) clientToServer(pp *pipe) {
 					pp.cutXid.Store(int64(xid) + 1)
 					p.cutWhen = nil
 				}
+				var dropped chan struct{}
+				if p.dropWhen != nil && p.dropWhen(op) {
+					dropped = p.dropDone
+					p.dropWhen, p.dropDone = nil, nil
+				}
 				p.mu.Unlock()
+				if dropped != nil {
+					pp.close()
+					close(dropped)
+					return
+				}
 			}
 		}
 		first = false
@@ -176,6 +188,18 @@ func (p *Proxy) CutAfterRequest(match func(opcode int32) bool) <-chan struct{} {
 	done := make(chan struct{})
 	p.mu.Lock()
 	p.cutWhen, p.cutDone = match, done
+	p.mu.Unlock()
+	return done
+}
+
+// DropRequest arms a one-shot fault: the next request whose opcode satisfies
+// match (see zkwire.Op*) never reaches the server, and its connection is cut
+// instead: the client sees a connection loss for an operation the server
+// never did. The returned channel is closed once the cut happened.
+func (p *Proxy) DropRequest(match func(opcode int32) bool) <-chan struct{} {
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.dropWhen, p.dropDone = match, done
 	p.mu.Unlock()
 	return done
 }
