@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -115,21 +114,25 @@ func waitInSync(t *testing.T, c *conn.Conn, member int, want bool) {
 }
 
 // tcpProxy forwards 127.0.0.1 connections to a target; Cut closes them all
-// and refuses new ones until Heal.
+// and refuses new ones until Heal; Freeze holds every byte in both
+// directions (connections stay open, like a paused process) until Thaw.
 type tcpProxy struct {
 	ln     net.Listener
 	target string
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex // guards conns, cut
-	conns []net.Conn
-	cut   bool
+	mu     sync.Mutex // guards conns, cut, frozen
+	thawed *sync.Cond // on mu: frozen or cut changed
+	conns  []net.Conn
+	cut    bool
+	frozen bool
 }
 
 func newTCPProxy(t *testing.T, target string) *tcpProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	p := &tcpProxy{ln: ln, target: target}
+	p.thawed = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(func() {
@@ -171,9 +174,40 @@ func (p *tcpProxy) accept() {
 
 func (p *tcpProxy) pump(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			for p.frozen && !p.cut {
+				p.thawed.Wait()
+			}
+			p.mu.Unlock()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
+}
+
+// Freeze holds every byte read from either side until Thaw.
+func (p *tcpProxy) Freeze() {
+	p.mu.Lock()
+	p.frozen = true
+	p.mu.Unlock()
+}
+
+// Thaw forwards the held bytes and everything after them.
+func (p *tcpProxy) Thaw() {
+	p.mu.Lock()
+	p.frozen = false
+	p.thawed.Broadcast()
+	p.mu.Unlock()
 }
 
 // Cut closes every proxied connection and refuses new ones.
@@ -181,6 +215,7 @@ func (p *tcpProxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = true
+	p.thawed.Broadcast()
 	for _, c := range p.conns {
 		c.Close()
 	}

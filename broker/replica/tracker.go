@@ -49,8 +49,13 @@ type TrackerOptions struct {
 	Partitions func() []Partition
 	// CheckInterval is how often lag is checked; default MaxDelay/4 within [10ms, 1s].
 	CheckInterval time.Duration
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// OnAdvance, when set, is called (without the Tracker's locks) after
+	// the high watermark of a partition may have moved: an in-sync
+	// follower acknowledged more, or the in-sync set changed. It must not
+	// block; the broker wakes the consumers' long polls with it.
+	OnAdvance func(Partition)
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Tracker is the master side of replication: the followers' acknowledged
@@ -162,7 +167,8 @@ func (t *Tracker) Ack(member int, part Partition, offset int64) {
 		p.caughtUp[part] = now
 	}
 	var ready []func(error)
-	if slices.Contains(t.inSync, member) {
+	counts := slices.Contains(t.inSync, member)
+	if counts {
 		ready = t.releaseLocked(part, ready)
 	} else if p.sync && p.streams > 0 {
 		t.signal() // maybe it can join the in-sync set
@@ -171,6 +177,27 @@ func (t *Tracker) Ack(member int, part Partition, offset int64) {
 	for _, f := range ready {
 		f(nil)
 	}
+	if counts && t.opts.OnAdvance != nil {
+		t.opts.OnAdvance(part)
+	}
+}
+
+// Watermark returns the high watermark of part: how far consumers may
+// read. It is end (the master's durable end) bounded by the acknowledged
+// offset of every sync follower in the in-sync set, so a consumer never
+// reads a message that a failover to an in-sync follower could take back.
+// With no follower in the in-sync set it is end.
+func (t *Tracker) Watermark(part Partition, end int64) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range t.inSync {
+		if p := t.followers[m]; p != nil {
+			end = min(end, p.acked[part])
+		} else {
+			return 0
+		}
+	}
+	return end
 }
 
 // Admit refuses a put up front when fewer than MinSyncSlaves are in sync.
@@ -323,6 +350,11 @@ func (t *Tracker) check(ctx context.Context) {
 	err := &NotEnoughReplicasError{Have: len(next), Need: t.opts.MinSyncSlaves}
 	for _, f := range refused {
 		f(err)
+	}
+	if t.opts.OnAdvance != nil {
+		for _, part := range parts {
+			t.opts.OnAdvance(part)
+		}
 	}
 }
 
