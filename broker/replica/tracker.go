@@ -72,6 +72,7 @@ type Tracker struct {
 	followers map[int]*peer
 	seen      map[Partition]time.Time // when the Tracker first saw each partition
 	inSync    []int                   // sorted; sync followers only
+	joining   []int                   // followers being added to inSync (persist in progress): they count for acks already
 	waiters   map[Partition][]waiter
 	closed    bool
 
@@ -167,7 +168,7 @@ func (t *Tracker) Ack(member int, part Partition, offset int64) {
 		p.caughtUp[part] = now
 	}
 	var ready []func(error)
-	counts := slices.Contains(t.inSync, member)
+	counts := slices.Contains(t.inSync, member) || slices.Contains(t.joining, member)
 	if counts {
 		ready = t.releaseLocked(part, ready)
 	} else if p.sync && p.streams > 0 {
@@ -190,7 +191,7 @@ func (t *Tracker) Ack(member int, part Partition, offset int64) {
 func (t *Tracker) Watermark(part Partition, end int64) int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, m := range t.inSync {
+	for _, m := range t.countingLocked() {
 		if p := t.followers[m]; p != nil {
 			end = min(end, p.acked[part])
 		} else {
@@ -198,6 +199,15 @@ func (t *Tracker) Watermark(part Partition, end int64) int64 {
 		}
 	}
 	return end
+}
+
+// countingLocked is the followers whose acknowledgements a put waits for:
+// the in-sync set and the followers joining it.
+func (t *Tracker) countingLocked() []int {
+	if len(t.joining) == 0 {
+		return t.inSync
+	}
+	return append(slices.Clone(t.inSync), t.joining...)
 }
 
 // Admit refuses a put up front when fewer than MinSyncSlaves are in sync.
@@ -239,7 +249,7 @@ func (t *Tracker) Wait(part Partition, end int64, done func(error)) {
 }
 
 func (t *Tracker) coveredLocked(part Partition, end int64) bool {
-	for _, m := range t.inSync {
+	for _, m := range t.countingLocked() {
 		p := t.followers[m]
 		if p == nil || p.acked[part] < end {
 			return false
@@ -316,8 +326,19 @@ func (t *Tracker) check(ctx context.Context) {
 	}
 	next = sortedSet(next)
 	same := slices.Equal(next, t.inSync)
+	// A joining follower counts for acknowledgements from now on, before
+	// the grown set is persisted: once it is in the persisted set it may be
+	// elected, so it must hold every put acknowledged from then on. It keeps
+	// counting after a failed write (which may have reached ZooKeeper) until
+	// a write succeeds.
+	pending := len(t.joining) > 0
+	for _, m := range next {
+		if !slices.Contains(t.inSync, m) && !slices.Contains(t.joining, m) {
+			t.joining = append(t.joining, m)
+		}
+	}
 	t.mu.Unlock()
-	if same {
+	if same && !pending {
 		return
 	}
 	if t.opts.Persist != nil {
@@ -330,6 +351,7 @@ func (t *Tracker) check(ctx context.Context) {
 		}
 	}
 	t.mu.Lock()
+	t.joining = nil
 	t.inSync = next
 	var ready, refused []func(error)
 	short := len(next) < t.opts.MinSyncSlaves
