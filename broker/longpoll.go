@@ -76,7 +76,7 @@ func (b *Broker) read(topic string, part int, offset int64, maxSize int, raw boo
 		if offset >= hw && offset <= p.End() && hw < p.End() {
 			return store.Slice{}, store.ErrCaughtUp
 		}
-		if offset < hw {
+		if offset >= 0 && offset < hw { // a negative offset is the store's to refuse
 			// hw is a message boundary, so Read's whole-first-message
 			// rule never reaches beyond it.
 			maxSize = int(min(int64(maxSize), hw-offset))
