@@ -22,3 +22,8 @@ func SetRegisterTopicHook(f func(ctx context.Context)) (restore func()) {
 	registerTopicHook = f
 	return func() { registerTopicHook = old }
 }
+
+// LongPollParked reports whether a long-poll get waits on the partition.
+func (b *Broker) LongPollParked(topic string, part int) bool {
+	return b.waiters.has(partKey(topic, part))
+}

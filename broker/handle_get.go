@@ -21,6 +21,7 @@ type getJob struct {
 	maxSize int
 	opaque  int32
 	wait    time.Duration // long-poll: hold a caught-up get this long
+	raw     bool          // a follower's replication get: reads up to the durable end, not the high watermark
 
 	// Handed between the loop, a worker and the park goroutine, one at a
 	// time (each handoff is a channel operation or a mutex).
@@ -74,7 +75,7 @@ func (cn *conn) handleGet(r *protocol.GetRequest) {
 		return
 	}
 	job := &getJob{cn: cn, topic: r.Topic, part: int(r.Partition), offset: r.Offset, maxSize: min(int(r.MaxSize), cn.b.opts.MaxTransferSize), opaque: r.OpaqueID,
-		wait: time.Duration(r.MaxWaitMs) * time.Millisecond}
+		wait: time.Duration(r.MaxWaitMs) * time.Millisecond, raw: cn.replica != nil}
 	job.res = job.full()
 	if !cn.dispatch(r.OpaqueID, job.res, job.serve) {
 		cn.b.stats.get(r.Topic, 0, true)
@@ -117,7 +118,7 @@ func (j *getJob) serve() {
 	defer j.recoverPanic()
 	runHook(&protocol.GetRequest{Topic: j.topic, Partition: int32(j.part), Offset: j.offset, OpaqueID: j.opaque}, false)
 	b := j.cn.b
-	sl, err := b.read(j.topic, j.part, j.offset, j.maxSize)
+	sl, err := b.read(j.topic, j.part, j.offset, j.maxSize, j.raw)
 	if j.wait > 0 && (errors.Is(err, store.ErrCaughtUp) || errors.Is(err, store.ErrNoPartition)) && !b.stopping.Load() {
 		if j.deadline.IsZero() {
 			j.deadline = time.Now().Add(min(j.wait, maxLongPoll))
@@ -140,7 +141,7 @@ func (j *getJob) park() {
 	defer j.recoverPanic()
 	t := time.NewTimer(time.Until(j.deadline))
 	defer t.Stop()
-	if j.cn.b.awaitData(j.topic, j.part, j.offset, t.C) {
+	if j.cn.b.awaitData(j.topic, j.part, j.offset, j.raw, t.C) {
 		j.cn.requeue(j)
 		return
 	}
@@ -248,6 +249,7 @@ func (cn *conn) handleOffset(r *protocol.OffsetRequest) {
 			cn.replyAsync(protocol.AppendResultString(nil, protocol.CodeInternal, opaque, "offset lookup failed: "+err.Error()))
 			return
 		}
+		off = min(off, cn.b.readableEnd(p)) // never an offset a consumer cannot read yet (a message boundary)
 		cn.replyAsync(protocol.AppendResultString(nil, protocol.CodeOK, opaque, strconv.FormatInt(off, 10)))
 	})
 }

@@ -62,25 +62,45 @@ func (n *notifier) notify(key string) {
 }
 
 // read reads like Partition.Read; a partition never written is ErrNoPartition.
-func (b *Broker) read(topic string, part int, offset int64, maxSize int) (store.Slice, error) {
+// A consumer's read (raw false) stops at the readable end (the high
+// watermark on a master with in-sync followers): an offset at or beyond
+// it, up to the durable end, is caught up. A follower's replication read
+// (raw) reads up to the durable end.
+func (b *Broker) read(topic string, part int, offset int64, maxSize int, raw bool) (store.Slice, error) {
 	p, err := b.store.Partition(topic, part, false)
 	if err != nil {
 		return store.Slice{}, err
+	}
+	if !raw {
+		hw := b.readableEnd(p)
+		if offset >= hw && offset <= p.End() && hw < p.End() {
+			return store.Slice{}, store.ErrCaughtUp
+		}
+		if offset >= 0 && offset < hw { // a negative offset is the store's to refuse
+			// hw is a message boundary, so Read's whole-first-message
+			// rule never reaches beyond it.
+			maxSize = int(min(int64(maxSize), hw-offset))
+		}
 	}
 	return p.Read(offset, maxSize)
 }
 
 // awaitData waits until the partition's visible end is no longer offset
 // (true: data arrived, or the log changed under the reader, which the next
-// read reports), or until expired fires or the broker stops (false). It
-// takes the partition's wake-up channel before it checks, so no wake-up is
-// lost between the check and the wait; the partition need not exist yet.
-func (b *Broker) awaitData(topic string, part int, offset int64, expired <-chan time.Time) bool {
+// read reports), or until expired fires or the broker stops (false). For a
+// consumer (raw false) data arrived when the readable end (read) passed
+// offset. It takes the partition's wake-up channel before it checks, so no
+// wake-up is lost between the check and the wait; the partition need not
+// exist yet. The store's fsyncs and the Tracker's watermark advances
+// (OnAdvance) notify the channel.
+func (b *Broker) awaitData(topic string, part int, offset int64, raw bool, expired <-chan time.Time) bool {
 	key := partKey(topic, part)
 	for {
 		woken := b.waiters.wait(key)
-		if p, err := b.store.Partition(topic, part, false); err == nil && p.End() != offset {
-			return true
+		if p, err := b.store.Partition(topic, part, false); err == nil {
+			if end := p.End(); end != offset && (raw || end < offset || b.readableEnd(p) > offset) {
+				return true
+			}
 		}
 		select {
 		case <-woken:

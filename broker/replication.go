@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/metaq-go/metaq/broker/replica"
+	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/coordinator"
 	"github.com/metaq-go/metaq/protocol"
 )
@@ -91,7 +92,28 @@ func (b *Broker) newTracker(inSync []int) *replica.Tracker {
 			return 0
 		},
 		Partitions: b.replicaPartitions, Logger: b.log,
+		OnAdvance: func(p replica.Partition) { b.waiters.notify(partKey(p.Topic, p.Part)) },
 	})
+}
+
+// readableEnd is how far consumers may read p: on a master, the high
+// watermark (its durable end bounded by every in-sync sync follower's
+// acknowledgement, replica.Tracker.Watermark); otherwise (a follower
+// serving reads, a broker without replication) the durable end.
+func (b *Broker) readableEnd(p *store.Partition) int64 {
+	end := p.End()
+	if t := b.repl.tracker.Load(); t != nil {
+		return t.Watermark(replica.Partition{Topic: p.Topic(), Part: p.ID()}, end)
+	}
+	return end
+}
+
+// wakeReaders wakes every parked long poll (the readable end of every
+// partition may have changed: a new term or a change of role).
+func (b *Broker) wakeReaders() {
+	for _, p := range b.store.Partitions() {
+		b.waiters.notify(partKey(p.Topic(), p.ID()))
+	}
 }
 
 func (b *Broker) replicaPartitions() []replica.Partition {
@@ -192,6 +214,7 @@ func (b *Broker) Lead(ctx context.Context, epoch int64) error {
 		old.Close()
 	}
 	b.closeReplicaStreams() // followers of an earlier term shake hands again
+	b.wakeReaders()
 	uri := b.URI()
 	b.repl.master.Store(&uri)
 	b.repl.follower.Store(false)
@@ -217,6 +240,7 @@ func (b *Broker) Follow(ctx context.Context, epoch int64, uri string) error {
 		t.Close()
 	}
 	b.closeReplicaStreams()
+	b.wakeReaders()
 	if b.repl.onFollow != nil {
 		if err := b.repl.onFollow(ctx); err != nil {
 			b.log.Warn("replication: removing the master registration", "err", err)

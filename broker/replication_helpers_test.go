@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +11,7 @@ import (
 	"github.com/metaq-go/metaq/broker/brokertest"
 	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/internal/conn"
+	"github.com/metaq-go/metaq/internal/netfault"
 	"github.com/metaq-go/metaq/protocol"
 	"github.com/stretchr/testify/require"
 )
@@ -114,82 +112,10 @@ func waitInSync(t *testing.T, c *conn.Conn, member int, want bool) {
 		30*time.Second, 10*time.Millisecond, "member %d %s", member, needle)
 }
 
-// tcpProxy forwards 127.0.0.1 connections to a target; Cut closes them all
-// and refuses new ones until Heal.
-type tcpProxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-
-	mu    sync.Mutex // guards conns, cut
-	conns []net.Conn
-	cut   bool
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// newTCPProxy starts a netfault.Proxy to target for one test.
+func newTCPProxy(t *testing.T, target string) *netfault.Proxy {
+	p, err := netfault.New(target)
 	require.NoError(t, err)
-	p := &tcpProxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.Cut()
-		p.wg.Wait()
-	})
+	t.Cleanup(func() { _ = p.Close() })
 	return p
-}
-
-func (p *tcpProxy) Addr() string { return p.ln.Addr().String() }
-
-func (p *tcpProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pump(c, s)
-		go p.pump(s, c)
-	}
-}
-
-func (p *tcpProxy) pump(dst, src net.Conn) {
-	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-}
-
-// Cut closes every proxied connection and refuses new ones.
-func (p *tcpProxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-// Heal accepts connections again.
-func (p *tcpProxy) Heal() {
-	p.mu.Lock()
-	p.cut = false
-	p.mu.Unlock()
 }

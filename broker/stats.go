@@ -272,7 +272,7 @@ func (b *Broker) statsBody(item string) []byte {
 	case "offsets":
 		for _, p := range b.store.Partitions() {
 			lines = append(lines, protocol.StatsLine{Key: p.Topic(), Value: "part " + strconv.Itoa(p.ID()) +
-				" min_offset " + strconv.FormatInt(p.Earliest(), 10) + " max_offset " + strconv.FormatInt(p.End(), 10)})
+				" min_offset " + strconv.FormatInt(p.Earliest(), 10) + " max_offset " + strconv.FormatInt(b.readableEnd(p), 10)})
 		}
 	case "realtime":
 		dur := s.realtimeDuration()

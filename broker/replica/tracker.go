@@ -49,8 +49,13 @@ type TrackerOptions struct {
 	Partitions func() []Partition
 	// CheckInterval is how often lag is checked; default MaxDelay/4 within [10ms, 1s].
 	CheckInterval time.Duration
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// OnAdvance, when set, is called (without the Tracker's locks) after
+	// the high watermark of a partition may have moved: an in-sync
+	// follower acknowledged more, or the in-sync set changed. It must not
+	// block; the broker wakes the consumers' long polls with it.
+	OnAdvance func(Partition)
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Tracker is the master side of replication: the followers' acknowledged
@@ -67,6 +72,7 @@ type Tracker struct {
 	followers map[int]*peer
 	seen      map[Partition]time.Time // when the Tracker first saw each partition
 	inSync    []int                   // sorted; sync followers only
+	joining   []int                   // followers being added to inSync (persist in progress): they count for acks already
 	waiters   map[Partition][]waiter
 	closed    bool
 
@@ -162,7 +168,8 @@ func (t *Tracker) Ack(member int, part Partition, offset int64) {
 		p.caughtUp[part] = now
 	}
 	var ready []func(error)
-	if slices.Contains(t.inSync, member) {
+	counts := slices.Contains(t.inSync, member) || slices.Contains(t.joining, member)
+	if counts {
 		ready = t.releaseLocked(part, ready)
 	} else if p.sync && p.streams > 0 {
 		t.signal() // maybe it can join the in-sync set
@@ -171,6 +178,36 @@ func (t *Tracker) Ack(member int, part Partition, offset int64) {
 	for _, f := range ready {
 		f(nil)
 	}
+	if counts && t.opts.OnAdvance != nil {
+		t.opts.OnAdvance(part)
+	}
+}
+
+// Watermark returns the high watermark of part: how far consumers may
+// read. It is end (the master's durable end) bounded by the acknowledged
+// offset of every sync follower in the in-sync set, so a consumer never
+// reads a message that a failover to an in-sync follower could take back.
+// With no follower in the in-sync set it is end.
+func (t *Tracker) Watermark(part Partition, end int64) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range t.countingLocked() {
+		if p := t.followers[m]; p != nil {
+			end = min(end, p.acked[part])
+		} else {
+			return 0
+		}
+	}
+	return end
+}
+
+// countingLocked is the followers whose acknowledgements a put waits for:
+// the in-sync set and the followers joining it.
+func (t *Tracker) countingLocked() []int {
+	if len(t.joining) == 0 {
+		return t.inSync
+	}
+	return append(slices.Clone(t.inSync), t.joining...)
 }
 
 // Admit refuses a put up front when fewer than MinSyncSlaves are in sync.
@@ -212,7 +249,7 @@ func (t *Tracker) Wait(part Partition, end int64, done func(error)) {
 }
 
 func (t *Tracker) coveredLocked(part Partition, end int64) bool {
-	for _, m := range t.inSync {
+	for _, m := range t.countingLocked() {
 		p := t.followers[m]
 		if p == nil || p.acked[part] < end {
 			return false
@@ -289,8 +326,19 @@ func (t *Tracker) check(ctx context.Context) {
 	}
 	next = sortedSet(next)
 	same := slices.Equal(next, t.inSync)
+	// A joining follower counts for acknowledgements from now on, before
+	// the grown set is persisted: once it is in the persisted set it may be
+	// elected, so it must hold every put acknowledged from then on. It keeps
+	// counting after a failed write (which may have reached ZooKeeper) until
+	// a write succeeds.
+	pending := len(t.joining) > 0
+	for _, m := range next {
+		if !slices.Contains(t.inSync, m) && !slices.Contains(t.joining, m) {
+			t.joining = append(t.joining, m)
+		}
+	}
 	t.mu.Unlock()
-	if same {
+	if same && !pending {
 		return
 	}
 	if t.opts.Persist != nil {
@@ -303,6 +351,7 @@ func (t *Tracker) check(ctx context.Context) {
 		}
 	}
 	t.mu.Lock()
+	t.joining = nil
 	t.inSync = next
 	var ready, refused []func(error)
 	short := len(next) < t.opts.MinSyncSlaves
@@ -323,6 +372,11 @@ func (t *Tracker) check(ctx context.Context) {
 	err := &NotEnoughReplicasError{Have: len(next), Need: t.opts.MinSyncSlaves}
 	for _, f := range refused {
 		f(err)
+	}
+	if t.opts.OnAdvance != nil {
+		for _, part := range parts {
+			t.opts.OnAdvance(part)
+		}
 	}
 }
 

@@ -116,3 +116,50 @@ func TestTrackerAsyncNeverCounts(t *testing.T) {
 		t.Fatalf("async follower in the in-sync set: %v", s)
 	}
 }
+
+// A follower joining the in-sync set counts for acknowledgements from the
+// moment the Tracker decides to add it, while the grown set is being
+// persisted: once the set is in ZooKeeper the follower may be elected, so
+// a put acknowledged without it in that window could be lost. Without the
+// rule the put below is answered at once (the set in use is still empty).
+func TestTrackerJoiningFollowerCountsWhileTheSetIsPersisted(t *testing.T) {
+	p := Partition{"t", 0}
+	ends := &fakeEnds{ends: map[Partition]int64{p: 0}}
+	persisting := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	tr := NewTracker(TrackerOptions{MaxDelay: time.Minute, End: ends.end, Partitions: ends.parts,
+		Persist: func(ctx context.Context, s []int) error {
+			once.Do(func() { close(persisting) })
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}})
+	defer tr.Close()
+	tr.Attach(1, true)
+	tr.Ack(1, p, 0)
+	<-persisting // the Tracker decided that member 1 joins and is writing it
+	ends.set(p, 100)
+	res := make(chan error, 1)
+	tr.Wait(p, 100, func(err error) { res <- err })
+	if hw := tr.Watermark(p, 100); hw != 0 {
+		t.Fatalf("watermark %d while the joining follower has acknowledged 0", hw)
+	}
+	close(release)
+	eventually(t, "member 1 in sync", func() bool { return len(tr.InSync()) == 1 })
+	select {
+	case err := <-res:
+		t.Fatalf("put answered before the joining follower acknowledged it: %v", err)
+	default:
+	}
+	tr.Ack(1, p, 100)
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+	if hw := tr.Watermark(p, 100); hw != 100 {
+		t.Fatalf("watermark %d after the acknowledgement, want 100", hw)
+	}
+}
