@@ -28,7 +28,6 @@ func TestConformance(t *testing.T) {
 		{"threshold mode acks before visibility", testThreshold},
 		{"clean restart skips the scan, dirty one truncates", testCleanVsDirty},
 		{"second open of a locked directory fails", testLock},
-		{"offset for time", testOffsetForTime},
 		{"a slice outlives Close until released", testSliceOutlivesClose},
 	}
 	for _, c := range cases {
@@ -432,29 +431,6 @@ func testLock(t *testing.T, fsys store.FS, dir string) {
 	s.Close()
 	s = mustOpen(t, dir, store.Options{FS: fsys})
 	s.Close()
-}
-
-func testOffsetForTime(t *testing.T, fsys store.FS, dir string) {
-	now := time.UnixMilli(1_800_000_000_000)
-	clock := func() time.Time { return now }
-	s := mustOpen(t, dir, store.Options{FS: fsys, Now: clock, IndexInterval: 1})
-	defer s.Close()
-	p := mustPart(t, s, "t", 0)
-	var marks []int64
-	for k := 0; k < 5; k++ {
-		r := appendN(t, p, k*3, 3)
-		marks = append(marks, r[0].Offset)
-		now = now.Add(time.Second)
-	}
-	start := time.UnixMilli(1_800_000_000_000)
-	for k, m := range marks {
-		if got := p.OffsetForTime(start.Add(time.Duration(k) * time.Second)); got > m || got < m-200 {
-			t.Fatalf("OffsetForTime(+%ds) = %d, want about %d", k, got, m)
-		}
-	}
-	if got := p.OffsetForTime(now.Add(time.Hour)); got != p.End() {
-		t.Fatalf("future: %d", got)
-	}
 }
 
 // corruptByte flips the low bit of the byte at off in a file.

@@ -71,8 +71,10 @@
 //
 // A sidecar whose magic, version, CRC or segment size does not match is
 // ignored and rebuilt by scanning the segment. The in-memory copy of the
-// index serves Partition.OffsetAtOrBefore (the `offset` verb) and
-// Partition.OffsetForTime.
+// index serves Partition.OffsetAtOrBefore (the `offset` verb). The per-entry
+// times are kept in the format (an offset-for-time lookup could use them); the
+// `metaq groups reset-offsets --to-time` command searches by message id over
+// the wire instead, so it also works against MetaQ brokers.
 //
 // # Clean marker
 //

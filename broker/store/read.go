@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"slices"
 	"sort"
-	"time"
 )
 
 // Slice is a readable region of one segment file, returned by Read. It
@@ -348,29 +346,4 @@ func walkHeaders(seg *segment, f File, pos, target, lim int64) (int64, int64, er
 		}
 		pos = next
 	}
-}
-
-// OffsetForTime returns a message start at or shortly before (at most about
-// IndexInterval bytes) the first message whose id time is at or after t, or
-// End if there is none. Times come from the message ids.
-func (p *Partition) OffsetForTime(t time.Time) int64 {
-	ts := t.UnixMilli()
-	p.mu.RLock()
-	segs := append([]*segment(nil), p.segs...)
-	p.mu.RUnlock()
-	for _, seg := range segs {
-		if _, _, maxTS := seg.stats(); maxTS < ts {
-			continue
-		}
-		e, ok := seg.firstAtOrAfter(ts)
-		if !ok { // a message after the last index entry qualifies
-			return seg.base + seg.floorEntry(math.MaxInt64).rel
-		}
-		prev := seg.floorEntry(e.rel - 1)
-		if e.rel == 0 {
-			return seg.base
-		}
-		return seg.base + prev.rel
-	}
-	return p.End()
 }

@@ -87,18 +87,6 @@ func (s *segment) floorEntry(rel int64) indexEntry {
 	return s.index[i-1]
 }
 
-// firstAtOrAfter returns the first index entry whose time is >= ts.
-func (s *segment) firstAtOrAfter(ts int64) (indexEntry, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range s.index {
-		if e.ts >= ts {
-			return e, true
-		}
-	}
-	return indexEntry{}, false
-}
-
 // scanResult is the outcome of scanning a segment file.
 type scanResult struct {
 	valid int64 // length of the valid prefix
