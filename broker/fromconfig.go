@@ -49,6 +49,9 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 	if br.MaxConnectionsPerIP == 0 {
 		o.MaxConnectionsPerIP = -1 // 0 in the file means unlimited
 	}
+	if br.MaxConnections == 0 {
+		o.MaxConnections = -1 // likewise
+	}
 	rc := cfg.Replication()
 	o.Replication = ReplicationOptions{Failover: rc.Enabled && zk.Enable, MemberID: max(0, rc.SlaveID), Async: rc.Mode == config.ReplicationAsync,
 		ServeReads: rc.ServeReads, MinSyncSlaves: rc.MinSyncSlaves, MaxDelay: rc.SlaveMaxDelay, MasterAddr: rc.MasterAddr}

@@ -10,7 +10,24 @@ import (
 
 	"github.com/metaq-go/metaq/broker"
 	"github.com/metaq-go/metaq/broker/brokertest"
+	"github.com/metaq-go/metaq/broker/config"
 )
+
+// TestMaxConnectionsZeroInServerINIMeansUnlimited: broker/config/doc.go
+// promises maxConnections=0 = unlimited; it used to become the 10000
+// default, and a negative limit refused every connection.
+func TestMaxConnectionsZeroInServerINIMeansUnlimited(t *testing.T) {
+	cfg, err := config.Parse([]byte("[system]\nbrokerId=1\nmaxConnections=0\n[zookeeper]\nzk.zkEnable=false\n"), "ini", config.WithoutEnv())
+	require.NoError(t, err)
+	opts := broker.OptionsFromConfig(cfg, nil)
+	require.Negative(t, opts.MaxConnections, "maxConnections=0 must mean no limit")
+	b := brokertest.Start(t, brokertest.Options{Modify: func(o *broker.Options) { o.MaxConnections = opts.MaxConnections }})
+	for i := 0; i < 3; i++ {
+		c := brokertest.Dial(t, b.Addr())
+		c.Send(t, fmt.Sprintf("version %d\r\n", i))
+		expectReply(t, c, 200, int32(i))
+	}
+}
 
 func TestMaxConnectionsRefusesTheExcessWithA503(t *testing.T) {
 	b := brokertest.Start(t, brokertest.Options{Modify: func(o *broker.Options) { o.MaxConnections = 3 }})

@@ -63,7 +63,7 @@ type Options struct {
 	// (coordinator/accept.go). None: nothing is published.
 	AcceptedTopics []coordinator.TopicPattern
 
-	MaxConnections        int           // default 10000
+	MaxConnections        int           // 0 = default 10000; < 0 = unlimited (maxConnections=0 in server.ini)
 	IdleTimeout           time.Duration // close connections silent this long; 0 = never
 	MaxLineLength         int           // default protocol.DefaultMaxLineLength
 	MaxMessageSize        int           // largest put data; default 2 MiB (protocol.MetaQClientMaxMessageSize)
@@ -154,7 +154,7 @@ func (o Options) withDefaults() (Options, error) {
 			return TopicConfig{NumPartitions: 1, AcceptPublish: true, AcceptSubscribe: true}, protocol.ValidTopic(topic) == nil
 		}
 	}
-	if o.MaxConnections <= 0 {
+	if o.MaxConnections == 0 {
 		o.MaxConnections = 10000
 	}
 	if o.MaxLineLength <= 0 {

@@ -105,7 +105,7 @@ func (s *server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if s.b.stopping.Load() {
 		return protocol.AppendResultString(nil, protocol.CodeUnavailable, 0, "broker is shutting down; use another broker"), gnet.Close
 	}
-	if n := st.currConns.Add(1); n > int64(s.b.opts.MaxConnections) {
+	if n := st.currConns.Add(1); s.b.opts.MaxConnections > 0 && n > int64(s.b.opts.MaxConnections) {
 		st.currConns.Add(-1)
 		s.b.log.Warn("connection refused: too many connections", "remote", gc.RemoteAddr().String(), "limit", s.b.opts.MaxConnections)
 		return protocol.AppendResultString(nil, protocol.CodeUnavailable, 0,
