@@ -81,9 +81,11 @@ func TestBinaryHandlerPanicCostsOnlyItsConnection(t *testing.T) {
 		} {
 			before := l.nAck.Load()
 			requireClosedBy(t, b.addr, req)
-			b.requireAlive(fmt.Sprintf("a panic in a %s handler", req.Verb()))
-			require.Eventually(t, func() bool { return l.nAck.Load() >= before+100 }, 60*time.Second, time.Millisecond,
-				"producers on other connections stalled after the %s panic: %d acknowledged since", req.Verb(), l.nAck.Load()-before)
+			eventually(t, 60*time.Second, func() (bool, string) {
+				b.requireAlive(fmt.Sprintf("a panic in a %s handler", req.Verb()))
+				n := l.nAck.Load() - before
+				return n >= 100, fmt.Sprintf("producers on other connections after the %s panic: %d acknowledged since, want 100", req.Verb(), n)
+			})
 			rep, err := get(reader, int32(i), 0, 4096)
 			require.NoError(t, err, "a get on another connection after the %s panic", req.Verb())
 			require.Equal(t, protocol.VerbValue, rep.Verb, "a get on another connection after the %s panic: %d %s", req.Verb(), rep.Code, rep.Body)
