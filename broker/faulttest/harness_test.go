@@ -351,19 +351,25 @@ func (p *proc) statusKB(field string) (int64, error) {
 
 // health asks the admin port's /healthz: status code and body.
 func (p *proc) health() (int, string, error) {
+	code, body, err := p.adminGet("/healthz")
+	return code, strings.TrimSpace(string(body)), err
+}
+
+// adminGet fetches path from the admin port: status code and body.
+func (p *proc) adminGet(path string) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+"/healthz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+path, nil)
 	if err != nil {
-		return 0, "", err
+		return 0, nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, "", err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(body)), err
+	return resp.StatusCode, body, err
 }
 
 // eventually polls cond until it holds or timeout passes; on timeout the

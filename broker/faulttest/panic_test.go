@@ -3,7 +3,6 @@ package faulttest
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -22,20 +21,12 @@ const panicTopicEnv = "METAQ_FAULTINJECT_PANIC_TOPIC"
 
 // metric reads one unlabelled sample of the admin port's /metrics.
 func (p *proc) metric(name string) (float64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+"/metrics", nil)
+	code, body, err := p.adminGet("/metrics")
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
+	if code != http.StatusOK {
+		return 0, fmt.Errorf("/metrics answered %d: %s", code, body)
 	}
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(body)
 	if m == nil {
