@@ -21,7 +21,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// metaqBin is the metaq binary TestMain built for this run.
+// metaqBin is the metaq binary TestMain built for this run, with the
+// faultinject build tag: its injection points (broker/faultinject_on.go)
+// stay inert unless a test sets their environment variable, so one build
+// serves every test.
 var metaqBin string
 
 func TestMain(m *testing.M) {
@@ -41,14 +44,14 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "faulttest: the go command is not on PATH; it builds the metaq binary:", err)
 		return 2
 	}
-	args := []string{"build", "-o", metaqBin}
+	args := []string{"build", "-tags", "faultinject", "-o", metaqBin}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
 	build := exec.Command(goCmd, append(args, "github.com/metaq-go/metaq/tools/metaq")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "faulttest: go build ./tools/metaq:", err)
+		fmt.Fprintln(os.Stderr, "faulttest: go build -tags faultinject ./tools/metaq:", err)
 		return 2
 	}
 	return m.Run()
@@ -63,10 +66,12 @@ const (
 type config struct {
 	dataDir        string
 	maxSegmentSize int64    // 0 = 64 KiB
+	flushThreshold int      // unflushThreshold; 0 = group commit
 	extra          []string // "key=value" lines for [system]
 	nofile         int      // > 0: run under `ulimit -n nofile`
 	zk             []string // [zookeeper] lines; nil = ZooKeeper disabled
 	replication    []string // [replication] lines; nil = no section
+	env            []string // "NAME=value" added to the child's environment
 }
 
 func (c config) ini() string {
@@ -76,7 +81,7 @@ func (c config) ini() string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "[system]\nbrokerId=1\nhostName=127.0.0.1\nserverPort=0\ndataPath=%s\n", c.dataDir)
-	fmt.Fprintf(&b, "numPartitions=%d\nunflushThreshold=0\nmaxSegmentSize=%d\n", parts, seg)
+	fmt.Fprintf(&b, "numPartitions=%d\nunflushThreshold=%d\nmaxSegmentSize=%d\n", parts, c.flushThreshold, seg)
 	for _, l := range c.extra {
 		b.WriteString(l + "\n")
 	}
@@ -172,7 +177,7 @@ func startBroker(t *testing.T, cfg config) *proc {
 		// dash and bash set the soft and the hard limit; exec keeps the pid.
 		cmd = exec.Command("sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, cfg.nofile), metaqBin}, args...)...)
 	}
-	cmd.Env = childEnv()
+	cmd.Env = append(childEnv(), cfg.env...)
 	p := &proc{t: t, cfg: cfg, cmd: cmd, stderr: &outBuffer{}, exited: make(chan struct{})}
 	errPipe, err := cmd.StderrPipe()
 	require.NoError(t, err)
@@ -346,19 +351,25 @@ func (p *proc) statusKB(field string) (int64, error) {
 
 // health asks the admin port's /healthz: status code and body.
 func (p *proc) health() (int, string, error) {
+	code, body, err := p.adminGet("/healthz")
+	return code, strings.TrimSpace(string(body)), err
+}
+
+// adminGet fetches path from the admin port: status code and body.
+func (p *proc) adminGet(path string) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+"/healthz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+path, nil)
 	if err != nil {
-		return 0, "", err
+		return 0, nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, "", err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(body)), err
+	return resp.StatusCode, body, err
 }
 
 // eventually polls cond until it holds or timeout passes; on timeout the
