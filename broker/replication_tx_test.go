@@ -72,3 +72,36 @@ func TestPreparedXATransactionSurvivesFailover(t *testing.T) {
 	requireOK(t, r)
 	require.Empty(t, string(r.body), "nothing in doubt after the commit")
 }
+
+// A commit the old master completed is not committed again by the new
+// master: RECOVER does not list it, and a transaction manager replaying
+// its COMMIT gets 200 without a second copy of the messages (the stream's
+// COMMIT precedes the appends; a retry appends only what is missing).
+func TestCommittedXATransactionIsNotRepeatedAfterFailover(t *testing.T) {
+	m := startMember(t, "", broker.ReplicationOptions{MinSyncSlaves: 1, MaxDelay: time.Minute})
+	s := startMember(t, "", broker.ReplicationOptions{MemberID: 1, MasterAddr: m.Addr()})
+	waitInSync(t, dialT(t, m.Addr()), 1, true)
+	c := brokertest.Dial(t, m.Addr())
+	const x = "XID:2:0c0d:01:node1"
+	requireOK(t, txCall(t, c, txLine(x, "BEGIN", 1), 1))
+	for i := 0; i < 3; i++ {
+		requireOK(t, txCall(t, c, txPutLine("rt", 0, fmt.Sprintf("done-%d", i), x, 10+i), 10+i))
+	}
+	requireOK(t, txCall(t, c, txLine(x, "PREPARE", 20), 20))
+	requireOK(t, txCall(t, c, txLine(x, "COMMIT_TWO_PHASE", 21), 21))
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, m.Shutdown(ctx))
+	require.NoError(t, s.Lead(ctx, 1))
+	sc := brokertest.Dial(t, s.Addr())
+	r := txCall(t, sc, txLine("null", "RECOVER", 30), 30)
+	requireOK(t, r)
+	require.Empty(t, string(r.body), "a committed transaction is not in doubt on the new master")
+	requireOK(t, txCall(t, sc, txLine(x, "COMMIT_TWO_PHASE", 31), 31))
+	got := payloads(t, s.Addr(), "rt", 0)
+	require.Len(t, got, 3, "the committed messages exactly once")
+	for i, msg := range got {
+		require.Equal(t, fmt.Sprintf("done-%d", i), string(msg.Data))
+	}
+}
