@@ -36,7 +36,7 @@ type getJob struct {
 func (cn *conn) checkRead(topic string, part int32, opaque int32) bool {
 	b := cn.b
 	cfg, ok := b.opts.Topic(topic)
-	if !ok || !cfg.AcceptSubscribe {
+	if !ok || !cfg.AcceptSubscribe || topic == txStreamTopic { // the transaction stream is for followers only
 		cn.reply(protocol.CodeNotFound, opaque, "topic "+strconv.Quote(topic)+" is not served for subscribing by this broker")
 		return false
 	}

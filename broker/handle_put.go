@@ -66,6 +66,10 @@ func (cn *conn) handlePut(r *protocol.PutRequest) {
 		}
 	}
 	cfg, ok := b.opts.Topic(r.Topic)
+	if r.Topic == txStreamTopic {
+		fail(protocol.CodeForbidden, "topic %q is the broker's internal transaction stream: publish to another topic", r.Topic)
+		return
+	}
 	if !ok || !cfg.AcceptPublish {
 		fail(protocol.CodeInternal, "topic %q is not accepted for publishing by this broker: add a [topic=%s] section to its config (or set autoCreateTopics=true)", r.Topic, r.Topic)
 		return

@@ -20,6 +20,11 @@ func (cn *conn) handleTransaction(r *protocol.TransactionRequest) {
 		cn.out = txFail(protocol.XAErrRMFail, "broker is shutting down: retry on restart").appendReply(cn.out, r.OpaqueID)
 		return
 	}
+	if b.repl.follower.Load() {
+		// A follower's journal is stale and its log a copy of its master's.
+		cn.out = txFail(protocol.XAErrRMFail, "%s", b.slaveRefusal()).appendReply(cn.out, r.OpaqueID)
+		return
+	}
 	opaque := r.OpaqueID
 	cn.inflight.Add(1)
 	b.inflight.Add(1)

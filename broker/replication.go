@@ -215,6 +215,11 @@ func (b *Broker) Lead(ctx context.Context, epoch int64) error {
 	}
 	b.closeReplicaStreams() // followers of an earlier term shake hands again
 	b.wakeReaders()
+	if b.tx != nil {
+		if err := b.tx.adoptReplicated(); err != nil {
+			return fmt.Errorf("replication: take over the transactions of the transaction stream: %w", err)
+		}
+	}
 	uri := b.URI()
 	b.repl.master.Store(&uri)
 	b.repl.follower.Store(false)

@@ -222,26 +222,10 @@ func openTxManager(b *Broker) (*txManager, error) {
 	var committing []*tx
 	now := time.Now()
 	for _, lt := range st.Live {
-		t := &tx{key: lt.Key, msgs: lt.Msgs, journaled: true, heuristic: lt.Heuristic, preparedAt: now}
-		if k, err := protocol.ParseTxKey(lt.Key); err == nil && k.Kind == protocol.TxKeyXA {
-			t.xa, t.uq = true, k.UniqueQualifier
-		}
-		for _, msg := range t.msgs {
-			t.bytes += int64(len(msg.Data)) + store.HeaderSize
-		}
-		m.held += t.bytes
-		switch lt.State {
-		case txlog.Prepared:
-			t.phase = txPrepared
-		case txlog.Committing:
-			t.phase, t.parts, t.running = txCommitting, slices.Clone(lt.Parts), true
+		if t := m.restore(lt, now); t.phase == txCommitting {
+			t.running = true
 			committing = append(committing, t)
-		case txlog.HeuristicCommitted:
-			t.phase = txHeurCommitted
-		case txlog.HeuristicRolledBack:
-			t.phase = txHeurRolledBack
 		}
-		m.txs[t.key] = t
 	}
 	for _, t := range committing {
 		if err := m.runCommit(t); err != nil {
@@ -257,6 +241,33 @@ func openTxManager(b *Broker) (*txManager, error) {
 	m.wg.Add(1)
 	go m.reaper()
 	return m, nil
+}
+
+// restore makes a journaled transaction live: prepared, heuristically
+// completed, or committing (a decided commit that is not complete: the
+// caller runs it, or a COMMIT retries it). Caller holds mu (or owns m
+// exclusively).
+func (m *txManager) restore(lt *txlog.Tx, now time.Time) *tx {
+	t := &tx{key: lt.Key, msgs: lt.Msgs, journaled: true, heuristic: lt.Heuristic, preparedAt: now}
+	if k, err := protocol.ParseTxKey(lt.Key); err == nil && k.Kind == protocol.TxKeyXA {
+		t.xa, t.uq = true, k.UniqueQualifier
+	}
+	for _, msg := range t.msgs {
+		t.bytes += int64(len(msg.Data)) + store.HeaderSize
+	}
+	m.held += t.bytes
+	switch lt.State {
+	case txlog.Prepared:
+		t.phase = txPrepared
+	case txlog.Committing:
+		t.phase, t.parts = txCommitting, slices.Clone(lt.Parts)
+	case txlog.HeuristicCommitted:
+		t.phase = txHeurCommitted
+	case txlog.HeuristicRolledBack:
+		t.phase = txHeurRolledBack
+	}
+	m.txs[t.key] = t
+	return t
 }
 
 func defaultTxLogDir(dataLogDir string) string { return filepath.Join(dataLogDir, "transactions") }
@@ -466,7 +477,8 @@ func (m *txManager) prepare(cn *conn, key string, done func(txResult)) (txResult
 		return txOK(fmt.Sprint(protocol.XAReadOnly)), false
 	}
 	t.phase, t.preparedAt = txPrepared, time.Now()
-	m.j.Append(txlog.Record{Kind: txlog.KindPrepare, Key: key, Msgs: t.msgs}, m.syncRecs, func(err error) {
+	rec := txlog.Record{Kind: txlog.KindPrepare, Key: key, Msgs: t.msgs}
+	m.j.Append(rec, m.syncRecs, func(err error) {
 		if err != nil {
 			m.mu.Lock()
 			t.phase = txActive
@@ -477,7 +489,15 @@ func (m *txManager) prepare(cn *conn, key string, done func(txResult)) (txResult
 		m.mu.Lock()
 		t.journaled = true
 		m.mu.Unlock()
-		done(txOK(fmt.Sprint(protocol.XAOK)))
+		// Off the journal's writer: the reply waits for the in-sync
+		// followers (the request's inflight count owns this goroutine).
+		go func() {
+			if err := m.b.replicateTx(rec, true); err != nil {
+				done(txFail(protocol.XAErrRMFail, "prepare of %s is journaled on this master but not on its in-sync replicas (%v): roll it back, or prepare again", key, err))
+				return
+			}
+			done(txOK(fmt.Sprint(protocol.XAOK)))
+		}()
 	})
 	return txResult{}, true
 }
@@ -571,7 +591,8 @@ func (m *txManager) rollback(cn *conn, key string, heuristic bool, done func(txR
 		return txFail(protocol.XAHeurRB, "transaction %s was heuristically rolled back (by an operator, or after xaHeuristicTimeoutSeconds); FORGET it", key), false
 	}
 	t.phase = txRollingBack
-	m.j.Append(txlog.Record{Kind: txlog.KindRollback, Key: key, Heuristic: heuristic}, m.syncRecs || heuristic, func(err error) {
+	rec := txlog.Record{Kind: txlog.KindRollback, Key: key, Heuristic: heuristic}
+	m.j.Append(rec, m.syncRecs || heuristic, func(err error) {
 		m.mu.Lock()
 		if err != nil {
 			t.phase = txPrepared
@@ -587,7 +608,13 @@ func (m *txManager) rollback(cn *conn, key string, heuristic bool, done func(txR
 			m.finish(t, outRolledBack)
 		}
 		m.mu.Unlock()
-		done(txOK(""))
+		go func() { // off the journal's writer, as for PREPARE
+			if err := m.b.replicateTx(rec, true); err != nil {
+				done(txFail(protocol.XAErrRMFail, "%s is rolled back on this master but not yet on its in-sync replicas (%v): roll it back again", key, err))
+				return
+			}
+			done(txOK(""))
+		}()
 	})
 	return txResult{}, true
 }
@@ -607,6 +634,9 @@ func (m *txManager) forget(key string, done func(txResult)) (txResult, bool) {
 		if err != nil {
 			done(txFail(protocol.XAErrRMFail, "forget of %s failed in the journal: %v", key, err))
 			return
+		}
+		if err := m.b.replicateTx(txlog.Record{Kind: txlog.KindForget, Key: key}, false); err != nil {
+			m.b.log.Warn("replication: FORGET not written to the transaction stream; a new master may list the transaction again", "tx", key, "err", err)
 		}
 		m.mu.Lock()
 		m.remove(t)

@@ -79,9 +79,13 @@ func (m *txManager) runCommit(t *tx) error {
 		m.mu.Lock()
 		t.parts = parts
 		m.mu.Unlock()
-		err = m.appendAll(groups)
+		if err = m.replicateCommit(t.key, inline, heur, parts); err == nil {
+			err = m.appendAll(groups)
+		}
 	} else if err == nil {
-		err = m.ensureAll(groups, parts)
+		if err = m.replicateCommit(t.key, inline, heur, parts); err == nil {
+			err = m.ensureAll(groups, parts)
+		}
 	}
 	if err != nil {
 		m.mu.Lock()
@@ -90,6 +94,11 @@ func (m *txManager) runCommit(t *tx) error {
 		return err
 	}
 	m.j.Append(txlog.Record{Kind: txlog.KindDone, Key: t.key, Heuristic: heur}, false, nil)
+	if !inline {
+		if err := m.b.replicateTx(txlog.Record{Kind: txlog.KindDone, Key: t.key, Heuristic: heur}, false); err != nil {
+			m.b.log.Warn("replication: DONE not written to the transaction stream; a new master completes the commit again (appending nothing twice)", "tx", t.key, "err", err)
+		}
+	}
 	m.mu.Lock()
 	t.running = false
 	if heur {
@@ -101,6 +110,19 @@ func (m *txManager) runCommit(t *tx) error {
 	}
 	m.mu.Unlock()
 	return nil
+}
+
+// replicateCommit writes the COMMIT of a prepared transaction to the
+// transaction stream and waits until the in-sync followers have it, before
+// any partition append: a new master that knows the transaction as
+// prepared never commits it a second time after the old master's appends
+// reached it. A one-phase commit of an unprepared (local) transaction is
+// not in the stream: its appends go through the sync gate like puts.
+func (m *txManager) replicateCommit(key string, inline, heur bool, parts []txlog.PartStart) error {
+	if inline {
+		return nil
+	}
+	return m.b.replicateTx(txlog.Record{Kind: txlog.KindCommit, Key: key, Heuristic: heur, Parts: parts}, true)
 }
 
 // appendAll appends every partition's batch concurrently and waits until
@@ -190,40 +212,23 @@ func (m *txManager) ensureAll(groups []*partBatch, parts []txlog.PartStart) erro
 // and count the consecutive matching ids that follow.
 func (m *txManager) ensurePartition(g *partBatch, start int64) error {
 	p, msgs := g.p, g.msgs
-	off, end := max(start, p.Earliest()), p.End()
 	present := 0
-	for off < end && present < len(msgs) {
-		sl, err := p.Read(off, 1<<20)
-		if errors.Is(err, store.ErrCaughtUp) {
-			break
+	var broken error
+	err := scanMessages(p, start, m.b.opts.MaxTransferSize, func(off int64, h store.Header, _ []byte) bool {
+		switch {
+		case h.ID == msgs[present].ID:
+			present++
+		case present > 0:
+			broken = fmt.Errorf("the transaction's batch is interrupted at offset %d after %d of %d messages", off, present, len(msgs))
+			return false
 		}
-		if err != nil {
-			return err
-		}
-		buf, err := sl.ReadAll(nil)
-		sl.Release()
-		if err != nil {
-			return err
-		}
-		adv := 0
-		for len(buf)-adv >= store.HeaderSize && present < len(msgs) {
-			h := store.ParseHeader(buf[adv:])
-			n := store.HeaderSize + int(h.Len)
-			if h.Len < 0 || n > len(buf)-adv {
-				break
-			}
-			switch {
-			case h.ID == msgs[present].ID:
-				present++
-			case present > 0:
-				return fmt.Errorf("the transaction's batch is interrupted at offset %d after %d of %d messages", off+int64(adv), present, len(msgs))
-			}
-			adv += n
-		}
-		if adv == 0 {
-			return fmt.Errorf("cannot parse the message at offset %d", off)
-		}
-		off += int64(adv)
+		return present < len(msgs)
+	})
+	if err == nil {
+		err = broken
+	}
+	if err != nil {
+		return err
 	}
 	if present == len(msgs) {
 		return nil
