@@ -55,6 +55,11 @@ func TestPreparedXATransactionSurvivesFailover(t *testing.T) {
 	require.Equal(t, int32(404), gr.code, "the transaction stream is not served to consumers: %q", gr.body)
 	_, err = dialT(t, s.Addr()).Put(ctx, &protocol.PutRequest{Topic: "__tx", Data: []byte("x"), Checksum: protocol.Checksum([]byte("x"))})
 	require.ErrorContains(t, err, "internal transaction stream", "nobody but the master writes the transaction stream")
+	topics, err := dialT(t, s.Addr()).Stats(ctx, "topics")
+	require.NoError(t, err)
+	for _, l := range topics {
+		require.NotContains(t, l.Key, "__tx", "the transaction stream is not a topic: never listed (nor registered in ZooKeeper)")
+	}
 	for p := 0; p < 2; p++ {
 		require.Empty(t, payloads(t, s.Addr(), "rt", p), "nothing of the prepared transaction is visible before COMMIT")
 	}

@@ -348,6 +348,7 @@ func (b *Broker) topicNames() []string {
 	for _, p := range b.store.Partitions() {
 		seen[p.Topic()] = true
 	}
+	delete(seen, txStreamTopic) // internal: never registered, listed or counted as a topic
 	out := make([]string, 0, len(seen))
 	for t := range seen {
 		out = append(out, t)
