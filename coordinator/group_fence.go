@@ -74,27 +74,14 @@ func (g *Group) doubt(tp TopicPartition, node string) {
 // in doubt at once (delivery stops before the loop even sees the event).
 func (g *Group) forwardOwn(ev loopEvent, ch <-chan zk.Event) {
 	node := ev.node
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		select {
-		case zev := <-ch:
-			if zev.Type == zk.EventNotWatching {
-				return
-			}
-		case <-g.stop:
-			return
-		}
+	g.afterFiring(ch, func() {
 		g.mu.Lock()
 		if ref := g.owned[ev.tp]; ref != nil && ref.node == node {
 			ref.doubt = true
 		}
 		g.mu.Unlock()
-		select {
-		case g.events <- ev:
-		case <-g.stop:
-		}
-	}()
+		g.deliver(ev)
+	})
 }
 
 // verifyOwned re-reads the owner node of every owned partition that is in

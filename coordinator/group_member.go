@@ -487,24 +487,35 @@ func (g *Group) releaseOwner(ctx context.Context, st *memberState, node string) 
 
 // forward delivers one watch firing to the loop.
 func (g *Group) forward(ev loopEvent, ch <-chan zk.Event) {
+	g.afterFiring(ch, func() { g.deliver(ev) })
+}
+
+// afterFiring runs fn in a goroutine the group owns once the watch ch fires,
+// unless the group stops first or the watch died with its connection or
+// session (then the session events say what happened and drive what to do
+// next).
+func (g *Group) afterFiring(ch <-chan zk.Event, fn func()) {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
 		select {
 		case zev := <-ch:
 			if zev.Type == zk.EventNotWatching {
-				// The watch died with its connection or session; the session
-				// events say what happened and drive what to do next.
 				return
 			}
 		case <-g.stop:
 			return
 		}
-		select {
-		case g.events <- ev:
-		case <-g.stop:
-		}
+		fn()
 	}()
+}
+
+// deliver hands ev to the loop, unless the group stops.
+func (g *Group) deliver(ev loopEvent) {
+	select {
+	case g.events <- ev:
+	case <-g.stop:
+	}
 }
 
 func (g *Group) onWatch(st *memberState, ev loopEvent) {

@@ -172,34 +172,17 @@ func (c *Conn) Pending() int {
 // Start queues req and registers h for its reply. It never blocks. When the
 // connection has already ended it returns the error and h is not called;
 // otherwise h is called exactly once, later.
-func (c *Conn) Start(req Request, h Handler) error {
-	if b, ok := req.(badReq); ok {
-		return b.err
-	}
-	c.mu.Lock()
-	if c.err != nil {
-		err := c.err
-		c.mu.Unlock()
-		return err
-	}
-	op := c.allocOpaqueLocked()
-	if len(c.pending) == 0 {
-		c.stallSince = time.Now().UnixNano()
-	}
-	c.pending[op] = h
-	was := len(c.wbuf)
-	c.wbuf = req.AppendRequest(c.wbuf, op)
-	n := len(c.wbuf)
-	c.mu.Unlock()
-	c.queued(was, n)
-	return nil
-}
+func (c *Conn) Start(req Request, h Handler) error { return c.enqueue(req, h) }
 
 // Send queues req without registering for a reply: for requests the broker
 // never answers (a transaction END, as MetaQ's TransactionContext sends it).
 // It never blocks; it returns the error of a connection that has already
 // ended. A reply that comes anyway is logged and dropped.
-func (c *Conn) Send(req Request) error {
+func (c *Conn) Send(req Request) error { return c.enqueue(req, nil) }
+
+// enqueue appends req to the write buffer under a fresh opaque and, with a
+// handler, registers h for the reply.
+func (c *Conn) enqueue(req Request, h Handler) error {
 	if b, ok := req.(badReq); ok {
 		return b.err
 	}
@@ -210,6 +193,12 @@ func (c *Conn) Send(req Request) error {
 		return err
 	}
 	op := c.allocOpaqueLocked()
+	if h != nil {
+		if len(c.pending) == 0 {
+			c.stallSince = time.Now().UnixNano()
+		}
+		c.pending[op] = h
+	}
 	was := len(c.wbuf)
 	c.wbuf = req.AppendRequest(c.wbuf, op)
 	n := len(c.wbuf)
