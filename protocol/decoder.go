@@ -23,10 +23,11 @@ const (
 	VerbResult // reply
 	VerbValue  // reply
 	VerbReplicate
+	VerbAuth // ours: SASL authentication
 )
 
 var verbNames = [...]string{"", "put", "get", "offset", "version", "stats", "quit",
-	"transaction", "sync", "result", "value", "replicate"}
+	"transaction", "sync", "result", "value", "replicate", "auth"}
 
 func (v Verb) String() string {
 	if int(v) < len(verbNames) && v != 0 {
@@ -244,6 +245,8 @@ func (d *Decoder) dispatch(buf []byte, n int) (Request, int, *Error) {
 		return d.decodeTransaction(n)
 	case "replicate":
 		return d.decodeReplicate(n)
+	case "auth":
+		return d.decodeAuth(n)
 	}
 	msg := "empty command line"
 	if len(d.toks[0]) > 0 {

@@ -9,15 +9,17 @@ import (
 
 // Reply codes. They have HTTP meanings (PROTOCOL.md §2).
 const (
-	CodeOK          = 200 // success
-	CodeMoved       = 301 // use another offset; the body holds it
-	CodeBadRequest  = 400 // bad request (e.g. get with maxSize <= 0)
-	CodeForbidden   = 403 // partition closed by an operator
-	CodeNotFound    = 404 // no such topic/partition, or no data at that offset
-	CodeConflict    = 409 // ours: replicate from a follower in a newer epoch than the master's
-	CodeInternal    = 500 // internal error or illegal argument
-	CodeUnavailable = 503 // busy or unsupported
-	CodeTimeout     = 504 // timeout
+	CodeContinue     = 100 // ours: auth exchange needs another client message; the body holds the challenge
+	CodeOK           = 200 // success
+	CodeMoved        = 301 // use another offset; the body holds it
+	CodeBadRequest   = 400 // bad request (e.g. get with maxSize <= 0)
+	CodeUnauthorized = 401 // ours: authentication required or failed (send auth)
+	CodeForbidden    = 403 // partition closed by an operator
+	CodeNotFound     = 404 // no such topic/partition, or no data at that offset
+	CodeConflict     = 409 // ours: replicate from a follower in a newer epoch than the master's
+	CodeInternal     = 500 // internal error or illegal argument
+	CodeUnavailable  = 503 // busy or unsupported
+	CodeTimeout      = 504 // timeout
 )
 
 // CodeInfo describes one reply code.
@@ -31,9 +33,11 @@ type CodeInfo struct {
 
 // Codes is the table of reply codes the protocol uses.
 var Codes = []CodeInfo{
+	{CodeContinue, "Continue", false},
 	{CodeOK, "OK", false},
 	{CodeMoved, "Moved", false},
 	{CodeBadRequest, "BadRequest", false},
+	{CodeUnauthorized, "Unauthorized", false},
 	{CodeForbidden, "Forbidden", false},
 	{CodeNotFound, "NotFound", false},
 	{CodeConflict, "Conflict", false},

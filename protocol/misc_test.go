@@ -8,7 +8,7 @@ import (
 )
 
 func TestCodesTable(t *testing.T) {
-	want := map[int32]bool{200: false, 301: false, 400: false, 403: false, 404: false, 409: false, 500: false, 503: true, 504: true}
+	want := map[int32]bool{100: false, 200: false, 401: false, 301: false, 400: false, 403: false, 404: false, 409: false, 500: false, 503: true, 504: true}
 	if len(Codes) != len(want) {
 		t.Fatal(len(Codes))
 	}
