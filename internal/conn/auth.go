@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -118,8 +119,12 @@ func (x *exchange) run(ctx context.Context) error {
 		err = ctx.Err() // the deadline was cut short: the connection is unusable
 	}
 	if err != nil {
-		if ctx.Err() != nil && !errors.Is(err, ErrAuth) {
-			err = wrap(ErrDial, fmt.Errorf("authenticating to %s: %w", x.addr, ctx.Err()))
+		if (ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)) && !errors.Is(err, ErrAuth) {
+			cause := ctx.Err()
+			if cause == nil { // the connection's deadline (ctx's) came first
+				cause = context.DeadlineExceeded
+			}
+			err = wrap(ErrDial, fmt.Errorf("authenticating to %s: no answer: %w", x.addr, cause))
 		}
 		return err
 	}
