@@ -2,7 +2,6 @@ package conn_test
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"net"
@@ -22,22 +21,6 @@ import (
 const secret = "pa55-w0rd-never-shown"
 
 var users = map[string]string{"alice": secret}
-
-// serverTLS is a TLS server configuration with a certificate of ca;
-// clientCA, when set, requires a client certificate it signed.
-func serverTLS(t *testing.T, ca *tlstest.CA, clientCA *tlstest.CA) *tls.Config {
-	t.Helper()
-	certFile, keyFile := ca.Issue(t, "broker")
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	require.NoError(t, err)
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if clientCA != nil {
-		c, err := tlsconf.Client(clientCA.CertFile, "", "")
-		require.NoError(t, err)
-		cfg.ClientCAs, cfg.ClientAuth = c.RootCAs, tls.RequireAndVerifyClientCert
-	}
-	return cfg
-}
 
 // requireNoSecret fails when err shows the password.
 func requireNoSecret(t *testing.T, err error) {
@@ -146,7 +129,7 @@ func TestAuthSilentServerEndsWithinDialTimeout(t *testing.T) {
 
 func TestTLSWithAuth(t *testing.T) {
 	ca := tlstest.NewCA(t, "cluster-ca")
-	s := authtest.Start(t, authtest.Options{Users: users, TLS: serverTLS(t, ca, nil)})
+	s := authtest.Start(t, authtest.Options{Users: users, CA: ca})
 	cfg, err := tlsconf.Client(ca.CertFile, "", "")
 	require.NoError(t, err)
 	_, port, _ := net.SplitHostPort(s.Addr)
@@ -160,7 +143,7 @@ func TestTLSWithAuth(t *testing.T) {
 
 func TestTLSUntrustedCA(t *testing.T) {
 	ca, other := tlstest.NewCA(t, "cluster-ca"), tlstest.NewCA(t, "other-ca")
-	s := authtest.Start(t, authtest.Options{Users: users, TLS: serverTLS(t, ca, nil)})
+	s := authtest.Start(t, authtest.Options{Users: users, CA: ca})
 	cfg, err := tlsconf.Client(other.CertFile, "", "")
 	require.NoError(t, err)
 	_, err = conn.Dial(ctxT(t), s.Addr, conn.Options{TLS: cfg, Auth: &conn.Auth{User: "alice", Password: secret}})
@@ -174,7 +157,7 @@ func TestTLSUntrustedCA(t *testing.T) {
 
 func TestTLSPlaintextClientOnTLSPort(t *testing.T) {
 	ca := tlstest.NewCA(t, "cluster-ca")
-	s := authtest.Start(t, authtest.Options{Users: users, TLS: serverTLS(t, ca, nil)})
+	s := authtest.Start(t, authtest.Options{Users: users, CA: ca})
 	_, err := conn.Dial(ctxT(t), s.Addr, conn.Options{Auth: &conn.Auth{User: "alice", Password: secret}})
 	require.ErrorIs(t, err, conn.ErrDial)
 	requireNoSecret(t, err)
@@ -182,7 +165,7 @@ func TestTLSPlaintextClientOnTLSPort(t *testing.T) {
 
 func TestMutualTLS(t *testing.T) {
 	ca, clients := tlstest.NewCA(t, "cluster-ca"), tlstest.NewCA(t, "client-ca")
-	s := authtest.Start(t, authtest.Options{Users: users, TLS: serverTLS(t, ca, clients)})
+	s := authtest.Start(t, authtest.Options{Users: users, CA: ca, ClientCA: clients})
 	cert, key := clients.Issue(t, "alice")
 	with, err := tlsconf.Client(ca.CertFile, cert, key)
 	require.NoError(t, err)
@@ -205,7 +188,7 @@ func TestMutualTLS(t *testing.T) {
 
 func TestPoolReauthenticatesOnReconnect(t *testing.T) {
 	ca := tlstest.NewCA(t, "cluster-ca")
-	s := authtest.Start(t, authtest.Options{Users: users, TLS: serverTLS(t, ca, nil)})
+	s := authtest.Start(t, authtest.Options{Users: users, CA: ca})
 	cfg, err := tlsconf.Client(ca.CertFile, "", "")
 	require.NoError(t, err)
 	p := conn.NewPool(conn.Options{TLS: cfg, Auth: &conn.Auth{User: "alice", Password: secret}}, nil)

@@ -10,10 +10,12 @@ package authtest
 import (
 	"bufio"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/xdg-go/scram"
 
+	"github.com/metaq-go/metaq/internal/tlsconf/tlstest"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -29,8 +32,12 @@ import (
 type Options struct {
 	// Users maps user names to passwords, accepted with both mechanisms.
 	Users map[string]string
-	// TLS, when set, makes the server accept only TLS connections.
-	TLS *tls.Config
+	// CA, when set, makes the server accept only TLS connections, with a
+	// certificate CA issued for 127.0.0.1 and localhost.
+	CA *tlstest.CA
+	// ClientCA, with CA, makes the server require a client certificate
+	// ClientCA signed (mutual TLS).
+	ClientCA *tlstest.CA
 	// Upstream is the broker address authenticated connections are
 	// forwarded to; "" answers `version` with "authtest" and anything else
 	// with 400.
@@ -68,8 +75,8 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.TLS != nil {
-		ln = tls.NewListener(ln, o.TLS)
+	if o.CA != nil {
+		ln = tls.NewListener(ln, serverConfig(t, o.CA, o.ClientCA))
 	}
 	s := &Server{Addr: ln.Addr().String(), opts: o, ln: ln, conns: map[net.Conn]struct{}{}}
 	s.scram, err = scram.SHA256.NewServer(s.lookup)
@@ -96,6 +103,27 @@ func (s *Server) DropConnections() {
 	for c := range s.conns {
 		_ = c.Close()
 	}
+}
+
+// serverConfig is a TLS server configuration with a certificate of ca;
+// clientCA, when set, requires a client certificate it signed.
+func serverConfig(t testing.TB, ca, clientCA *tlstest.CA) *tls.Config {
+	certFile, keyFile := ca.Issue(t, "broker")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if clientCA != nil {
+		pem, err := os.ReadFile(clientCA.CertFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.ClientCAs = x509.NewCertPool()
+		cfg.ClientCAs.AppendCertsFromPEM(pem)
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg
 }
 
 func (s *Server) lookup(user string) (scram.StoredCredentials, error) {
