@@ -55,6 +55,8 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 	rc := cfg.Replication()
 	o.Replication = ReplicationOptions{Failover: rc.Enabled && zk.Enable, MemberID: max(0, rc.SlaveID), Async: rc.Mode == config.ReplicationAsync,
 		ServeReads: rc.ServeReads, MinSyncSlaves: rc.MinSyncSlaves, MaxDelay: rc.SlaveMaxDelay, MasterAddr: rc.MasterAddr}
+	rcl := cfg.ReplicationClient()
+	o.Replication.MasterTLS, o.Replication.MasterUser, o.Replication.MasterPassword = rcl.TLS, rcl.User, rcl.Password
 	// Transaction limits.
 	o.MaxTransactionsPerConnection, o.MaxTransactions = br.MaxTransactionsPerConnection, br.MaxTransactions
 	o.XAHeuristicTimeout = br.XAHeuristicTimeout

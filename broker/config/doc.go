@@ -148,18 +148,28 @@
 //	masterAddr             "" — host:port of the master to follow; empty = the master node
 //	                       of this brokerId in ZooKeeper (/meta/brokers/ids/<brokerId>/master)
 //
+//	[security]             (ours) how a slave connects to its master; docs/security-clients.md
+//	brokerUser             "" — the user a slave authenticates to its master as (SCRAM-SHA-256,
+//	                       on every connection); needs brokerPasswordFile
+//	brokerPasswordFile     "" — file holding that user's password (one trailing newline is
+//	                       dropped); refused unless only its owner can read it (chmod 600)
+//	tls.caFile             tls.clientCAFile — PEM CA that signed the master's certificate; set,
+//	                       the slave connects to its master over TLS (presenting tls.certFile/
+//	                       tls.keyFile as its client certificate when they are set)
+//
 // # Environment variables
 //
-// Every [system], [zookeeper] and [replication] key can be set from the environment as
-// METAQ_<SECTION>_<KEY> in upper case, ZooKeeper keys without their "zk." prefix:
+// Every [system], [zookeeper], [replication] and [security] key can be set from the
+// environment as METAQ_<SECTION>_<KEY> in upper case, ZooKeeper keys without their "zk."
+// prefix, other dots as underscores (METAQ_SECURITY_TLS_CAFILE):
 //
 //	METAQ_SYSTEM_BROKERID=3
 //	METAQ_SYSTEM_SERVERPORT=8124
 //	METAQ_ZOOKEEPER_ZKCONNECT=zk1:2181,zk2:2181
 //
 // EnvVar computes the name; WithEnvPrefix changes "METAQ", WithoutEnv turns this off.
-// Empty variables are ignored. A variable under METAQ_SYSTEM_, METAQ_ZOOKEEPER_ or METAQ_REPLICATION_ that
-// names no key is an ErrUnknownKey error. Topic sections cannot be set from the
+// Empty variables are ignored. A variable under METAQ_SYSTEM_, METAQ_ZOOKEEPER_,
+// METAQ_REPLICATION_ or METAQ_SECURITY_ that names no key is an ErrUnknownKey error. Topic sections cannot be set from the
 // environment.
 //
 // # Precedence
