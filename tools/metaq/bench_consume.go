@@ -96,7 +96,7 @@ func setGroupOffsets(ctx context.Context, g *globals, s *zkrecipes.Session, p co
 	if len(parts) == 0 {
 		return 0, fmt.Errorf("topic %q has no partitions registered for subscribing (no broker serves it; `metaq topics list`)", topic)
 	}
-	probe, err := newPartitionProbe(ctx, s, p, group, g.timeout())
+	probe, err := newPartitionProbe(ctx, g, s, p, group)
 	if err != nil {
 		return 0, err
 	}

@@ -28,9 +28,17 @@ func brokerAddr(s string) (string, error) {
 
 // dialBroker opens the connection every broker request of the CLI goes over
 // (internal/conn, without heartbeats: a command's requests are bounded by
-// their ctx). The caller closes it.
-func dialBroker(ctx context.Context, addr string) (*conn.Conn, error) {
-	c, err := conn.Dial(ctx, addr, conn.Options{HeartbeatInterval: -1})
+// their ctx), with the TLS and credentials of the --tls-* and --user flags.
+// The caller closes it.
+func (g *globals) dialBroker(ctx context.Context, addr string) (*conn.Conn, error) {
+	sec, err := g.security()
+	if err != nil {
+		return nil, err
+	}
+	c, err := conn.Dial(ctx, addr, conn.Options{HeartbeatInterval: -1, TLS: sec.tls, Auth: sec.auth})
+	if errors.Is(err, conn.ErrAuth) {
+		return nil, fmt.Errorf("broker %s: %w", addr, authHint(err))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("broker %s: %w (is the broker running? check the address, or `metaq brokers --zk ...` for registered ones)", addr, err)
 	}
@@ -57,7 +65,7 @@ type brokerResult[T any] struct {
 // onEveryBroker dials every registered broker concurrently, runs fn (the
 // request named what) on its connection and returns the results by broker
 // id. Brokers without a master node are left out.
-func onEveryBroker[T any](ctx context.Context, brokers []brokerReg, what string,
+func onEveryBroker[T any](ctx context.Context, g *globals, brokers []brokerReg, what string,
 	fn func(context.Context, *conn.Conn) (T, error)) map[int]brokerResult[T] {
 	type res struct {
 		id int
@@ -75,7 +83,7 @@ func onEveryBroker[T any](ctx context.Context, brokers []brokerReg, what string,
 				ch <- res{br.ID, brokerResult[T]{err: fmt.Errorf("broker %d: bad URI %q in ZooKeeper (want meta://host:port)", br.ID, br.URI)}}
 				return
 			}
-			c, err := dialBroker(ctx, br.Addr)
+			c, err := g.dialBroker(ctx, br.Addr)
 			if err != nil {
 				ch <- res{br.ID, brokerResult[T]{err: err}}
 				return

@@ -189,9 +189,9 @@ type brokerStats struct {
 }
 
 // collectStats asks every registered broker for `stats <item>`, concurrently.
-func collectStats(ctx context.Context, brokers []brokerReg, item string) map[int]brokerStats {
+func collectStats(ctx context.Context, g *globals, brokers []brokerReg, item string) map[int]brokerStats {
 	out := map[int]brokerStats{}
-	for id, r := range collectLines(ctx, brokers, item) {
+	for id, r := range collectLines(ctx, g, brokers, item) {
 		if r.err != nil {
 			out[id] = brokerStats{Err: r.err}
 			continue
@@ -268,7 +268,7 @@ func readClusterReport(ctx context.Context, g *globals, s *zkrecipes.Session, p 
 	if err != nil {
 		return clusterReport{}, err
 	}
-	stats := collectStats(ctx, brokers, "")
+	stats := collectStats(ctx, g, brokers, "")
 	rep := clusterReport{ZooKeeper: zkStatusOf(s, g, p), Topics: len(topics), Brokers: []clusterBroker{}}
 	for _, br := range brokers {
 		cb := clusterBroker{brokerReg: br, Status: "not registered", Topics: -1}
@@ -285,7 +285,7 @@ func readClusterReport(ctx context.Context, g *globals, s *zkrecipes.Session, p 
 		}
 		rep.Brokers = append(rep.Brokers, cb)
 	}
-	if rep.Replication, err = readReplication(ctx, s, p, brokers); err != nil {
+	if rep.Replication, err = readReplication(ctx, g, s, p, brokers); err != nil {
 		return clusterReport{}, err
 	}
 	return rep, nil
@@ -344,7 +344,7 @@ func newBrokersCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return nil, err
 				}
-				stats := collectStats(ctx, brokers, "")
+				stats := collectStats(ctx, g, brokers, "")
 				rows := make([]brokerRow, 0, len(brokers))
 				for _, br := range brokers {
 					rows = append(rows, brokerRowOf(br, stats[br.ID]))

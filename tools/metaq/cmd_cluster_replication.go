@@ -84,7 +84,7 @@ func parseReplicationStats(lines map[string][]string) map[int]followerStats {
 // readReplication reads the replication state of every broker id that has
 // one (an epoch node or slave registrations); the stats come from each
 // registered master over internal/conn.
-func readReplication(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, brokers []brokerReg) ([]replicaSetReport, error) {
+func readReplication(ctx context.Context, g *globals, s *zkrecipes.Session, p coordinator.Paths, brokers []brokerReg) ([]replicaSetReport, error) {
 	var out []replicaSetReport
 	var masters []brokerReg
 	for _, br := range brokers {
@@ -97,7 +97,7 @@ func readReplication(ctx context.Context, s *zkrecipes.Session, p coordinator.Pa
 			masters = append(masters, br)
 		}
 	}
-	stats := collectLines(ctx, masters, "replication")
+	stats := collectLines(ctx, g, masters, "replication")
 	for i := range out {
 		r, ok := stats[out[i].BrokerID]
 		if !ok {

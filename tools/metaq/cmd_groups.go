@@ -296,7 +296,7 @@ func describeGroup(ctx context.Context, g *globals, s *zkrecipes.Session, p coor
 	if !ok {
 		return st, nil, errNoGroup(p, group)
 	}
-	probe, err := newPartitionProbe(ctx, s, p, group, g.timeout())
+	probe, err := newPartitionProbe(ctx, g, s, p, group)
 	if err != nil {
 		return st, nil, err
 	}

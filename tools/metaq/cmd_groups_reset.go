@@ -233,7 +233,7 @@ func planReset(ctx context.Context, g *globals, s *zkrecipes.Session, p coordina
 	if err != nil {
 		return nil, err
 	}
-	probe, err := newPartitionProbe(ctx, s, p, group, g.timeout())
+	probe, err := newPartitionProbe(ctx, g, s, p, group)
 	if err != nil {
 		return nil, err
 	}

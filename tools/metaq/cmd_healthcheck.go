@@ -104,7 +104,7 @@ func healthcheck(ctx context.Context, g *globals, addrs []string, expect int) (h
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Go(func() {
-			results[i] = checkBroker(ctx, t.addr, g.timeout())
+			results[i] = checkBroker(ctx, g, t.addr)
 			results[i].ID = t.id
 		})
 	}
@@ -117,16 +117,16 @@ func healthcheck(ctx context.Context, g *globals, addrs []string, expect int) (h
 }
 
 // checkBroker sends `version` and waits for a 200.
-func checkBroker(ctx context.Context, addr string, timeout time.Duration) healthResult {
+func checkBroker(ctx context.Context, g *globals, addr string) healthResult {
 	res := healthResult{Addr: addr}
 	if addr == "" {
 		res.Error = "no address: the URI in ZooKeeper is not meta://host:port"
 		return res
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, g.timeout())
 	defer cancel()
 	start := time.Now()
-	c, err := dialBroker(ctx, addr)
+	c, err := g.dialBroker(ctx, addr)
 	if err != nil {
 		res.Error = err.Error()
 		return res

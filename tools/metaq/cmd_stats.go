@@ -45,7 +45,7 @@ For every broker, the output is a list of {broker_id, addr, stats, error}.`,
 			if err != nil {
 				return usageError{err}
 			}
-			c, err := dialBroker(ctx, addr)
+			c, err := g.dialBroker(ctx, addr)
 			if err != nil {
 				return err
 			}
@@ -116,7 +116,7 @@ func statsAll(cmd *cobra.Command, g *globals, item string) error {
 		raw   []byte // the config item
 		lines []protocol.StatsLine
 	}
-	res := onEveryBroker(ctx, brokers, fmt.Sprintf("stats %q", item), func(ctx context.Context, c *conn.Conn) (a answer, err error) {
+	res := onEveryBroker(ctx, g, brokers, fmt.Sprintf("stats %q", item), func(ctx context.Context, c *conn.Conn) (a answer, err error) {
 		if item == "config" {
 			a.raw, err = c.StatsBody(ctx, item)
 		} else {

@@ -123,11 +123,11 @@ func describeTopic(ctx context.Context, g *globals, topic string) (topicDescript
 		return topicDescription{}, usageError{err}
 	}
 	return withZK(ctx, g, 1, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) (topicDescription, error) {
-		return readTopicDescription(ctx, s, p, topic)
+		return readTopicDescription(ctx, g, s, p, topic)
 	})
 }
 
-func readTopicDescription(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, topic string) (topicDescription, error) {
+func readTopicDescription(ctx context.Context, g *globals, s *zkrecipes.Session, p coordinator.Paths, topic string) (topicDescription, error) {
 	pub, err := readTopicRegs(ctx, s, p.TopicsPub()+"/"+topic)
 	if err != nil {
 		return topicDescription{}, err
@@ -155,7 +155,7 @@ func readTopicDescription(ctx context.Context, s *zkrecipes.Session, p coordinat
 		}
 		uri[br.ID] = br.URI
 	}
-	offsets := collectOffsets(ctx, serving, topic)
+	offsets := collectOffsets(ctx, g, serving, topic)
 	d := topicDescription{Topic: topic}
 	for _, id := range t.brokerIDs() {
 		n := max(pub[id], sub[id])
@@ -183,8 +183,8 @@ type brokerOffsets struct {
 }
 
 // collectOffsets asks each broker for `stats offsets` and keeps topic's lines.
-func collectOffsets(ctx context.Context, brokers []brokerReg, topic string) map[int]brokerOffsets {
-	raw := collectLines(ctx, brokers, "offsets")
+func collectOffsets(ctx context.Context, g *globals, brokers []brokerReg, topic string) map[int]brokerOffsets {
+	raw := collectLines(ctx, g, brokers, "offsets")
 	out := map[int]brokerOffsets{}
 	for id, r := range raw {
 		bo := brokerOffsets{parts: map[int]*[2]int64{}, err: r.err}
@@ -219,8 +219,8 @@ type linesOrErr struct {
 }
 
 // collectLines asks every registered broker for `stats <item>`, concurrently.
-func collectLines(ctx context.Context, brokers []brokerReg, item string) map[int]linesOrErr {
-	res := onEveryBroker(ctx, brokers, fmt.Sprintf("stats %q", item), func(ctx context.Context, c *conn.Conn) ([]protocol.StatsLine, error) {
+func collectLines(ctx context.Context, g *globals, brokers []brokerReg, item string) map[int]linesOrErr {
+	res := onEveryBroker(ctx, g, brokers, fmt.Sprintf("stats %q", item), func(ctx context.Context, c *conn.Conn) ([]protocol.StatsLine, error) {
 		return c.Stats(ctx, item)
 	})
 	out := make(map[int]linesOrErr, len(res))

@@ -88,7 +88,7 @@ func txRequest(ctx context.Context, g *globals, broker, key string, typ protocol
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout())
 	defer cancel()
-	c, err := dialBroker(ctx, addr)
+	c, err := g.dialBroker(ctx, addr)
 	if err != nil {
 		return "", err
 	}
@@ -124,7 +124,7 @@ func txListAll(c *cobra.Command, g *globals) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context(), g.timeout())
 	defer cancel()
-	res := onEveryBroker(ctx, brokers, "RECOVER", func(ctx context.Context, cn *conn.Conn) (string, error) {
+	res := onEveryBroker(ctx, g, brokers, "RECOVER", func(ctx context.Context, cn *conn.Conn) (string, error) {
 		return txDo(ctx, cn, "null", protocol.TxRecover)
 	})
 	rows := []txRow{}

@@ -27,19 +27,20 @@ func msgIDTime(id int64) time.Time { return time.UnixMilli(id>>22 + msgIDEpoch) 
 // message times (`get` of one message, time from its id). One connection per
 // broker, dialled on first use; not safe for concurrent use.
 type partitionProbe struct {
-	group   string // sent in offset/get requests (brokers only log it)
+	g       *globals // dials brokers with the command's TLS and credentials
+	group   string   // sent in offset/get requests (brokers only log it)
 	addrs   map[int]string
 	conns   map[int]*conn.Conn
 	timeout time.Duration
 }
 
 // newPartitionProbe reads the registered brokers from ZooKeeper.
-func newPartitionProbe(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, group string, timeout time.Duration) (*partitionProbe, error) {
+func newPartitionProbe(ctx context.Context, g *globals, s *zkrecipes.Session, p coordinator.Paths, group string) (*partitionProbe, error) {
 	brokers, err := listBrokers(ctx, s, p)
 	if err != nil {
 		return nil, err
 	}
-	pr := &partitionProbe{group: group, addrs: map[int]string{}, conns: map[int]*conn.Conn{}, timeout: timeout}
+	pr := &partitionProbe{g: g, group: group, addrs: map[int]string{}, conns: map[int]*conn.Conn{}, timeout: g.timeout()}
 	for _, b := range brokers {
 		if b.Registered && b.Addr != "" {
 			pr.addrs[b.ID] = b.Addr
@@ -66,7 +67,7 @@ func (pr *partitionProbe) conn(ctx context.Context, brokerID int) (*conn.Conn, e
 	if !ok {
 		return nil, fmt.Errorf("broker %d is not registered in ZooKeeper (stopped?)", brokerID)
 	}
-	c, err := dialBroker(ctx, addr)
+	c, err := pr.g.dialBroker(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("broker id %d: %w", brokerID, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
 	"github.com/metaq-go/metaq/coordinator"
@@ -16,7 +17,9 @@ import (
 // METAQ_* environment variables (METAQ_ZK, METAQ_ZK_ROOT, METAQ_OUTPUT...),
 // then the named context (--context, else the selected one; cmd_context.go).
 type globals struct {
-	v *viper.Viper
+	v     *viper.Viper
+	flags *pflag.FlagSet // the root's persistent flags (Changed tells a given flag)
+	sec   securityState  // TLS and credentials of broker connections (security.go)
 }
 
 func (g *globals) zkServers() []string {
@@ -59,12 +62,14 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	pf := root.PersistentFlags()
+	g.flags = pf
 	pf.String("zk", "", "ZooKeeper servers, host:port[,host:port...] (env METAQ_ZK)")
 	pf.String("zk-root", "/meta", "ZooKeeper root of the cluster (env METAQ_ZK_ROOT)")
 	pf.StringP("output", "o", "table", "output format: table or json (env METAQ_OUTPUT)")
 	pf.Duration("timeout", 10*time.Second, "timeout for one operation against ZooKeeper or a broker")
 	pf.BoolP("verbose", "v", false, "debug logging")
-	pf.String("context", "", "named context supplying --zk/--zk-root (env METAQ_CONTEXT; default: the selected one, see `metaq context`)")
+	pf.String("context", "", "named context supplying --zk/--zk-root and the security flags (env METAQ_CONTEXT; default: the selected one, see `metaq context`)")
+	addSecurityFlags(pf)
 	_ = g.v.BindPFlags(pf)
 	g.v.SetEnvPrefix("METAQ")
 	g.v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
