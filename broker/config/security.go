@@ -47,10 +47,13 @@ type ReplicationClient struct {
 	TLS *tls.Config
 }
 
-// GoString keeps the password out of %#v.
-func (r ReplicationClient) GoString() string {
-	return "config.ReplicationClient{User: " + r.User + ", PasswordFile: " + r.PasswordFile + ", CAFile: " + r.CAFile + "}"
+// String keeps the password out of %v and %+v.
+func (r ReplicationClient) String() string {
+	return "{User: " + r.User + ", PasswordFile: " + r.PasswordFile + ", CAFile: " + r.CAFile + "}"
 }
+
+// GoString keeps the password out of %#v.
+func (r ReplicationClient) GoString() string { return "config.ReplicationClient" + r.String() }
 
 func readReplicationClient(f *field) ReplicationClient {
 	r := ReplicationClient{

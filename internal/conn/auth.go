@@ -36,7 +36,7 @@ type Auth struct {
 }
 
 // Validate checks the credentials: a user, and a supported mechanism.
-func (a *Auth) Validate() error {
+func (a Auth) Validate() error {
 	if a.User == "" {
 		return errors.New("conn: authentication: empty user name")
 	}
@@ -49,18 +49,18 @@ func (a *Auth) Validate() error {
 }
 
 // mechanism is Mechanism in upper case, SCRAM-SHA-256 when empty.
-func (a *Auth) mechanism() string {
+func (a Auth) mechanism() string {
 	if a.Mechanism == "" {
 		return protocol.MechSCRAMSHA256
 	}
 	return strings.ToUpper(a.Mechanism)
 }
 
-// String shows the user and mechanism, never the password.
-func (a *Auth) String() string { return a.User + " (" + a.mechanism() + ")" }
+// String shows the user and mechanism, never the password (%v, %+v, %s).
+func (a Auth) String() string { return a.User + " (" + a.mechanism() + ")" }
 
 // GoString keeps the password out of %#v.
-func (a *Auth) GoString() string { return "conn.Auth{" + a.String() + "}" }
+func (a Auth) GoString() string { return "conn.Auth{" + a.String() + "}" }
 
 // handshake runs, within ctx, the TLS handshake (when o.TLS is set) and the
 // authentication exchange (when o.Auth is set) on a fresh connection. It

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -68,6 +69,13 @@ func TestAuthWrongPasswordOrUser(t *testing.T) {
 	}
 	require.Equal(t, 4, s.Failures())
 	require.Zero(t, s.Auths())
+}
+
+func TestAuthIsPrintedWithoutPassword(t *testing.T) {
+	a := conn.Auth{User: "alice", Password: secret}
+	s := fmt.Sprintf("%v %+v %#v %s %v %+v", a, a, a, &a, &a, conn.Options{Auth: &a})
+	require.NotContains(t, s, secret)
+	require.Contains(t, s, "alice (SCRAM-SHA-256)")
 }
 
 func TestAuthBadCredentialsRefusedBeforeDialling(t *testing.T) {
