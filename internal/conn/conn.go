@@ -10,12 +10,17 @@
 // sends `version` as a heartbeat; a connection with requests outstanding that
 // hears nothing for HeartbeatTimeout is declared lost.
 //
+// Dial runs the TLS handshake (Options.TLS) and the SASL exchange
+// (Options.Auth: SCRAM-SHA-256 or PLAIN, auth.go) before the connection's
+// goroutines start, so no request ever precedes them; a Pool dials, and so
+// authenticates, again on every reconnect. Refused credentials are ErrAuth.
+//
 // A Conn does not reconnect: when it fails, every outstanding request's
 // Handler gets the error and Done is closed; the owner dials a new one, or
 // uses a Pool, which keeps one live connection per broker address.
 //
 // Errors wrap sentinels for errors.Is: ErrClosed (closed by its owner),
-// ErrConnLost and ErrDial (retriable), ErrProtocol, and *ServerError for a
+// ErrConnLost and ErrDial (retriable), ErrAuth and ErrProtocol, and *ServerError for a
 // reply code other than 200 (ErrUnavailable, ErrTimeout, ... match by code;
 // 503 and 504 are retriable). IsRetriable says whether to send again.
 //
