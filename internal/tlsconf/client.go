@@ -15,10 +15,13 @@ import (
 // (the broker then takes its subject CommonName as the principal).
 //
 // The server name is left empty: internal/conn sets it from the address it
-// dials (set ServerName on the result to verify another name). Errors name
-// the file that could not be used and why.
+// dials (set ServerName on the result to verify another name). Sessions are
+// cached so that reconnects resume them, and records are always full-sized
+// (clients pipeline many requests per write). Errors name the file that
+// could not be used and why.
 func Client(caFile, certFile, keyFile string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(64),
+		DynamicRecordSizingDisabled: true}
 	if caFile != "" {
 		pool, err := loadCAFile(caFile)
 		if err != nil {

@@ -44,3 +44,48 @@ func TestClient(t *testing.T) {
 		})
 	}
 }
+
+// A reconnect resumes the TLS session (cheaper than a full handshake).
+func TestClientResumesSessions(t *testing.T) {
+	ca := tlstest.NewCA(t, "ca")
+	certFile, keyFile := ca.Issue(t, "broker")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte{1}) // completes the handshake; TLS 1.3 sends the ticket first
+			_ = c.Close()
+		}
+	}()
+	cfg, err := tlsconf.Client(ca.CertFile, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ServerName = "127.0.0.1"
+	var resumed []bool
+	for range 2 {
+		c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		resumed = append(resumed, c.ConnectionState().DidResume)
+		c.Close()
+	}
+	if resumed[0] || !resumed[1] {
+		t.Fatalf("resumed = %v, want [false true]", resumed)
+	}
+}
