@@ -20,6 +20,14 @@ type conn struct {
 	gc        gnet.Conn
 	remote    string
 	ip        string // client IP, for maxConnectionsPerIp
+	ipCounted bool   // counted in server.perIP (under connsMu)
+	// relayPending: a connection from the TLS front whose preamble
+	// (relayHello) has not been read yet; nothing else is decoded before.
+	relayPending bool
+	// tlsPrincipal is the Subject CommonName of the client's verified TLS
+	// certificate (mutual TLS), set from the preamble before the first
+	// request; "" otherwise.
+	tlsPrincipal string
 	dec       *protocol.Decoder
 	out       []byte         // replies built during one OnTraffic, written once at its end
 	puts      []*putBatch    // puts decoded during one OnTraffic, appended at its end
@@ -67,6 +75,11 @@ func (cn *conn) onTraffic() (action gnet.Action) {
 			action = gnet.Close
 		}
 	}()
+	if cn.relayPending {
+		if action, done := cn.relayHello(); !done {
+			return action
+		}
+	}
 	now := time.Now().UnixNano()
 	gc := cn.gc
 	in := gc.InboundBuffered()

@@ -23,6 +23,17 @@ func SetRegisterTopicHook(f func(ctx context.Context)) (restore func()) {
 	return func() { registerTopicHook = old }
 }
 
+// ConnPrincipals lists "principal@ip" of the open connections.
+func (b *Broker) ConnPrincipals() []string {
+	b.srv.connsMu.Lock()
+	defer b.srv.connsMu.Unlock()
+	var out []string
+	for cn := range b.srv.conns {
+		out = append(out, cn.tlsPrincipal+"@"+cn.ip)
+	}
+	return out
+}
+
 // LongPollParked reports whether a long-poll get waits on the partition.
 func (b *Broker) LongPollParked(topic string, part int) bool {
 	return b.waiters.has(partKey(topic, part))
