@@ -28,14 +28,14 @@ type conn struct {
 	// certificate (mutual TLS), set from the preamble before the first
 	// request; "" otherwise.
 	tlsPrincipal string
-	dec       *protocol.Decoder
-	out       []byte         // replies built during one OnTraffic, written once at its end
-	puts      []*putBatch    // puts decoded during one OnTraffic, appended at its end
-	held      *heldPut       // a put waiting for its partition to be created off the loop
-	replica   *replicaStream // set by `replicate`: a follower's stream (loop only)
-	isReplica atomic.Bool    // replica != nil, for closing streams from other goroutines
-	seenIn    int            // inbound bytes left after the last OnTraffic (new traffic vs a wake)
-	closed    atomic.Bool    // set by OnClose; read by asynchronous replies
+	dec          *protocol.Decoder
+	out          []byte         // replies built during one OnTraffic, written once at its end
+	puts         []*putBatch    // puts decoded during one OnTraffic, appended at its end
+	held         *heldPut       // a put waiting for its partition to be created off the loop
+	replica      *replicaStream // set by `replicate`: a follower's stream (loop only)
+	isReplica    atomic.Bool    // replica != nil, for closing streams from other goroutines
+	seenIn       int            // inbound bytes left after the last OnTraffic (new traffic vs a wake)
+	closed       atomic.Bool    // set by OnClose; read by asynchronous replies
 
 	lastActive   atomic.Int64 // unix nanos of the last traffic (read by the reaper)
 	partialSince atomic.Int64 // unix nanos since a request is half-received, 0 if none
