@@ -306,3 +306,6 @@ func (b *Broker) PlaintextAddr() string {
 	}
 	return b.srv.plaintextAddr
 }
+
+// TLSEnabled reports whether the client port speaks TLS.
+func (b *Broker) TLSEnabled() bool { return b.opts.TLS != nil }

@@ -48,6 +48,23 @@ func (s *Server) Config() *tls.Config {
 	}
 }
 
+// OptionalClientCertConfig is Config for a port where a client
+// certificate is one way among others to authenticate (the admin port,
+// which also takes a bearer token): a certificate is verified against the
+// client CA when presented, never required.
+func (s *Server) OptionalClientCertConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			cfg := s.cur.Load().Clone()
+			if cfg.ClientCAs != nil {
+				cfg.ClientAuth = tls.VerifyClientCertIfGiven
+			}
+			return cfg, nil
+		},
+	}
+}
+
 // Reload reads the certificate, key and client CA files again. On any
 // error the previous material stays in use and the error says which file
 // is wrong; connections already established are never affected.
