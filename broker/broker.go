@@ -87,6 +87,9 @@ func New(opts Options) (*Broker, error) {
 		}
 	})
 	o.logCompatWarnings()
+	if err := checkDirPermissions(o); err != nil {
+		return nil, err
+	}
 	st, err := store.Open(o.DataDir, o.Store)
 	if err != nil {
 		return nil, fmt.Errorf("broker: open data directory %s: %w", o.DataDir, err)
