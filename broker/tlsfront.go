@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -52,6 +53,8 @@ type tlsFront struct {
 	dir    string // private directory holding the unix socket
 	sock   string
 	secret string // hex; proves a unix connection comes from this front
+
+	active atomic.Int64 // connections being handshaken or relayed
 
 	wg     sync.WaitGroup
 	mu     sync.Mutex
@@ -144,10 +147,18 @@ func (f *tlsFront) acceptLoop() {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		// The engine applies maxConnections after the handshake; this
+		// bounds the handshakes and relays themselves.
+		if limit := f.b.opts.MaxConnections; limit > 0 && f.active.Load() >= int64(limit) {
+			f.b.log.Warn("TLS connection refused: too many connections", "remote", c.RemoteAddr().String(), "limit", limit)
+			_ = c.Close()
+			continue
+		}
 		if !f.track(c) {
 			_ = c.Close()
 			return
 		}
+		f.active.Add(1)
 		f.wg.Add(1)
 		go f.serve(c)
 	}
@@ -156,6 +167,7 @@ func (f *tlsFront) acceptLoop() {
 // serve runs one connection: handshake, preamble, relay.
 func (f *tlsFront) serve(raw net.Conn) {
 	defer f.wg.Done()
+	defer f.active.Add(-1) // added by acceptLoop
 	defer f.untrack(raw)
 	if tc, ok := raw.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
