@@ -24,6 +24,7 @@ type conn struct {
 	// relayPending: a connection from the TLS front whose preamble
 	// (relayHello) has not been read yet; nothing else is decoded before.
 	relayPending bool
+	relayID      uint64 // the TLS front's id of the relay, 0 if none (closeRelay)
 	// tlsPrincipal is the Subject CommonName of the client's verified TLS
 	// certificate (mutual TLS), set from the preamble before the first
 	// request; "" otherwise.

@@ -34,6 +34,9 @@ func (b *Broker) ConnPrincipals() []string {
 	return out
 }
 
+// TLSRelays is the number of connections the TLS front handshakes or relays.
+func (b *Broker) TLSRelays() int64 { return b.srv.front.active.Load() }
+
 // LongPollParked reports whether a long-poll get waits on the partition.
 func (b *Broker) LongPollParked(topic string, part int) bool {
 	return b.waiters.has(partKey(topic, part))

@@ -207,6 +207,9 @@ func (s *server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	cn.closed.Store(true)
+	if cn.relayID != 0 {
+		s.front.closeRelay(cn.relayID) // the client's TCP connection closes with this one
+	}
 	if cn.replica != nil {
 		cn.replica.detach()
 	}

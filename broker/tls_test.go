@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -194,4 +196,37 @@ func TestTLSPlaintextPort(t *testing.T) {
 	c, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: roots(t, ca.CertFile)})
 	require.NoError(t, err)
 	tlsPutGet(t, c, "legacy", 20, "tls")
+}
+
+// A TLS client that sends gets and never reads the replies is closed by
+// the engine (it keeps sending while paused); its relay, blocked writing to
+// the client, ends too instead of living as long as the client.
+func TestTLSRelayEndsWithEngineConnection(t *testing.T) {
+	ca := tlstest.NewCA(t, "ca")
+	b := startTLSBroker(t, newTLSFiles(t, ca), "", func(o *broker.Options) { o.MaxConnOutputBytes = 64 << 10 })
+	c, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: roots(t, ca.CertFile)})
+	require.NoError(t, err)
+	data := strings.Repeat("x", 512<<10)
+	tlsPutGet(t, c, "big", 10, data)
+	require.Equal(t, int64(1), b.TLSRelays())
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() { // never reads
+		defer close(sent)
+		get := []byte("get big g 0 0 1048576 99\r\n")
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := c.Write(get); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-sent }()
+	require.Eventually(t, func() bool { return b.TLSRelays() == 0 }, 60*time.Second, 20*time.Millisecond,
+		"the relay of a closed connection must end although its client does not read")
 }

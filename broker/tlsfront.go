@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,11 +37,12 @@ import (
 // work: two goroutines copy with 64 KiB buffers.
 
 const (
-	relayMagic     = "METAQ-RELAY"
-	relayHelloMax  = 1024     // the preamble line's length limit
-	relayBufSize   = 64 << 10 // copy buffer per direction
-	relaySocket    = "relay.sock"
-	defaultHSLimit = 10 * time.Second
+	relayMagic      = "METAQ-RELAY"
+	relayHelloMax   = 1024     // the preamble line's length limit
+	relayBufSize    = 64 << 10 // copy buffer per direction
+	relaySocket     = "relay.sock"
+	relayCloseGrace = 5 * time.Second // see closeRelay
+	defaultHSLimit  = 10 * time.Second
 )
 
 var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
@@ -59,6 +61,8 @@ type tlsFront struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{} // raw and unix sides of live relays
+	raws   map[uint64]net.Conn   // client side of each relay by id (relayHello's id)
+	nextID uint64
 	closed bool
 }
 
@@ -79,7 +83,7 @@ func newTLSFront(b *Broker) (*tlsFront, error) {
 		return nil, fmt.Errorf("broker: listen on %s: %w (is another broker using the port? change serverPort)", b.opts.ListenAddr, err)
 	}
 	return &tlsFront{b: b, ln: ln, cfg: b.opts.TLS.Config(), dir: dir, sock: filepath.Join(dir, relaySocket),
-		secret: hex.EncodeToString(secret), conns: map[net.Conn]struct{}{}}, nil
+		secret: hex.EncodeToString(secret), conns: map[net.Conn]struct{}{}, raws: map[uint64]net.Conn{}}, nil
 }
 
 func (f *tlsFront) start() {
@@ -192,7 +196,9 @@ func (f *tlsFront) serve(raw net.Conn) {
 		return
 	}
 	defer f.untrack(uc)
-	if _, err := uc.Write(relayHello(f.secret, raw.RemoteAddr().String(), principal)); err != nil {
+	id := f.register(raw)
+	defer f.unregister(id)
+	if _, err := uc.Write(relayHello(f.secret, id, raw.RemoteAddr().String(), principal)); err != nil {
 		return
 	}
 	done := make(chan struct{})
@@ -204,6 +210,36 @@ func (f *tlsFront) serve(raw net.Conn) {
 	relayCopy(uc, tc) // client → broker
 	_ = uc.Close()
 	<-done
+}
+
+// register numbers a relay's client connection so that the engine can
+// close it (closeRelay) when it closes the relayed connection.
+func (f *tlsFront) register(raw net.Conn) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextID++
+	f.raws[f.nextID] = raw
+	return f.nextID
+}
+
+func (f *tlsFront) unregister(id uint64) {
+	f.mu.Lock()
+	delete(f.raws, id)
+	f.mu.Unlock()
+}
+
+// closeRelay bounds the life of relay id once the engine closed its side
+// (from OnClose): the relay still forwards what the engine wrote last (a
+// refusal, a final reply), then ends on its own; a relay blocked writing to
+// a client that does not read, or reading from one that sends nothing,
+// ends at the deadline instead of living as long as the client.
+func (f *tlsFront) closeRelay(id uint64) {
+	f.mu.Lock()
+	raw := f.raws[id]
+	f.mu.Unlock()
+	if raw != nil {
+		_ = raw.SetDeadline(time.Now().Add(relayCloseGrace))
+	}
 }
 
 // handshakeFailed closes a connection whose handshake failed. A client
@@ -241,14 +277,14 @@ func relayCopy(dst, src net.Conn) {
 	}
 }
 
-// relayHello is the preamble: magic, secret, client address, principal
-// (base64url, "-" for none).
-func relayHello(secret, remote, principal string) []byte {
+// relayHello is the preamble: magic, secret, relay id, client address,
+// principal (base64url, "-" for none).
+func relayHello(secret string, id uint64, remote, principal string) []byte {
 	p := "-"
 	if principal != "" {
 		p = base64.RawURLEncoding.EncodeToString([]byte(principal))
 	}
-	return fmt.Appendf(nil, "%s %s %s %s\r\n", relayMagic, secret, remote, p)
+	return fmt.Appendf(nil, "%s %s %d %s %s\r\n", relayMagic, secret, id, remote, p)
 }
 
 // relayHello reads the TLS front's preamble of a relayed connection (loop
@@ -266,11 +302,17 @@ func (cn *conn) relayHello() (action gnet.Action, done bool) {
 	}
 	f := cn.s.front
 	fields := strings.Fields(string(buf[:end]))
-	if f == nil || len(fields) != 4 || fields[0] != relayMagic ||
+	if f == nil || len(fields) != 5 || fields[0] != relayMagic ||
 		subtle.ConstantTimeCompare([]byte(fields[1]), []byte(f.secret)) != 1 {
 		cn.b.log.Warn("relay connection without a valid preamble: closing")
 		return gnet.Close, false
 	}
+	id, err := strconv.ParseUint(fields[2], 10, 64)
+	if err != nil {
+		return gnet.Close, false
+	}
+	cn.relayID = id // read by OnClose, on the loop
+	fields = fields[1:]
 	remote, ip, principal := fields[2], fields[2], ""
 	if host, _, err := net.SplitHostPort(remote); err == nil {
 		ip = host
