@@ -20,7 +20,7 @@ func BenchmarkTLSPut(b *testing.B) {
 	ca := tlstest.NewCA(b, "ca")
 	// One broker: its TLS port and its plaintext port share everything else.
 	br := startTLSBroker(b, newTLSFiles(b, ca), "", func(o *broker.Options) { o.PlaintextAddr = "127.0.0.1:0" })
-	pool := roots(b, ca.CertFile)
+	pool := ca.Pool()
 	for _, conns := range []int{1, 4} {
 		for _, mode := range []string{"plain", "tls"} {
 			b.Run(fmt.Sprintf("%s/conns=%d", mode, conns), func(b *testing.B) {

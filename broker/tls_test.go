@@ -3,7 +3,6 @@ package broker_test
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -34,15 +33,7 @@ func newTLSFiles(t testing.TB, ca *tlstest.CA) tlsFiles {
 }
 
 // install replaces the files with a certificate from ca.
-func (f tlsFiles) install(t testing.TB, ca *tlstest.CA) {
-	c, k := ca.Issue(t, "broker")
-	for src, dst := range map[string]string{c: f.cert, k: f.key} {
-		b, err := os.ReadFile(src)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(dst+".tmp", b, 0o600))
-		require.NoError(t, os.Rename(dst+".tmp", dst))
-	}
-}
+func (f tlsFiles) install(t testing.TB, ca *tlstest.CA) { ca.IssueAt(t, "broker", f.cert, f.key) }
 
 // startTLSBroker starts a broker whose port speaks TLS with a certificate
 // from ca; clientCA, when set, requires client certificates from it.
@@ -56,16 +47,6 @@ func startTLSBroker(t testing.TB, files tlsFiles, clientCA string, modify func(*
 			modify(o)
 		}
 	}})
-}
-
-func roots(t testing.TB, caFiles ...string) *x509.CertPool {
-	p := x509.NewCertPool()
-	for _, f := range caFiles {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		require.True(t, p.AppendCertsFromPEM(b))
-	}
-	return p
 }
 
 // dialTLS connects and completes the handshake (and, under TLS 1.3, learns
@@ -106,13 +87,13 @@ func TestTLSPutGetAndUntrustedCA(t *testing.T) {
 	ca, other := tlstest.NewCA(t, "ca"), tlstest.NewCA(t, "other")
 	b := startTLSBroker(t, newTLSFiles(t, ca), "", nil)
 
-	c, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: roots(t, ca.CertFile)})
+	c, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: ca.Pool()})
 	require.NoError(t, err)
 	tlsPutGet(t, c, "secure", 10, "over tls")
 
-	_, err = dialTLS(t, b.Addr(), &tls.Config{RootCAs: roots(t, other.CertFile)})
+	_, err = dialTLS(t, b.Addr(), &tls.Config{RootCAs: other.Pool()})
 	require.ErrorContains(t, err, "certificate signed by unknown authority")
-	_, err = dialTLS(t, b.Addr(), &tls.Config{RootCAs: roots(t, ca.CertFile), MaxVersion: tls.VersionTLS11})
+	_, err = dialTLS(t, b.Addr(), &tls.Config{RootCAs: ca.Pool(), MaxVersion: tls.VersionTLS11})
 	require.Error(t, err, "TLS 1.1 is refused")
 	tlsPutGet(t, c, "secure", 20, "still there")
 }
@@ -137,21 +118,21 @@ func TestTLSReloadKeepsConnections(t *testing.T) {
 	ca1, ca2 := tlstest.NewCA(t, "ca1"), tlstest.NewCA(t, "ca2")
 	files := newTLSFiles(t, ca1)
 	b := startTLSBroker(t, files, "", nil)
-	old, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: roots(t, ca1.CertFile)})
+	old, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: ca1.Pool()})
 	require.NoError(t, err)
 	tlsPutGet(t, old, "rotate", 10, "before")
 
 	// A broken replacement: refused, the old certificate stays.
 	require.NoError(t, os.WriteFile(files.cert, []byte("garbage"), 0o600))
 	require.ErrorContains(t, b.ReloadTLS(), "previous certificate stays in use")
-	_, err = dialTLS(t, b.Addr(), &tls.Config{RootCAs: roots(t, ca1.CertFile)})
+	_, err = dialTLS(t, b.Addr(), &tls.Config{RootCAs: ca1.Pool()})
 	require.NoError(t, err)
 
 	files.install(t, ca2)
 	require.NoError(t, b.ReloadTLS())
-	_, err = dialTLS(t, b.Addr(), &tls.Config{RootCAs: roots(t, ca1.CertFile)})
+	_, err = dialTLS(t, b.Addr(), &tls.Config{RootCAs: ca1.Pool()})
 	require.Error(t, err, "new handshakes get the new certificate")
-	fresh, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: roots(t, ca2.CertFile)})
+	fresh, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: ca2.Pool()})
 	require.NoError(t, err)
 	tlsPutGet(t, fresh, "rotate", 20, "new cert")
 	tlsPutGet(t, old, "rotate", 30, "old connection survives")
@@ -160,7 +141,7 @@ func TestTLSReloadKeepsConnections(t *testing.T) {
 func TestTLSMutualPrincipalAndLimits(t *testing.T) {
 	ca, other := tlstest.NewCA(t, "ca"), tlstest.NewCA(t, "other")
 	b := startTLSBroker(t, newTLSFiles(t, ca), ca.CertFile, func(o *broker.Options) { o.MaxConnectionsPerIP = 1 })
-	pool := roots(t, ca.CertFile)
+	pool := ca.Pool()
 	cert := func(ca *tlstest.CA, cn string) tls.Certificate {
 		c, k := ca.Issue(t, cn)
 		kp, err := tls.LoadX509KeyPair(c, k)
@@ -193,7 +174,7 @@ func TestTLSPlaintextPort(t *testing.T) {
 	require.NotEmpty(t, b.PlaintextAddr())
 	require.NotEqual(t, b.Addr(), b.PlaintextAddr())
 	tlsPutGet(t, brokertest.Dial(t, b.PlaintextAddr()), "legacy", 10, "plain")
-	c, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: roots(t, ca.CertFile)})
+	c, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: ca.Pool()})
 	require.NoError(t, err)
 	tlsPutGet(t, c, "legacy", 20, "tls")
 }
@@ -204,7 +185,7 @@ func TestTLSPlaintextPort(t *testing.T) {
 func TestTLSRelayEndsWithEngineConnection(t *testing.T) {
 	ca := tlstest.NewCA(t, "ca")
 	b := startTLSBroker(t, newTLSFiles(t, ca), "", func(o *broker.Options) { o.MaxConnOutputBytes = 64 << 10 })
-	c, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: roots(t, ca.CertFile)})
+	c, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: ca.Pool()})
 	require.NoError(t, err)
 	data := strings.Repeat("x", 512<<10)
 	tlsPutGet(t, c, "big", 10, data)

@@ -2,7 +2,6 @@ package tlsconf_test
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net"
 	"os"
@@ -14,17 +13,6 @@ import (
 	"github.com/metaq-go/metaq/internal/tlsconf"
 	"github.com/metaq-go/metaq/internal/tlsconf/tlstest"
 )
-
-func pool(t *testing.T, files ...string) *x509.CertPool {
-	t.Helper()
-	p := x509.NewCertPool()
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		require.True(t, p.AppendCertsFromPEM(b))
-	}
-	return p
-}
 
 // serve accepts TLS connections and echoes; it returns the address.
 func serve(t *testing.T, s *tlsconf.Server) string {
@@ -71,10 +59,10 @@ func TestServerTrustedAndUntrusted(t *testing.T) {
 	require.False(t, s.MutualTLS())
 	addr := serve(t, s)
 
-	c, err := dial(addr, &tls.Config{RootCAs: pool(t, ca.CertFile)})
+	c, err := dial(addr, &tls.Config{RootCAs: ca.Pool()})
 	require.NoError(t, err)
 	c.Close()
-	_, err = dial(addr, &tls.Config{RootCAs: pool(t, other.CertFile)})
+	_, err = dial(addr, &tls.Config{RootCAs: other.Pool()})
 	require.Error(t, err, "a client trusting another CA must fail")
 }
 
@@ -84,7 +72,7 @@ func TestServerRefusesOldTLS(t *testing.T) {
 	s, err := tlsconf.NewServer(cert, key, "")
 	require.NoError(t, err)
 	addr := serve(t, s)
-	_, err = dial(addr, &tls.Config{RootCAs: pool(t, ca.CertFile), MaxVersion: tls.VersionTLS11})
+	_, err = dial(addr, &tls.Config{RootCAs: ca.Pool(), MaxVersion: tls.VersionTLS11})
 	require.Error(t, err, "TLS 1.1 must be refused")
 }
 
@@ -95,7 +83,7 @@ func TestServerMutualTLS(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, s.MutualTLS())
 	addr := serve(t, s)
-	roots := pool(t, ca.CertFile)
+	roots := ca.Pool()
 
 	_, err = dial(addr, &tls.Config{RootCAs: roots})
 	require.Error(t, err, "no client certificate")
@@ -152,7 +140,7 @@ func TestServerReload(t *testing.T) {
 	s, err := tlsconf.NewServer(certFile, keyFile, "")
 	require.NoError(t, err)
 	addr := serve(t, s)
-	roots1, roots2 := pool(t, ca1.CertFile), pool(t, ca2.CertFile)
+	roots1, roots2 := ca1.Pool(), ca2.Pool()
 
 	old, err := dial(addr, &tls.Config{RootCAs: roots1})
 	require.NoError(t, err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -127,9 +126,7 @@ func TestAdminTLSAndAdminCertificate(t *testing.T) {
 	a, err := startAdminWith("127.0.0.1:0", b, adminSecurity{TLS: srv, IsAdmin: func(p string) bool { return p == "root" }}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	t.Cleanup(func() { a.Close(context.Background()) })
-	pool := x509.NewCertPool()
-	pem, _ := os.ReadFile(ca.CertFile)
-	pool.AppendCertsFromPEM(pem)
+	pool := ca.Pool()
 	client := func(cn string) *http.Client {
 		cfg := &tls.Config{RootCAs: pool}
 		if cn != "" {
@@ -161,15 +158,7 @@ func TestBrokerCommandSIGHUPReloadsTLS(t *testing.T) {
 	ca1, ca2 := tlstest.NewCA(t, "ca1"), tlstest.NewCA(t, "ca2")
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "broker.pem"), filepath.Join(dir, "broker-key.pem")
-	install := func(ca *tlstest.CA) {
-		c, k := ca.Issue(t, "broker")
-		for src, dst := range map[string]string{c: certFile, k: keyFile} {
-			b, err := os.ReadFile(src)
-			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(dst+".tmp", b, 0o600))
-			require.NoError(t, os.Rename(dst+".tmp", dst))
-		}
-	}
+	install := func(ca *tlstest.CA) { ca.IssueAt(t, "broker", certFile, keyFile) }
 	install(ca1)
 	port, err := zktest.FreePort()
 	require.NoError(t, err)
@@ -195,12 +184,6 @@ func TestBrokerCommandSIGHUPReloadsTLS(t *testing.T) {
 			t.Error("metaq broker did not stop")
 		}
 	})
-	roots := func(ca *tlstest.CA) *x509.CertPool {
-		p := x509.NewCertPool()
-		pem, _ := os.ReadFile(ca.CertFile)
-		p.AppendCertsFromPEM(pem)
-		return p
-	}
 	version := func(c *tls.Conn, r *bufio.Reader) error {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		if _, err := c.Write([]byte("version 1\r\n")); err != nil {
@@ -217,7 +200,7 @@ func TestBrokerCommandSIGHUPReloadsTLS(t *testing.T) {
 		return err
 	}
 	dial := func(ca *tlstest.CA) (*tls.Conn, *bufio.Reader, error) {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: roots(ca)})
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: ca.Pool()})
 		if err != nil {
 			return nil, nil, err
 		}
