@@ -20,14 +20,23 @@ type conn struct {
 	gc        gnet.Conn
 	remote    string
 	ip        string // client IP, for maxConnectionsPerIp
-	dec       *protocol.Decoder
-	out       []byte         // replies built during one OnTraffic, written once at its end
-	puts      []*putBatch    // puts decoded during one OnTraffic, appended at its end
-	held      *heldPut       // a put waiting for its partition to be created off the loop
-	replica   *replicaStream // set by `replicate`: a follower's stream (loop only)
-	isReplica atomic.Bool    // replica != nil, for closing streams from other goroutines
-	seenIn    int            // inbound bytes left after the last OnTraffic (new traffic vs a wake)
-	closed    atomic.Bool    // set by OnClose; read by asynchronous replies
+	ipCounted bool   // counted in server.perIP (under connsMu)
+	// relayPending: a connection from the TLS front whose preamble
+	// (relayHello) has not been read yet; nothing else is decoded before.
+	relayPending bool
+	relayID      uint64 // the TLS front's id of the relay, 0 if none (closeRelay)
+	// tlsPrincipal is the Subject CommonName of the client's verified TLS
+	// certificate (mutual TLS), set from the preamble before the first
+	// request; "" otherwise.
+	tlsPrincipal string
+	dec          *protocol.Decoder
+	out          []byte         // replies built during one OnTraffic, written once at its end
+	puts         []*putBatch    // puts decoded during one OnTraffic, appended at its end
+	held         *heldPut       // a put waiting for its partition to be created off the loop
+	replica      *replicaStream // set by `replicate`: a follower's stream (loop only)
+	isReplica    atomic.Bool    // replica != nil, for closing streams from other goroutines
+	seenIn       int            // inbound bytes left after the last OnTraffic (new traffic vs a wake)
+	closed       atomic.Bool    // set by OnClose; read by asynchronous replies
 
 	lastActive   atomic.Int64 // unix nanos of the last traffic (read by the reaper)
 	partialSince atomic.Int64 // unix nanos since a request is half-received, 0 if none
@@ -67,6 +76,11 @@ func (cn *conn) onTraffic() (action gnet.Action) {
 			action = gnet.Close
 		}
 	}()
+	if cn.relayPending {
+		if action, done := cn.relayHello(); !done {
+			return action
+		}
+	}
 	now := time.Now().UnixNano()
 	gc := cn.gc
 	in := gc.InboundBuffered()

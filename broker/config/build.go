@@ -141,7 +141,9 @@ func build(d *document, l *layers) (*Config, error) {
 	repl := &field{section: sectionReplication, get: func(k string) (string, string) { return l.get(sectionReplication, k) }}
 	c.repl = readReplication(repl)
 	c.repl.Enabled = len(d.replication) > 0
-	for _, f := range []*field{sys, zk, repl} {
+	sec := &field{section: sectionSecurity, get: func(k string) (string, string) { return l.get(sectionSecurity, k) }}
+	c.security = readSecurity(sec)
+	for _, f := range []*field{sys, zk, repl, sec} {
 		if f.err != nil {
 			return nil, f.err
 		}
@@ -203,6 +205,7 @@ func readBroker(f *field, dataPath string) Broker {
 		IdleTimeout:            f.millis(keyIdleTimeoutMs, DefaultIdleTimeout, 0),
 		MaxLineLength:          int(f.int(keyMaxLineLength, DefaultMaxLineLength, MinMaxLineLength, 1<<20)),
 		AdminPort:              int(f.int(keyAdminPort, 0, 0, 65535)),
+		AdminHost:              f.str(keyAdminHost, DefaultAdminHost),
 		Multicore:              f.boolean(keyMulticore, true),
 		RetentionCheckInterval: f.millis(keyRetentionCheckIntervalMs, DefaultRetentionCheckInterval, 1),
 		MaxConnectionsPerIP:    int(f.int(keyMaxConnectionsPerIP, DefaultMaxConnectionsPerIP, 0, maxInt32)),
@@ -250,6 +253,9 @@ func (c *Config) validate(sys *field) error {
 				b.MaxTransferSize, b.MaxMessageSize, MessageHeaderSize, need))
 		}
 		b.MaxTransferSize = need
+	}
+	if err := c.security.validate(b); err != nil {
+		return err
 	}
 	return c.zk.validate()
 }

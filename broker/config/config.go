@@ -80,6 +80,7 @@ type Broker struct {
 	IdleTimeout            time.Duration // idleTimeoutMs; 0 = never close idle connections
 	MaxLineLength          int           // longest request line accepted
 	AdminPort              int           // 0 = off
+	AdminHost              string        // adminHost: the admin port's bind address; default 127.0.0.1
 	Multicore              bool          // gnet multicore
 	RetentionCheckInterval time.Duration // retentionCheckIntervalMs: size-based retention
 	MaxConnectionsPerIP    int           // maxConnectionsPerIp; 0 = unlimited
@@ -135,6 +136,7 @@ type Config struct {
 	broker    Broker
 	zk        ZooKeeper
 	repl      Replication
+	security  Security
 	defaults  TopicConfig
 	topics    map[string]TopicConfig // explicit (non-wildcard) sections
 	names     []string               // sorted keys of topics

@@ -77,6 +77,9 @@
 //	                       runs — sizes grow between two deleteWhen activations; age-based
 //	                       retention runs only on deleteWhen)
 //	adminPort              0 (ours; 0 = off)
+//	adminHost              127.0.0.1 (ours) — the admin port's bind address; set 0.0.0.0
+//	                       (e.g. inside a container whose port is published to the
+//	                       host's loopback) to reach it from other hosts
 //	multicore              true (ours; gnet multicore)
 //	maxConnectionsPerIp    1000 (ours; 0 = unlimited) — connections from one client IP;
 //	                       the next one gets "result 503" with the limit and is closed
@@ -148,17 +151,34 @@
 //	masterAddr             "" — host:port of the master to follow; empty = the master node
 //	                       of this brokerId in ZooKeeper (/meta/brokers/ids/<brokerId>/master)
 //
+//	[security]             docs/security-tls.md (TLS, admin port)
+//	tls.certFile           "" — the broker's certificate (PEM, chain after the leaf). Set
+//	                       with tls.keyFile, serverPort and the admin port speak TLS 1.2+
+//	                       only; a plaintext client is closed (after a 503 line). SIGHUP
+//	                       reloads the files; established connections stay
+//	tls.keyFile            "" — its private key (PEM); required with tls.certFile
+//	tls.clientCAFile       "" — CA bundle for client certificates: set, every client
+//	                       must present a certificate chaining to it (mutual TLS) and its
+//	                       Subject CommonName becomes the connection's principal
+//	adminTokenFile         "" — file with the bearer token the admin port's mutating
+//	                       endpoints require (Authorization: Bearer <token>); it must not
+//	                       be readable by others. Unset: those endpoints are refused
+//	                       (unless an admin principal's client certificate is presented)
+//	plaintextPort          0 (off) — with TLS on, an extra port speaking the plain MetaQ
+//	                       protocol for clients without TLS (MetaQ's own); firewall it
+//
 // # Environment variables
 //
-// Every [system], [zookeeper] and [replication] key can be set from the environment as
+// Every [system], [zookeeper], [replication] and [security] key can be set from the environment as
 // METAQ_<SECTION>_<KEY> in upper case, ZooKeeper keys without their "zk." prefix:
 //
 //	METAQ_SYSTEM_BROKERID=3
 //	METAQ_SYSTEM_SERVERPORT=8124
 //	METAQ_ZOOKEEPER_ZKCONNECT=zk1:2181,zk2:2181
+//	METAQ_SECURITY_TLS_CERTFILE=/etc/metaq/broker.pem
 //
 // EnvVar computes the name; WithEnvPrefix changes "METAQ", WithoutEnv turns this off.
-// Empty variables are ignored. A variable under METAQ_SYSTEM_, METAQ_ZOOKEEPER_ or METAQ_REPLICATION_ that
+// Empty variables are ignored. A variable under METAQ_SYSTEM_, METAQ_ZOOKEEPER_, METAQ_REPLICATION_ or METAQ_SECURITY_ that
 // names no key is an ErrUnknownKey error. Topic sections cannot be set from the
 // environment.
 //

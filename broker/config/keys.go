@@ -10,6 +10,7 @@ const (
 	sectionSystem      = "system"
 	sectionZooKeeper   = "zookeeper"
 	sectionReplication = "replication"
+	sectionSecurity    = "security"
 	topicPrefix        = "topic="
 )
 
@@ -43,6 +44,7 @@ const (
 	keyRetentionBytes           = "retentionBytes"
 	keyRetentionCheckIntervalMs = "retentionCheckIntervalMs"
 	keyAdminPort                = "adminPort"
+	keyAdminHost                = "adminHost"
 	keyMulticore                = "multicore"
 	keyMaxConnectionsPerIP      = "maxConnectionsPerIp"
 	keyPartialRequestTimeoutMs  = "partialRequestTimeoutMs"
@@ -81,7 +83,7 @@ var (
 		keyMaxMessageSize, keyDeletePolicy, keyDeleteWhen, keyAcceptPublish, keyAcceptSubscribe,
 		keyStat, keyUpdateConsumerOffsets, keyMaxTxTimeoutInSeconds, keyFlushTxLogAtCommit,
 		keyAutoCreateTopics, keyMaxConnections, keyIdleTimeoutMs, keyMaxLineLength,
-		keyRetentionBytes, keyRetentionCheckIntervalMs, keyAdminPort, keyMulticore,
+		keyRetentionBytes, keyRetentionCheckIntervalMs, keyAdminPort, keyAdminHost, keyMulticore,
 		keyMaxConnectionsPerIP, keyPartialRequestTimeoutMs, keyMaxConnOutputBytes,
 		keyMaxTotalOutputBytes, keyReadWorkers,
 		// Transaction limits.
@@ -94,6 +96,10 @@ var (
 	replicationKeys = []string{
 		keySlaveID, keyReplicationMode, keyServeReads, keyMinSyncSlaves, keySlaveMaxDelayInMills,
 		keyMasterAddr,
+	}
+	// securityKeys: [security]; TLS and the admin port's token (security.go).
+	securityKeys = []string{
+		keyTLSCertFile, keyTLSKeyFile, keyTLSClientCAFile, keyAdminTokenFile, keyPlaintextPort,
 	}
 	topicKeys = []string{
 		keyNumPartitions, keyStat, keyDeletePolicy, keyDeleteWhen, keyDataPath,

@@ -31,13 +31,14 @@ func newLayers(d *document, o options) (*layers, error) {
 		sectionSystem:      toAnyMap(d.system),
 		sectionZooKeeper:   toAnyMap(d.zookeeper),
 		sectionReplication: toAnyMap(d.replication),
+		sectionSecurity:    toAnyMap(d.security),
 	}); err != nil {
 		return nil, err
 	}
 	if !o.env {
 		return l, nil
 	}
-	for section, keys := range map[string][]string{sectionSystem: systemKeys, sectionZooKeeper: zookeeperKeys, sectionReplication: replicationKeys} {
+	for section, keys := range map[string][]string{sectionSystem: systemKeys, sectionZooKeeper: zookeeperKeys, sectionReplication: replicationKeys, sectionSecurity: securityKeys} {
 		for _, key := range keys {
 			name := EnvVar(o.envPrefix, section, key)
 			vk := section + keyDelim + strings.ToLower(key)
@@ -52,9 +53,10 @@ func newLayers(d *document, o options) (*layers, error) {
 
 // EnvVar returns the environment variable that overrides key of section:
 // <PREFIX>_<SECTION>_<KEY>, upper case, with the "zk." of ZooKeeper keys dropped, e.g.
-// METAQ_SYSTEM_SERVERPORT and METAQ_ZOOKEEPER_ZKCONNECT.
+// METAQ_SYSTEM_SERVERPORT and METAQ_ZOOKEEPER_ZKCONNECT; other dots become "_"
+// (METAQ_SECURITY_TLS_CERTFILE).
 func EnvVar(prefix, section, key string) string {
-	name := strings.ToUpper(section + "_" + strings.TrimPrefix(key, "zk."))
+	name := strings.ToUpper(section + "_" + strings.ReplaceAll(strings.TrimPrefix(key, "zk."), ".", "_"))
 	if prefix != "" {
 		name = strings.ToUpper(prefix) + "_" + name
 	}
@@ -76,7 +78,7 @@ func (l *layers) checkEnv(prefix string) error {
 	}
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, p+"SYSTEM_") && !strings.HasPrefix(name, p+"ZOOKEEPER_") && !strings.HasPrefix(name, p+"REPLICATION_") || bound[name] {
+		if !strings.HasPrefix(name, p+"SYSTEM_") && !strings.HasPrefix(name, p+"ZOOKEEPER_") && !strings.HasPrefix(name, p+"REPLICATION_") && !strings.HasPrefix(name, p+"SECURITY_") || bound[name] {
 			continue
 		}
 		msg := "unknown environment variable " + name

@@ -1,0 +1,80 @@
+package config
+
+import (
+	"net"
+	"strings"
+)
+
+// [security] keys of TLS and the admin port (docs/security-tls.md).
+const (
+	keyTLSCertFile     = "tls.certFile"
+	keyTLSKeyFile      = "tls.keyFile"
+	keyTLSClientCAFile = "tls.clientCAFile"
+	keyAdminTokenFile  = "adminTokenFile"
+	keyPlaintextPort   = "plaintextPort"
+)
+
+// DefaultAdminHost is where the admin port binds unless adminHost says otherwise.
+const DefaultAdminHost = "127.0.0.1"
+
+// Security holds [security]: TLS on the broker, admin and replication
+// ports, and the admin port's bearer token.
+type Security struct {
+	// TLSCertFile and TLSKeyFile (tls.certFile, tls.keyFile; PEM): when
+	// set, serverPort and the admin port speak TLS only (1.2 and later).
+	TLSCertFile, TLSKeyFile string
+	// TLSClientCAFile (tls.clientCAFile): CA bundle that client
+	// certificates must chain to; set, every client must present one
+	// (mutual TLS) and its Subject CommonName is its principal.
+	TLSClientCAFile string
+	// AdminTokenFile (adminTokenFile): file holding the bearer token that
+	// the admin port's mutating endpoints require. It must not be
+	// readable by others (mode 0600 or 0640).
+	AdminTokenFile string
+	// PlaintextPort (plaintextPort): with TLS on, an extra port speaking
+	// the plain MetaQ protocol for clients without TLS; 0 = none (default).
+	PlaintextPort int
+}
+
+// TLS reports whether TLS is configured.
+func (s Security) TLS() bool { return s.TLSCertFile != "" }
+
+// Security returns the [security] settings.
+func (c *Config) Security() Security { return c.security }
+
+func readSecurity(f *field) Security {
+	return Security{
+		TLSCertFile:     f.optionalPath(keyTLSCertFile),
+		TLSKeyFile:      f.optionalPath(keyTLSKeyFile),
+		TLSClientCAFile: f.optionalPath(keyTLSClientCAFile),
+		AdminTokenFile:  f.optionalPath(keyAdminTokenFile),
+		PlaintextPort:   int(f.int(keyPlaintextPort, 0, 0, 65535)),
+	}
+}
+
+// optionalPath is a file path with '~' expanded, or "" when the key is not set.
+func (f *field) optionalPath(key string) string {
+	if _, _, ok := f.text(key); !ok {
+		return ""
+	}
+	return f.path(key, "")
+}
+
+func (s Security) validate(b *Broker) error {
+	switch {
+	case s.TLSCertFile != "" && s.TLSKeyFile == "":
+		return badValue(sectionSecurity, keyTLSKeyFile, "is missing: tls.certFile is set, so set tls.keyFile to its private key (PEM)")
+	case s.TLSCertFile == "" && s.TLSKeyFile != "":
+		return badValue(sectionSecurity, keyTLSCertFile, "is missing: tls.keyFile is set, so set tls.certFile to the broker's certificate (PEM)")
+	case s.TLSClientCAFile != "" && s.TLSCertFile == "":
+		return badValue(sectionSecurity, keyTLSClientCAFile, "needs TLS: set tls.certFile and tls.keyFile as well")
+	case s.PlaintextPort != 0 && !s.TLS():
+		return badValue(sectionSecurity, keyPlaintextPort, "%d is only for TLS setups (serverPort is already plaintext); remove it", s.PlaintextPort)
+	case s.PlaintextPort != 0 && (s.PlaintextPort == b.ServerPort || s.PlaintextPort == b.AdminPort):
+		return badValue(sectionSecurity, keyPlaintextPort, "%d is also serverPort or adminPort; use another port", s.PlaintextPort)
+	}
+	if net.ParseIP(b.AdminHost) == nil && (b.AdminHost == "" || strings.ContainsAny(b.AdminHost, " \t:/[]")) {
+		return badValue(sectionSystem, keyAdminHost, "%q is not an IP address or host name to bind the admin port to (e.g. 127.0.0.1, or 0.0.0.0 for every interface)", b.AdminHost)
+	}
+	return nil
+}
