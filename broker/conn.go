@@ -9,6 +9,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/metaq-go/metaq/internal/security"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -46,6 +47,15 @@ type conn struct {
 
 	readyMu sync.Mutex // guards ready
 	ready   []*getJob  // parked long-poll gets whose data arrived, to dispatch again
+
+	// Security (auth.go). tlsPrincipal is set before the first request of a
+	// TLS connection with a verified client certificate. principal and
+	// scram are written off the loop only while authBusy holds the
+	// connection's decoding (handle_auth.go).
+	tlsPrincipal string
+	principal    string // user of the last successful auth
+	scram        *security.SCRAMConversation
+	authBusy     atomic.Bool
 }
 
 // pausedInboundFloor is the least inbound data a paused connection may
@@ -171,9 +181,10 @@ func (cn *conn) flushOut() {
 }
 
 // blocked reports whether the connection must wait before decoding another
-// request: its unsent output is over its limit.
+// request: its unsent output is over its limit, or an auth exchange is
+// being checked.
 func (cn *conn) blocked() bool {
-	return cn.reserved.Load()+cn.lastOut.Load() >= cn.b.opts.MaxConnOutputBytes
+	return cn.reserved.Load()+cn.lastOut.Load() >= cn.b.opts.MaxConnOutputBytes || cn.authBusy.Load()
 }
 
 // mustWait reports whether a decoded request must wait for the read
@@ -296,7 +307,12 @@ func (cn *conn) handle(req protocol.Request) gnet.Action {
 	default:
 		runHook(req, true)
 	}
+	if !cn.permit(req) {
+		return gnet.None
+	}
 	switch r := req.(type) {
+	case *protocol.AuthRequest:
+		cn.handleAuth(r)
 	case *protocol.PutRequest:
 		cn.handlePut(r)
 	case *protocol.GetRequest:
