@@ -141,7 +141,9 @@ func build(d *document, l *layers) (*Config, error) {
 	repl := &field{section: sectionReplication, get: func(k string) (string, string) { return l.get(sectionReplication, k) }}
 	c.repl = readReplication(repl)
 	c.repl.Enabled = len(d.replication) > 0
-	for _, f := range []*field{sys, zk, repl} {
+	sec := &field{section: sectionSecurity, get: func(k string) (string, string) { return l.get(sectionSecurity, k) }}
+	c.sec = readSecurity(sec, &c.warnings)
+	for _, f := range []*field{sys, zk, repl, sec} {
 		if f.err != nil {
 			return nil, f.err
 		}

@@ -135,6 +135,7 @@ type Config struct {
 	broker    Broker
 	zk        ZooKeeper
 	repl      Replication
+	sec       Security
 	defaults  TopicConfig
 	topics    map[string]TopicConfig // explicit (non-wildcard) sections
 	names     []string               // sorted keys of topics
@@ -155,6 +156,9 @@ func (c *Config) ZooKeeper() ZooKeeper { return c.zk }
 
 // Replication returns the [replication] settings.
 func (c *Config) Replication() Replication { return c.repl }
+
+// Security returns the [security] settings.
+func (c *Config) Security() Security { return c.sec }
 
 // Defaults returns the per-topic settings of [system], which every topic section
 // overrides key by key.

@@ -7,6 +7,7 @@
 //	[system]            broker-wide settings; per-topic keys here are every topic's defaults
 //	[zookeeper]         zk.* settings
 //	[replication]       master/slave replication of this brokerId (docs/REPLICATION.md)
+//	[security]          authentication, ACLs (docs/SECURITY.md)
 //	[topic=<name>]      one topic; may override numPartitions, stat, deletePolicy,
 //	                    deleteWhen, dataPath, unflushInterval, unflushThreshold,
 //	                    acceptPublish, acceptSubscribe (and ours: retentionBytes)
@@ -148,9 +149,26 @@
 //	masterAddr             "" — host:port of the master to follow; empty = the master node
 //	                       of this brokerId in ZooKeeper (/meta/brokers/ids/<brokerId>/master)
 //
+//	[security]             docs/SECURITY.md. Without the section (or with only
+//	                       allowAnonymous=true) nothing is checked, as in MetaQ.
+//	usersFile              "" — users and their SCRAM-SHA-256 salted credentials, written by
+//	                       `metaq users add|remove NAME --users-file FILE` ('~' expanded).
+//	                       Clients log in with `auth` (SCRAM-SHA-256 or PLAIN). The broker
+//	                       refuses to start when the file is missing or malformed
+//	aclFile                "" — YAML list of rules such as
+//	                       - {principal: alice, operations: [put, get], topics: ["orders*"], groups: ["billing"]}
+//	                       (operations put, get, offset, transaction, stats, admin). Without
+//	                       it, once security is on, every principal may do everything except
+//	                       admin operations (stats config/replication/reset, replicate, other
+//	                       principals' transactions)
+//	allowAnonymous         false when usersFile is set, else true — clients that did not
+//	                       authenticate act as the principal "anonymous" (MetaQ's own
+//	                       clients cannot authenticate); false answers 401 to every request
+//	                       but auth, version and quit until a successful auth
+//
 // # Environment variables
 //
-// Every [system], [zookeeper] and [replication] key can be set from the environment as
+// Every [system], [zookeeper], [replication] and [security] key can be set from the environment as
 // METAQ_<SECTION>_<KEY> in upper case, ZooKeeper keys without their "zk." prefix:
 //
 //	METAQ_SYSTEM_BROKERID=3
@@ -158,7 +176,7 @@
 //	METAQ_ZOOKEEPER_ZKCONNECT=zk1:2181,zk2:2181
 //
 // EnvVar computes the name; WithEnvPrefix changes "METAQ", WithoutEnv turns this off.
-// Empty variables are ignored. A variable under METAQ_SYSTEM_, METAQ_ZOOKEEPER_ or METAQ_REPLICATION_ that
+// Empty variables are ignored. A variable under METAQ_SYSTEM_, METAQ_ZOOKEEPER_, METAQ_REPLICATION_ or METAQ_SECURITY_ that
 // names no key is an ErrUnknownKey error. Topic sections cannot be set from the
 // environment.
 //

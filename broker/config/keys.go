@@ -10,6 +10,7 @@ const (
 	sectionSystem      = "system"
 	sectionZooKeeper   = "zookeeper"
 	sectionReplication = "replication"
+	sectionSecurity    = "security"
 	topicPrefix        = "topic="
 )
 
@@ -63,6 +64,11 @@ const (
 	keySlaveMaxDelayInMills = "slaveMaxDelayInMills"
 	keyMasterAddr           = "masterAddr"
 
+	// [security]: wire authentication and authorisation (docs/SECURITY.md).
+	keyUsersFile      = "usersFile"
+	keyACLFile        = "aclFile"
+	keyAllowAnonymous = "allowAnonymous"
+
 	keyZkEnable              = "zk.zkEnable"
 	keyZkConnect             = "zk.zkConnect"
 	keyZkRoot                = "zk.zkRoot"
@@ -95,7 +101,8 @@ var (
 		keySlaveID, keyReplicationMode, keyServeReads, keyMinSyncSlaves, keySlaveMaxDelayInMills,
 		keyMasterAddr,
 	}
-	topicKeys = []string{
+	securityKeys = []string{keyUsersFile, keyACLFile, keyAllowAnonymous}
+	topicKeys    = []string{
 		keyNumPartitions, keyStat, keyDeletePolicy, keyDeleteWhen, keyDataPath,
 		keyUnflushInterval, keyUnflushThreshold, keyAcceptPublish, keyAcceptSubscribe,
 		keyRetentionBytes,

@@ -31,13 +31,14 @@ func newLayers(d *document, o options) (*layers, error) {
 		sectionSystem:      toAnyMap(d.system),
 		sectionZooKeeper:   toAnyMap(d.zookeeper),
 		sectionReplication: toAnyMap(d.replication),
+		sectionSecurity:    toAnyMap(d.security),
 	}); err != nil {
 		return nil, err
 	}
 	if !o.env {
 		return l, nil
 	}
-	for section, keys := range map[string][]string{sectionSystem: systemKeys, sectionZooKeeper: zookeeperKeys, sectionReplication: replicationKeys} {
+	for section, keys := range map[string][]string{sectionSystem: systemKeys, sectionZooKeeper: zookeeperKeys, sectionReplication: replicationKeys, sectionSecurity: securityKeys} {
 		for _, key := range keys {
 			name := EnvVar(o.envPrefix, section, key)
 			vk := section + keyDelim + strings.ToLower(key)
@@ -76,7 +77,7 @@ func (l *layers) checkEnv(prefix string) error {
 	}
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, p+"SYSTEM_") && !strings.HasPrefix(name, p+"ZOOKEEPER_") && !strings.HasPrefix(name, p+"REPLICATION_") || bound[name] {
+		if !strings.HasPrefix(name, p+"SYSTEM_") && !strings.HasPrefix(name, p+"ZOOKEEPER_") && !strings.HasPrefix(name, p+"REPLICATION_") && !strings.HasPrefix(name, p+"SECURITY_") || bound[name] {
 			continue
 		}
 		msg := "unknown environment variable " + name

@@ -144,13 +144,14 @@ type document struct {
 	system      map[string]string
 	zookeeper   map[string]string
 	replication map[string]string
+	security    map[string]string
 	topics      map[string]map[string]string // topic name or pattern → key → value
 	warnings    []string
 }
 
 func (d *document) load(tree map[string]any) error {
 	d.system, d.zookeeper, d.topics = map[string]string{}, map[string]string{}, map[string]map[string]string{}
-	d.replication = map[string]string{}
+	d.replication, d.security = map[string]string{}, map[string]string{}
 	seen := map[string]string{}
 	for _, name := range sortedKeys(tree) {
 		lname := strings.ToLower(strings.TrimSpace(name))
@@ -166,6 +167,8 @@ func (d *document) load(tree map[string]any) error {
 			err = d.section(sectionZooKeeper, tree[name], d.zookeeper, newKeySet(zookeeperKeys), ignoredZooKeeperKeys)
 		case lname == sectionReplication:
 			err = d.section(sectionReplication, tree[name], d.replication, newKeySet(replicationKeys), nil)
+		case lname == sectionSecurity:
+			err = d.section(sectionSecurity, tree[name], d.security, newKeySet(securityKeys), nil)
 		case strings.HasPrefix(lname, topicPrefix):
 			err = d.topic(strings.TrimSpace(strings.TrimSpace(name)[len(topicPrefix):]), tree[name])
 		case lname == "topics":
@@ -182,10 +185,10 @@ func (d *document) load(tree map[string]any) error {
 
 func (d *document) unknownSection(name string) error {
 	msg := fmt.Sprintf("unknown section [%s]", name)
-	if s := nearestOf(name, []string{sectionSystem, sectionZooKeeper, sectionReplication, "topics"}); s != "" {
+	if s := nearestOf(name, []string{sectionSystem, sectionZooKeeper, sectionReplication, sectionSecurity, "topics"}); s != "" {
 		msg += fmt.Sprintf(" (did you mean [%s]?)", s)
 	} else {
-		msg += " (sections are [system], [zookeeper], [replication] and [topic=<name>])"
+		msg += " (sections are [system], [zookeeper], [replication], [security] and [topic=<name>])"
 	}
 	return &Error{Kind: ErrUnknownKey, File: d.file, Msg: msg}
 }
@@ -237,7 +240,7 @@ func (d *document) section(label string, v any, out map[string]string, valid key
 		switch {
 		case ok:
 			out[canon] = flat[key]
-		case ignoredSet[strings.ToLower(key)] != "" || (label != sectionSystem && label != sectionZooKeeper && label != sectionReplication &&
+		case ignoredSet[strings.ToLower(key)] != "" || (label != sectionSystem && label != sectionZooKeeper && label != sectionReplication && label != sectionSecurity &&
 			strings.HasPrefix(strings.ToLower(key), ignoredTopicKeyPrefix)):
 			if flat[key] != "" {
 				d.warnings = append(d.warnings, fmt.Sprintf("%s [%s]: %s is a MetaQ-only setting and is ignored", d.file, label, key))
