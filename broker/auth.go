@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/metaq-go/metaq/internal/security"
@@ -60,19 +61,42 @@ func (o SecurityOptions) enabled() bool {
 
 // wireSecurity is the broker's loaded security state; nil when security is off.
 type wireSecurity struct {
-	authn     *security.Authenticator // nil without a users file
-	authz     *security.Authorizer
+	opts      SecurityOptions
 	anonymous bool
 	failures  *failureTracker
+	files     atomic.Pointer[securityFiles] // replaced whole by ReloadSecurity
 }
+
+// securityFiles is what the users and ACL files hold.
+type securityFiles struct {
+	authn *security.Authenticator // nil without a users file
+	authz *security.Authorizer
+}
+
+func (ws *wireSecurity) authn() *security.Authenticator { return ws.files.Load().authn }
+func (ws *wireSecurity) authz() *security.Authorizer    { return ws.files.Load().authz }
 
 func loadWireSecurity(o SecurityOptions, log *slog.Logger) (*wireSecurity, error) {
 	if !o.enabled() {
 		return nil, nil
 	}
-	ws := &wireSecurity{authz: security.DefaultAuthorizer(),
-		anonymous: o.Anonymous == AnonymousAllowed || o.Anonymous == AnonymousDefault && o.UsersFile == "",
-		failures:  newFailureTracker(o.FailureDelay, o.MaxFailureDelay)}
+	ws := &wireSecurity{opts: o, anonymous: o.Anonymous == AnonymousAllowed || o.Anonymous == AnonymousDefault && o.UsersFile == "",
+		failures: newFailureTracker(o.FailureDelay, o.MaxFailureDelay)}
+	f, err := loadSecurityFiles(o, log)
+	if err != nil {
+		return nil, err
+	}
+	ws.files.Store(f)
+	if o.ACLFile == "" {
+		log.Warn("security without an aclFile: every principal may put, get and commit offsets on every topic; " +
+			"admin operations (stats config, replicate, other principals' transactions) are refused until an aclFile grants admin")
+	}
+	log.Info("wire security on", "usersFile", o.UsersFile, "aclFile", o.ACLFile, "allowAnonymous", ws.anonymous)
+	return ws, nil
+}
+
+func loadSecurityFiles(o SecurityOptions, log *slog.Logger) (*securityFiles, error) {
+	f := &securityFiles{authz: security.DefaultAuthorizer()}
 	if o.UsersFile != "" {
 		users, err := security.LoadUsers(o.UsersFile)
 		if err != nil {
@@ -81,7 +105,7 @@ func loadWireSecurity(o SecurityOptions, log *slog.Logger) (*wireSecurity, error
 		if users.Len() == 0 {
 			log.Warn("the users file has no users: nobody can authenticate with a password; add one with `metaq users add`", "usersFile", o.UsersFile)
 		}
-		if ws.authn, err = security.NewAuthenticator(users); err != nil {
+		if f.authn, err = security.NewAuthenticator(users); err != nil {
 			return nil, err
 		}
 	}
@@ -90,19 +114,33 @@ func loadWireSecurity(o SecurityOptions, log *slog.Logger) (*wireSecurity, error
 		if err != nil {
 			return nil, fmt.Errorf("broker: [security] aclFile: %w", err)
 		}
-		ws.authz = a
-	} else {
-		log.Warn("security without an aclFile: every principal may put, get and commit offsets on every topic; " +
-			"admin operations (stats config, replicate, other principals' transactions) are refused until an aclFile grants admin")
+		f.authz = a
 	}
-	log.Info("wire security on", "usersFile", o.UsersFile, "aclFile", o.ACLFile, "allowAnonymous", ws.anonymous)
-	return ws, nil
+	return f, nil
+}
+
+// ReloadSecurity reads the users and ACL files again (SIGHUP). New
+// authentications and every later request use them; connections keep
+// the principal they have. On an error nothing changes and the error says
+// what to fix. Without security it does nothing.
+func (b *Broker) ReloadSecurity() error {
+	ws := b.sec
+	if ws == nil {
+		return nil
+	}
+	f, err := loadSecurityFiles(ws.opts, b.log)
+	if err != nil {
+		return err
+	}
+	ws.files.Store(f)
+	b.log.Info("security files reloaded", "usersFile", ws.opts.UsersFile, "aclFile", ws.opts.ACLFile)
+	return nil
 }
 
 // IsAdmin reports whether principal holds the admin operation (true for
 // everyone when security is off). For the admin port's mutual TLS.
 func (b *Broker) IsAdmin(principal string) bool {
-	return b.sec == nil || b.sec.authz.IsAdmin(principal)
+	return b.sec == nil || b.sec.authz().IsAdmin(principal)
 }
 
 // who is the connection's principal: "" when it has none yet (or security is off).
@@ -122,7 +160,7 @@ func (cn *conn) who() string {
 
 // isAdmin: the connection's principal may see and finish every transaction.
 func (cn *conn) isAdmin() bool {
-	return cn.b.sec == nil || cn.b.sec.authz.IsAdmin(cn.who())
+	return cn.b.sec == nil || cn.b.sec.authz().IsAdmin(cn.who())
 }
 
 // permit answers req itself (401 or 403) when the connection may not send
@@ -143,7 +181,7 @@ func (cn *conn) permit(req protocol.Request) bool {
 		return false
 	}
 	for _, c := range requiredFor(req, cn.replica != nil) {
-		if ok, reason := ws.authz.Authorize(who, c.op, c.topic, c.group); !ok {
+		if ok, reason := ws.authz().Authorize(who, c.op, c.topic, c.group); !ok {
 			cn.b.log.Info("request refused by the ACL", "remote", cn.remote, "principal", who, "verb", req.Verb().String(), "reason", reason)
 			cn.reply(protocol.CodeForbidden, req.Opaque(), reason)
 			return false

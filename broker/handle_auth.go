@@ -15,8 +15,12 @@ import (
 // (authBusy), so requests pipelined after auth are judged with its outcome.
 func (cn *conn) handleAuth(r *protocol.AuthRequest) {
 	ws := cn.b.sec
+	var authn *security.Authenticator
+	if ws != nil {
+		authn = ws.authn()
+	}
 	switch {
-	case ws == nil || ws.authn == nil:
+	case authn == nil:
 		cn.reply(protocol.CodeUnauthorized, r.OpaqueID, "password authentication is not configured on this broker ([security] usersFile is not set)")
 		return
 	case r.Mechanism != protocol.MechPlain && r.Mechanism != protocol.MechSCRAMSHA256:
@@ -32,14 +36,14 @@ func (cn *conn) handleAuth(r *protocol.AuthRequest) {
 		cn.scram = nil // a new exchange replaces an unfinished one
 	}
 	if mech == protocol.MechSCRAMSHA256 && cn.scram == nil {
-		cn.scram = ws.authn.NewSCRAM()
+		cn.scram = authn.NewSCRAM()
 	}
 	conv := cn.scram
 	cn.authBusy.Store(true)
 	cn.inflight.Add(1)
 	go func() {
 		defer cn.b.inflight.Done()
-		code, body, user, err := cn.authStep(ws, mech, conv, data)
+		code, body, user, err := authStep(authn, mech, conv, data)
 		if err != nil {
 			cn.authFailed(ws, mech, err)
 		}
@@ -54,9 +58,9 @@ func isSCRAMClientFirst(msg []byte) bool {
 }
 
 // authStep runs one client message of the exchange (off the loop).
-func (cn *conn) authStep(ws *wireSecurity, mech string, conv *security.SCRAMConversation, data []byte) (code int32, body []byte, user string, err error) {
+func authStep(authn *security.Authenticator, mech string, conv *security.SCRAMConversation, data []byte) (code int32, body []byte, user string, err error) {
 	if mech == protocol.MechPlain {
-		user, err = ws.authn.Plain(data)
+		user, err = authn.Plain(data)
 		return protocol.CodeOK, nil, user, err
 	}
 	reply, done, user, err := conv.Step(data)

@@ -154,7 +154,8 @@
 //	usersFile              "" — users and their SCRAM-SHA-256 salted credentials, written by
 //	                       `metaq users add|remove NAME --users-file FILE` ('~' expanded).
 //	                       Clients log in with `auth` (SCRAM-SHA-256 or PLAIN). The broker
-//	                       refuses to start when the file is missing or malformed
+//	                       refuses to start when the file is missing or malformed; SIGHUP
+//	                       reloads it and aclFile (a bad file is refused, the old one kept)
 //	aclFile                "" — YAML list of rules such as
 //	                       - {principal: alice, operations: [put, get], topics: ["orders*"], groups: ["billing"]}
 //	                       (operations put, get, offset, transaction, stats, admin). Without

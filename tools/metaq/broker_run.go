@@ -10,7 +10,8 @@ import (
 	"github.com/metaq-go/metaq/broker/config"
 )
 
-// runBroker loads the config, runs a broker until SIGTERM/SIGINT, then shuts
+// runBroker loads the config, runs a broker until SIGTERM/SIGINT (SIGHUP
+// reloads the users and ACL files), then shuts
 // down gracefully: deregister, stop accepting, finish in-flight requests,
 // flush, write the clean-shutdown markers.
 func runBroker(ctx context.Context, g *globals, configPath, listen, admin string) error {
@@ -35,6 +36,7 @@ func runBroker(ctx context.Context, g *globals, configPath, listen, admin string
 		_ = b.Shutdown(context.Background())
 		return err
 	}
+	defer reloadOnHangup(ctx, b.ReloadSecurity, log)()
 	if addr := adminAddr(admin, cfg.Broker().AdminPort); addr != "" {
 		a, err := startAdmin(addr, b, log, fsync.collectors()...)
 		if err != nil {

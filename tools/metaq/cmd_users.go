@@ -52,7 +52,7 @@ func loadUsersForEdit(path string) (*security.Users, error) {
 func newUsersAddCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "add NAME",
-		Short: "add a user, or set a user's new password (brokers read the file at start)",
+		Short: "add a user, or set a user's new password (brokers reload the file on SIGHUP)",
 		Example: "  metaq users add alice --users-file /etc/metaq/users.yaml          # type the password\n" +
 			"  metaq users add alice --users-file users.yaml --password-file pw.txt\n" +
 			"  printf '%s\\n' \"$PW\" | metaq users add alice --users-file users.yaml",
@@ -88,7 +88,7 @@ func newUsersAddCmd() *cobra.Command {
 		if existed {
 			verb = "changed the password of"
 		}
-		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s user %s in %s (restart the brokers that use it)\n", verb, name, *file)
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s user %s in %s (send SIGHUP to the brokers that use it)\n", verb, name, *file)
 		return err
 	}
 	return cmd
@@ -152,7 +152,7 @@ func newUsersRemoveCmd() *cobra.Command {
 		if err := u.Save(*file); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(cmd.OutOrStdout(), "removed user %s from %s (restart the brokers that use it)\n", args[0], *file)
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "removed user %s from %s (send SIGHUP to the brokers that use it)\n", args[0], *file)
 		return err
 	}
 	return cmd

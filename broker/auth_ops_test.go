@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/metaq-go/metaq/broker"
 	"github.com/metaq-go/metaq/broker/brokertest"
 	"github.com/metaq-go/metaq/broker/config"
+	"github.com/metaq-go/metaq/internal/security"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -80,4 +82,33 @@ func TestSecurityKeysReachTheBroker(t *testing.T) {
 	cfg, err = config.Parse([]byte("[system]\nbrokerId=1\n[zookeeper]\nzk.zkEnable=false\n[security]\nallowAnonymous=true\n"), "ini", config.WithoutEnv())
 	require.NoError(t, err)
 	require.Equal(t, broker.SecurityOptions{}, broker.OptionsFromConfig(cfg, slog.New(slog.DiscardHandler)).Security, "security off")
+}
+
+// TestReloadSecurityAppliesNewUsersAndRules: a user added and a rule
+// changed after start take effect on ReloadSecurity (SIGHUP); a bad file
+// is refused and the old rules stay.
+func TestReloadSecurityAppliesNewUsersAndRules(t *testing.T) {
+	dir := t.TempDir()
+	sec := securityFiles(t, dir)
+	b := startSecure(t, filepath.Join(dir, "data"), sec)
+	u, err := security.LoadUsers(sec.UsersFile)
+	require.NoError(t, err)
+	cred, err := security.NewCredentials("dave", "dave-pw")
+	require.NoError(t, err)
+	require.NoError(t, u.Set("dave", cred))
+	require.NoError(t, u.Save(sec.UsersFile))
+	require.NoError(t, os.WriteFile(sec.ACLFile, []byte(testACL+"- {principal: dave, operations: [stats]}\n"), 0o600))
+
+	c := brokertest.Dial(t, b.Addr())
+	c.Send(t, plainLine("dave", "dave-pw", 1))
+	expectReply(t, c, protocol.CodeUnauthorized, 1)
+	require.NoError(t, b.ReloadSecurity())
+	c.Send(t, plainLine("dave", "dave-pw", 2))
+	expectReply(t, c, protocol.CodeOK, 2)
+	requireOK(t, txCall(t, c, "stats topics 3\r\n", 3))
+
+	require.NoError(t, os.WriteFile(sec.ACLFile, []byte("- {principal: dave, operations: [everything]}\n"), 0o600))
+	err = b.ReloadSecurity()
+	require.ErrorIs(t, err, security.ErrBadACLFile)
+	requireOK(t, txCall(t, c, "stats topics 4\r\n", 4)) // the old rules stay
 }
