@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -17,16 +13,8 @@ import (
 // runMetaqIn runs the CLI with stdin.
 func runMetaqIn(t *testing.T, stdin string, args ...string) metaqResult {
 	t.Helper()
-	cmd := newRootCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetIn(strings.NewReader(stdin))
-	cmd.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	err := cmd.ExecuteContext(ctx)
-	return metaqResult{out: out.String(), err: err, code: exitCode(err)}
+	out, err := produceCLI(t, stdin, args...)
+	return metaqResult{out: out, err: err, code: exitCode(err)}
 }
 
 func TestUsersAddListRemove(t *testing.T) {
