@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -182,12 +183,23 @@ func (cn *conn) permit(req protocol.Request) bool {
 	}
 	for _, c := range requiredFor(req, cn.replica != nil) {
 		if ok, reason := ws.authz().Authorize(who, c.op, c.topic, c.group); !ok {
-			cn.b.log.Info("request refused by the ACL", "remote", cn.remote, "principal", who, "verb", req.Verb().String(), "reason", reason)
+			cn.logRefusal(who, req, reason)
 			cn.reply(protocol.CodeForbidden, req.Opaque(), reason)
 			return false
 		}
 	}
 	return true
+}
+
+// logRefusal logs an ACL refusal: at Info the first time on a connection,
+// later ones at Debug (a client retrying in a loop must not flood the log).
+func (cn *conn) logRefusal(who string, req protocol.Request, reason string) {
+	level := slog.LevelDebug
+	if !cn.refusalLogged {
+		cn.refusalLogged, level = true, slog.LevelInfo
+	}
+	cn.b.log.Log(context.Background(), level, "request refused by the ACL", "remote", cn.remote, "principal", who,
+		"verb", req.Verb().String(), "reason", reason)
 }
 
 type check struct {

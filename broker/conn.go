@@ -56,6 +56,8 @@ type conn struct {
 	principal    string // user of the last successful auth
 	scram        *security.SCRAMConversation
 	authBusy     atomic.Bool
+	// refusalLogged: an ACL refusal was logged at Info (later ones at Debug).
+	refusalLogged bool
 }
 
 // pausedInboundFloor is the least inbound data a paused connection may
