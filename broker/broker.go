@@ -40,7 +40,8 @@ type Broker struct {
 	srv            *server
 	listenAddr     atomic.Value // string, set by the server when it starts listening
 	listenPort     atomic.Int32
-	tx             *txManager // transactions and their journal
+	tx             *txManager    // transactions and their journal
+	sec            *wireSecurity // authentication and ACLs; nil = security off
 
 	closedMu sync.RWMutex    // guards closedParts
 	closed   map[string]bool // "topic-partition" closed by an operator
@@ -90,11 +91,15 @@ func New(opts Options) (*Broker, error) {
 	if err := checkDirPermissions(o); err != nil {
 		return nil, err
 	}
+	sec, err := loadWireSecurity(o.Security, o.Logger)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(o.DataDir, o.Store)
 	if err != nil {
 		return nil, fmt.Errorf("broker: open data directory %s: %w", o.DataDir, err)
 	}
-	b := &Broker{opts: o, log: o.Logger, store: st, stats: newStats(), closed: map[string]bool{}, stopCh: make(chan struct{}),
+	b := &Broker{opts: o, log: o.Logger, store: st, stats: newStats(), closed: map[string]bool{}, stopCh: make(chan struct{}), sec: sec,
 		configChecksum: crc32.ChecksumIEEE(o.ConfigRaw), bg: newBackground()}
 	for _, p := range st.Partitions() {
 		b.stats.addTopic(p.Topic())

@@ -9,6 +9,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/metaq-go/metaq/internal/security"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -25,10 +26,6 @@ type conn struct {
 	// (relayHello) has not been read yet; nothing else is decoded before.
 	relayPending bool
 	relayID      uint64 // the TLS front's id of the relay, 0 if none (closeRelay)
-	// tlsPrincipal is the Subject CommonName of the client's verified TLS
-	// certificate (mutual TLS), set from the preamble before the first
-	// request; "" otherwise.
-	tlsPrincipal string
 	dec          *protocol.Decoder
 	out          []byte         // replies built during one OnTraffic, written once at its end
 	puts         []*putBatch    // puts decoded during one OnTraffic, appended at its end
@@ -55,6 +52,18 @@ type conn struct {
 
 	readyMu sync.Mutex // guards ready
 	ready   []*getJob  // parked long-poll gets whose data arrived, to dispatch again
+
+	// Security (auth.go). tlsPrincipal is the Subject CommonName of the
+	// client's verified TLS certificate (mutual TLS), set from the relay's
+	// preamble before the first request; "" otherwise. principal and
+	// scram are written off the loop only while authBusy holds the
+	// connection's decoding (handle_auth.go).
+	tlsPrincipal string
+	principal    string // user of the last successful auth
+	scram        *security.SCRAMConversation
+	authBusy     atomic.Bool
+	// refusalLogged: an ACL refusal was logged at Info (later ones at Debug).
+	refusalLogged bool
 }
 
 // pausedInboundFloor is the least inbound data a paused connection may
@@ -185,9 +194,10 @@ func (cn *conn) flushOut() {
 }
 
 // blocked reports whether the connection must wait before decoding another
-// request: its unsent output is over its limit.
+// request: its unsent output is over its limit, or an auth exchange is
+// being checked.
 func (cn *conn) blocked() bool {
-	return cn.reserved.Load()+cn.lastOut.Load() >= cn.b.opts.MaxConnOutputBytes
+	return cn.reserved.Load()+cn.lastOut.Load() >= cn.b.opts.MaxConnOutputBytes || cn.authBusy.Load()
 }
 
 // mustWait reports whether a decoded request must wait for the read
@@ -310,7 +320,12 @@ func (cn *conn) handle(req protocol.Request) gnet.Action {
 	default:
 		runHook(req, true)
 	}
+	if !cn.permit(req) {
+		return gnet.None
+	}
 	switch r := req.(type) {
+	case *protocol.AuthRequest:
+		cn.handleAuth(r)
 	case *protocol.PutRequest:
 		cn.handlePut(r)
 	case *protocol.GetRequest:

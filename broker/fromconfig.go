@@ -98,6 +98,12 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 			AcceptSubscribe: tc.AcceptSubscribe}, true
 	}
 	o.AcceptedTopics = acceptedTopics(cfg)
+	if sc := cfg.Security(); sc.Enabled() {
+		o.Security = SecurityOptions{UsersFile: sc.UsersFile, ACLFile: sc.ACLFile, Anonymous: AnonymousRefused}
+		if sc.AllowAnonymous {
+			o.Security.Anonymous = AnonymousAllowed
+		}
+	}
 	return o
 }
 

@@ -133,6 +133,10 @@ type Options struct {
 	// outage.
 	XAHeuristicTimeout time.Duration
 
+	// Security: authentication and ACLs on the broker port (auth.go,
+	// docs/SECURITY.md); the zero value is off.
+	Security SecurityOptions
+
 	ConfigRaw []byte // raw config file, for `stats config` and the checksum node
 	Multicore bool   // gnet multicore (one event loop per CPU)
 

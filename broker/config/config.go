@@ -158,6 +158,8 @@ func (c *Config) ZooKeeper() ZooKeeper { return c.zk }
 // Replication returns the [replication] settings.
 func (c *Config) Replication() Replication { return c.repl }
 
+// Security returns the [security] settings.
+
 // Defaults returns the per-topic settings of [system], which every topic section
 // overrides key by key.
 func (c *Config) Defaults() TopicConfig { return c.defaults }

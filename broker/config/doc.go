@@ -7,6 +7,7 @@
 //	[system]            broker-wide settings; per-topic keys here are every topic's defaults
 //	[zookeeper]         zk.* settings
 //	[replication]       master/slave replication of this brokerId (docs/REPLICATION.md)
+//	[security]          authentication, ACLs (docs/SECURITY.md)
 //	[topic=<name>]      one topic; may override numPartitions, stat, deletePolicy,
 //	                    deleteWhen, dataPath, unflushInterval, unflushThreshold,
 //	                    acceptPublish, acceptSubscribe (and ours: retentionBytes)
@@ -166,6 +167,23 @@
 //	                       (unless an admin principal's client certificate is presented)
 //	plaintextPort          0 (off) — with TLS on, an extra port speaking the plain MetaQ
 //	                       protocol for clients without TLS (MetaQ's own); firewall it
+//	                       Authentication (docs/SECURITY.md). Without these keys (or with
+//	                       only allowAnonymous=true) nothing is checked, as in MetaQ.
+//	usersFile              "" — users and their SCRAM-SHA-256 salted credentials, written by
+//	                       `metaq users add|remove NAME --users-file FILE` ('~' expanded).
+//	                       Clients log in with `auth` (SCRAM-SHA-256 or PLAIN). The broker
+//	                       refuses to start when the file is missing or malformed; SIGHUP
+//	                       reloads it and aclFile (a bad file is refused, the old one kept)
+//	aclFile                "" — YAML list of rules such as
+//	                       - {principal: alice, operations: [put, get], topics: ["orders*"], groups: ["billing"]}
+//	                       (operations put, get, offset, transaction, stats, admin). Without
+//	                       it, once security is on, every principal may do everything except
+//	                       admin operations (stats config/replication/reset, replicate, other
+//	                       principals' transactions)
+//	allowAnonymous         false when usersFile is set, else true — clients that did not
+//	                       authenticate act as the principal "anonymous" (MetaQ's own
+//	                       clients cannot authenticate); false answers 401 to every request
+//	                       but auth, version and quit until a successful auth
 //
 // # Environment variables
 //

@@ -65,6 +65,11 @@ const (
 	keySlaveMaxDelayInMills = "slaveMaxDelayInMills"
 	keyMasterAddr           = "masterAddr"
 
+	// [security]: wire authentication and authorisation (docs/SECURITY.md).
+	keyUsersFile      = "usersFile"
+	keyACLFile        = "aclFile"
+	keyAllowAnonymous = "allowAnonymous"
+
 	keyZkEnable              = "zk.zkEnable"
 	keyZkConnect             = "zk.zkConnect"
 	keyZkRoot                = "zk.zkRoot"
@@ -97,9 +102,10 @@ var (
 		keySlaveID, keyReplicationMode, keyServeReads, keyMinSyncSlaves, keySlaveMaxDelayInMills,
 		keyMasterAddr,
 	}
-	// securityKeys: [security]; TLS and the admin port's token (security.go).
+	// securityKeys: [security]; TLS, the admin port's token, users and ACLs (security.go).
 	securityKeys = []string{
 		keyTLSCertFile, keyTLSKeyFile, keyTLSClientCAFile, keyAdminTokenFile, keyPlaintextPort,
+		keyUsersFile, keyACLFile, keyAllowAnonymous,
 	}
 	topicKeys = []string{
 		keyNumPartitions, keyStat, keyDeletePolicy, keyDeleteWhen, keyDataPath,

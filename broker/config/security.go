@@ -18,8 +18,19 @@ const (
 const DefaultAdminHost = "127.0.0.1"
 
 // Security holds [security]: TLS on the broker, admin and replication
-// ports, and the admin port's bearer token.
+// ports, the admin port's bearer token (docs/security-tls.md), and wire
+// authentication and authorisation (docs/SECURITY.md).
 type Security struct {
+	// UsersFile is usersFile: the users file (`metaq users add`), '~'
+	// expanded; "" = no password authentication.
+	UsersFile string
+	// ACLFile is aclFile: the ACL rules; "" = every principal may do
+	// everything except admin operations (once security is on).
+	ACLFile string
+	// AllowAnonymous is allowAnonymous: unauthenticated clients act as the
+	// principal "anonymous". Default: false when usersFile is set, else true.
+	AllowAnonymous bool
+
 	// TLSCertFile and TLSKeyFile (tls.certFile, tls.keyFile; PEM): when
 	// set, serverPort and the admin port speak TLS only (1.2 and later).
 	TLSCertFile, TLSKeyFile string
@@ -39,17 +50,31 @@ type Security struct {
 // TLS reports whether TLS is configured.
 func (s Security) TLS() bool { return s.TLSCertFile != "" }
 
+// Enabled reports whether the broker checks principals at all: a users
+// file or an ACL file is set, or anonymous access is refused.
+func (s Security) Enabled() bool {
+	return s.UsersFile != "" || s.ACLFile != "" || !s.AllowAnonymous
+}
+
 // Security returns the [security] settings.
 func (c *Config) Security() Security { return c.security }
 
-func readSecurity(f *field) Security {
-	return Security{
+func readSecurity(f *field, warnings *[]string) Security {
+	s := Security{
 		TLSCertFile:     f.optionalPath(keyTLSCertFile),
 		TLSKeyFile:      f.optionalPath(keyTLSKeyFile),
 		TLSClientCAFile: f.optionalPath(keyTLSClientCAFile),
 		AdminTokenFile:  f.optionalPath(keyAdminTokenFile),
 		PlaintextPort:   int(f.int(keyPlaintextPort, 0, 0, 65535)),
+		UsersFile:       f.optionalPath(keyUsersFile),
+		ACLFile:         f.optionalPath(keyACLFile),
 	}
+	s.AllowAnonymous = f.boolean(keyAllowAnonymous, s.UsersFile == "")
+	if !s.AllowAnonymous && s.UsersFile == "" && f.err == nil {
+		*warnings = append(*warnings, "[security] allowAnonymous=false without usersFile: only clients with a verified TLS "+
+			"client certificate (tls.clientCAFile) can be served; set usersFile to let clients log in with a password")
+	}
+	return s
 }
 
 // optionalPath is a file path with '~' expanded, or "" when the key is not set.

@@ -17,15 +17,11 @@ import (
 	"github.com/metaq-go/metaq/internal/tlsconf"
 )
 
-// isAdminPrincipal says whether a TLS client certificate's principal may use
-// the admin port's mutating endpoints (the `admin` operation of the ACL);
-// nil: only the bearer token opens them.
-var isAdminPrincipal func(principal string) bool
-
 // runBroker loads the config, runs a broker until SIGTERM/SIGINT, then shuts
 // down gracefully: deregister, stop accepting, finish in-flight requests,
 // flush, write the clean-shutdown markers. SIGHUP reloads the TLS
-// certificates and the admin token without dropping connections.
+// certificates, the admin token and the users and ACL files without
+// dropping connections.
 func runBroker(ctx context.Context, g *globals, configPath, listen, admin string) error {
 	log := g.logger()
 	cfg, err := config.Load(configPath, config.WithLogger(log))
@@ -63,7 +59,7 @@ func runBroker(ctx context.Context, g *globals, configPath, listen, admin string
 	}
 	var a *adminServer
 	if addr := adminAddr(admin, cfg.Broker().AdminHost, cfg.Broker().AdminPort); addr != "" {
-		a, err = startAdminWith(addr, b, adminSecurity{TLS: opts.TLS, TokenFile: sec.AdminTokenFile, IsAdmin: isAdminPrincipal}, log, fsync.collectors()...)
+		a, err = startAdminWith(addr, b, adminSecurity{TLS: opts.TLS, TokenFile: sec.AdminTokenFile, IsAdmin: b.IsAdmin}, log, fsync.collectors()...)
 		if err != nil {
 			_ = b.Shutdown(context.Background())
 			return err
@@ -89,7 +85,7 @@ func runBroker(ctx context.Context, g *globals, configPath, listen, admin string
 // reloadOnHUP reloads what SIGHUP reloads; a failure keeps the old material
 // and is logged (the broker keeps serving).
 func reloadOnHUP(b *broker.Broker, a *adminServer, log *slog.Logger) {
-	var errs []error
+	errs := []error{b.ReloadSecurity()}
 	if b.TLSEnabled() {
 		errs = append(errs, b.ReloadTLS())
 	}
@@ -97,8 +93,8 @@ func reloadOnHUP(b *broker.Broker, a *adminServer, log *slog.Logger) {
 		errs = append(errs, a.Reload())
 	}
 	if err := errors.Join(errs...); err != nil {
-		log.Error("SIGHUP: reload failed; the previous certificates and token stay in use", "err", err)
+		log.Error("SIGHUP: reload failed; what failed to load stays as it was (the previous certificates, token, users or rules)", "err", err)
 		return
 	}
-	log.Info("SIGHUP: TLS certificates and admin token reloaded")
+	log.Info("SIGHUP: TLS certificates, admin token, users and ACL files reloaded")
 }
