@@ -28,6 +28,11 @@ func rawPipeline(b *testing.B, addr, topic string, part, n, size, window int) {
 		return
 	}
 	defer c.Close()
+	rawPipelineOn(b, c, topic, part, n, size, window)
+}
+
+// rawPipelineOn is rawPipeline on an established connection (plain or TLS).
+func rawPipelineOn(b *testing.B, c net.Conn, topic string, part, n, size, window int) {
 	data := make([]byte, size)
 	for i := range data {
 		data[i] = byte('a' + i%26)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/protocol"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
@@ -39,7 +40,8 @@ type Broker struct {
 	srv            *server
 	listenAddr     atomic.Value // string, set by the server when it starts listening
 	listenPort     atomic.Int32
-	tx             *txManager // transactions and their journal
+	tx             *txManager    // transactions and their journal
+	sec            *wireSecurity // authentication and ACLs; nil = security off
 
 	closedMu sync.RWMutex    // guards closedParts
 	closed   map[string]bool // "topic-partition" closed by an operator
@@ -86,11 +88,18 @@ func New(opts Options) (*Broker, error) {
 		}
 	})
 	o.logCompatWarnings()
+	if err := checkDirPermissions(o); err != nil {
+		return nil, err
+	}
+	sec, err := loadWireSecurity(o.Security, o.Logger)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(o.DataDir, o.Store)
 	if err != nil {
 		return nil, fmt.Errorf("broker: open data directory %s: %w", o.DataDir, err)
 	}
-	b := &Broker{opts: o, log: o.Logger, store: st, stats: newStats(), closed: map[string]bool{}, stopCh: make(chan struct{}),
+	b := &Broker{opts: o, log: o.Logger, store: st, stats: newStats(), closed: map[string]bool{}, stopCh: make(chan struct{}), sec: sec,
 		configChecksum: crc32.ChecksumIEEE(o.ConfigRaw), bg: newBackground()}
 	for _, p := range st.Partitions() {
 		b.stats.addTopic(p.Topic())
@@ -309,11 +318,27 @@ func partKey(topic string, part int) string { return store.PartitionDirName(topi
 
 // ClosePartition makes the broker refuse puts and gets on a partition with 403
 // until OpenPartition (an operator's maintenance switch).
-func (b *Broker) ClosePartition(topic string, part int) {
+// The set of closed partitions is bounded by MaxClosedPartitions: beyond
+// it (or for an invalid topic name) ClosePartition refuses with an error.
+func (b *Broker) ClosePartition(topic string, part int) error {
+	if err := protocol.ValidTopic(topic); err != nil {
+		return fmt.Errorf("broker: close partition: %w", err)
+	}
+	if part < 0 {
+		return fmt.Errorf("broker: close partition: partition %d is negative", part)
+	}
 	b.closedMu.Lock()
-	b.closed[partKey(topic, part)] = true
-	b.closedMu.Unlock()
+	defer b.closedMu.Unlock()
+	key := partKey(topic, part)
+	if !b.closed[key] && len(b.closed) >= MaxClosedPartitions {
+		return fmt.Errorf("broker: %d partitions are closed already, the limit: open some first", MaxClosedPartitions)
+	}
+	b.closed[key] = true
+	return nil
 }
+
+// MaxClosedPartitions bounds the partitions closed by an operator at once.
+const MaxClosedPartitions = 4096
 
 // OpenPartition undoes ClosePartition.
 func (b *Broker) OpenPartition(topic string, part int) {

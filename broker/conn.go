@@ -9,6 +9,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/metaq-go/metaq/internal/security"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -20,14 +21,19 @@ type conn struct {
 	gc        gnet.Conn
 	remote    string
 	ip        string // client IP, for maxConnectionsPerIp
-	dec       *protocol.Decoder
-	out       []byte         // replies built during one OnTraffic, written once at its end
-	puts      []*putBatch    // puts decoded during one OnTraffic, appended at its end
-	held      *heldPut       // a put waiting for its partition to be created off the loop
-	replica   *replicaStream // set by `replicate`: a follower's stream (loop only)
-	isReplica atomic.Bool    // replica != nil, for closing streams from other goroutines
-	seenIn    int            // inbound bytes left after the last OnTraffic (new traffic vs a wake)
-	closed    atomic.Bool    // set by OnClose; read by asynchronous replies
+	ipCounted bool   // counted in server.perIP (under connsMu)
+	// relayPending: a connection from the TLS front whose preamble
+	// (relayHello) has not been read yet; nothing else is decoded before.
+	relayPending bool
+	relayID      uint64 // the TLS front's id of the relay, 0 if none (closeRelay)
+	dec          *protocol.Decoder
+	out          []byte         // replies built during one OnTraffic, written once at its end
+	puts         []*putBatch    // puts decoded during one OnTraffic, appended at its end
+	held         *heldPut       // a put waiting for its partition to be created off the loop
+	replica      *replicaStream // set by `replicate`: a follower's stream (loop only)
+	isReplica    atomic.Bool    // replica != nil, for closing streams from other goroutines
+	seenIn       int            // inbound bytes left after the last OnTraffic (new traffic vs a wake)
+	closed       atomic.Bool    // set by OnClose; read by asynchronous replies
 
 	lastActive   atomic.Int64 // unix nanos of the last traffic (read by the reaper)
 	partialSince atomic.Int64 // unix nanos since a request is half-received, 0 if none
@@ -46,6 +52,18 @@ type conn struct {
 
 	readyMu sync.Mutex // guards ready
 	ready   []*getJob  // parked long-poll gets whose data arrived, to dispatch again
+
+	// Security (auth.go). tlsPrincipal is the Subject CommonName of the
+	// client's verified TLS certificate (mutual TLS), set from the relay's
+	// preamble before the first request; "" otherwise. principal and
+	// scram are written off the loop only while authBusy holds the
+	// connection's decoding (handle_auth.go).
+	tlsPrincipal string
+	principal    string // user of the last successful auth
+	scram        *security.SCRAMConversation
+	authBusy     atomic.Bool
+	// refusalLogged: an ACL refusal was logged at Info (later ones at Debug).
+	refusalLogged bool
 }
 
 // pausedInboundFloor is the least inbound data a paused connection may
@@ -67,6 +85,11 @@ func (cn *conn) onTraffic() (action gnet.Action) {
 			action = gnet.Close
 		}
 	}()
+	if cn.relayPending {
+		if action, done := cn.relayHello(); !done {
+			return action
+		}
+	}
 	now := time.Now().UnixNano()
 	gc := cn.gc
 	in := gc.InboundBuffered()
@@ -171,9 +194,10 @@ func (cn *conn) flushOut() {
 }
 
 // blocked reports whether the connection must wait before decoding another
-// request: its unsent output is over its limit.
+// request: its unsent output is over its limit, or an auth exchange is
+// being checked.
 func (cn *conn) blocked() bool {
-	return cn.reserved.Load()+cn.lastOut.Load() >= cn.b.opts.MaxConnOutputBytes
+	return cn.reserved.Load()+cn.lastOut.Load() >= cn.b.opts.MaxConnOutputBytes || cn.authBusy.Load()
 }
 
 // mustWait reports whether a decoded request must wait for the read
@@ -296,7 +320,12 @@ func (cn *conn) handle(req protocol.Request) gnet.Action {
 	default:
 		runHook(req, true)
 	}
+	if !cn.permit(req) {
+		return gnet.None
+	}
 	switch r := req.(type) {
+	case *protocol.AuthRequest:
+		cn.handleAuth(r)
 	case *protocol.PutRequest:
 		cn.handlePut(r)
 	case *protocol.GetRequest:

@@ -23,6 +23,20 @@ func SetRegisterTopicHook(f func(ctx context.Context)) (restore func()) {
 	return func() { registerTopicHook = old }
 }
 
+// ConnPrincipals lists "principal@ip" of the open connections.
+func (b *Broker) ConnPrincipals() []string {
+	b.srv.connsMu.Lock()
+	defer b.srv.connsMu.Unlock()
+	var out []string
+	for cn := range b.srv.conns {
+		out = append(out, cn.tlsPrincipal+"@"+cn.ip)
+	}
+	return out
+}
+
+// TLSRelays is the number of connections the TLS front handshakes or relays.
+func (b *Broker) TLSRelays() int64 { return b.srv.front.active.Load() }
+
 // LongPollParked reports whether a long-poll get waits on the partition.
 func (b *Broker) LongPollParked(topic string, part int) bool {
 	return b.waiters.has(partKey(topic, part))

@@ -45,9 +45,9 @@ func (cn *conn) handleTransaction(r *protocol.TransactionRequest) {
 	case protocol.TxRollback:
 		res, async = m.rollback(cn, r.TxKey, false, done)
 	case protocol.TxForget:
-		res, async = m.forget(r.TxKey, done)
+		res, async = m.forget(cn, r.TxKey, done)
 	case protocol.TxRecover:
-		res = txOK(strings.Join(m.recoverKeys(r.UniqueQualifier), "\r\n"))
+		res = txOK(strings.Join(m.recoverKeys(cn, r.UniqueQualifier), "\r\n"))
 	default:
 		res = txFail(protocol.XAErrProto, "unsupported transaction type %s", r.Type)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/tlsconf"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -97,6 +98,18 @@ type Options struct {
 
 	ZK ZKOptions
 
+	// TLS, when set, makes ListenAddr a TLS-only port (docs/security-tls.md):
+	// the broker terminates TLS and relays to its event loops. Reload it
+	// (Broker.ReloadTLS) to rotate certificates.
+	TLS *tlsconf.Server
+	// PlaintextAddr (with TLS only) is an extra host:port speaking the plain
+	// protocol, for clients without TLS; "" = none.
+	PlaintextAddr string
+	// TLSHandshakeTimeout closes a connection to the TLS port that has not
+	// completed its handshake in time (e.g. a plaintext client waiting for
+	// the server to speak first); default 10s.
+	TLSHandshakeTimeout time.Duration
+
 	// Replication: this broker's member id and role in its replica set.
 	Replication ReplicationOptions
 
@@ -119,6 +132,10 @@ type Options struct {
 	// default: a transaction manager must be able to recover after a long
 	// outage.
 	XAHeuristicTimeout time.Duration
+
+	// Security: authentication and ACLs on the broker port (auth.go,
+	// docs/SECURITY.md); the zero value is off.
+	Security SecurityOptions
 
 	ConfigRaw []byte // raw config file, for `stats config` and the checksum node
 	Multicore bool   // gnet multicore (one event loop per CPU)
@@ -189,6 +206,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxInflightBytes <= 0 {
 		o.MaxInflightBytes = 64 << 20
+	}
+	if o.TLSHandshakeTimeout <= 0 {
+		o.TLSHandshakeTimeout = defaultHSLimit
+	}
+	if o.PlaintextAddr != "" && o.TLS == nil {
+		return o, errors.New("broker: a plaintext port is only for TLS setups (serverPort is already plaintext): remove plaintextPort")
 	}
 	if o.ZK.Enable && len(o.ZK.Servers) == 0 {
 		return o, errors.New("broker: ZooKeeper is enabled but zk.zkConnect is empty: set it (e.g. 127.0.0.1:2181) or set zk.zkEnable=false")

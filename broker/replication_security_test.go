@@ -90,17 +90,42 @@ func TestSlaveWithWrongPasswordLogsTheRefusal(t *testing.T) {
 }
 
 // [security] brokerUser, brokerPasswordFile and tls.caFile reach the
-// follower's options.
+// follower's options; unusable files stop the start with an error naming
+// the key and the file, never the password.
 func TestSecurityConfigReachesTheFollower(t *testing.T) {
 	ca := tlstest.NewCA(t, "cluster-ca")
-	pw := filepath.Join(t.TempDir(), "pw")
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
 	require.NoError(t, os.WriteFile(pw, []byte(replSecret+"\n"), 0o600))
-	cfg, err := config.Parse([]byte("[system]\nbrokerId=1\n[zookeeper]\nzk.zkEnable=false\n[security]\nbrokerUser=replicator\nbrokerPasswordFile="+
-		pw+"\ntls.caFile="+ca.CertFile+"\n"), "ini", config.WithoutEnv())
+	load := func(security string) (broker.Options, error) {
+		cfg, err := config.Parse([]byte("[system]\nbrokerId=1\n[zookeeper]\nzk.zkEnable=false\n[security]\n"+security), "ini", config.WithoutEnv())
+		require.NoError(t, err)
+		o := broker.OptionsFromConfig(cfg, nil)
+		return o, broker.ApplyReplicationClient(&o, cfg.ReplicationClient())
+	}
+	o, err := load("brokerUser=replicator\nbrokerPasswordFile=" + pw + "\ntls.caFile=" + ca.CertFile + "\n")
 	require.NoError(t, err)
-	ro := broker.OptionsFromConfig(cfg, nil).Replication
+	ro := o.Replication
 	require.Equal(t, "replicator", ro.MasterUser)
-	require.Equal(t, replSecret, ro.MasterPassword)
+	require.Equal(t, replSecret, ro.MasterPassword, "one trailing newline dropped")
 	require.NotNil(t, ro.MasterTLS)
 	require.NotNil(t, ro.MasterTLS.RootCAs)
+
+	o, err = load("")
+	require.NoError(t, err)
+	require.Nil(t, o.Replication.MasterTLS)
+	require.Empty(t, o.Replication.MasterUser)
+
+	open := filepath.Join(dir, "open")
+	require.NoError(t, os.WriteFile(open, []byte(replSecret), 0o644))
+	require.NoError(t, os.Chmod(open, 0o644))
+	for _, tc := range []struct{ security, want string }{
+		{"brokerUser=replicator\nbrokerPasswordFile=" + open + "\n", "chmod 600"},
+		{"brokerUser=replicator\nbrokerPasswordFile=" + filepath.Join(dir, "missing") + "\n", "brokerPasswordFile"},
+		{"tls.caFile=" + filepath.Join(dir, "missing-ca.pem") + "\n", "missing-ca.pem"},
+	} {
+		_, err := load(tc.security)
+		require.ErrorContains(t, err, tc.want)
+		require.NotContains(t, err.Error(), replSecret)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,9 @@ type server struct {
 	eng  gnet.Engine
 	addr string
 	port int
+
+	front         *tlsFront // TLS listener on ListenAddr relaying to gnet; nil without TLS
+	plaintextAddr string    // the extra plaintext listener's address once bound (TLS only)
 
 	booted chan struct{}
 	runErr chan error
@@ -49,8 +53,21 @@ func startServer(b *Broker) (*server, error) {
 	s := &server{b: b, booted: make(chan struct{}), runErr: make(chan error, 1), conns: map[*conn]struct{}{},
 		perIP: map[string]int{}, stopTick: make(chan struct{})}
 	b.srv = s // before any callback can read it
+	addrs := []string{"tcp://" + b.opts.ListenAddr}
+	if b.opts.TLS != nil {
+		front, err := newTLSFront(b)
+		if err != nil {
+			b.srv = nil
+			return nil, err
+		}
+		s.front = front
+		addrs = []string{"unix://" + front.sock}
+		if b.opts.PlaintextAddr != "" {
+			addrs = append(addrs, "tcp://"+b.opts.PlaintextAddr)
+		}
+	}
 	go func() {
-		s.runErr <- gnet.Run(s, "tcp://"+b.opts.ListenAddr,
+		s.runErr <- gnet.Rotate(s, addrs,
 			gnet.WithMulticore(b.opts.Multicore),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithReuseAddr(true), // a restarted broker rebinds its port while old connections are in TIME_WAIT
@@ -62,22 +79,48 @@ func startServer(b *Broker) (*server, error) {
 	case <-s.booted:
 	case err := <-s.runErr:
 		b.srv = nil
-		return nil, fmt.Errorf("broker: listen on %s: %w (is another broker using the port? change serverPort)", b.opts.ListenAddr, err)
+		s.front.stop()
+		return nil, fmt.Errorf("broker: listen on %s: %w (is another broker using the port? change serverPort or plaintextPort)", strings.Join(addrs, ", "), err)
 	case <-time.After(30 * time.Second):
 		b.srv = nil
-		return nil, fmt.Errorf("broker: gnet engine on %s did not start within 30s", b.opts.ListenAddr)
+		s.front.stop()
+		return nil, fmt.Errorf("broker: gnet engine on %s did not start within 30s", strings.Join(addrs, ", "))
 	}
+	s.front.start()
 	s.tickWG.Add(2)
 	go s.reaper()
 	go s.resumer()
 	return s, nil
 }
 
-// OnBoot learns the real listening address (port 0 picks one).
+// OnBoot learns the real listening address (port 0 picks one): gnet's TCP
+// listener, or with TLS the front's listener (gnet then listens on the
+// relay's unix socket and, optionally, the plaintext port).
 func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
-	host, port, _ := net.SplitHostPort(s.b.opts.ListenAddr)
-	if fd, err := eng.Dup(); err == nil {
+	if s.front == nil {
+		fd, err := eng.Dup()
+		s.addr, s.port = boundAddr(s.b.opts.ListenAddr, fd, err)
+	} else {
+		host, _, _ := net.SplitHostPort(s.b.opts.ListenAddr)
+		s.addr, s.port = boundAddr(net.JoinHostPort(host, strconv.Itoa(s.front.ln.Addr().(*net.TCPAddr).Port)), -1, nil)
+		if pa := s.b.opts.PlaintextAddr; pa != "" {
+			fd, err := eng.DupListener("tcp", pa)
+			s.plaintextAddr, _ = boundAddr(pa, fd, err)
+		}
+	}
+	s.b.listenAddr.Store(s.addr)
+	s.b.listenPort.Store(int32(s.port))
+	close(s.booted)
+	return gnet.None
+}
+
+// boundAddr is the address a listener on addr got: the port of the
+// duplicated listener fd when there is one (which it closes), else
+// addr's port; an empty host means every interface.
+func boundAddr(addr string, fd int, dupErr error) (string, int) {
+	host, port, _ := net.SplitHostPort(addr)
+	if dupErr == nil && fd >= 0 {
 		if sa, err := unix.Getsockname(fd); err == nil {
 			switch a := sa.(type) {
 			case *unix.SockaddrInet4:
@@ -88,15 +131,11 @@ func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
 		}
 		unix.Close(fd)
 	}
-	s.port, _ = strconv.Atoi(port)
+	p, _ := strconv.Atoi(port)
 	if host == "" {
 		host = "0.0.0.0"
 	}
-	s.addr = net.JoinHostPort(host, port)
-	s.b.listenAddr.Store(s.addr)
-	s.b.listenPort.Store(int32(s.port))
-	close(s.booted)
-	return gnet.None
+	return net.JoinHostPort(host, port), p
 }
 
 // OnOpen admits a connection unless the broker is stopping or full.
@@ -111,23 +150,43 @@ func (s *server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return protocol.AppendResultString(nil, protocol.CodeUnavailable, 0,
 			fmt.Sprintf("too many connections (limit %d): retry later or raise maxConnections", s.b.opts.MaxConnections)), gnet.Close
 	}
-	ip := remoteIP(gc.RemoteAddr())
-	perIP := s.b.opts.MaxConnectionsPerIP
-	s.connsMu.Lock()
-	if perIP > 0 && s.perIP[ip] >= perIP {
+	if _, relayed := gc.LocalAddr().(*net.UnixAddr); relayed {
+		// From the TLS front: the client's address arrives in the
+		// preamble, and the per-IP limit is checked then (relayHello).
+		cn := newConn(s, gc, "")
+		cn.relayPending = true
+		s.connsMu.Lock()
+		s.conns[cn] = struct{}{}
 		s.connsMu.Unlock()
-		st.currConns.Add(-1)
-		s.b.log.Warn("connection refused: too many connections from one address", "remote", gc.RemoteAddr().String(), "limit", perIP)
-		return protocol.AppendResultString(nil, protocol.CodeUnavailable, 0,
-			fmt.Sprintf("too many connections from %s (limit %d): close idle ones, or raise maxConnectionsPerIp", ip, perIP)), gnet.Close
+		st.totalConns.Add(1)
+		gc.SetContext(cn)
+		return nil, gnet.None
 	}
-	cn := newConn(s, gc, ip)
-	s.perIP[ip]++
-	s.conns[cn] = struct{}{}
-	s.connsMu.Unlock()
+	cn := newConn(s, gc, remoteIP(gc.RemoteAddr()))
+	if refusal := s.admitIP(cn); refusal != nil {
+		st.currConns.Add(-1)
+		return refusal, gnet.Close
+	}
 	st.totalConns.Add(1)
 	gc.SetContext(cn)
 	return nil, gnet.None
+}
+
+// admitIP counts cn against maxConnectionsPerIp and tracks it, or returns
+// the refusal to send before closing it.
+func (s *server) admitIP(cn *conn) []byte {
+	perIP := s.b.opts.MaxConnectionsPerIP
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if perIP > 0 && s.perIP[cn.ip] >= perIP {
+		s.b.log.Warn("connection refused: too many connections from one address", "remote", cn.remote, "limit", perIP)
+		return protocol.AppendResultString(nil, protocol.CodeUnavailable, 0,
+			fmt.Sprintf("too many connections from %s (limit %d): close idle ones, or raise maxConnectionsPerIp", cn.ip, perIP))
+	}
+	s.perIP[cn.ip]++
+	cn.ipCounted = true
+	s.conns[cn] = struct{}{}
+	return nil
 }
 
 func remoteIP(a net.Addr) string {
@@ -148,6 +207,9 @@ func (s *server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	cn.closed.Store(true)
+	if cn.relayID != 0 {
+		s.front.closeRelay(cn.relayID) // the client's TCP connection closes with this one
+	}
 	if cn.replica != nil {
 		cn.replica.detach()
 	}
@@ -160,8 +222,10 @@ func (s *server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	s.b.stats.c.currConns.Add(-1)
 	s.connsMu.Lock()
 	delete(s.conns, cn)
-	if s.perIP[cn.ip]--; s.perIP[cn.ip] <= 0 {
-		delete(s.perIP, cn.ip)
+	if cn.ipCounted {
+		if s.perIP[cn.ip]--; s.perIP[cn.ip] <= 0 {
+			delete(s.perIP, cn.ip)
+		}
 	}
 	s.connsMu.Unlock()
 	if s.b.tx != nil {
@@ -288,6 +352,7 @@ func (s *server) reap(now int64, idle time.Duration) {
 func (s *server) stop(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() {
+		s.front.stop() // no new TLS connections; the relays end as gnet closes their side
 		close(s.stopTick)
 		s.tickWG.Wait()
 		s.connsMu.Lock()

@@ -122,6 +122,7 @@ type tx struct {
 	xa        bool
 	uq        string // XA unique qualifier (RECOVER filter)
 	owner     *conn  // local transactions only
+	principal string // who began it (auth.go); "" = security was off, or journaled before owners
 	conn      *conn  // the connection that began it, until it closes (maxTransactionsPerConnection)
 	phase     txPhase
 	deadline  time.Time // active transactions are rolled back after it; zero = no timeout
@@ -248,7 +249,7 @@ func openTxManager(b *Broker) (*txManager, error) {
 // caller runs it, or a COMMIT retries it). Caller holds mu (or owns m
 // exclusively).
 func (m *txManager) restore(lt *txlog.Tx, now time.Time) *tx {
-	t := &tx{key: lt.Key, msgs: lt.Msgs, journaled: true, heuristic: lt.Heuristic, preparedAt: now}
+	t := &tx{key: lt.Key, msgs: lt.Msgs, journaled: true, heuristic: lt.Heuristic, preparedAt: now, principal: lt.Owner}
 	if k, err := protocol.ParseTxKey(lt.Key); err == nil && k.Kind == protocol.TxKeyXA {
 		t.xa, t.uq = true, k.UniqueQualifier
 	}
@@ -337,10 +338,11 @@ func (m *txManager) finish(t *tx, o txOutcome) {
 }
 
 // lookup finds a transaction visible to cn (a local one only from its own
-// connection; cn nil = the operator, who sees every transaction). Caller holds mu.
+// connection, any only to its principal or an admin when security is on;
+// cn nil = the operator, who sees every transaction). Caller holds mu.
 func (m *txManager) lookup(key string, cn *conn) *tx {
 	t := m.txs[key]
-	if t != nil && !t.xa && cn != nil && t.owner != cn {
+	if t != nil && cn != nil && (!t.xa && t.owner != cn || !cn.mayUse(t)) {
 		return nil
 	}
 	return t
@@ -376,10 +378,16 @@ func (m *txManager) begin(cn *conn, key string, timeoutSecs int32) txResult {
 	if !t.xa {
 		t.owner = cn
 	}
+	if cn != nil {
+		t.principal = cn.who()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old, ok := m.txs[key]; ok {
 		if m.lookup(key, cn) == nil {
+			if old.xa {
+				return txFail(xaErrDupID, "transaction key %s is in use: use an XID of your own", key)
+			}
 			return txFail(xaErrDupID, "local transaction %s is live on another connection: use a session id of your own", key)
 		}
 		if old.phase == txActive {
@@ -477,7 +485,7 @@ func (m *txManager) prepare(cn *conn, key string, done func(txResult)) (txResult
 		return txOK(fmt.Sprint(protocol.XAReadOnly)), false
 	}
 	t.phase, t.preparedAt = txPrepared, time.Now()
-	rec := txlog.Record{Kind: txlog.KindPrepare, Key: key, Msgs: t.msgs}
+	rec := txlog.Record{Kind: txlog.KindPrepare, Key: key, Msgs: t.msgs, Owner: t.principal}
 	m.j.Append(rec, m.syncRecs, func(err error) {
 		if err != nil {
 			m.mu.Lock()
@@ -620,10 +628,10 @@ func (m *txManager) rollback(cn *conn, key string, heuristic bool, done func(txR
 }
 
 // forget drops a heuristically completed transaction.
-func (m *txManager) forget(key string, done func(txResult)) (txResult, bool) {
+func (m *txManager) forget(cn *conn, key string, done func(txResult)) (txResult, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t := m.txs[key]
+	t := m.lookup(key, cn)
 	if t == nil {
 		return txFail(protocol.XAErrNOTA, "cannot forget unknown transaction %s", key), false
 	}
@@ -647,13 +655,13 @@ func (m *txManager) forget(key string, done func(txResult)) (txResult, bool) {
 }
 
 // recoverKeys lists the prepared and heuristically completed XA
-// transactions whose unique qualifier is uq ("" = all).
-func (m *txManager) recoverKeys(uq string) []string {
+// transactions whose unique qualifier is uq ("" = all) that cn may see.
+func (m *txManager) recoverKeys(cn *conn, uq string) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var keys []string
 	for _, t := range m.txs {
-		if !t.xa || (uq != "" && t.uq != uq) {
+		if !t.xa || (uq != "" && t.uq != uq) || !cn.mayUse(t) {
 			continue
 		}
 		switch t.phase {

@@ -53,7 +53,7 @@ func (m *txManager) batches(msgs []txlog.Message) ([]*partBatch, error) {
 // The DONE record follows once every partition append is durable.
 func (m *txManager) runCommit(t *tx) error {
 	m.mu.Lock()
-	parts, inline, heur, msgs := t.parts, !t.journaled, t.heuristic, t.msgs
+	parts, inline, heur, msgs, owner := t.parts, !t.journaled, t.heuristic, t.msgs, t.principal
 	m.mu.Unlock()
 	groups, err := m.batches(msgs)
 	if err == nil && parts == nil {
@@ -61,7 +61,7 @@ func (m *txManager) runCommit(t *tx) error {
 		for i, g := range groups {
 			parts[i] = txlog.PartStart{Topic: g.topic, Partition: g.part, Offset: g.p.End()}
 		}
-		rec := txlog.Record{Kind: txlog.KindCommit, Key: t.key, Heuristic: heur, Inline: inline, Parts: parts}
+		rec := txlog.Record{Kind: txlog.KindCommit, Key: t.key, Heuristic: heur, Inline: inline, Parts: parts, Owner: owner}
 		if inline {
 			rec.Msgs = msgs
 		}

@@ -161,13 +161,13 @@ func (m *txManager) adoptReplicated() error {
 func journalRecord(lt *txlog.Tx) txlog.Record {
 	switch lt.State {
 	case txlog.Committing:
-		return txlog.Record{Kind: txlog.KindCommit, Key: lt.Key, Heuristic: lt.Heuristic, Inline: true, Msgs: lt.Msgs, Parts: lt.Parts}
+		return txlog.Record{Kind: txlog.KindCommit, Key: lt.Key, Heuristic: lt.Heuristic, Inline: true, Msgs: lt.Msgs, Parts: lt.Parts, Owner: lt.Owner}
 	case txlog.HeuristicCommitted:
-		return txlog.Record{Kind: txlog.KindDone, Key: lt.Key, Heuristic: true}
+		return txlog.Record{Kind: txlog.KindDone, Key: lt.Key, Heuristic: true, Owner: lt.Owner}
 	case txlog.HeuristicRolledBack:
-		return txlog.Record{Kind: txlog.KindRollback, Key: lt.Key, Heuristic: true}
+		return txlog.Record{Kind: txlog.KindRollback, Key: lt.Key, Heuristic: true, Owner: lt.Owner}
 	}
-	return txlog.Record{Kind: txlog.KindPrepare, Key: lt.Key, Msgs: lt.Msgs}
+	return txlog.Record{Kind: txlog.KindPrepare, Key: lt.Key, Msgs: lt.Msgs, Owner: lt.Owner}
 }
 
 // scanMessages calls fn for every message of p from offset from to its

@@ -142,7 +142,8 @@ func build(d *document, l *layers) (*Config, error) {
 	c.repl = readReplication(repl)
 	c.repl.Enabled = len(d.replication) > 0
 	sec := &field{section: sectionSecurity, get: func(k string) (string, string) { return l.get(sectionSecurity, k) }}
-	c.replClient = readReplicationClient(sec)
+	c.security = readSecurity(sec, &c.warnings)
+	c.replClient = readReplicationClient(sec, c.security)
 	for _, f := range []*field{sys, zk, repl, sec} {
 		if f.err != nil {
 			return nil, f.err
@@ -205,6 +206,7 @@ func readBroker(f *field, dataPath string) Broker {
 		IdleTimeout:            f.millis(keyIdleTimeoutMs, DefaultIdleTimeout, 0),
 		MaxLineLength:          int(f.int(keyMaxLineLength, DefaultMaxLineLength, MinMaxLineLength, 1<<20)),
 		AdminPort:              int(f.int(keyAdminPort, 0, 0, 65535)),
+		AdminHost:              f.str(keyAdminHost, DefaultAdminHost),
 		Multicore:              f.boolean(keyMulticore, true),
 		RetentionCheckInterval: f.millis(keyRetentionCheckIntervalMs, DefaultRetentionCheckInterval, 1),
 		MaxConnectionsPerIP:    int(f.int(keyMaxConnectionsPerIP, DefaultMaxConnectionsPerIP, 0, maxInt32)),
@@ -252,6 +254,9 @@ func (c *Config) validate(sys *field) error {
 				b.MaxTransferSize, b.MaxMessageSize, MessageHeaderSize, need))
 		}
 		b.MaxTransferSize = need
+	}
+	if err := c.security.validate(b); err != nil {
+		return err
 	}
 	return c.zk.validate()
 }

@@ -80,6 +80,7 @@ type Broker struct {
 	IdleTimeout            time.Duration // idleTimeoutMs; 0 = never close idle connections
 	MaxLineLength          int           // longest request line accepted
 	AdminPort              int           // 0 = off
+	AdminHost              string        // adminHost: the admin port's bind address; default 127.0.0.1
 	Multicore              bool          // gnet multicore
 	RetentionCheckInterval time.Duration // retentionCheckIntervalMs: size-based retention
 	MaxConnectionsPerIP    int           // maxConnectionsPerIp; 0 = unlimited
@@ -135,6 +136,7 @@ type Config struct {
 	broker     Broker
 	zk         ZooKeeper
 	repl       Replication
+	security   Security
 	replClient ReplicationClient
 	defaults   TopicConfig
 	topics     map[string]TopicConfig // explicit (non-wildcard) sections
@@ -156,10 +158,6 @@ func (c *Config) ZooKeeper() ZooKeeper { return c.zk }
 
 // Replication returns the [replication] settings.
 func (c *Config) Replication() Replication { return c.repl }
-
-// ReplicationClient returns how a slave connects to its master ([security]
-// brokerUser, brokerPasswordFile, tls.caFile).
-func (c *Config) ReplicationClient() ReplicationClient { return c.replClient }
 
 // Defaults returns the per-topic settings of [system], which every topic section
 // overrides key by key.

@@ -7,6 +7,7 @@
 //	[system]            broker-wide settings; per-topic keys here are every topic's defaults
 //	[zookeeper]         zk.* settings
 //	[replication]       master/slave replication of this brokerId (docs/REPLICATION.md)
+//	[security]          authentication, ACLs (docs/SECURITY.md)
 //	[topic=<name>]      one topic; may override numPartitions, stat, deletePolicy,
 //	                    deleteWhen, dataPath, unflushInterval, unflushThreshold,
 //	                    acceptPublish, acceptSubscribe (and ours: retentionBytes)
@@ -77,6 +78,9 @@
 //	                       runs — sizes grow between two deleteWhen activations; age-based
 //	                       retention runs only on deleteWhen)
 //	adminPort              0 (ours; 0 = off)
+//	adminHost              127.0.0.1 (ours) — the admin port's bind address; set 0.0.0.0
+//	                       (e.g. inside a container whose port is published to the
+//	                       host's loopback) to reach it from other hosts
 //	multicore              true (ours; gnet multicore)
 //	maxConnectionsPerIp    1000 (ours; 0 = unlimited) — connections from one client IP;
 //	                       the next one gets "result 503" with the limit and is closed
@@ -148,28 +152,63 @@
 //	masterAddr             "" — host:port of the master to follow; empty = the master node
 //	                       of this brokerId in ZooKeeper (/meta/brokers/ids/<brokerId>/master)
 //
-//	[security]             (ours) how a slave connects to its master; docs/security-clients.md
+//	[security]             docs/security-tls.md (TLS, admin port)
+//	tls.certFile           "" — the broker's certificate (PEM, chain after the leaf). Set
+//	                       with tls.keyFile, serverPort and the admin port speak TLS 1.2+
+//	                       only; a plaintext client is closed (after a 503 line). SIGHUP
+//	                       reloads the files; established connections stay
+//	tls.keyFile            "" — its private key (PEM); required with tls.certFile
+//	tls.clientCAFile       "" — CA bundle for client certificates: set, every client
+//	                       must present a certificate chaining to it (mutual TLS) and its
+//	                       Subject CommonName becomes the connection's principal
+//	adminTokenFile         "" — file with the bearer token the admin port's mutating
+//	                       endpoints require (Authorization: Bearer <token>); it must not
+//	                       be readable by others. Unset: those endpoints are refused
+//	                       (unless an admin principal's client certificate is presented)
+//	plaintextPort          0 (off) — with TLS on, an extra port speaking the plain MetaQ
+//	                       protocol for clients without TLS (MetaQ's own); firewall it
+//	                       Authentication (docs/SECURITY.md). Without these keys (or with
+//	                       only allowAnonymous=true) nothing is checked, as in MetaQ.
+//	usersFile              "" — users and their SCRAM-SHA-256 salted credentials, written by
+//	                       `metaq users add|remove NAME --users-file FILE` ('~' expanded).
+//	                       Clients log in with `auth` (SCRAM-SHA-256 or PLAIN). The broker
+//	                       refuses to start when the file is missing or malformed; SIGHUP
+//	                       reloads it and aclFile (a bad file is refused, the old one kept)
+//	aclFile                "" — YAML list of rules such as
+//	                       - {principal: alice, operations: [put, get], topics: ["orders*"], groups: ["billing"]}
+//	                       (operations put, get, offset, transaction, stats, admin). Without
+//	                       it, once security is on, every principal may do everything except
+//	                       admin operations (stats config/replication/reset, replicate, other
+//	                       principals' transactions)
+//	allowAnonymous         false when usersFile is set, else true — clients that did not
+//	                       authenticate act as the principal "anonymous" (MetaQ's own
+//	                       clients cannot authenticate); false answers 401 to every request
+//	                       but auth, version and quit until a successful auth
+//	                       How a slave connects to its master (docs/security-clients.md):
 //	brokerUser             "" — the user a slave authenticates to its master as (SCRAM-SHA-256,
 //	                       on every connection); needs brokerPasswordFile
 //	brokerPasswordFile     "" — file holding that user's password (one trailing newline is
-//	                       dropped); refused unless only its owner can read it (chmod 600)
-//	tls.caFile             tls.clientCAFile — PEM CA that signed the master's certificate; set,
-//	                       the slave connects to its master over TLS (presenting tls.certFile/
-//	                       tls.keyFile as its client certificate when they are set)
+//	                       dropped); the broker refuses to start unless only its owner can
+//	                       read it (chmod 600)
+//	tls.caFile             tls.clientCAFile — PEM CA that signed the master's certificate.
+//	                       With it (or the default), or when this broker serves TLS itself
+//	                       (then trusting the system's CAs), the slave connects to its
+//	                       master over TLS, presenting tls.certFile/tls.keyFile as its
+//	                       client certificate when they are set
 //
 // # Environment variables
 //
-// Every [system], [zookeeper], [replication] and [security] key can be set from the
-// environment as METAQ_<SECTION>_<KEY> in upper case, ZooKeeper keys without their "zk."
-// prefix, other dots as underscores (METAQ_SECURITY_TLS_CAFILE):
+// Every [system], [zookeeper], [replication] and [security] key can be set from the environment as
+// METAQ_<SECTION>_<KEY> in upper case, ZooKeeper keys without their "zk." prefix:
 //
 //	METAQ_SYSTEM_BROKERID=3
 //	METAQ_SYSTEM_SERVERPORT=8124
 //	METAQ_ZOOKEEPER_ZKCONNECT=zk1:2181,zk2:2181
+//	METAQ_SECURITY_TLS_CERTFILE=/etc/metaq/broker.pem
 //
 // EnvVar computes the name; WithEnvPrefix changes "METAQ", WithoutEnv turns this off.
-// Empty variables are ignored. A variable under METAQ_SYSTEM_, METAQ_ZOOKEEPER_,
-// METAQ_REPLICATION_ or METAQ_SECURITY_ that names no key is an ErrUnknownKey error. Topic sections cannot be set from the
+// Empty variables are ignored. A variable under METAQ_SYSTEM_, METAQ_ZOOKEEPER_, METAQ_REPLICATION_ or METAQ_SECURITY_ that
+// names no key is an ErrUnknownKey error. Topic sections cannot be set from the
 // environment.
 //
 // # Precedence

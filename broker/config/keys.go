@@ -10,6 +10,7 @@ const (
 	sectionSystem      = "system"
 	sectionZooKeeper   = "zookeeper"
 	sectionReplication = "replication"
+	sectionSecurity    = "security"
 	topicPrefix        = "topic="
 )
 
@@ -43,6 +44,7 @@ const (
 	keyRetentionBytes           = "retentionBytes"
 	keyRetentionCheckIntervalMs = "retentionCheckIntervalMs"
 	keyAdminPort                = "adminPort"
+	keyAdminHost                = "adminHost"
 	keyMulticore                = "multicore"
 	keyMaxConnectionsPerIP      = "maxConnectionsPerIp"
 	keyPartialRequestTimeoutMs  = "partialRequestTimeoutMs"
@@ -63,6 +65,11 @@ const (
 	keySlaveMaxDelayInMills = "slaveMaxDelayInMills"
 	keyMasterAddr           = "masterAddr"
 
+	// [security]: wire authentication and authorisation (docs/SECURITY.md).
+	keyUsersFile      = "usersFile"
+	keyACLFile        = "aclFile"
+	keyAllowAnonymous = "allowAnonymous"
+
 	keyZkEnable              = "zk.zkEnable"
 	keyZkConnect             = "zk.zkConnect"
 	keyZkRoot                = "zk.zkRoot"
@@ -81,7 +88,7 @@ var (
 		keyMaxMessageSize, keyDeletePolicy, keyDeleteWhen, keyAcceptPublish, keyAcceptSubscribe,
 		keyStat, keyUpdateConsumerOffsets, keyMaxTxTimeoutInSeconds, keyFlushTxLogAtCommit,
 		keyAutoCreateTopics, keyMaxConnections, keyIdleTimeoutMs, keyMaxLineLength,
-		keyRetentionBytes, keyRetentionCheckIntervalMs, keyAdminPort, keyMulticore,
+		keyRetentionBytes, keyRetentionCheckIntervalMs, keyAdminPort, keyAdminHost, keyMulticore,
 		keyMaxConnectionsPerIP, keyPartialRequestTimeoutMs, keyMaxConnOutputBytes,
 		keyMaxTotalOutputBytes, keyReadWorkers,
 		// Transaction limits.
@@ -94,6 +101,13 @@ var (
 	replicationKeys = []string{
 		keySlaveID, keyReplicationMode, keyServeReads, keyMinSyncSlaves, keySlaveMaxDelayInMills,
 		keyMasterAddr,
+	}
+	// securityKeys: [security]; TLS, the admin port's token, users and ACLs
+	// (security.go), a slave's connection to its master (security_client.go).
+	securityKeys = []string{
+		keyTLSCertFile, keyTLSKeyFile, keyTLSClientCAFile, keyAdminTokenFile, keyPlaintextPort,
+		keyUsersFile, keyACLFile, keyAllowAnonymous,
+		keyBrokerUser, keyBrokerPasswordFile, keyTLSCAFile,
 	}
 	topicKeys = []string{
 		keyNumPartitions, keyStat, keyDeletePolicy, keyDeleteWhen, keyDataPath,

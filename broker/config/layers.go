@@ -52,9 +52,9 @@ func newLayers(d *document, o options) (*layers, error) {
 }
 
 // EnvVar returns the environment variable that overrides key of section:
-// <PREFIX>_<SECTION>_<KEY>, upper case, with the "zk." of ZooKeeper keys dropped and
-// other dots made underscores, e.g. METAQ_SYSTEM_SERVERPORT, METAQ_ZOOKEEPER_ZKCONNECT
-// and METAQ_SECURITY_TLS_CAFILE.
+// <PREFIX>_<SECTION>_<KEY>, upper case, with the "zk." of ZooKeeper keys dropped, e.g.
+// METAQ_SYSTEM_SERVERPORT and METAQ_ZOOKEEPER_ZKCONNECT; other dots become "_"
+// (METAQ_SECURITY_TLS_CERTFILE).
 func EnvVar(prefix, section, key string) string {
 	name := strings.ToUpper(section + "_" + strings.ReplaceAll(strings.TrimPrefix(key, "zk."), ".", "_"))
 	if prefix != "" {
@@ -78,8 +78,7 @@ func (l *layers) checkEnv(prefix string) error {
 	}
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, p+"SYSTEM_") && !strings.HasPrefix(name, p+"ZOOKEEPER_") && !strings.HasPrefix(name, p+"REPLICATION_") &&
-			!strings.HasPrefix(name, p+"SECURITY_") || bound[name] {
+		if !strings.HasPrefix(name, p+"SYSTEM_") && !strings.HasPrefix(name, p+"ZOOKEEPER_") && !strings.HasPrefix(name, p+"REPLICATION_") && !strings.HasPrefix(name, p+"SECURITY_") || bound[name] {
 			continue
 		}
 		msg := "unknown environment variable " + name

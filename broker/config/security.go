@@ -1,94 +1,105 @@
 package config
 
 import (
-	"crypto/tls"
-
-	"github.com/metaq-go/metaq/internal/secretfile"
-	"github.com/metaq-go/metaq/internal/tlsconf"
+	"net"
+	"strings"
 )
 
-// [security] keys of a broker's outgoing connections: how a slave reaches
-// its master (docs/security-clients.md). The broker's own TLS and user keys
-// live next to them.
+// [security] keys of TLS and the admin port (docs/security-tls.md).
 const (
-	sectionSecurity       = "security"
-	keyBrokerUser         = "brokerUser"
-	keyBrokerPasswordFile = "brokerPasswordFile"
-	keyTLSCAFile          = "tls.caFile"
-
-	// Read when present (the broker's TLS keys): tls.caFile defaults to
-	// tls.clientCAFile, and a slave presents tls.certFile/tls.keyFile as its
-	// client certificate (for a master that requires mutual TLS).
-	keyTLSClientCAFileFallback = "tls.clientCAFile"
-	keyTLSCertFileFallback     = "tls.certFile"
-	keyTLSKeyFileFallback      = "tls.keyFile"
+	keyTLSCertFile     = "tls.certFile"
+	keyTLSKeyFile      = "tls.keyFile"
+	keyTLSClientCAFile = "tls.clientCAFile"
+	keyAdminTokenFile  = "adminTokenFile"
+	keyPlaintextPort   = "plaintextPort"
 )
 
-// securityKeys are the keys of [security].
-var securityKeys = []string{keyBrokerUser, keyBrokerPasswordFile, keyTLSCAFile}
+// DefaultAdminHost is where the admin port binds unless adminHost says otherwise.
+const DefaultAdminHost = "127.0.0.1"
 
-// ReplicationClient is how a slave connects to its master ([security]).
-type ReplicationClient struct {
-	// User (brokerUser) authenticates the slave to its master with
-	// SCRAM-SHA-256; "" = no authentication.
-	User string
-	// PasswordFile is brokerPasswordFile; Password its content (without a
-	// trailing newline), read and checked at load. Never logged.
-	PasswordFile string
-	Password     string
-	// CAFile (tls.caFile, default tls.clientCAFile) is the CA that signed
-	// the master's certificate; set, the slave connects over TLS.
-	CAFile string
-	// CertFile and KeyFile (tls.certFile, tls.keyFile) are presented as the
-	// slave's client certificate over TLS, when set.
-	CertFile, KeyFile string
-	// TLS is the client configuration built from the files at load; nil
-	// without CAFile.
-	TLS *tls.Config
+// Security holds [security]: TLS on the broker, admin and replication
+// ports, the admin port's bearer token (docs/security-tls.md), and wire
+// authentication and authorisation (docs/SECURITY.md).
+type Security struct {
+	// UsersFile is usersFile: the users file (`metaq users add`), '~'
+	// expanded; "" = no password authentication.
+	UsersFile string
+	// ACLFile is aclFile: the ACL rules; "" = every principal may do
+	// everything except admin operations (once security is on).
+	ACLFile string
+	// AllowAnonymous is allowAnonymous: unauthenticated clients act as the
+	// principal "anonymous". Default: false when usersFile is set, else true.
+	AllowAnonymous bool
+
+	// TLSCertFile and TLSKeyFile (tls.certFile, tls.keyFile; PEM): when
+	// set, serverPort and the admin port speak TLS only (1.2 and later).
+	TLSCertFile, TLSKeyFile string
+	// TLSClientCAFile (tls.clientCAFile): CA bundle that client
+	// certificates must chain to; set, every client must present one
+	// (mutual TLS) and its Subject CommonName is its principal.
+	TLSClientCAFile string
+	// AdminTokenFile (adminTokenFile): file holding the bearer token that
+	// the admin port's mutating endpoints require. It must not be
+	// readable by others (mode 0600 or 0640).
+	AdminTokenFile string
+	// PlaintextPort (plaintextPort): with TLS on, an extra port speaking
+	// the plain MetaQ protocol for clients without TLS; 0 = none (default).
+	PlaintextPort int
 }
 
-// String keeps the password out of %v and %+v.
-func (r ReplicationClient) String() string {
-	return "{User: " + r.User + ", PasswordFile: " + r.PasswordFile + ", CAFile: " + r.CAFile + "}"
+// TLS reports whether TLS is configured.
+func (s Security) TLS() bool { return s.TLSCertFile != "" }
+
+// Enabled reports whether the broker checks principals at all: a users
+// file or an ACL file is set, or anonymous access is refused.
+func (s Security) Enabled() bool {
+	return s.UsersFile != "" || s.ACLFile != "" || !s.AllowAnonymous
 }
 
-// GoString keeps the password out of %#v.
-func (r ReplicationClient) GoString() string { return "config.ReplicationClient" + r.String() }
+// Security returns the [security] settings.
+func (c *Config) Security() Security { return c.security }
 
-func readReplicationClient(f *field) ReplicationClient {
-	r := ReplicationClient{
-		User:         f.str(keyBrokerUser, ""),
-		PasswordFile: f.path(keyBrokerPasswordFile, ""),
-		CAFile:       f.path(keyTLSCAFile, ""),
+func readSecurity(f *field, warnings *[]string) Security {
+	s := Security{
+		TLSCertFile:     f.optionalPath(keyTLSCertFile),
+		TLSKeyFile:      f.optionalPath(keyTLSKeyFile),
+		TLSClientCAFile: f.optionalPath(keyTLSClientCAFile),
+		AdminTokenFile:  f.optionalPath(keyAdminTokenFile),
+		PlaintextPort:   int(f.int(keyPlaintextPort, 0, 0, 65535)),
+		UsersFile:       f.optionalPath(keyUsersFile),
+		ACLFile:         f.optionalPath(keyACLFile),
 	}
-	if r.PasswordFile == "." {
-		r.PasswordFile = ""
+	s.AllowAnonymous = f.boolean(keyAllowAnonymous, s.UsersFile == "")
+	if !s.AllowAnonymous && s.UsersFile == "" && f.err == nil {
+		*warnings = append(*warnings, "[security] allowAnonymous=false without usersFile: only clients with a verified TLS "+
+			"client certificate (tls.clientCAFile) can be served; set usersFile to let clients log in with a password")
 	}
-	if r.CAFile == "." {
-		r.CAFile = f.path(keyTLSClientCAFileFallback, "")
+	return s
+}
+
+// optionalPath is a file path with '~' expanded, or "" when the key is not set.
+func (f *field) optionalPath(key string) string {
+	if _, _, ok := f.text(key); !ok {
+		return ""
 	}
-	if r.CAFile == "." {
-		r.CAFile = ""
-	}
+	return f.path(key, "")
+}
+
+func (s Security) validate(b *Broker) error {
 	switch {
-	case r.User == "" && r.PasswordFile != "":
-		f.fail(keyBrokerPasswordFile, r.PasswordFile, "", "needs %s: the user a slave authenticates to its master as", keyBrokerUser)
-	case r.User != "" && r.PasswordFile == "":
-		f.fail(keyBrokerUser, r.User, "", "needs %s: a file (mode 0600) holding the user's password", keyBrokerPasswordFile)
-	case r.User != "":
-		pw, err := secretfile.Read(r.PasswordFile)
-		if err != nil {
-			f.fail(keyBrokerPasswordFile, r.PasswordFile, "", "cannot be used: %v", err)
-		}
-		r.Password = pw
+	case s.TLSCertFile != "" && s.TLSKeyFile == "":
+		return badValue(sectionSecurity, keyTLSKeyFile, "is missing: tls.certFile is set, so set tls.keyFile to its private key (PEM)")
+	case s.TLSCertFile == "" && s.TLSKeyFile != "":
+		return badValue(sectionSecurity, keyTLSCertFile, "is missing: tls.keyFile is set, so set tls.certFile to the broker's certificate (PEM)")
+	case s.TLSClientCAFile != "" && s.TLSCertFile == "":
+		return badValue(sectionSecurity, keyTLSClientCAFile, "needs TLS: set tls.certFile and tls.keyFile as well")
+	case s.PlaintextPort != 0 && !s.TLS():
+		return badValue(sectionSecurity, keyPlaintextPort, "%d is only for TLS setups (serverPort is already plaintext); remove it", s.PlaintextPort)
+	case s.PlaintextPort != 0 && (s.PlaintextPort == b.ServerPort || s.PlaintextPort == b.AdminPort):
+		return badValue(sectionSecurity, keyPlaintextPort, "%d is also serverPort or adminPort; use another port", s.PlaintextPort)
 	}
-	if r.CAFile != "" && f.err == nil {
-		cert, key := f.str(keyTLSCertFileFallback, ""), f.str(keyTLSKeyFileFallback, "")
-		cfg, err := tlsconf.Client(r.CAFile, cert, key)
-		if err != nil {
-			f.fail(keyTLSCAFile, r.CAFile, "", "cannot be used: %v", err)
-		}
-		r.CertFile, r.KeyFile, r.TLS = cert, key, cfg
+	if net.ParseIP(b.AdminHost) == nil && (b.AdminHost == "" || strings.ContainsAny(b.AdminHost, " \t:/[]")) {
+		return badValue(sectionSystem, keyAdminHost, "%q is not an IP address or host name to bind the admin port to (e.g. 127.0.0.1, or 0.0.0.0 for every interface)", b.AdminHost)
 	}
-	return r
+	return nil
 }

@@ -147,12 +147,12 @@ func (h *EpochHistory) writeLocked(entries []EpochStart) error {
 		sb.WriteString(FormatEpochLine(e))
 		sb.WriteByte('\n')
 	}
-	if err := os.MkdirAll(h.dir, 0o755); err != nil {
+	if err := os.MkdirAll(h.dir, 0o750); err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
 	name := filepath.Join(h.dir, "epochs")
 	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return fmt.Errorf("replica: write epoch history: %w", err)
 	}

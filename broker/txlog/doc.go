@@ -40,6 +40,17 @@
 //	FORGET   (nothing)
 //	message = u16 len topic | i32 partition | i64 message id | i32 flag | u32 len data | data
 //
+// PREPARE, COMMIT, DONE and ROLLBACK may end with an owner trailer,
+// u16 len owner | owner (non-empty): the principal that began the
+// transaction (docs/SECURITY.md). It is written only when there is an
+// owner, so a journal of a broker without security, and every record
+// written before owners existed, decode with owner "" (only an admin
+// principal may see or finish such a transaction once security is on). A
+// record without a trailer that continues a live transaction (a COMMIT
+// after its PREPARE, a heuristic DONE or ROLLBACK) keeps that
+// transaction's owner. Brokers older than the trailer refuse records
+// that carry one as corrupt: downgrade only with no transaction in doubt.
+//
 // A length of 0 or above MaxRecordSize, a CRC mismatch, an unknown kind or
 // flag, or a body that does not parse exactly is corrupt.
 //

@@ -97,7 +97,7 @@ func Open(dir string, opts Options) (*Journal, *State, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, nil, fmt.Errorf("txlog: create %s: %w", dir, err)
 	}
 	j := &Journal{dir: dir, opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), done: make(chan struct{}),
@@ -163,7 +163,7 @@ func listFiles(dir string) ([]uint64, error) {
 func (j *Journal) rotate() error {
 	next := j.seq + 1
 	path := filepath.Join(j.dir, fileName(next))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return fmt.Errorf("txlog: create %s: %w", path, err)
 	}

@@ -68,6 +68,10 @@ type Record struct {
 	Inline bool
 	Msgs   []Message   // PREPARE; COMMIT when Inline
 	Parts  []PartStart // COMMIT
+	// Owner (PREPARE, COMMIT, DONE, ROLLBACK) is the principal that began
+	// the transaction; "" = none (security off, or a record written
+	// before owners were journaled). Encoded as an optional trailer.
+	Owner string
 }
 
 // Framing constants.
@@ -119,6 +123,9 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		}
 	case KindDone, KindRollback:
 		dst = append(dst, flags)
+	}
+	if r.Owner != "" && r.Kind != KindForget {
+		dst = appendStr16(dst, r.Owner)
 	}
 	body := dst[start+frameHeader:]
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(body)))
@@ -267,6 +274,12 @@ func decodeBody(body []byte) (Record, error) {
 	case KindForget:
 	default:
 		return Record{}, fmt.Errorf("%w: unknown record type %d", ErrCorrupt, rec.Kind)
+	}
+	if len(r.b) > 0 && rec.Kind != KindForget && !r.bad {
+		// The owner trailer; absent from records of older versions.
+		if rec.Owner = r.str16(); rec.Owner == "" {
+			r.bad = true // an empty owner is written as no trailer
+		}
 	}
 	if r.bad {
 		return Record{}, fmt.Errorf("%w: %s record shorter than its contents or with unknown flags", ErrCorrupt, rec.Kind)

@@ -41,6 +41,7 @@ type Tx struct {
 	Heuristic bool        // Committing: the commit was decided by an operator
 	Msgs      []Message   // Prepared, Committing
 	Parts     []PartStart // Committing
+	Owner     string      // the principal that began it; "" = none (see Record.Owner)
 }
 
 // State is the fold of a journal: the live transactions and the outcomes
@@ -116,28 +117,29 @@ func (s *State) Apply(r *Record) {
 	switch r.Kind {
 	case KindPrepare:
 		s.forgetOutcome(r.Key)
-		s.Live[r.Key] = &Tx{Key: r.Key, State: Prepared, Msgs: r.Msgs}
+		s.Live[r.Key] = &Tx{Key: r.Key, State: Prepared, Msgs: r.Msgs, Owner: r.Owner}
 	case KindCommit:
-		msgs := r.Msgs
+		msgs, owner := r.Msgs, r.Owner
 		if !r.Inline {
 			t := s.Live[r.Key]
 			if t == nil || t.State != Prepared && t.State != Committing {
 				return // nothing to commit: the PREPARE was lost (flush mode 0) or already finished
 			}
 			msgs = t.Msgs
+			owner = s.owner(r)
 		}
 		s.forgetOutcome(r.Key)
-		s.Live[r.Key] = &Tx{Key: r.Key, State: Committing, Heuristic: r.Heuristic, Msgs: msgs, Parts: r.Parts}
+		s.Live[r.Key] = &Tx{Key: r.Key, State: Committing, Heuristic: r.Heuristic, Msgs: msgs, Parts: r.Parts, Owner: owner}
 	case KindDone:
 		if r.Heuristic {
-			s.Live[r.Key] = &Tx{Key: r.Key, State: HeuristicCommitted}
+			s.Live[r.Key] = &Tx{Key: r.Key, State: HeuristicCommitted, Owner: s.owner(r)}
 			return
 		}
 		delete(s.Live, r.Key)
 		s.setOutcome(r.Key, Committed)
 	case KindRollback:
 		if r.Heuristic {
-			s.Live[r.Key] = &Tx{Key: r.Key, State: HeuristicRolledBack}
+			s.Live[r.Key] = &Tx{Key: r.Key, State: HeuristicRolledBack, Owner: s.owner(r)}
 			return
 		}
 		delete(s.Live, r.Key)
@@ -146,6 +148,18 @@ func (s *State) Apply(r *Record) {
 		delete(s.Live, r.Key)
 		s.forgetOutcome(r.Key)
 	}
+}
+
+// owner is the record's owner, else that of the live transaction it
+// continues (a record that follows the PREPARE need not repeat it).
+func (s *State) owner(r *Record) string {
+	if r.Owner != "" {
+		return r.Owner
+	}
+	if t := s.Live[r.Key]; t != nil {
+		return t.Owner
+	}
+	return ""
 }
 
 // Snapshot returns records that rebuild this state from nothing: the
@@ -162,14 +176,14 @@ func (s *State) Snapshot() []Record {
 	for _, t := range s.Live {
 		switch t.State {
 		case Prepared:
-			recs = append(recs, Record{Kind: KindPrepare, Key: t.Key, Msgs: t.Msgs})
+			recs = append(recs, Record{Kind: KindPrepare, Key: t.Key, Msgs: t.Msgs, Owner: t.Owner})
 		case Committing:
 			recs = append(recs, Record{Kind: KindCommit, Key: t.Key, Heuristic: t.Heuristic, Inline: true,
-				Msgs: t.Msgs, Parts: t.Parts})
+				Msgs: t.Msgs, Parts: t.Parts, Owner: t.Owner})
 		case HeuristicCommitted:
-			recs = append(recs, Record{Kind: KindDone, Key: t.Key, Heuristic: true})
+			recs = append(recs, Record{Kind: KindDone, Key: t.Key, Heuristic: true, Owner: t.Owner})
 		case HeuristicRolledBack:
-			recs = append(recs, Record{Kind: KindRollback, Key: t.Key, Heuristic: true})
+			recs = append(recs, Record{Kind: KindRollback, Key: t.Key, Heuristic: true, Owner: t.Owner})
 		}
 	}
 	return recs

@@ -29,6 +29,11 @@ func sampleRecords() []txlog.Record {
 		{Kind: txlog.KindRollback, Key: "XID:2:0c:0d:", Heuristic: true},
 		{Kind: txlog.KindRollback, Key: "TX:s:2"},
 		{Kind: txlog.KindForget, Key: "XID:2:0c:0d:"},
+		{Kind: txlog.KindPrepare, Key: "XID:3:0a:0b:q", Msgs: msgs[1:], Owner: "alice"},
+		{Kind: txlog.KindCommit, Key: "XID:3:0a:0b:q", Parts: []txlog.PartStart{{Topic: "orders", Partition: 3, Offset: 9}}, Owner: "alice"},
+		{Kind: txlog.KindCommit, Key: "XID:4:0a:0b:q", Inline: true, Msgs: msgs[:2], Parts: []txlog.PartStart{{Topic: "orders", Partition: 0, Offset: 1}}, Owner: "CN=bob"},
+		{Kind: txlog.KindDone, Key: "XID:4:0a:0b:q", Heuristic: true, Owner: "CN=bob"},
+		{Kind: txlog.KindRollback, Key: "XID:5:0c:0d:", Heuristic: true, Owner: "carol"},
 	}
 }
 

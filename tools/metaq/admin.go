@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/metaq-go/metaq/broker"
+	"github.com/metaq-go/metaq/broker/config"
 )
 
 // snapshotter is what the admin server needs of a broker.
@@ -23,31 +25,52 @@ type snapshotter interface {
 	Snapshot() broker.Snapshot
 }
 
-// adminServer serves /metrics (Prometheus) and /healthz for `metaq broker --admin`.
+// adminServer serves /metrics (Prometheus) and /healthz for `metaq broker
+// --admin`, and the operator's mutating endpoints (admin_auth.go).
 type adminServer struct {
-	srv  *http.Server
-	ln   net.Listener
-	done chan struct{}
-	err  error // of Serve, read after done
+	srv    *http.Server
+	ln     net.Listener
+	scheme string // http or https
+	auth   *adminAuth
+	done   chan struct{}
+	err    error // of Serve, read after done
 }
 
-// adminAddr picks the admin listen address: --admin, else 127.0.0.1:<adminPort>, else none.
-func adminAddr(flag string, adminPort int) string {
+// adminAddr picks the admin listen address: --admin, else
+// <adminHost>:<adminPort> (adminHost defaults to 127.0.0.1), else none.
+func adminAddr(flag, adminHost string, adminPort int) string {
 	if flag != "" {
 		return flag
 	}
+	if adminHost == "" {
+		adminHost = config.DefaultAdminHost
+	}
 	if adminPort > 0 {
-		return net.JoinHostPort("127.0.0.1", strconv.Itoa(adminPort))
+		return net.JoinHostPort(adminHost, strconv.Itoa(adminPort))
 	}
 	return ""
 }
 
 // startAdmin binds addr and serves metrics of b (and the extra collectors)
-// until Close.
+// until Close, without TLS and with mutating endpoints refused.
 func startAdmin(addr string, b snapshotter, log *slog.Logger, extra ...prometheus.Collector) (*adminServer, error) {
+	return startAdminWith(addr, b, adminSecurity{}, log, extra...)
+}
+
+// startAdminWith is startAdmin with TLS and the mutating endpoints'
+// authentication set by sec.
+func startAdminWith(addr string, b snapshotter, sec adminSecurity, log *slog.Logger, extra ...prometheus.Collector) (*adminServer, error) {
+	auth, err := newAdminAuth(sec, log)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin: listen on %s: %w (choose another --admin address or adminPort)", addr, err)
+	}
+	scheme := "http"
+	if sec.TLS != nil {
+		ln, scheme = tls.NewListener(ln, sec.TLS.OptionalClientCertConfig()), "https"
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newBrokerCollector(b),
@@ -56,7 +79,7 @@ func startAdmin(addr string, b snapshotter, log *slog.Logger, extra ...prometheu
 	reg.MustRegister(extra...)
 	mux := http.NewServeMux()
 	if ps, ok := b.(partitionSwitch); ok {
-		mux.HandleFunc("POST /partitions/{topic}/{partition}/{action}", partitionHandler(ps, log))
+		mux.HandleFunc("POST /partitions/{topic}/{partition}/{action}", auth.require(partitionHandler(ps, log)))
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -67,8 +90,9 @@ func startAdmin(addr string, b snapshotter, log *slog.Logger, extra ...prometheu
 		}
 		fmt.Fprintln(w, reason)
 	})
-	a := &adminServer{ln: ln, done: make(chan struct{}),
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	a := &adminServer{ln: ln, scheme: scheme, auth: auth, done: make(chan struct{}),
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}} // e.g. failed TLS handshakes
 	go func() {
 		defer close(a.done)
 		if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -76,12 +100,16 @@ func startAdmin(addr string, b snapshotter, log *slog.Logger, extra ...prometheu
 			log.Error("admin server stopped", "err", err)
 		}
 	}()
-	log.Info("admin endpoint listening", "addr", a.Addr(), "metrics", "http://"+a.Addr()+"/metrics")
+	log.Info("admin endpoint listening", "addr", a.Addr(), "metrics", scheme+"://"+a.Addr()+"/metrics")
 	return a, nil
 }
 
 // Addr is the bound address.
 func (a *adminServer) Addr() string { return a.ln.Addr().String() }
+
+// Reload reads the bearer token file again (SIGHUP); the TLS material is
+// the broker's and reloads with it.
+func (a *adminServer) Reload() error { return a.auth.reload() }
 
 // Close stops the server and waits for its goroutine.
 func (a *adminServer) Close(ctx context.Context) error {
@@ -236,7 +264,7 @@ func b2f(b bool) float64 {
 
 // partitionSwitch is the operator's maintenance switch of a broker.
 type partitionSwitch interface {
-	ClosePartition(topic string, part int)
+	ClosePartition(topic string, part int) error
 	OpenPartition(topic string, part int)
 }
 
@@ -252,7 +280,10 @@ func partitionHandler(ps partitionSwitch, log *slog.Logger) http.HandlerFunc {
 		}
 		switch action {
 		case "close":
-			ps.ClosePartition(topic, part)
+			if err := ps.ClosePartition(topic, part); err != nil {
+				http.Error(w, err.Error(), http.StatusConflict)
+				return
+			}
 		case "open":
 			ps.OpenPartition(topic, part)
 		default:

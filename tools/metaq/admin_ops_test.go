@@ -20,7 +20,8 @@ func TestAdminFsyncHistogramAndPartitionSwitch(t *testing.T) {
 	b := brokertest.Start(t, brokertest.Options{Partitions: 2, Modify: func(o *broker.Options) {
 		o.Store.OnSync = fsync.observe
 	}})
-	a, err := startAdmin("127.0.0.1:0", b, slog.New(slog.DiscardHandler), fsync.collectors()...)
+	tokenFile, token := writeAdminToken(t)
+	a, err := startAdminWith("127.0.0.1:0", b, adminSecurity{TokenFile: tokenFile}, slog.New(slog.DiscardHandler), fsync.collectors()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,9 @@ func TestAdminFsyncHistogramAndPartitionSwitch(t *testing.T) {
 		t.Fatalf("put: %s", line)
 	}
 	post := func(path string) int {
-		resp, err := http.Post("http://"+a.Addr()+path, "text/plain", nil)
+		req, _ := http.NewRequest(http.MethodPost, "http://"+a.Addr()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

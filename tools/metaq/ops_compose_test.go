@@ -26,6 +26,7 @@ type composeService struct {
 	Command     []string          `yaml:"command"`
 	Environment map[string]string `yaml:"environment"`
 	Volumes     []string          `yaml:"volumes"`
+	Ports       []string          `yaml:"ports"`
 	DependsOn   map[string]struct {
 		Condition string `yaml:"condition"`
 	} `yaml:"depends_on"`
@@ -135,6 +136,7 @@ func TestComposeTopology(t *testing.T) {
 			t.Errorf("%s: healthcheck %v, want %v...", name, s.Healthcheck.Test, want)
 		}
 		checkHealthAndVolume(t, name, s, env["METAQ_SYSTEM_DATAPATH"])
+		checkAdminPublishedOnLoopback(t, name, s)
 		checkBrokerCommand(t, name, s.Command)
 	}
 	for name, s := range c.Services {
@@ -154,6 +156,29 @@ func checkHealthAndVolume(t *testing.T, name string, s composeService, dataDir s
 	}
 	if dataDir == "" || !slices.ContainsFunc(s.Volumes, func(v string) bool { return strings.HasSuffix(v, ":"+dataDir) }) {
 		t.Errorf("%s: no volume mounted on its data directory %q: %v", name, dataDir, s.Volumes)
+	}
+}
+
+// checkAdminPublishedOnLoopback: the admin port listens on every interface
+// inside the container (adminHost=0.0.0.0) and is published on the host's
+// loopback only.
+func checkAdminPublishedOnLoopback(t *testing.T, name string, s composeService) {
+	t.Helper()
+	port := s.Environment["METAQ_SYSTEM_ADMINPORT"]
+	if port == "" || s.Environment["METAQ_SYSTEM_ADMINHOST"] != "0.0.0.0" {
+		t.Errorf("%s: want METAQ_SYSTEM_ADMINPORT set and METAQ_SYSTEM_ADMINHOST=0.0.0.0 (reachable through the published port)", name)
+	}
+	published := false
+	for _, p := range s.Ports {
+		if strings.HasSuffix(p, ":"+port) {
+			published = true
+			if !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("%s: admin port published as %q: publish it on the host's loopback (127.0.0.1:<host port>:%s)", name, p, port)
+			}
+		}
+	}
+	if !published {
+		t.Errorf("%s: admin port %s not published: %v", name, port, s.Ports)
 	}
 }
 

@@ -92,6 +92,7 @@ func newRootCmd() *cobra.Command {
 		newConsumeCmd(g),
 		newTxCmd(g),
 		newContextCmd(g),
+		newUsersCmd(g),
 	)
 	return root
 }
