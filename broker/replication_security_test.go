@@ -15,6 +15,7 @@ import (
 	"github.com/metaq-go/metaq/broker"
 	"github.com/metaq-go/metaq/broker/brokertest"
 	"github.com/metaq-go/metaq/broker/config"
+	"github.com/metaq-go/metaq/internal/conn"
 	"github.com/metaq-go/metaq/internal/conn/authtest"
 	"github.com/metaq-go/metaq/internal/tlsconf"
 	"github.com/metaq-go/metaq/internal/tlsconf/tlstest"
@@ -128,4 +129,47 @@ func TestSecurityConfigReachesTheFollower(t *testing.T) {
 		require.ErrorContains(t, err, tc.want)
 		require.NotContains(t, err.Error(), replSecret)
 	}
+}
+
+// A real secured master (TLS, users file, ACL): a slave with the
+// replicator's credentials and the cluster CA follows it; one with a wrong
+// password logs the refusal and never joins the master's replica set.
+func TestSlaveFollowsSecureMaster(t *testing.T) {
+	ca := tlstest.NewCA(t, "cluster-ca")
+	secure := brokertest.Security{CA: ca, Users: map[string]string{"replicator": replSecret, "alice": "alice-" + replSecret},
+		ACL: "- {principal: replicator, operations: [admin]}\n- {principal: alice, operations: [put, stats], topics: [\"*\"]}\n"}
+	m := brokertest.Start(t, brokertest.Options{BrokerID: 5, Partitions: 2, Modify: func(o *broker.Options) {
+		brokertest.Secure(t, secure)(o)
+		o.Replication = broker.ReplicationOptions{MinSyncSlaves: 1, MaxDelay: time.Minute}
+	}})
+	cfg, err := tlsconf.Client(ca.CertFile, "", "")
+	require.NoError(t, err)
+	follow := func(password string) *broker.Broker {
+		return startMember(t, "", broker.ReplicationOptions{MemberID: 1, MasterAddr: m.Addr(),
+			MasterTLS: cfg, MasterUser: "replicator", MasterPassword: password})
+	}
+	s := follow(replSecret)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mc, err := conn.Dial(ctx, m.Addr(), conn.Options{TLS: cfg, Auth: &conn.Auth{User: "replicator", Password: replSecret}})
+	require.NoError(t, err)
+	defer mc.Close()
+	waitInSync(t, mc, 1, true)
+	pc, err := conn.Dial(ctx, m.Addr(), conn.Options{TLS: cfg, Auth: &conn.Auth{User: "alice", Password: "alice-" + replSecret}})
+	require.NoError(t, err)
+	defer pc.Close()
+	a, err := put(ctx, pc, 0, []byte("secured"))
+	require.NoError(t, err)
+	requireHas(t, s, a)
+
+	var logs syncBuffer
+	brokertest.Start(t, brokertest.Options{BrokerID: 5, Partitions: 2, Modify: func(o *broker.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		o.Replication = broker.ReplicationOptions{MemberID: 2, MasterAddr: m.Addr(), FollowerMaxWait: 100 * time.Millisecond,
+			MasterTLS: cfg, MasterUser: "replicator", MasterPassword: "wrong-" + replSecret}
+	}})
+	require.Eventually(t, func() bool { return bytes.Contains([]byte(logs.String()), []byte(conn.ErrAuth.Error())) },
+		30*time.Second, 10*time.Millisecond, "the refusal is logged")
+	require.NotContains(t, logs.String(), replSecret)
+	require.Empty(t, slaveLine(t, mc, 2))
 }

@@ -123,3 +123,38 @@ func TestCLIContextSavesSecurityFlagsButNoPassword(t *testing.T) {
 	require.Error(t, r2.err)
 	require.True(t, strings.Contains(r2.err.Error(), "mallory"), r2.err)
 }
+
+// The CLI against a real secured broker (TLS, users file, ACL): produce,
+// stats and bench produce with 100-byte messages over TLS with SCRAM; an
+// ACL refusal and a wrong password are clear errors.
+func TestCLIAgainstSecureBroker(t *testing.T) {
+	s := startSecureBroker(t) // for the environment and the password file
+	ca := tlstest.NewCA(t, "cluster-ca")
+	b := brokertest.Start(t, brokertest.Options{Partitions: 1, Modify: brokertest.Secure(t, brokertest.Security{CA: ca,
+		Users: map[string]string{"alice": cliSecret},
+		ACL:   `- {principal: alice, operations: [put, get, offset, stats], topics: ["bench*", "orders"]}`})})
+	sec := []string{"--tls-ca", ca.CertFile, "--user", "alice", "--password-file", s.pwFile}
+
+	out, err := produceCLI(t, "one\n", append([]string{"produce", "--broker", b.Addr(), "--topic", "orders"}, sec...)...)
+	require.NoError(t, err)
+	require.Equal(t, "partition 0-0 offset 0\n", out)
+	mustMetaq(t, append([]string{"stats", b.Addr(), "orders"}, sec...)...)
+
+	out, err = produceCLI(t, "", append([]string{"bench", "produce", "--broker", b.Addr(), "--topic", "bench", "--messages", "2000",
+		"--size", "100", "--connections", "2", "--json"}, sec...)...)
+	require.NoError(t, err)
+	var r map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &r), out)
+	require.EqualValues(t, 2000, r["messages"])
+	require.EqualValues(t, 0, r["failed"])
+
+	_, err = produceCLI(t, "x\n", append([]string{"produce", "--broker", b.Addr(), "--topic", "payroll"}, sec...)...)
+	require.ErrorContains(t, err, "1 of 1 messages failed")
+
+	wrong := filepath.Join(t.TempDir(), "wrong.pw")
+	require.NoError(t, os.WriteFile(wrong, []byte("nope"), 0o600))
+	res := runMetaq(t, "stats", b.Addr(), "--tls-ca", ca.CertFile, "--user", "alice", "--password-file", wrong)
+	require.Equal(t, exitFailure, res.code, res.out)
+	require.ErrorContains(t, res.err, "authentication failed")
+	require.ErrorContains(t, res.err, "--password-file")
+}
