@@ -329,7 +329,7 @@ func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, er
 		}
 	}
 	if err != nil {
-		return res, fmt.Errorf("zkrecipes: multi: %w", err)
+		return res, wrap("multi", fmt.Sprintf("(%d operations)", len(ops)), err)
 	}
 	return res, nil
 }
