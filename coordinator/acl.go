@@ -170,14 +170,16 @@ func CheckIdentity(ctx context.Context, s *zkrecipes.Session, node string) error
 // Secure tightens the ACL of node (and, with recurse, of every node below
 // it) that is still open to the world for writing, as a cluster or group
 // created before digest identities were configured: such a node gets the
-// ACL of its class with the session's identity. Nodes already restricted are
-// left alone. It returns how many nodes it changed.
+// ACL of its class with the session's identity. Nodes already restricted,
+// and nodes this identity may not read or re-ACL, are left alone; a node
+// changed concurrently (by another broker securing the same tree) too. It
+// returns how many nodes it changed.
 func Secure(ctx context.Context, s *zkrecipes.Session, p Paths, node string, recurse bool) (int, error) {
 	if user, _ := s.DigestIdentity(); user == "" {
 		return 0, errors.New("securing ZooKeeper nodes needs a digest identity (zk.zkAuth, --zk-auth-file or METAQ_ZK_AUTH)")
 	}
 	acl, st, err := s.GetACL(ctx, node)
-	if errors.Is(err, zkrecipes.ErrNoNode) {
+	if notOurs(err) {
 		return 0, nil
 	}
 	if err != nil {
@@ -185,17 +187,22 @@ func Secure(ctx context.Context, s *zkrecipes.Session, p Paths, node string, rec
 	}
 	n := 0
 	if want := ClassACL(p.Class(node)); want != nil && worldWritable(acl) {
-		if _, err := s.SetACL(ctx, node, want, st.Aversion); err != nil && !errors.Is(err, zkrecipes.ErrNoNode) {
-			return n, err
-		} else if err == nil {
+		_, err := s.SetACL(ctx, node, want, st.Aversion)
+		switch {
+		case err == nil:
 			n++
+		case notOurs(err), errors.Is(err, zkrecipes.ErrBadVersion):
+			// Gone, not ours to change (the world lacks ADMIN), or
+			// another broker re-ACLed it meanwhile: nothing to do.
+		default:
+			return n, err
 		}
 	}
 	if !recurse {
 		return n, nil
 	}
 	kids, _, err := s.Children(ctx, node)
-	if errors.Is(err, zkrecipes.ErrNoNode) {
+	if notOurs(err) {
 		return n, nil
 	}
 	if err != nil {
@@ -209,6 +216,12 @@ func Secure(ctx context.Context, s *zkrecipes.Session, p Paths, node string, rec
 		}
 	}
 	return n, nil
+}
+
+// notOurs reports an error after which Secure leaves a node alone: it is
+// gone, or its ACL does not let this identity read or change it.
+func notOurs(err error) bool {
+	return errors.Is(err, zkrecipes.ErrNoNode) || errors.Is(err, zkrecipes.ErrNoAuth)
 }
 
 // worldWritable reports whether acl lets anyone change or delete below the node.
