@@ -231,8 +231,15 @@ func TestZooKeeperACLsEndToEnd(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "-1-0", string(raw))
 	}
+	// A saved context carries the credentials file (a path, not the secret).
+	mustMetaq(t, "context", "save", "zksec-billing", "--zk", f.zk, "--zk-root", f.root, "--zk-auth-file", f.grpFile)
+	mustMetaq(t, "--context", "zksec-billing", "groups", "reset-offsets", "billing", "--topic", "orders", "--to-latest", "--execute")
 	t.Setenv(zkAuthEnv, "billing:b1lling-Pw")
 	mustMetaq(t, reset...) // the credentials from the environment
+	t.Setenv(zkAuthEnv, "billing")
+	r = runMetaq(t, reset...)
+	require.Equal(t, exitUsage, r.code)
+	require.ErrorContains(t, r.err, "METAQ_ZK_AUTH: ZooKeeper digest credentials must be user:password")
 }
 
 // TestZooKeeperWrongPasswordIsClear: a broker or consumer with the right
