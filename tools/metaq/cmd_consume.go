@@ -118,9 +118,9 @@ func clientLogger(g *globals, errOut io.Writer) *slog.Logger {
 }
 
 func consumeMessages(ctx context.Context, g *globals, f consumeFlags, start consumer.StartPosition, out, errOut io.Writer) (err error) {
-	c, err := consumer.New(f.group, consumer.WithZooKeeper(g.zkServers(), g.zkRoot()), consumer.WithTopics(f.topics...),
+	c, err := consumer.New(f.group, append(g.consumerZK(), consumer.WithTopics(f.topics...),
 		consumer.WithStart(start), consumer.WithAutoCommit(consumer.DefaultAutoCommitInterval),
-		consumer.WithLogger(clientLogger(g, errOut)))
+		consumer.WithLogger(clientLogger(g, errOut)))...)
 	if err != nil {
 		return usageError{err}
 	}
