@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/metaq-go/metaq/broker/config"
 	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/coordinator"
 	"github.com/metaq-go/metaq/protocol"
@@ -37,6 +38,7 @@ type Broker struct {
 	store          *store.Store
 	stats          *stats
 	configChecksum uint32
+	configShown    []byte // ConfigRaw with secrets redacted (config.Redact)
 	srv            *server
 	listenAddr     atomic.Value // string, set by the server when it starts listening
 	listenPort     atomic.Int32
@@ -99,8 +101,13 @@ func New(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: open data directory %s: %w", o.DataDir, err)
 	}
+	// Secrets (zk.zkAuth, passwords, tokens) never leave the broker: `stats
+	// config` shows the file with their values redacted, and the checksum
+	// published in ZooKeeper is of that text (a CRC of the secret would
+	// narrow a search for it).
+	shown := config.Redact(o.ConfigRaw)
 	b := &Broker{opts: o, log: o.Logger, store: st, stats: newStats(), closed: map[string]bool{}, stopCh: make(chan struct{}), sec: sec,
-		configChecksum: crc32.ChecksumIEEE(o.ConfigRaw), bg: newBackground()}
+		configShown: shown, configChecksum: crc32.ChecksumIEEE(shown), bg: newBackground()}
 	for _, p := range st.Partitions() {
 		b.stats.addTopic(p.Topic())
 	}
@@ -172,9 +179,18 @@ func (b *Broker) register(ctx context.Context) error {
 	zo := b.opts.ZK
 	cctx, cancel := context.WithTimeout(ctx, zo.ConnectTimeout)
 	defer cancel()
-	s, err := zkrecipes.Connect(cctx, zo.Servers, zkrecipes.WithSessionTimeout(zo.SessionTimeout), zkrecipes.WithLogger(b.log))
+	paths := coordinator.NewPaths(zo.Root)
+	opts := append([]zkrecipes.Option{zkrecipes.WithSessionTimeout(zo.SessionTimeout), zkrecipes.WithLogger(b.log)},
+		paths.SessionOptions(zo.DigestUser, zo.DigestPassword, coordinator.RoleCluster)...)
+	s, err := zkrecipes.Connect(cctx, zo.Servers, opts...)
 	if err != nil {
 		return fmt.Errorf("broker: %w (or set zk.zkEnable=false to run without ZooKeeper)", err)
+	}
+	if zo.DigestUser != "" {
+		if err := b.secureZK(cctx, s, paths); err != nil {
+			s.Close()
+			return err
+		}
 	}
 	b.zk = s
 	if b.opts.Replication.Failover {
@@ -192,6 +208,23 @@ func (b *Broker) register(ctx context.Context) error {
 		return err
 	}
 	b.log.Info("registered in ZooKeeper", "servers", zo.Servers, "root", coordinator.NewPaths(zo.Root).Root, "session", fmt.Sprintf("0x%x", s.ID()))
+	return nil
+}
+
+// secureZK checks the broker's ZooKeeper identity (the cluster identity) and
+// tightens the cluster's nodes still open to the world (a cluster secured
+// after it ran without identities): docs/security-zookeeper.md.
+func (b *Broker) secureZK(ctx context.Context, s *zkrecipes.Session, paths coordinator.Paths) error {
+	if err := coordinator.CheckIdentity(ctx, s, paths.Root); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	n, err := coordinator.SecureCluster(ctx, s, paths)
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	if n > 0 {
+		b.log.Info("tightened the ACLs of ZooKeeper nodes that were open to the world", "nodes", n, "root", paths.Root, "zk_user", b.opts.ZK.DigestUser)
+	}
 	return nil
 }
 

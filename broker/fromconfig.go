@@ -69,6 +69,7 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 		}
 		o.ZK = ZKOptions{Enable: true, Servers: strings.Split(servers, ","), Root: root,
 			SessionTimeout: zk.SessionTimeout, ConnectTimeout: zk.ConnectionTimeout, StaleNodeGrace: zk.StaleNodeGrace}
+		o.ZK.DigestUser, o.ZK.DigestPassword = zk.Digest()
 		if zk.StaleNodeGrace == 0 {
 			o.ZK.StaleNodeGrace = -1 // zk.zkStaleNodeGraceMs=0: no wait
 		}

@@ -6,7 +6,7 @@ import (
 
 func (cn *conn) handleStats(r *protocol.StatsRequest) {
 	if r.Item == "config" {
-		cn.out = protocol.AppendResult(cn.out, protocol.CodeOK, r.OpaqueID, cn.b.opts.ConfigRaw)
+		cn.out = protocol.AppendResult(cn.out, protocol.CodeOK, r.OpaqueID, cn.b.configShown)
 		return
 	}
 	// Building the body walks every partition and sorts the topics: off the loop.

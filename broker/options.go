@@ -39,6 +39,11 @@ type ZKOptions struct {
 	// StaleNodeGrace: see coordinator.WithStaleNodeGrace; 0 = the default
 	// (coordinator.DefaultStaleNodeGrace), negative = no wait.
 	StaleNodeGrace time.Duration
+	// DigestUser and DigestPassword: the cluster identity the broker
+	// authenticates as (ZooKeeper digest scheme); the nodes it creates are
+	// writable only by that identity (docs/security-zookeeper.md). Empty:
+	// no identity, world ACLs as MetaQ does.
+	DigestUser, DigestPassword string
 }
 
 // Options configure a Broker. They are validated once by New and never change.
@@ -137,7 +142,7 @@ type Options struct {
 	// docs/SECURITY.md); the zero value is off.
 	Security SecurityOptions
 
-	ConfigRaw []byte // raw config file, for `stats config` and the checksum node
+	ConfigRaw []byte // raw config file, for `stats config` and the checksum node (both with secrets redacted)
 	Multicore bool   // gnet multicore (one event loop per CPU)
 
 	Logger *slog.Logger

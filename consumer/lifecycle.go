@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -14,12 +15,17 @@ import (
 // start connects, joins the group (or takes every partition in broadcast
 // mode) and starts the committer.
 func (c *Consumer) start(ctx context.Context) error {
-	sess, err := zkrecipes.Connect(ctx, c.opts.zkServers, zkrecipes.WithSessionTimeout(c.opts.sessionTimeout),
-		zkrecipes.WithLogger(c.log))
+	sess, err := zkrecipes.Connect(ctx, c.opts.zkServers, append([]zkrecipes.Option{zkrecipes.WithSessionTimeout(c.opts.sessionTimeout),
+		zkrecipes.WithLogger(c.log)}, c.paths.SessionOptions(c.opts.zkUser, c.opts.zkPassword, coordinator.RoleGroup)...)...)
 	if err != nil {
 		return err
 	}
 	c.sess = sess
+	if c.opts.broadcastDir == "" {
+		if err := coordinator.CheckIdentity(ctx, sess, c.paths.Group(c.group)); err != nil {
+			return fmt.Errorf("consumer: group %s: %w", c.group, err)
+		}
+	}
 	c.view = coordinator.NewClusterView(sess, c.paths, coordinator.WithViewLogger(c.log))
 	c.brokers = newBrokerPool(c.view, c.log, conn.Options{TLS: c.opts.tls, Auth: c.opts.auth})
 	if c.opts.broadcastDir != "" {

@@ -136,6 +136,8 @@ type Option func(*options) error
 type options struct {
 	zkServers      []string
 	zkRoot         string
+	zkUser         string // WithZKDigestAuth
+	zkPassword     string
 	topics         []string
 	start          StartPosition
 	autoCommit     time.Duration // 0 = manual commit

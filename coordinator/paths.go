@@ -237,8 +237,12 @@ func ParseSlaveNodeName(name string) (member int, ok bool) {
 	return n, true
 }
 
+// MetaQRoot is the parent of the cluster-wide state that is ours (MetaQ
+// clients never read it): replication.
+func (p Paths) MetaQRoot() string { return p.Root + "/metaq" }
+
 // ReplicationRoot is the parent of every replica set's replication state.
-func (p Paths) ReplicationRoot() string { return p.Root + "/metaq/replication" }
+func (p Paths) ReplicationRoot() string { return p.MetaQRoot() + "/replication" }
 
 // Replication is the replication state of broker id.
 func (p Paths) Replication(id int) string { return p.ReplicationRoot() + "/" + strconv.Itoa(id) }

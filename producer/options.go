@@ -29,6 +29,8 @@ type Option func(*options) error
 type options struct {
 	zkServers   []string
 	zkRoot      string
+	zkUser      string // WithZKDigestAuth
+	zkPassword  string
 	brokerAddr  string
 	brokerParts int
 	topology    coordinator.Topology

@@ -99,13 +99,15 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		}
 		p.topo, p.ownsTopo = v, true
 	default:
-		s, err := zkrecipes.Connect(ctx, o.zkServers, zkrecipes.WithLogger(o.log))
+		paths := coordinator.NewPaths(o.zkRoot)
+		s, err := zkrecipes.Connect(ctx, o.zkServers, append([]zkrecipes.Option{zkrecipes.WithLogger(o.log)},
+			paths.SessionOptions(o.zkUser, o.zkPassword, coordinator.RoleGroup)...)...)
 		if err != nil {
 			p.cancel()
 			return nil, fmt.Errorf("producer: connect to ZooKeeper %v: %w", o.zkServers, err)
 		}
 		p.session = s
-		p.topo = coordinator.NewClusterView(s, coordinator.NewPaths(o.zkRoot), coordinator.WithViewLogger(o.log),
+		p.topo = coordinator.NewClusterView(s, paths, coordinator.WithViewLogger(o.log),
 			coordinator.WithAcceptedTopics()) // a topic not registered yet goes to a broker that creates it
 		p.ownsTopo = true
 	}

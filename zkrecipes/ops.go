@@ -119,6 +119,9 @@ func wrap(op, p string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, zk.ErrNoAuth) {
+		return fmt.Errorf("zkrecipes: %s %s: %w (the node's ACL does not allow this to the session's identity: check the ZooKeeper digest credentials)", op, p, err)
+	}
 	return fmt.Errorf("zkrecipes: %s %s: %w", op, p, err)
 }
 
@@ -132,8 +135,12 @@ func (s *Session) Create(ctx context.Context, p string, data []byte, mode Create
 	if err != nil {
 		return "", err
 	}
+	acl, err := s.aclFor(p)
+	if err != nil {
+		return "", err
+	}
 	created, err := doR(ctx, func() (string, error) {
-		return s.Conn().Create(fp, data, int32(mode), s.opts.acl)
+		return s.Conn().Create(fp, data, int32(mode), acl)
 	})
 	if err != nil {
 		return "", wrap("create", p, err)
@@ -274,7 +281,7 @@ func (s *Session) Sync(ctx context.Context, p string) error {
 // Multi runs operations atomically: all succeed or none does. ops are
 // *zk.CreateRequest, *zk.DeleteRequest, *zk.SetDataRequest and
 // *zk.CheckVersionRequest with session paths; created nodes get this
-// Session's ACL when the request has none. On failure the error wraps the
+// Session's ACL (WithACLProvider, WithACL) when the request has none. On failure the error wraps the
 // first failing operation's error (e.g. zk.ErrBadVersion).
 func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, error) {
 	mapped := make([]any, len(ops))
@@ -283,7 +290,11 @@ func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, er
 		case *zk.CreateRequest:
 			c := *r
 			if c.Acl == nil {
-				c.Acl = s.opts.acl
+				acl, err := s.aclFor(c.Path)
+				if err != nil {
+					return nil, err
+				}
+				c.Acl = acl
 			}
 			if err := s.mapPath(&c.Path); err != nil {
 				return nil, err
@@ -318,7 +329,7 @@ func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, er
 		}
 	}
 	if err != nil {
-		return res, fmt.Errorf("zkrecipes: multi: %w", err)
+		return res, wrap("multi", fmt.Sprintf("(%d operations)", len(ops)), err)
 	}
 	return res, nil
 }

@@ -22,6 +22,7 @@ type sessionOptions struct {
 	sessionTimeout time.Duration
 	chroot         string
 	acl            []zk.ACL
+	aclProvider    ACLProvider
 	auth           []authInfo
 	logger         *slog.Logger
 	presumeLost    bool

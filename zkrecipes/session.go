@@ -143,16 +143,17 @@ func (s *Session) dial() error {
 			s.mu.Unlock()
 		},
 	}
-	conn, _, err := zk.Connect(s.servers, s.opts.sessionTimeout, zk.WithDialer(abandonableDialer(d.Dial, abandoned)),
+	zopts := listOf(zk.WithDialer(abandonableDialer(d.Dial, abandoned)),
 		zk.WithLogger(slogAdapter{s.log}), zk.WithEventCallback(func(ev zk.Event) { s.onEvent(gen, ev) }))
+	// The credentials go with the connection: it submits them after every
+	// session handshake (the first, a reconnect, a new session after
+	// expiry) before any request, so no request ever runs unauthenticated.
+	for _, a := range s.opts.auth {
+		zopts = append(zopts, zk.WithAuth(a.scheme, a.data))
+	}
+	conn, _, err := zk.Connect(s.servers, s.opts.sessionTimeout, zopts...)
 	if err != nil {
 		return fmt.Errorf("zkrecipes: connect: %w", err)
-	}
-	for _, a := range s.opts.auth {
-		if err := conn.AddAuth(a.scheme, a.data); err != nil {
-			conn.Close()
-			return fmt.Errorf("zkrecipes: add %s auth: %w", a.scheme, err)
-		}
 	}
 	s.mu.Lock()
 	old := s.conn
@@ -163,6 +164,9 @@ func (s *Session) dial() error {
 	}
 	return nil
 }
+
+// listOf returns its arguments as a slice (go-zookeeper's option type is unexported).
+func listOf[T any](xs ...T) []T { return xs }
 
 // onEvent runs on go-zookeeper's goroutines; it must not block.
 func (s *Session) onEvent(gen int, ev zk.Event) {

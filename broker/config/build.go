@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/metaq-go/metaq/zkrecipes"
 )
 
 // field reads typed values of one section; the first problem is kept in err and later
@@ -231,7 +233,37 @@ func readZooKeeper(f *field) ZooKeeper {
 		ConnectionTimeout: f.millis(keyZkConnectionTimeoutMs, DefaultZkConnectionTimeout, 1),
 		SyncTime:          f.millis(keyZkSyncTimeMs, DefaultZkSyncTime, 1),
 		StaleNodeGrace:    f.millis(keyZkStaleNodeGraceMs, DefaultZkStaleNodeGrace, 0),
+		AuthFile:          f.str(keyZkAuthFile, ""),
+		digestPassword:    f.str(keyZkAuth, ""), // split by readDigest
 	}
+}
+
+// readDigest resolves the broker's ZooKeeper digest identity from zk.zkAuth
+// or zk.zkAuthFile. Its errors never show the secret.
+func (z *ZooKeeper) readDigest() error {
+	auth := z.digestPassword
+	z.digestPassword = ""
+	switch {
+	case auth != "" && z.AuthFile != "":
+		return badValue(sectionZooKeeper, keyZkAuth, "is set together with %s; set only one of them (prefer the file, mode 0600)", keyZkAuthFile)
+	case auth != "":
+		u, pw, err := zkrecipes.ParseDigest(auth)
+		if err != nil {
+			return badValue(sectionZooKeeper, keyZkAuth, "%v (the value is not shown)", err)
+		}
+		z.digestUser, z.digestPassword = u, pw
+	case z.AuthFile != "":
+		file, err := expandHome(z.AuthFile)
+		if err != nil {
+			return badValue(sectionZooKeeper, keyZkAuthFile, "%q cannot be expanded: %v", z.AuthFile, err)
+		}
+		u, pw, err := zkrecipes.ReadDigestFile(file)
+		if err != nil {
+			return &Error{Kind: ErrBadValue, Section: sectionZooKeeper, Key: keyZkAuthFile, Msg: err.Error(), Cause: err}
+		}
+		z.digestUser, z.digestPassword = u, pw
+	}
+	return nil
 }
 
 // validate checks what single keys cannot, fills computed defaults, and records warnings.
@@ -261,9 +293,12 @@ func (c *Config) validate(sys *field) error {
 	return c.zk.validate()
 }
 
-func (z ZooKeeper) validate() error {
+func (z *ZooKeeper) validate() error {
 	if !z.Enable {
 		return nil
+	}
+	if err := z.readDigest(); err != nil {
+		return err
 	}
 	if z.Connect == "" {
 		return &Error{Kind: ErrMissing, Section: sectionZooKeeper, Key: keyZkConnect,

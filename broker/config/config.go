@@ -107,7 +107,18 @@ type ZooKeeper struct {
 	// session timeout, how long to wait between deleting the previous
 	// session's nodes and creating new ones; 0 = no wait.
 	StaleNodeGrace time.Duration
+	// AuthFile (zk.zkAuthFile, ours): the file holding the digest credentials
+	// "user:password" (mode 0600 or stricter), instead of zk.zkAuth.
+	AuthFile string
+	// digestUser and digestPassword: the ZooKeeper digest identity of the
+	// broker (the cluster identity), from zk.zkAuth or zk.zkAuthFile; never
+	// printed.
+	digestUser, digestPassword string
 }
+
+// Digest returns the broker's ZooKeeper digest identity (zk.zkAuth or
+// zk.zkAuthFile); user is "" when none is configured.
+func (z ZooKeeper) Digest() (user, password string) { return z.digestUser, z.digestPassword }
 
 // TopicConfig is the effective configuration of one topic.
 type TopicConfig struct {

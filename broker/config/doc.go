@@ -126,6 +126,17 @@
 //	                       (after a sync) and only then registers again, so clients that
 //	                       keep one watch on a topic's broker list (MetaQ's Python
 //	                       producer) see it disappear and reconnect; 0 = no wait
+//	zk.zkAuth              "" (ours) — the broker's ZooKeeper identity, "user:password" of
+//	                       the digest scheme (the cluster identity, the same on every
+//	                       broker). Set, every node the broker creates is writable only by
+//	                       that identity and readable by all; at start the broker checks
+//	                       the identity (a wrong password is a clear error), creates the
+//	                       consumers node and restricts cluster nodes still open to the
+//	                       world. Empty: world ACLs, as MetaQ. docs/security-zookeeper.md
+//	zk.zkAuthFile          "" (ours) — a file holding zk.zkAuth's "user:password" instead
+//	                       (one line; refused when group or others may read it). Set at
+//	                       most one of the two. `stats config` shows zk.zkAuth (and any
+//	                       key naming a password, token or secret) as <redacted>
 //
 //	[replication]          docs/REPLICATION.md. With ZooKeeper enabled, a [replication]
 //	                       section with any key turns on the failover driver (epochs, master
@@ -221,6 +232,8 @@
 // # Result
 //
 // Load returns an immutable *Config: accessors return copies. Checksum is the CRC-32
-// (IEEE) of the raw file bytes (ZooKeeper master_config_checksum) and Raw the bytes
-// themselves (`stats config`).
+// (IEEE) of the raw file bytes and Raw the bytes themselves. The broker shows and
+// publishes them with secrets redacted (Redact): `stats config` is Redact(Raw) and
+// ZooKeeper's master_config_checksum its CRC-32 (the same as Checksum for a file
+// without secrets).
 package config

@@ -77,6 +77,8 @@ const (
 	keyZkConnectionTimeoutMs = "zk.zkConnectionTimeoutMs"
 	keyZkSyncTimeMs          = "zk.zkSyncTimeMs"
 	keyZkStaleNodeGraceMs    = "zk.zkStaleNodeGraceMs"
+	keyZkAuth                = "zk.zkAuth"
+	keyZkAuthFile            = "zk.zkAuthFile"
 )
 
 // systemKeys are the keys of [system]; topicKeys those a [topic=...] section may override
@@ -96,7 +98,7 @@ var (
 	}
 	zookeeperKeys = []string{
 		keyZkEnable, keyZkConnect, keyZkRoot, keyZkSessionTimeoutMs, keyZkConnectionTimeoutMs,
-		keyZkSyncTimeMs, keyZkStaleNodeGraceMs,
+		keyZkSyncTimeMs, keyZkStaleNodeGraceMs, keyZkAuth, keyZkAuthFile,
 	}
 	replicationKeys = []string{
 		keySlaveID, keyReplicationMode, keyServeReads, keyMinSyncSlaves, keySlaveMaxDelayInMills,

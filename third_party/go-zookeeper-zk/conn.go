@@ -229,6 +229,17 @@ func Connect(servers []string, sessionTimeout time.Duration, options ...connOpti
 	return conn, ec, nil
 }
 
+// WithAuth registers credentials that the connection submits right after
+// every session handshake, before any queued request is sent (the same path
+// AddAuth's credentials take on a reconnect). Unlike AddAuth called after
+// Connect, no request of the first session can overtake them.
+// (metaq patch, see PATCHED.md)
+func WithAuth(scheme string, auth []byte) connOption {
+	return func(c *Conn) {
+		c.creds = append(c.creds, authCreds{scheme: scheme, auth: append([]byte(nil), auth...)})
+	}
+}
+
 // WithDialer returns a connection option specifying a non-default Dialer.
 func WithDialer(dialer Dialer) connOption {
 	return func(c *Conn) {

@@ -134,7 +134,7 @@ func benchE2E(ctx context.Context, g *globals, f benchE2EFlags, hist *latencyHis
 	}()
 	defer func() { stopRecv(); recvWG.Wait() }()
 
-	p, err := newProducer(ctx, g, producer.WithZooKeeper(g.zkServers(), g.zkRoot()), producer.WithLogger(clientLogger(g, errOut)))
+	p, err := newProducer(ctx, g, append(g.producerZK(), producer.WithLogger(clientLogger(g, errOut)))...)
 	if err != nil {
 		return r, err
 	}
@@ -188,8 +188,8 @@ func benchE2E(ctx context.Context, g *globals, f benchE2EFlags, hist *latencyHis
 // message waits for the group to form. The caller closes it.
 func startBenchConsumer(ctx context.Context, g *globals, group, topic string, nparts int, errOut io.Writer,
 	opts ...consumer.Option) (*consumer.Consumer, error) {
-	opts = append([]consumer.Option{consumer.WithZooKeeper(g.zkServers(), g.zkRoot()), consumer.WithTopics(topic),
-		consumer.WithAutoCommit(consumer.DefaultAutoCommitInterval), consumer.WithLogger(clientLogger(g, errOut))}, opts...)
+	opts = append(append(g.consumerZK(), consumer.WithTopics(topic),
+		consumer.WithAutoCommit(consumer.DefaultAutoCommitInterval), consumer.WithLogger(clientLogger(g, errOut))), opts...)
 	c, err := newConsumer(g, group, opts...)
 	if err != nil {
 		return nil, err

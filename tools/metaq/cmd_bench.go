@@ -81,7 +81,7 @@ func benchProduce(ctx context.Context, g *globals, f benchProduceFlags) (benchRe
 		if len(g.zkServers()) == 0 {
 			return benchResult{}, usageError{errorf("bench produce: need --zk (or --broker)")}
 		}
-		opts = append(opts, producer.WithZooKeeper(g.zkServers(), g.zkRoot()))
+		opts = append(opts, g.producerZK()...)
 	}
 	ps := make([]*producer.Producer, f.connections)
 	defer func() {

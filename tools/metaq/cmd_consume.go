@@ -132,9 +132,9 @@ func newConsumer(g *globals, group string, opts ...consumer.Option) (*consumer.C
 }
 
 func consumeMessages(ctx context.Context, g *globals, f consumeFlags, start consumer.StartPosition, out, errOut io.Writer) (err error) {
-	c, err := newConsumer(g, f.group, consumer.WithZooKeeper(g.zkServers(), g.zkRoot()), consumer.WithTopics(f.topics...),
+	c, err := newConsumer(g, f.group, append(g.consumerZK(), consumer.WithTopics(f.topics...),
 		consumer.WithStart(start), consumer.WithAutoCommit(consumer.DefaultAutoCommitInterval),
-		consumer.WithLogger(clientLogger(g, errOut)))
+		consumer.WithLogger(clientLogger(g, errOut)))...)
 	if err != nil {
 		return err
 	}

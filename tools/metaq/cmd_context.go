@@ -32,6 +32,7 @@ type metaqContext struct {
 	Name        string `json:"-"`
 	ZK          string `json:"zk"`
 	ZKRoot      string `json:"zk_root,omitempty"`
+	ZKAuthFile  string `json:"zk_auth_file,omitempty"` // a path, never the credentials
 	Description string `json:"description,omitempty"`
 	contextSecurity
 }
@@ -262,6 +263,9 @@ func (g *globals) applyContext(cmd *cobra.Command) error {
 	if c.ZKRoot != "" {
 		g.v.SetDefault("zk-root", c.ZKRoot)
 	}
+	if c.ZKAuthFile != "" {
+		g.v.SetDefault("zk-auth-file", c.ZKAuthFile)
+	}
 	c.contextSecurity.apply(g)
 	return nil
 }
@@ -319,6 +323,9 @@ func newContextSaveCmd(g *globals) *cobra.Command {
 			}
 			if g.v.IsSet("zk-root") {
 				c.ZKRoot = g.v.GetString("zk-root")
+			}
+			if g.v.IsSet("zk-auth-file") {
+				c.ZKAuthFile = g.v.GetString("zk-auth-file")
 			}
 			if cmd.Flags().Changed("description") {
 				c.Description = description

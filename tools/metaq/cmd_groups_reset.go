@@ -373,9 +373,16 @@ func applyOffsetChanges(ctx context.Context, s *zkrecipes.Session, p coordinator
 	if len(ops) == 0 {
 		return nil
 	}
+	if err := coordinator.CheckIdentity(ctx, s, p.Group(group)); err != nil {
+		return fmt.Errorf("%w; nothing was written", err)
+	}
 	_, err := s.Multi(ctx, ops...)
 	if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode) {
 		return fmt.Errorf("offsets changed while the plan was made (did a consumer commit?); nothing was written, run again: %w", err)
+	}
+	if errors.Is(err, zk.ErrNoAuth) {
+		return fmt.Errorf("ZooKeeper refused the write; nothing was written. A secured group's offsets are writable only by "+
+			"the group's identity: pass it with --zk-auth-file FILE or METAQ_ZK_AUTH (docs/security-zookeeper.md): %w", err)
 	}
 	return err
 }

@@ -73,7 +73,7 @@ func produceLines(ctx context.Context, g *globals, f produceFlags, in io.Reader,
 		if len(g.zkServers()) == 0 {
 			return usageError{errorf("produce: need --zk (or --broker)")}
 		}
-		opts = append(opts, producer.WithZooKeeper(g.zkServers(), g.zkRoot()))
+		opts = append(opts, g.producerZK()...)
 	}
 	if f.key != "" {
 		opts = append(opts, producer.WithPartitioner(producer.ByKey()))

@@ -23,10 +23,46 @@ func newZKCmd(g *globals) *cobra.Command {
 		Short: "inspect the cluster's ZooKeeper nodes",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError{errors.New("zk: missing subcommand: use `metaq zk tree [path]`")}
+			return usageError{errors.New("zk: missing subcommand: use `metaq zk tree [path]` or `metaq zk secure`")}
 		},
 	}
-	cmd.AddCommand(newZKTreeCmd(g))
+	cmd.AddCommand(newZKTreeCmd(g), newZKSecureCmd(g))
+	return cmd
+}
+
+// newZKSecureCmd tightens the ACLs of nodes a cluster or group created before
+// it had a ZooKeeper identity (docs/security-zookeeper.md). Brokers with
+// zk.zkAuth do it for the cluster's nodes at start; groups need their own
+// identity, hence --group.
+func newZKSecureCmd(g *globals) *cobra.Command {
+	var group string
+	cmd := &cobra.Command{
+		Use:   "secure [--group NAME]",
+		Short: "restrict world-writable metaq nodes to the identity of --zk-auth-file / METAQ_ZK_AUTH (the cluster's, or with --group that group's)",
+		Example: "  metaq zk secure --zk 127.0.0.1:2181 --zk-auth-file /etc/metaq/zk-cluster.auth\n" +
+			"  METAQ_ZK_AUTH_FILE=/etc/metaq/zk-billing.auth metaq zk secure --group billing --zk 127.0.0.1:2181",
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if g.zkAuth.user == "" {
+				return usageError{errors.New("zk secure: needs a ZooKeeper identity: pass --zk-auth-file FILE (user:password, mode 0600) or set METAQ_ZK_AUTH")}
+			}
+			n, err := withZK(cmd.Context(), g, 10, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) (int, error) {
+				if group == "" {
+					return coordinator.SecureCluster(ctx, s, p)
+				}
+				if err := coordinator.CheckIdentity(ctx, s, p.Group(group)); err != nil {
+					return 0, err
+				}
+				return coordinator.Secure(ctx, s, p, p.Group(group), true)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "secured %d node(s) as ZooKeeper user %s\n", n, g.zkAuth.user)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&group, "group", "", "secure this consumer group's nodes (as the group's identity) instead of the cluster's")
 	return cmd
 }
 

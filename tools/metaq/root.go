@@ -17,9 +17,10 @@ import (
 // METAQ_* environment variables (METAQ_ZK, METAQ_ZK_ROOT, METAQ_OUTPUT...),
 // then the named context (--context, else the selected one; cmd_context.go).
 type globals struct {
-	v     *viper.Viper
-	flags *pflag.FlagSet // the root's persistent flags (Changed tells a given flag)
-	sec   securityState  // TLS and credentials of broker connections (security.go)
+	v      *viper.Viper
+	zkAuth zkDigest       // loadZKAuth
+	flags  *pflag.FlagSet // the root's persistent flags (Changed tells a given flag)
+	sec    securityState  // TLS and credentials of broker connections (security.go)
 }
 
 func (g *globals) zkServers() []string {
@@ -53,6 +54,9 @@ func newRootCmd() *cobra.Command {
 			if err := g.applyContext(cmd); err != nil {
 				return err
 			}
+			if err := g.loadZKAuth(); err != nil {
+				return err
+			}
 			switch g.output() {
 			case "table", "json":
 			default:
@@ -65,6 +69,8 @@ func newRootCmd() *cobra.Command {
 	g.flags = pf
 	pf.String("zk", "", "ZooKeeper servers, host:port[,host:port...] (env METAQ_ZK)")
 	pf.String("zk-root", "/meta", "ZooKeeper root of the cluster (env METAQ_ZK_ROOT)")
+	pf.String("zk-auth-file", "", "file (mode 0600) holding the ZooKeeper digest credentials user:password "+
+		"(env METAQ_ZK_AUTH_FILE; or the credentials themselves in env METAQ_ZK_AUTH)")
 	pf.StringP("output", "o", "table", "output format: table or json (env METAQ_OUTPUT)")
 	pf.Duration("timeout", 10*time.Second, "timeout for one operation against ZooKeeper or a broker")
 	pf.BoolP("verbose", "v", false, "debug logging")

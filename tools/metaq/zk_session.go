@@ -48,5 +48,5 @@ func connectZK(ctx context.Context, g *globals) (*zkrecipes.Session, error) {
 	if g.v.GetBool("verbose") {
 		log = g.logger()
 	}
-	return zkrecipes.Connect(ctx, servers, zkrecipes.WithLogger(log))
+	return zkrecipes.Connect(ctx, servers, append([]zkrecipes.Option{zkrecipes.WithLogger(log)}, g.zkSessionOptions()...)...)
 }
