@@ -224,8 +224,9 @@ func (x *exchange) roundTrip(mech string, data []byte) (int32, []byte, error) {
 		}
 		if used > 0 {
 			x.start += used
-			if rep.Opaque != x.opaque {
-				return 0, nil, wrap(ErrProtocol, fmt.Errorf("broker %s answered auth request %d with opaque %d", x.addr, x.opaque, rep.Opaque))
+			if rep.Opaque != x.opaque { // e.g. a TLS port's refusal of a plaintext client (opaque 0)
+				return 0, nil, wrap(ErrProtocol, fmt.Errorf("broker %s answered auth request %d with opaque %d: %w",
+					x.addr, x.opaque, rep.Opaque, &ServerError{Code: rep.Code, Msg: string(rep.Body)}))
 			}
 			return rep.Code, append([]byte(nil), rep.Body...), nil
 		}

@@ -157,4 +157,9 @@ func TestCLIAgainstSecureBroker(t *testing.T) {
 	require.Equal(t, exitFailure, res.code, res.out)
 	require.ErrorContains(t, res.err, "authentication failed")
 	require.ErrorContains(t, res.err, "--password-file")
+
+	// Without --tls-ca the broker's refusal says what to do.
+	res = runMetaq(t, "stats", b.Addr(), "--user", "alice", "--password-file", s.pwFile)
+	require.Equal(t, exitFailure, res.code, res.out)
+	require.ErrorContains(t, res.err, "requires TLS")
 }
