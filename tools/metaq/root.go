@@ -87,6 +87,8 @@ func newRootCmd() *cobra.Command {
 		newConsumeCmd(g),
 		newTxCmd(g),
 		newContextCmd(g),
+		newDashboardCmd(g),
+		newTopCmd(g),
 	)
 	return root
 }
