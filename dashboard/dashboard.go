@@ -182,7 +182,6 @@ func (s *Server) session(ctx context.Context) (*zkrecipes.Session, error) {
 // and, with EnableActions, the actions.
 func (s *Server) Handler() http.Handler { return s.routes() }
 
-
 // withSession runs fn with the dashboard's ZooKeeper session and a context
 // bounded to ops × Timeout.
 func withSession[T any](s *Server, ctx context.Context, ops int, fn func(context.Context, *zkrecipes.Session) (T, error)) (T, error) {
