@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,28 +64,40 @@ var funcs = template.FuncMap{
 	},
 }
 
+// sparkPoints is the most points a sparkline draws (it is 120 px wide).
+const sparkPoints = 60
+
 // spark draws samples as an inline SVG polyline (numbers only, so the
-// markup is safe to emit unescaped).
+// markup is safe to emit unescaped). Longer series are thinned to
+// sparkPoints by taking the maximum of each bucket, so spikes stay visible.
 func spark(vals []float64) template.HTML {
 	const w, h = 120.0, 24.0
 	if len(vals) < 2 {
 		return template.HTML(`<svg class="spark" viewBox="0 0 120 24" aria-hidden="true"></svg>`)
 	}
-	hi := 0.0
-	for _, v := range vals {
-		hi = math.Max(hi, v)
+	if len(vals) > sparkPoints {
+		thin := make([]float64, sparkPoints)
+		for i := range thin {
+			lo, hi := i*len(vals)/sparkPoints, (i+1)*len(vals)/sparkPoints
+			thin[i] = slices.Max(vals[lo:hi])
+		}
+		vals = thin
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="spark" viewBox="0 0 %g %g" preserveAspectRatio="none" role="img" aria-label="trend"><polyline points="`, w, h)
+	top := slices.Max(vals)
+	b := make([]byte, 0, 160+len(vals)*10)
+	b = append(b, `<svg class="spark" viewBox="0 0 120 24" preserveAspectRatio="none" role="img" aria-label="trend"><polyline points="`...)
 	for i, v := range vals {
 		y := h - 1
-		if hi > 0 {
-			y = h - 1 - (v/hi)*(h-2)
+		if top > 0 {
+			y = h - 1 - (v/top)*(h-2)
 		}
-		fmt.Fprintf(&b, "%.1f,%.1f ", float64(i)*w/float64(len(vals)-1), y)
+		b = strconv.AppendFloat(b, float64(i)*w/float64(len(vals)-1), 'f', 1, 64)
+		b = append(b, ',')
+		b = strconv.AppendFloat(b, y, 'f', 1, 64)
+		b = append(b, ' ')
 	}
-	b.WriteString(`"/></svg>`)
-	return template.HTML(b.String())
+	b = append(b, `"/></svg>`...)
+	return template.HTML(b)
 }
 
 func humanBytes(n int64) string {

@@ -134,7 +134,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) topics(w http.ResponseWriter, r *http.Request) {
 	snap := s.Snapshot()
-	s.render(w, r, http.StatusOK, "topics", "Topics", snap, nil, snap.Topics)
+	s.render(w, r, http.StatusOK, "topics", "Topics", snap, nil, nonNil(snap.Topics))
 }
 
 // topicData is the topic page: the snapshot's view plus a live `topics
@@ -195,7 +195,7 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 	snap := s.Snapshot()
 	name := r.PathValue("group")
 	if name == "" {
-		s.render(w, r, http.StatusOK, "groups", "Consumer groups", snap, groupsData{Groups: snap.Groups}, snap.Groups)
+		s.render(w, r, http.StatusOK, "groups", "Consumer groups", snap, groupsData{Groups: snap.Groups}, nonNil(snap.Groups))
 		return
 	}
 	g, ok := snap.Group(name)
@@ -209,7 +209,7 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) transactions(w http.ResponseWriter, r *http.Request) {
 	snap := s.Snapshot()
-	s.render(w, r, http.StatusOK, "transactions", "Transactions", snap, nil, snap.Tx)
+	s.render(w, r, http.StatusOK, "transactions", "Transactions", snap, nil, nonNil(snap.Tx))
 }
 
 // health mirrors `metaq healthcheck --zk`: 503 while a registered broker
@@ -229,4 +229,12 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusServiceUnavailable
 	}
 	s.render(w, r, status, "health", "Health", snap, rep, rep)
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil[T any](xs []T) []T {
+	if xs == nil {
+		return []T{}
+	}
+	return xs
 }
