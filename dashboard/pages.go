@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/metaq-go/metaq/internal/clusterview"
 )
 
 //go:embed assets
@@ -47,7 +49,7 @@ var funcs = template.FuncMap{
 	"bytes":   humanBytes,
 	"rate":    humanRate,
 	"num":     func(n int64) string { return groupDigits(n) },
-	"offset":  formatOffset,
+	"offset":  clusterview.FormatOffset,
 	"dur":     humanDuration,
 	"ago":     func(t time.Time) string { return humanDuration(time.Since(t)) },
 	"utc":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
@@ -138,14 +140,6 @@ func groupDigits(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
-}
-
-// formatOffset prints an offset, "-" when unknown (negative), like the CLI.
-func formatOffset(v int64) string {
-	if v < 0 {
-		return "-"
-	}
-	return strconv.FormatInt(v, 10)
 }
 
 func humanDuration(d time.Duration) string {

@@ -129,3 +129,28 @@ func TestResetFormIsValidated(t *testing.T) {
 }
 
 func httptestServer(s *Server) *httptest.Server { return httptest.NewServer(s.Handler()) }
+
+// TestMountedUnderAPrefix: the handler can be mounted inside another server
+// (e.g. a broker's admin port) under BasePath, and its links keep the prefix.
+func TestMountedUnderAPrefix(t *testing.T) {
+	s, err := New(Options{ZK: []string{"127.0.0.1:1"}, BasePath: "/dashboard"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.snap = &Snapshot{At: time.Now(), Topics: []TopicView{{Topic: "orders"}}}
+	mux := http.NewServeMux()
+	mux.Handle("/dashboard/", s.Handler())
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "metrics") })
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	code, _, body := get(t, hs.URL+"/dashboard/topics", "")
+	if code != http.StatusOK || !strings.Contains(body, `href="/dashboard/topics/orders"`) || !strings.Contains(body, `href="/dashboard/static/style.css"`) {
+		t.Fatalf("GET /dashboard/topics: %d\n%s", code, body)
+	}
+	if code, _, _ := get(t, hs.URL+"/dashboard/static/app.js", ""); code != http.StatusOK {
+		t.Errorf("GET /dashboard/static/app.js: %d", code)
+	}
+	if _, _, body := get(t, hs.URL+"/metrics", ""); body != "metrics" {
+		t.Errorf("the host server's own route: %q", body)
+	}
+}

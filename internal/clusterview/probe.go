@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/metaq-go/metaq/coordinator"
@@ -172,4 +173,13 @@ func (pr *Probe) OffsetForTime(ctx context.Context, tp coordinator.TopicPartitio
 		}
 	}
 	return lo, nil
+}
+
+// FormatOffset prints an offset, "-" when unknown (negative): how the
+// commands and the dashboard show offsets, log ends and lags.
+func FormatOffset(v int64) string {
+	if v < 0 {
+		return "-"
+	}
+	return strconv.FormatInt(v, 10)
 }

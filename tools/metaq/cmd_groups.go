@@ -122,7 +122,7 @@ func printGroupDescription(w io.Writer, asJSON, membersOnly bool, st clusterview
 	var total int64
 	known := true
 	for i, r := range rows {
-		out[i] = []string{r.Topic, r.Partition, formatOffset(r.Committed), formatOffset(r.LogEnd), formatOffset(r.Lag), orDash(r.Owner), orDash(r.Error)}
+		out[i] = []string{r.Topic, r.Partition, clusterview.FormatOffset(r.Committed), clusterview.FormatOffset(r.LogEnd), clusterview.FormatOffset(r.Lag), orDash(r.Owner), orDash(r.Error)}
 		if r.Lag < 0 {
 			known = false
 		}

@@ -142,7 +142,7 @@ func printOffsetPlan(w io.Writer, asJSON bool, pl clusterview.OffsetPlan) error 
 	}
 	rows := make([][]string, len(pl.Partitions))
 	for i, c := range pl.Partitions {
-		change := fmt.Sprintf("%s -> %s", formatOffset(c.Current), formatOffset(c.New))
+		change := fmt.Sprintf("%s -> %s", clusterview.FormatOffset(c.Current), clusterview.FormatOffset(c.New))
 		switch {
 		case c.New < 0:
 		case c.Current < 0:
@@ -152,7 +152,7 @@ func printOffsetPlan(w io.Writer, asJSON bool, pl clusterview.OffsetPlan) error 
 		default:
 			change += fmt.Sprintf(" (%+d)", c.New-c.Current)
 		}
-		rows[i] = []string{c.Topic, c.Partition, formatOffset(c.Current), formatOffset(c.New), change, orDash(c.Note)}
+		rows[i] = []string{c.Topic, c.Partition, clusterview.FormatOffset(c.Current), clusterview.FormatOffset(c.New), change, orDash(c.Note)}
 	}
 	if err := printTable(w, []string{"TOPIC", "PARTITION", "CURRENT", "NEW", "CHANGE", "NOTE"}, rows); err != nil {
 		return err

@@ -124,7 +124,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		var want []string
 		var total int64
 		for _, r := range rows {
-			want = append(want, fmt.Sprintf("%s %s %s %s %s", r.Topic, r.Partition, formatOffset(r.Committed), formatOffset(r.LogEnd), formatOffset(r.Lag)))
+			want = append(want, fmt.Sprintf("%s %s %s %s %s", r.Topic, r.Partition, clusterview.FormatOffset(r.Committed), clusterview.FormatOffset(r.LogEnd), clusterview.FormatOffset(r.Lag)))
 			total += max(r.Lag, 0)
 		}
 		if total == 0 {
