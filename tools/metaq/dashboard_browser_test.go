@@ -21,6 +21,7 @@ import (
 	"github.com/metaq-go/metaq/broker/brokertest"
 	"github.com/metaq-go/metaq/coordinator"
 	"github.com/metaq-go/metaq/internal/clusterview"
+	"github.com/metaq-go/metaq/producer"
 	"github.com/metaq-go/metaq/zkrecipes"
 	"github.com/metaq-go/metaq/zkrecipes/zktest"
 )
@@ -67,6 +68,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	opsPut(t, b1.Addr(), "audit", 0, 2, "audit")
 	mustMetaq(t, append([]string{"consume", "--group", "lagging", "--topic", "orders", "--max", "3"}, zk...)...)
 	addHostileGroup(t, zkAddr, root)
+	xaKey := prepareXA(t, b1.Addr())
 
 	base := startDashboardCmd(t, append(zk, "--interval", "300ms", "--stall-after", "1s", "--timeout", "3s",
 		"--enable-actions", "--admin-token-file", writeToken(t), "--broker-admin", "2="+b2.admin)...)
@@ -173,7 +175,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	})
 
 	t.Run("transactions and health", func(t *testing.T) {
-		eventuallyPage(t, browser, base+"/transactions", `document.querySelector('#transactions tbody').textContent.includes('No prepared transactions')`)
+		var txs []clusterview.TxRow
+		mustMetaqJSON(t, &txs, append([]string{"tx", "list"}, zk...)...)
+		if len(txs) != 1 || txs[0].Key != xaKey {
+			t.Fatalf("metaq tx list: %+v, want the prepared %s", txs, xaKey)
+		}
+		eventuallyEqual(t, browser, base+"/transactions", fmt.Sprintf("%d %s", *txs[0].BrokerID, xaKey),
+			`Array.from(document.querySelectorAll('#transactions tbody tr')).map(r => r.cells[0].textContent + ' ' + r.cells[2].textContent).join('\n')`)
 		shoot("transactions")
 		eventuallyPage(t, browser, base+"/health", `document.getElementById('healthy').textContent === 'healthy' && document.querySelectorAll('#health tbody tr').length === 2`)
 		shoot("health")
@@ -341,6 +349,25 @@ func getJSON(t *testing.T, u string, v any) int {
 	}
 	must(t, json.NewDecoder(resp.Body).Decode(v))
 	return resp.StatusCode
+}
+
+// prepareXA leaves one prepared XA transaction on the broker at addr, as a
+// transaction manager that died after prepare would, and returns its key.
+func prepareXA(t *testing.T, addr string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := producer.New(ctx, producer.WithBroker(addr, 1))
+	must(t, err)
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	xa, err := p.XAResource(ctx, producer.XAOptions{Broker: addr, Name: "dash"})
+	must(t, err)
+	x := producer.XID{FormatID: 1, GlobalID: []byte("in-doubt")}
+	must(t, xa.Start(ctx, x))
+	_, err = xa.Send(ctx, x, producer.Message{Topic: "audit", Payload: []byte("prepared")})
+	must(t, err)
+	_, err = xa.Prepare(ctx, x)
+	must(t, err)
+	return xa.Key(x)
 }
 
 func writeToken(t *testing.T) string {
