@@ -78,8 +78,9 @@ type Server struct {
 	snap *Snapshot
 	st   *collectState
 
-	sessMu sync.Mutex // guards sess: dialled by the collector, read by actions
+	sessMu sync.Mutex // guards sess and closed: dialled by the collector, read by actions
 	sess   *zkrecipes.Session
+	closed bool // Close was called: no new session
 }
 
 // ErrNoZooKeeper is returned by New without ZK servers or a session.
@@ -151,7 +152,7 @@ func (s *Server) Close() {
 	if s.sess != nil && s.sess != s.opts.Session {
 		s.sess.Close()
 	}
-	s.sess = nil
+	s.sess, s.closed = nil, true
 }
 
 // Snapshot returns the latest snapshot (never nil; do not modify it).
@@ -167,6 +168,9 @@ func (s *Server) session(ctx context.Context) (*zkrecipes.Session, error) {
 	defer s.sessMu.Unlock()
 	if s.sess != nil {
 		return s.sess, nil
+	}
+	if s.closed {
+		return nil, errors.New("dashboard: closed")
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()

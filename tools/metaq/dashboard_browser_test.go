@@ -257,6 +257,22 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("GET /health after the kill: %d %+v, want 503 unhealthy", code, rep)
 		}
 	})
+
+	if shots != "" {
+		// For the screenshots only: some traffic, so rates and trends move
+		// (paced by a ticker; nothing waits on it).
+		tick := time.NewTicker(150 * time.Millisecond)
+		for i := range 30 {
+			<-tick.C
+			opsPut(t, b1.Addr(), "orders", i%2, 3+i%4, "load")
+			opsPut(t, b1.Addr(), "audit", 0, 1, "load")
+		}
+		tick.Stop()
+		for _, p := range []struct{ url, name string }{{"/", "overview"}, {"/topics", "topics"}, {"/groups", "groups"}, {"/groups/lagging", "group"}} {
+			must(t, chromedp.Do(browser, chromedp.Navigate(base+p.url)))
+			shoot(p.name)
+		}
+	}
 }
 
 // confirmAction clicks the confirm button and returns the result page's verdict
