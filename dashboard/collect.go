@@ -12,8 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/metaq-go/metaq/broker/config"
 	"github.com/metaq-go/metaq/coordinator"
 	"github.com/metaq-go/metaq/internal/clusterview"
+	"github.com/metaq-go/metaq/internal/conn"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
@@ -29,11 +31,19 @@ type collectState struct {
 	committed map[string]int64     // "<group>\x00<topic>\x00<partition>" → committed offset
 	moved     map[string]time.Time // same key → when the committed offset last changed
 	txSeen    map[string]time.Time // "<broker>/<key>" → first seen
+	configs   map[int]brokerConfig // by broker id: re-read when config_checksum changes
+}
+
+// brokerConfig is a broker's parsed configuration file.
+type brokerConfig struct {
+	checksum string
+	cfg      *config.Config
 }
 
 func newCollectState(size int) *collectState {
 	return &collectState{hist: newHistory(size), prevMsgs: map[string]int64{}, prevBytes: map[string]int64{},
-		committed: map[string]int64{}, moved: map[string]time.Time{}, txSeen: map[string]time.Time{}}
+		committed: map[string]int64{}, moved: map[string]time.Time{}, txSeen: map[string]time.Time{},
+		configs: map[int]brokerConfig{}}
 }
 
 // CollectOnce reads the cluster and replaces the snapshot. When ZooKeeper
@@ -126,6 +136,7 @@ func (s *Server) read(ctx context.Context, now time.Time) (*Snapshot, error) {
 	rep := clusterview.BuildCluster(snap.ZooKeeper.ZKStatus, brokers, len(topics), d.stats)
 	snap.Brokers = s.brokerViews(rep, brokers, d)
 	snap.Topics = topicViews(topics, d.topics)
+	s.addRetention(ctx, snap.Topics, brokers, d.stats)
 	if snap.Groups, err = s.readGroups(ctx, sess, snap); err != nil {
 		return nil, fmt.Errorf("read consumer groups: %w", err)
 	}
@@ -365,4 +376,48 @@ func (s *Server) deriveTx(snap *Snapshot, now time.Time) {
 		}
 	}
 	slices.SortFunc(snap.Tx, func(a, b TxView) int { return cmp.Compare(b.Age, a.Age) })
+}
+
+// addRetention fills each topic's retention from the configuration files of
+// the brokers serving it; a file is fetched (`stats config`) only when the
+// broker's config_checksum changed.
+func (s *Server) addRetention(ctx context.Context, topics []TopicView, brokers []clusterview.Broker, stats map[int]clusterview.BrokerStats) {
+	var stale []clusterview.Broker
+	for _, br := range brokers {
+		st, ok := stats[br.ID]
+		if !ok || st.Err != nil {
+			continue
+		}
+		if c, ok := s.st.configs[br.ID]; !ok || c.checksum != st.Stats["config_checksum"] {
+			stale = append(stale, br)
+		}
+	}
+	if len(stale) > 0 {
+		ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+		defer cancel()
+		res := clusterview.OnEveryBroker(ctx, stale, "stats config", func(ctx context.Context, c *conn.Conn) ([]byte, error) {
+			return c.StatsBody(ctx, "config")
+		})
+		for id, r := range res {
+			if r.Err != nil {
+				continue // asked again next cycle
+			}
+			cfg, err := clusterview.ParseBrokerConfig(r.Val)
+			if err != nil {
+				s.log.Debug("dashboard: broker configuration", "broker", id, "err", err)
+			}
+			s.st.configs[id] = brokerConfig{checksum: stats[id].Stats["config_checksum"], cfg: cfg}
+		}
+	}
+	for i := range topics {
+		var seen []string
+		for _, id := range topics[i].Brokers {
+			if c := s.st.configs[id]; c.cfg != nil {
+				if r := clusterview.Retention(c.cfg, topics[i].Topic); r != "" && !slices.Contains(seen, r) {
+					seen = append(seen, r)
+				}
+			}
+		}
+		topics[i].Retention = strings.Join(seen, "; ")
+	}
 }

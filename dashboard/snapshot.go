@@ -62,7 +62,10 @@ type TopicView struct {
 	ConsumeRate   float64     `json:"consume_rate"`   // committed bytes/s over every group
 	PutHistory    []float64   `json:"put_rate_history"`
 	ConsumeHist   []float64   `json:"consume_rate_history"`
-	Error         string      `json:"error,omitempty"` // a serving broker did not answer
+	// Retention is the deletePolicy (and retentionBytes) of the brokers'
+	// configuration files, "; "-joined when they differ.
+	Retention string `json:"retention,omitempty"`
+	Error     string `json:"error,omitempty"` // a serving broker did not answer
 }
 
 // GroupView is one consumer group on the groups page.

@@ -105,6 +105,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		eventuallyEqual(t, browser, base+"/topics", strings.Join(want, "\n"),
 			`Array.from(document.querySelectorAll('#topics tr[data-topic]')).map(r => r.dataset.topic + ' ' + r.querySelector('.pub').textContent + '/' + r.querySelector('.sub').textContent).join('\n')`)
+		// Retention comes from the configuration file of the child broker (the
+		// default deletePolicy; the in-process broker has no file).
+		eventuallyPage(t, browser, base+"/topics", `document.querySelector('#topics tr[data-topic="orders"] .retention').textContent === 'delete,168'`)
 		shoot("topics")
 	})
 
