@@ -94,6 +94,8 @@ func newRootCmd() *cobra.Command {
 		newTxCmd(g),
 		newContextCmd(g),
 		newUsersCmd(g),
+		newDashboardCmd(g),
+		newTopCmd(g),
 	)
 	return root
 }
