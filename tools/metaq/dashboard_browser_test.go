@@ -71,7 +71,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	xaKey := prepareXA(t, b1.Addr())
 
 	base := startDashboardCmd(t, append(zk, "--interval", "300ms", "--stall-after", "1s", "--timeout", "3s",
-		"--enable-actions", "--admin-token-file", writeToken(t), "--broker-admin", "2="+b2.admin)...)
+		"--enable-actions", "--admin-token-file", b2.tokenFile, "--broker-admin", "2="+b2.admin)...)
 
 	var dialogs atomic.Int32
 	must(t, chromedp.Listen(browser, func(ev any) {

@@ -23,6 +23,7 @@ import (
 // kill -9: its ZooKeeper registration stays until the session times out.
 type childBroker struct {
 	addr, admin string
+	tokenFile   string // the admin token the child broker requires
 	cmd         *exec.Cmd
 	exited      chan struct{}
 	mu          sync.Mutex // guards log
@@ -42,6 +43,8 @@ func startChildBroker(t *testing.T, id int, zkAddr, root string, sessionMs, part
 	fmt.Fprintf(&ini, "[system]\nbrokerId=%d\nhostName=127.0.0.1\nserverPort=0\ndataPath=%s\nnumPartitions=%d\n",
 		id, filepath.Join(t.TempDir(), "data"), parts)
 	fmt.Fprintf(&ini, "\n[zookeeper]\nzk.zkEnable=true\nzk.zkConnect=%s\nzk.zkRoot=%s\nzk.zkSessionTimeoutMs=%d\n", zkAddr, root, sessionMs)
+	tokenFile := writeToken(t) // the admin port's mutating endpoints need it
+	fmt.Fprintf(&ini, "\n[security]\nadminTokenFile=%s\n", tokenFile)
 	for _, tp := range topics {
 		fmt.Fprintf(&ini, "\n[topic=%s]\n", tp)
 	}
@@ -49,7 +52,7 @@ func startChildBroker(t *testing.T, id int, zkAddr, root string, sessionMs, part
 	if err := os.WriteFile(path, []byte(ini.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cb := &childBroker{exited: make(chan struct{})}
+	cb := &childBroker{exited: make(chan struct{}), tokenFile: tokenFile}
 	cb.cmd = exec.Command(os.Args[0], "broker", "-c", path, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
 	cb.cmd.Env = append(os.Environ(), runMainEnv+"=1")
 	stderr, err := cb.cmd.StderrPipe()
