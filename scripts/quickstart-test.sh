@@ -30,6 +30,22 @@ out=$(bin/metaq groups describe g1 -o json)
 expect '"committed": 50' "$out"
 expect '"log_end": 75' "$out"
 expect '"lag": 25' "$out"
+step "dashboard and top show the same lag"
+dash_port=$(free_port)
+bin/metaq dashboard --listen 127.0.0.1:$dash_port --interval 500ms >/dev/null 2>&1 &
+dash_pid=$!
+trap 'kill $dash_pid 2>/dev/null || true; scripts/cluster.sh stop >/dev/null 2>&1 || true; rm -rf "$METAQ_DATA"' EXIT
+for _ in $(seq 1 100); do
+  out=$(curl -fsS -H 'Accept: application/json' "http://127.0.0.1:$dash_port/groups/g1" 2>/dev/null || true)
+  grep -q '"lag": 25' <<<"$out" && break
+  sleep 0.2
+done
+expect '"committed": 50' "$out"
+expect '"lag": 25' "$out"
+expect '<title>Cluster' "$(curl -fsS "http://127.0.0.1:$dash_port/")"
+kill $dash_pid
+out=$(bin/metaq top --once --interval 200ms)
+expect '^g1 +25 ' "$out"
 step "reset offsets: dry run writes nothing"
 out=$(bin/metaq groups reset-offsets g1 --topic test --to-earliest)
 expect 'Dry run' "$out"

@@ -2,7 +2,7 @@
 # The whole test suite: lint (gofmt, go vet, go.mod tidy, staticcheck), then
 # every package's tests with the race detector against real ZooKeeper servers
 # (each test package starts its own on a free loopback port). Installs
-# ZooKeeper from the Debian packages if missing.
+# ZooKeeper, PostgreSQL and Chromium from the Debian packages if missing.
 #
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run Mutex ./zkrecipes/);
 # the lint steps always cover the whole module.
@@ -18,6 +18,18 @@ STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 scripts/zk.sh install
 scripts/pg.sh install
+
+# Headless Chromium for the dashboard's browser test (TestDashboardInBrowser
+# in tools/metaq); with METAQ_REQUIRE_BROWSER set that test fails instead of
+# skipping when the browser cannot start.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "test.sh: installing Chromium from the Debian packages (apt-get install chromium)..." >&2
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+export METAQ_REQUIRE_BROWSER=1
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.data/*'))
 if [ -n "$unformatted" ]; then

@@ -12,6 +12,7 @@ import (
 
 	"github.com/metaq-go/metaq/consumer"
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/clusterview"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
@@ -85,8 +86,8 @@ func printBenchWithHistogram(w io.Writer, r benchResult, h *latencyHist, asJSON 
 // setGroupOffsets sets every partition of topic in group to the offset pick
 // returns (the group must have no live member), before a benchmark run.
 func setGroupOffsets(ctx context.Context, g *globals, s *zkrecipes.Session, p coordinator.Paths, group, topic string,
-	pick func(*partitionProbe, context.Context, coordinator.TopicPartition) (int64, error)) (int, error) {
-	if err := checkGroupInactive(ctx, s, p, group); err != nil {
+	pick func(*clusterview.Probe, context.Context, coordinator.TopicPartition) (int64, error)) (int, error) {
+	if err := clusterview.CheckGroupInactive(ctx, s, p, group); err != nil {
 		return 0, err
 	}
 	parts, err := coordinator.SubscribablePartitions(ctx, s, p, topic)
@@ -96,15 +97,15 @@ func setGroupOffsets(ctx context.Context, g *globals, s *zkrecipes.Session, p co
 	if len(parts) == 0 {
 		return 0, fmt.Errorf("topic %q has no partitions registered for subscribing (no broker serves it; `metaq topics list`)", topic)
 	}
-	probe, err := newPartitionProbe(ctx, g, s, p, group)
+	probe, err := clusterview.NewProbe(ctx, s, p, group, g.timeout())
 	if err != nil {
 		return 0, err
 	}
-	defer probe.close()
-	changes := make([]offsetChange, 0, len(parts))
+	defer probe.Close()
+	changes := make([]clusterview.OffsetChange, 0, len(parts))
 	for _, pt := range parts {
 		tp := coordinator.TopicPartition{Topic: topic, Partition: pt}
-		c, err := readCurrent(ctx, s, p, group, tp)
+		c, err := clusterview.ReadCurrent(ctx, s, p, group, tp)
 		if err != nil {
 			return 0, err
 		}
@@ -113,7 +114,7 @@ func setGroupOffsets(ctx context.Context, g *globals, s *zkrecipes.Session, p co
 		}
 		changes = append(changes, c)
 	}
-	return len(parts), applyOffsetChanges(ctx, s, p, group, changes)
+	return len(parts), clusterview.ApplyOffsetChanges(ctx, s, p, group, changes)
 }
 
 // Where prepareBenchGroup sets a group's offsets.
@@ -129,9 +130,9 @@ func prepareBenchGroup(ctx context.Context, g *globals, group, topic string, to 
 	return withZK(ctx, g, 3, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) (int, error) {
 		switch to {
 		case benchToEarliest:
-			return setGroupOffsets(ctx, g, s, p, group, topic, (*partitionProbe).earliest)
+			return setGroupOffsets(ctx, g, s, p, group, topic, (*clusterview.Probe).Earliest)
 		case benchToLatest:
-			return setGroupOffsets(ctx, g, s, p, group, topic, (*partitionProbe).end)
+			return setGroupOffsets(ctx, g, s, p, group, topic, (*clusterview.Probe).End)
 		}
 		parts, err := coordinator.SubscribablePartitions(ctx, s, p, topic)
 		if err == nil && len(parts) == 0 {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/metaq-go/metaq/internal/clusterview"
 	"github.com/metaq-go/metaq/zkrecipes/zktest"
 )
 
@@ -101,9 +102,9 @@ func TestContextPrecedence(t *testing.T) {
 	root := opsZKRoot(t)
 	const bogus = "127.0.0.1:1"
 
-	cluster := func(t *testing.T, args ...string) zkStatus {
+	cluster := func(t *testing.T, args ...string) clusterview.ZKStatus {
 		t.Helper()
-		var rep clusterReport
+		var rep clusterview.ClusterReport
 		mustMetaqJSON(t, &rep, append([]string{"cluster", "--timeout", "5s"}, args...)...)
 		return rep.ZooKeeper
 	}

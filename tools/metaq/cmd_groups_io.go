@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/clusterview"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
@@ -60,7 +61,7 @@ func exportGroup(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths,
 	ex := groupExport{Group: group, ZKRoot: p.Root, ExportedAt: time.Now().UTC().Truncate(time.Second), Offsets: []exportedOffset{}}
 	if ok, _, err := s.Exists(ctx, p.Group(group)); err != nil || !ok {
 		if err == nil {
-			err = errNoGroup(p, group)
+			err = clusterview.ErrNoGroup(p, group)
 		}
 		return ex, err
 	}
@@ -123,7 +124,7 @@ are left alone. Nothing is written without --execute, which is refused while GRO
 			if err != nil {
 				return err
 			}
-			return runOffsetChange(cmd, g, args[0], execute, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) ([]offsetChange, error) {
+			return runOffsetChange(cmd, g, args[0], execute, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) ([]clusterview.OffsetChange, error) {
 				return planImport(ctx, s, p, args[0], ex)
 			})
 		},
@@ -164,12 +165,12 @@ func readExport(stdin io.Reader, path string) (groupExport, error) {
 	return ex, nil
 }
 
-func planImport(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, group string, ex groupExport) ([]offsetChange, error) {
-	changes := make([]offsetChange, 0, len(ex.Offsets))
+func planImport(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, group string, ex groupExport) ([]clusterview.OffsetChange, error) {
+	changes := make([]clusterview.OffsetChange, 0, len(ex.Offsets))
 	for _, o := range ex.Offsets {
 		b, pn, _ := coordinator.ParsePartitionName(o.Partition)
 		tp := coordinator.TopicPartition{Topic: o.Topic, Partition: coordinator.Partition{BrokerID: b, Partition: pn}}
-		c, err := readCurrent(ctx, s, p, group, tp)
+		c, err := clusterview.ReadCurrent(ctx, s, p, group, tp)
 		if err != nil {
 			return nil, err
 		}
@@ -179,6 +180,6 @@ func planImport(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, 
 		}
 		changes = append(changes, c)
 	}
-	slices.SortFunc(changes, func(a, b offsetChange) int { return a.tp.Compare(b.tp) })
+	slices.SortFunc(changes, func(a, b clusterview.OffsetChange) int { return a.TopicPartition().Compare(b.TopicPartition()) })
 	return changes, nil
 }

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/spf13/cobra"
 
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/clusterview"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
@@ -23,26 +21,6 @@ import (
 // write is one ZooKeeper Multi, a compare-and-set on every offset node read
 // while planning, so a commit that slips in between aborts the whole write;
 // a member that joins during the write is reported afterwards.
-
-// offsetChange is one partition of a plan.
-type offsetChange struct {
-	Topic     string `json:"topic"`
-	Partition string `json:"partition"`
-	Current   int64  `json:"current"` // -1: nothing committed
-	New       int64  `json:"new"`
-	NewMsgID  int64  `json:"new_msg_id"`
-	Note      string `json:"note,omitempty"`
-
-	tp      coordinator.TopicPartition
-	version int32 // of the offset node when planned; -1 if it did not exist
-}
-
-// offsetPlan is what reset-offsets and import print (-o json: this object).
-type offsetPlan struct {
-	Group      string         `json:"group"`
-	Executed   bool           `json:"executed"`
-	Partitions []offsetChange `json:"partitions"`
-}
 
 type resetFlags struct {
 	topics     []string
@@ -75,12 +53,12 @@ the log, using the time in message ids (millisecond precision). Offsets are writ
   metaq groups reset-offsets g1 --zk 127.0.0.1:2181 --all-topics --to-time 2024-05-01T12:00:00Z`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			mode, err := f.mode(cmd)
+			spec, err := f.spec(cmd)
 			if err != nil {
 				return err
 			}
-			return runOffsetChange(cmd, g, args[0], f.execute, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) ([]offsetChange, error) {
-				return planReset(ctx, g, s, p, args[0], f, mode)
+			return runOffsetChange(cmd, g, args[0], f.execute, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) ([]clusterview.OffsetChange, error) {
+				return clusterview.PlanReset(ctx, s, p, args[0], spec, g.timeout())
 			})
 		},
 	}
@@ -97,80 +75,60 @@ the log, using the time in message ids (millisecond precision). Offsets are writ
 	return cmd
 }
 
-type resetMode int
-
-const (
-	resetEarliest resetMode = iota + 1
-	resetLatest
-	resetOffset
-	resetTime
-	resetShift
-)
-
-func (f *resetFlags) mode(cmd *cobra.Command) (resetMode, error) {
-	var modes []resetMode
+// spec checks the flags and turns them into what to reset.
+func (f *resetFlags) spec(cmd *cobra.Command) (clusterview.ResetSpec, error) {
+	spec := clusterview.ResetSpec{Topics: f.topics, AllTopics: f.allTopics, Partitions: f.partitions, ToOffset: f.toOffset, ShiftBy: f.shiftBy}
+	var modes []clusterview.ResetMode
 	if f.earliest {
-		modes = append(modes, resetEarliest)
+		modes = append(modes, clusterview.ResetEarliest)
 	}
 	if f.latest {
-		modes = append(modes, resetLatest)
+		modes = append(modes, clusterview.ResetLatest)
 	}
 	if cmd.Flags().Changed("to-offset") {
-		modes = append(modes, resetOffset)
+		modes = append(modes, clusterview.ResetOffset)
 	}
 	if f.toTime != "" {
-		modes = append(modes, resetTime)
+		modes = append(modes, clusterview.ResetTime)
 	}
 	if cmd.Flags().Changed("shift-by") {
-		modes = append(modes, resetShift)
+		modes = append(modes, clusterview.ResetShift)
 	}
 	if len(modes) != 1 {
-		return 0, usageError{errors.New("reset-offsets: give exactly one of --to-earliest, --to-latest, --to-offset, --to-time, --shift-by")}
+		return spec, usageError{errors.New("reset-offsets: give exactly one of --to-earliest, --to-latest, --to-offset, --to-time, --shift-by")}
 	}
 	if len(f.topics) == 0 && !f.allTopics || len(f.topics) > 0 && f.allTopics {
-		return 0, usageError{errors.New("reset-offsets: give --topic T (repeatable) or --all-topics")}
+		return spec, usageError{errors.New("reset-offsets: give --topic T (repeatable) or --all-topics")}
 	}
-	if modes[0] == resetOffset && f.toOffset < 0 {
-		return 0, usageError{fmt.Errorf("reset-offsets: --to-offset %d: offsets are not negative", f.toOffset)}
+	if modes[0] == clusterview.ResetOffset && f.toOffset < 0 {
+		return spec, usageError{fmt.Errorf("reset-offsets: --to-offset %d: offsets are not negative", f.toOffset)}
 	}
-	if modes[0] == resetTime {
-		if _, err := time.Parse(time.RFC3339, f.toTime); err != nil {
-			return 0, usageError{fmt.Errorf("reset-offsets: --to-time %q: want RFC3339, e.g. 2024-05-01T12:00:00Z", f.toTime)}
+	if modes[0] == clusterview.ResetTime {
+		at, err := time.Parse(time.RFC3339, f.toTime)
+		if err != nil {
+			return spec, usageError{fmt.Errorf("reset-offsets: --to-time %q: want RFC3339, e.g. 2024-05-01T12:00:00Z", f.toTime)}
 		}
+		spec.ToTime = at
 	}
 	for _, pn := range f.partitions {
 		if _, _, err := coordinator.ParsePartitionName(pn); err != nil {
-			return 0, usageError{fmt.Errorf("reset-offsets: --partition %q: want <brokerId>-<partition>, e.g. 0-1", pn)}
+			return spec, usageError{fmt.Errorf("reset-offsets: --partition %q: want <brokerId>-<partition>, e.g. 0-1", pn)}
 		}
 	}
-	return modes[0], nil
+	spec.Mode = modes[0]
+	return spec, nil
 }
 
-// runOffsetChange connects, plans, prints, and with execute writes the plan.
+// runOffsetChange connects, plans, prints, and with execute writes the plan
+// (clusterview.RunOffsetChange).
 func runOffsetChange(cmd *cobra.Command, g *globals, group string, execute bool,
-	plan func(context.Context, *zkrecipes.Session, coordinator.Paths) ([]offsetChange, error)) error {
-	out, err := withZK(cmd.Context(), g, 5, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) (offsetPlan, error) {
-		if err := checkGroupInactive(ctx, s, p, group); err != nil {
-			if execute || !errors.Is(err, errGroupActive) {
-				return offsetPlan{}, err
-			}
+	plan func(context.Context, *zkrecipes.Session, coordinator.Paths) ([]clusterview.OffsetChange, error)) error {
+	out, err := withZK(cmd.Context(), g, 5, func(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths) (clusterview.OffsetPlan, error) {
+		return clusterview.RunOffsetChange(ctx, s, p, group, execute, func(ctx context.Context) ([]clusterview.OffsetChange, error) {
+			return plan(ctx, s, p)
+		}, func(err error) {
 			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n(--execute will be refused until then)\n", err)
-		}
-		changes, err := plan(ctx, s, p)
-		if err != nil {
-			return offsetPlan{}, err
-		}
-		out := offsetPlan{Group: group, Partitions: changes}
-		if execute {
-			if err := applyOffsetChanges(ctx, s, p, group, changes); err != nil {
-				return offsetPlan{}, err
-			}
-			out.Executed = true
-			if err := checkGroupInactive(ctx, s, p, group); err != nil {
-				return offsetPlan{}, fmt.Errorf("offsets were written, but a member joined meanwhile and may overwrite them: %w", err)
-			}
-		}
-		return out, nil
+		})
 	})
 	if err != nil {
 		return err
@@ -178,222 +136,13 @@ func runOffsetChange(cmd *cobra.Command, g *globals, group string, execute bool,
 	return printOffsetPlan(cmd.OutOrStdout(), g.output() == "json", out)
 }
 
-// errGroupActive is returned when offsets cannot be changed because of live members.
-var errGroupActive = errors.New("offsets can only be changed while the group has no live member")
-
-// checkGroupInactive refuses when group has live members: ours (members/),
-// MetaQ Java consumers (ids/), or any live owner node.
-func checkGroupInactive(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, group string) error {
-	st, ok, err := readGroupState(ctx, s, p, group)
-	if err != nil || !ok {
-		return err // a group that does not exist yet may get offsets
-	}
-	if n := len(st.Members); n > 0 {
-		ids := make([]string, 0, n)
-		for _, m := range st.Members {
-			ids = append(ids, m.ID)
-		}
-		return fmt.Errorf("%w: group %q has %d live member(s) (%s); stop its consumers and retry",
-			errGroupActive, group, n, strings.Join(ids, ", "))
-	}
-	owners := p.GroupOwnersRoot(group)
-	topics, _, err := s.Children(ctx, owners)
-	if errors.Is(err, zkrecipes.ErrNoNode) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, t := range topics {
-		parts, _, err := s.Children(ctx, owners+"/"+t)
-		if err != nil && !errors.Is(err, zkrecipes.ErrNoNode) {
-			return err
-		}
-		for _, pn := range parts {
-			node := owners + "/" + t + "/" + pn
-			kids, stat, err := s.Children(ctx, node)
-			if errors.Is(err, zkrecipes.ErrNoNode) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if len(kids) > 0 || stat.EphemeralOwner != 0 {
-				return fmt.Errorf("%w: group %q still owns %s/%s (a consumer is shutting down or its session has not expired yet); retry shortly",
-					errGroupActive, group, t, pn)
-			}
-		}
-	}
-	return nil
-}
-
-// planReset computes the changes of reset-offsets.
-func planReset(ctx context.Context, g *globals, s *zkrecipes.Session, p coordinator.Paths, group string, f resetFlags, mode resetMode) ([]offsetChange, error) {
-	tps, err := resetTargets(ctx, s, p, group, f)
-	if err != nil {
-		return nil, err
-	}
-	probe, err := newPartitionProbe(ctx, g, s, p, group)
-	if err != nil {
-		return nil, err
-	}
-	defer probe.close()
-	var at time.Time
-	if mode == resetTime {
-		at, _ = time.Parse(time.RFC3339, f.toTime)
-	}
-	changes := make([]offsetChange, 0, len(tps))
-	for _, tp := range tps {
-		c, err := readCurrent(ctx, s, p, group, tp)
-		if err != nil {
-			return nil, err
-		}
-		switch mode {
-		case resetEarliest:
-			c.New, err = probe.earliest(ctx, tp)
-		case resetLatest:
-			c.New, err = probe.end(ctx, tp)
-		case resetOffset:
-			c.New, err = probe.offset(ctx, tp, f.toOffset)
-			if err == nil && c.New != f.toOffset {
-				c.Note = fmt.Sprintf("asked %d: snapped to a message start / the log", f.toOffset)
-			}
-		case resetTime:
-			c.New, err = probe.offsetForTime(ctx, tp, at)
-		case resetShift:
-			if c.Current < 0 {
-				c.New, c.Note = -1, "nothing committed: skipped"
-				break
-			}
-			want := max(c.Current+f.shiftBy, 0)
-			c.New, err = probe.offset(ctx, tp, want)
-			if err == nil && c.New != want {
-				c.Note = fmt.Sprintf("%+d gives %d: snapped to a message start / the log", f.shiftBy, want)
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reset-offsets: %w (use --partition to leave a partition out)", err)
-		}
-		changes = append(changes, c)
-	}
-	return changes, nil
-}
-
-// resetTargets lists the partitions to reset: subscribable partitions of the
-// topics plus those the group has offsets for, narrowed by --partition.
-func resetTargets(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, group string, f resetFlags) ([]coordinator.TopicPartition, error) {
-	topics := f.topics
-	if f.allTopics {
-		var err error
-		topics, _, err = s.Children(ctx, p.GroupOffsetsRoot(group))
-		if err != nil && !errors.Is(err, zkrecipes.ErrNoNode) {
-			return nil, err
-		}
-		if len(topics) == 0 {
-			return nil, fmt.Errorf("reset-offsets: group %q has no committed offsets; name the topics with --topic", group)
-		}
-	}
-	seen := map[coordinator.TopicPartition]bool{}
-	for _, t := range topics {
-		parts, err := coordinator.SubscribablePartitions(ctx, s, p, t)
-		if err != nil {
-			return nil, err
-		}
-		committed, _, err := s.Children(ctx, p.GroupOffsets(group, t))
-		if err != nil && !errors.Is(err, zkrecipes.ErrNoNode) {
-			return nil, err
-		}
-		for _, name := range committed {
-			if b, pn, err := coordinator.ParsePartitionName(name); err == nil {
-				parts = append(parts, coordinator.Partition{BrokerID: b, Partition: pn})
-			}
-		}
-		for _, pt := range parts {
-			seen[coordinator.TopicPartition{Topic: t, Partition: pt}] = true
-		}
-	}
-	var out []coordinator.TopicPartition
-	for tp := range seen {
-		if len(f.partitions) == 0 || slices.Contains(f.partitions, tp.Partition.String()) {
-			out = append(out, tp)
-		}
-	}
-	for _, pn := range f.partitions {
-		if !slices.ContainsFunc(out, func(tp coordinator.TopicPartition) bool { return tp.Partition.String() == pn }) {
-			return nil, fmt.Errorf("reset-offsets: partition %s is neither registered by a broker for %s nor committed by the group", pn, strings.Join(topics, ","))
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("reset-offsets: no partitions of %s are registered by a live broker or committed by group %q", strings.Join(topics, ","), group)
-	}
-	slices.SortFunc(out, coordinator.TopicPartition.Compare)
-	return out, nil
-}
-
-// readCurrent reads the committed offset of tp with the node version.
-func readCurrent(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, group string, tp coordinator.TopicPartition) (offsetChange, error) {
-	c := offsetChange{Topic: tp.Topic, Partition: tp.Partition.String(), Current: -1, NewMsgID: -1, tp: tp, version: -1}
-	node := p.GroupOffset(group, tp.Topic, tp.BrokerID, tp.Partition.Partition)
-	data, stat, err := s.Get(ctx, node)
-	if errors.Is(err, zkrecipes.ErrNoNode) {
-		return c, nil
-	}
-	if err != nil {
-		return c, err
-	}
-	o, err := coordinator.ParseOffset(string(data))
-	if err != nil {
-		c.Note = fmt.Sprintf("current value %q unreadable: will be overwritten", data)
-	} else {
-		c.Current = o.Offset
-	}
-	c.version = stat.Version
-	return c, nil
-}
-
-// applyOffsetChanges writes every change whose new offset differs from the
-// current one, in one Multi with a version check per existing node.
-func applyOffsetChanges(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, group string, changes []offsetChange) error {
-	var ops []any
-	for _, c := range changes {
-		if c.New < 0 || c.New == c.Current {
-			continue
-		}
-		node := p.GroupOffset(group, c.tp.Topic, c.tp.BrokerID, c.tp.Partition.Partition)
-		data := []byte(coordinator.Offset{MsgID: c.NewMsgID, Offset: c.New}.String())
-		if c.version >= 0 {
-			ops = append(ops, &zk.SetDataRequest{Path: node, Data: data, Version: c.version})
-			continue
-		}
-		if err := s.EnsurePath(ctx, p.GroupOffsets(group, c.tp.Topic)); err != nil {
-			return err
-		}
-		ops = append(ops, &zk.CreateRequest{Path: node, Data: data})
-	}
-	if len(ops) == 0 {
-		return nil
-	}
-	if err := coordinator.CheckIdentity(ctx, s, p.Group(group)); err != nil {
-		return fmt.Errorf("%w; nothing was written", err)
-	}
-	_, err := s.Multi(ctx, ops...)
-	if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode) {
-		return fmt.Errorf("offsets changed while the plan was made (did a consumer commit?); nothing was written, run again: %w", err)
-	}
-	if errors.Is(err, zk.ErrNoAuth) {
-		return fmt.Errorf("ZooKeeper refused the write; nothing was written. A secured group's offsets are writable only by "+
-			"the group's identity: pass it with --zk-auth-file FILE or METAQ_ZK_AUTH (docs/security-zookeeper.md): %w", err)
-	}
-	return err
-}
-
-func printOffsetPlan(w io.Writer, asJSON bool, pl offsetPlan) error {
+func printOffsetPlan(w io.Writer, asJSON bool, pl clusterview.OffsetPlan) error {
 	if asJSON {
 		return printJSON(w, pl)
 	}
 	rows := make([][]string, len(pl.Partitions))
 	for i, c := range pl.Partitions {
-		change := fmt.Sprintf("%s -> %s", formatOffset(c.Current), formatOffset(c.New))
+		change := fmt.Sprintf("%s -> %s", clusterview.FormatOffset(c.Current), clusterview.FormatOffset(c.New))
 		switch {
 		case c.New < 0:
 		case c.Current < 0:
@@ -403,7 +152,7 @@ func printOffsetPlan(w io.Writer, asJSON bool, pl offsetPlan) error {
 		default:
 			change += fmt.Sprintf(" (%+d)", c.New-c.Current)
 		}
-		rows[i] = []string{c.Topic, c.Partition, formatOffset(c.Current), formatOffset(c.New), change, orDash(c.Note)}
+		rows[i] = []string{c.Topic, c.Partition, clusterview.FormatOffset(c.Current), clusterview.FormatOffset(c.New), change, orDash(c.Note)}
 	}
 	if err := printTable(w, []string{"TOPIC", "PARTITION", "CURRENT", "NEW", "CHANGE", "NOTE"}, rows); err != nil {
 		return err

@@ -7,27 +7,11 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/metaq-go/metaq/internal/clusterview"
 )
-
-// healthResult is one broker's answer in `metaq healthcheck`.
-type healthResult struct {
-	ID      *int   `json:"id,omitempty"` // set when found in ZooKeeper
-	Addr    string `json:"addr"`
-	Healthy bool   `json:"healthy"`
-	Version string `json:"version,omitempty"`
-	Latency string `json:"latency,omitempty"`
-	Error   string `json:"error,omitempty"`
-}
-
-type healthReport struct {
-	Healthy bool           `json:"healthy"`
-	Brokers []healthResult `json:"brokers"`
-	Problem string         `json:"problem,omitempty"`
-}
 
 func newHealthcheckCmd(g *globals) *cobra.Command {
 	var brokers []string
@@ -67,82 +51,29 @@ Use it as a container health check: metaq healthcheck --broker localhost:8123`,
 	return cmd
 }
 
-func healthcheck(ctx context.Context, g *globals, addrs []string, expect int) (healthReport, error) {
-	type target struct {
-		id   *int
-		addr string
-	}
-	var targets []target
-	rep := healthReport{Healthy: true, Brokers: []healthResult{}}
+func healthcheck(ctx context.Context, g *globals, addrs []string, expect int) (clusterview.HealthReport, error) {
 	switch {
 	case len(addrs) > 0:
+		targets := make([]clusterview.HealthTarget, 0, len(addrs))
 		for _, a := range addrs {
 			addr, err := brokerAddr(a)
 			if err != nil {
-				return rep, usageError{err}
+				return clusterview.HealthReport{}, usageError{err}
 			}
-			targets = append(targets, target{addr: addr})
+			targets = append(targets, clusterview.HealthTarget{Addr: addr})
 		}
+		return clusterview.CheckAll(ctx, targets, g.timeout()), nil
 	case len(g.zkServers()) > 0:
-		regs, err := withZK(ctx, g, 1, listBrokers)
+		regs, err := withZK(ctx, g, 1, clusterview.ListBrokers)
 		if err != nil {
-			return rep, err
+			return clusterview.HealthReport{}, err
 		}
-		for _, br := range regs {
-			if br.Registered {
-				targets = append(targets, target{id: &br.ID, addr: br.Addr})
-			}
-		}
-		if len(targets) < expect {
-			rep.Healthy = false
-			rep.Problem = fmt.Sprintf("%d broker(s) registered under %s, expected at least %d", len(targets), g.paths().BrokerIDs(), expect)
-		}
-	default:
-		return rep, usageError{errors.New("nothing to check: pass --broker host:port, or --zk host:port to check every registered broker")}
+		return clusterview.CheckRegistered(ctx, regs, expect, g.paths(), g.timeout()), nil
 	}
-	results := make([]healthResult, len(targets))
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		wg.Go(func() {
-			results[i] = checkBroker(ctx, g, t.addr)
-			results[i].ID = t.id
-		})
-	}
-	wg.Wait()
-	for _, r := range results {
-		rep.Healthy = rep.Healthy && r.Healthy
-	}
-	rep.Brokers = results
-	return rep, nil
+	return clusterview.HealthReport{}, usageError{errors.New("nothing to check: pass --broker host:port, or --zk host:port to check every registered broker")}
 }
 
-// checkBroker sends `version` and waits for a 200.
-func checkBroker(ctx context.Context, g *globals, addr string) healthResult {
-	res := healthResult{Addr: addr}
-	if addr == "" {
-		res.Error = "no address: the URI in ZooKeeper is not meta://host:port"
-		return res
-	}
-	ctx, cancel := context.WithTimeout(ctx, g.timeout())
-	defer cancel()
-	start := time.Now()
-	c, err := g.dialBroker(ctx, addr)
-	if err != nil {
-		res.Error = err.Error()
-		return res
-	}
-	defer c.Close()
-	v, err := c.Version(ctx)
-	if err != nil {
-		res.Error = brokerErr(addr, "version", err).Error()
-		return res
-	}
-	res.Healthy, res.Version = true, v
-	res.Latency = time.Since(start).Round(time.Microsecond).String()
-	return res
-}
-
-func printHealth(w io.Writer, rep healthReport) error {
+func printHealth(w io.Writer, rep clusterview.HealthReport) error {
 	rows := make([][]string, 0, len(rep.Brokers))
 	for _, r := range rep.Brokers {
 		id := "-"
@@ -166,7 +97,7 @@ func printHealth(w io.Writer, rep healthReport) error {
 	return nil
 }
 
-func healthSummary(rep healthReport) string {
+func healthSummary(rep clusterview.HealthReport) string {
 	var bad []string
 	for _, r := range rep.Brokers {
 		if !r.Healthy {

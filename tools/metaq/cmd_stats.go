@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/metaq-go/metaq/internal/clusterview"
 	"github.com/metaq-go/metaq/internal/conn"
 	"github.com/metaq-go/metaq/protocol"
 )
@@ -45,7 +46,7 @@ For every broker, the output is a list of {broker_id, addr, stats, error}.`,
 			if err != nil {
 				return usageError{err}
 			}
-			c, err := g.dialBroker(ctx, addr)
+			c, err := clusterview.DialBroker(ctx, addr)
 			if err != nil {
 				return err
 			}
@@ -54,7 +55,7 @@ For every broker, the output is a list of {broker_id, addr, stats, error}.`,
 			if item == "config" {
 				raw, err := c.StatsBody(ctx, item)
 				if err != nil {
-					return brokerErr(addr, "stats config", err)
+					return clusterview.BrokerErr(addr, "stats config", err)
 				}
 				if g.output() == "json" {
 					return printJSON(w, map[string]string{"config": string(raw)})
@@ -64,7 +65,7 @@ For every broker, the output is a list of {broker_id, addr, stats, error}.`,
 			}
 			lines, err := c.Stats(ctx, item)
 			if err != nil {
-				return brokerErr(addr, fmt.Sprintf("stats %q", item), err)
+				return clusterview.BrokerErr(addr, fmt.Sprintf("stats %q", item), err)
 			}
 			if len(lines) == 0 && item != "" {
 				return fmt.Errorf("broker %s has no stats item or topic %q: see `metaq stats %s help`", addr, item, broker)
@@ -116,7 +117,7 @@ func statsAll(cmd *cobra.Command, g *globals, item string) error {
 		raw   []byte // the config item
 		lines []protocol.StatsLine
 	}
-	res := onEveryBroker(ctx, g, brokers, fmt.Sprintf("stats %q", item), func(ctx context.Context, c *conn.Conn) (a answer, err error) {
+	res := clusterview.OnEveryBroker(ctx, brokers, fmt.Sprintf("stats %q", item), func(ctx context.Context, c *conn.Conn) (a answer, err error) {
 		if item == "config" {
 			a.raw, err = c.StatsBody(ctx, item)
 		} else {
@@ -132,18 +133,18 @@ func statsAll(cmd *cobra.Command, g *globals, item string) error {
 		row := brokerStatsRow{BrokerID: br.ID, Addr: br.Addr}
 		id := strconv.Itoa(br.ID)
 		switch {
-		case r.err != nil:
-			row.Error = r.err.Error()
+		case r.Err != nil:
+			row.Error = r.Err.Error()
 			table = append(table, []string{id, br.Addr, "error", row.Error})
 		case item == "config":
-			cfg := string(r.val.raw)
+			cfg := string(r.Val.raw)
 			row.Config = &cfg
 			if g.output() != "json" {
 				fmt.Fprintf(w, "# broker %d (%s)\n%s\n", br.ID, br.Addr, strings.TrimRight(cfg, "\n"))
 			}
 		default:
-			row.Stats = statsObject(item, r.val.lines)
-			for _, l := range r.val.lines {
+			row.Stats = statsObject(item, r.Val.lines)
+			for _, l := range r.Val.lines {
 				table = append(table, []string{id, br.Addr, l.Key, l.Value})
 			}
 		}
@@ -156,14 +157,14 @@ func statsAll(cmd *cobra.Command, g *globals, item string) error {
 	case item != "config" || len(table) > 0:
 		perr = printTable(w, []string{"BROKER", "ADDR", "KEY", "VALUE"}, table)
 	}
-	return errors.Join(perr, failedBrokers(res, len(brokers)))
+	return errors.Join(perr, clusterview.FailedBrokers(res, len(brokers)))
 }
 
 // statsObject turns stats lines into a JSON-friendly object.
 func statsObject(item string, lines []protocol.StatsLine) map[string]any {
 	out := make(map[string]any, len(lines))
 	for _, l := range lines {
-		v := statsValue(l.Value)
+		v := clusterview.StatsValue(l.Value)
 		if item != "offsets" {
 			out[l.Key] = v
 			continue
@@ -172,48 +173,4 @@ func statsObject(item string, lines []protocol.StatsLine) map[string]any {
 		out[l.Key] = append(list, v)
 	}
 	return out
-}
-
-// statsValue types a stats value: an integer, a float, a bool, an object of
-// "name value" pairs, or else the string.
-func statsValue(s string) any {
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return n
-	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		return f
-	}
-	if b, err := strconv.ParseBool(s); err == nil && (s == "true" || s == "false") {
-		return b
-	}
-	f := strings.Fields(s)
-	if len(f) >= 2 && len(f)%2 == 0 {
-		obj := make(map[string]any, len(f)/2)
-		for i := 0; i < len(f); i += 2 {
-			if !isStatsName(f[i]) {
-				return s
-			}
-			obj[f[i]] = statsValue(f[i+1])
-		}
-		return obj
-	}
-	return s
-}
-
-func isStatsName(s string) bool {
-	for _, c := range s {
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// statsMap indexes stats lines by key (last one wins).
-func statsMap(lines []protocol.StatsLine) map[string]string {
-	m := make(map[string]string, len(lines))
-	for _, l := range lines {
-		m[l.Key] = l.Value
-	}
-	return m
 }

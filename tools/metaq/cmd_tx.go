@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/metaq-go/metaq/internal/conn"
+	"github.com/metaq-go/metaq/internal/clusterview"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -45,7 +44,7 @@ the same decision and XAER_PROTO or XA_RBOTHER when it decided otherwise.`,
 			if err != nil {
 				return err
 			}
-			return printTxList(c, g, txRows(body, nil, ""), false)
+			return printTxList(c, g, clusterview.TxRows(body, nil, ""), false)
 		},
 	}
 	finish := func(use, short string, typ protocol.TxType) *cobra.Command {
@@ -88,32 +87,16 @@ func txRequest(ctx context.Context, g *globals, broker, key string, typ protocol
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout())
 	defer cancel()
-	c, err := g.dialBroker(ctx, addr)
+	c, err := clusterview.DialBroker(ctx, addr)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	body, err := txDo(ctx, c, key, typ)
+	body, err := clusterview.TxDo(ctx, c, key, typ)
 	if err != nil {
-		return "", brokerErr(addr, fmt.Sprintf("%s %s", typ, key), err)
+		return "", clusterview.BrokerErr(addr, fmt.Sprintf("%s %s", typ, key), err)
 	}
 	return body, nil
-}
-
-// txDo sends one transaction request on c and returns the body of its 200
-// reply, or the broker's XA error.
-func txDo(ctx context.Context, c *conn.Conn, key string, typ protocol.TxType) (string, error) {
-	rep, err := c.Do(ctx, conn.ProtocolRequest(&protocol.TransactionRequest{TxKey: key, SessionID: "metaq-cli", Type: typ}))
-	if err != nil {
-		return "", err
-	}
-	if rep.Code != protocol.CodeOK {
-		if xe, perr := protocol.ParseXAError(string(rep.Body)); perr == nil {
-			return "", fmt.Errorf("%s (%d): %s", protocol.XACodeName(xe.Code), xe.Code, xe.Msg)
-		}
-		return "", fmt.Errorf("broker replied %d: %s", rep.Code, rep.Body)
-	}
-	return string(rep.Body), nil
 }
 
 // txListAll is `metaq tx list` with --zk: RECOVER on every registered broker.
@@ -124,47 +107,12 @@ func txListAll(c *cobra.Command, g *globals) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context(), g.timeout())
 	defer cancel()
-	res := onEveryBroker(ctx, g, brokers, "RECOVER", func(ctx context.Context, cn *conn.Conn) (string, error) {
-		return txDo(ctx, cn, "null", protocol.TxRecover)
-	})
-	rows := []txRow{}
-	for _, br := range brokers {
-		if r := res[br.ID]; r.err == nil {
-			rows = append(rows, txRows(r.val, &br.ID, br.Addr)...)
-		}
-	}
-	return errors.Join(printTxList(c, g, rows, true), failedBrokers(res, len(brokers)))
-}
-
-type txRow struct {
-	BrokerID  *int   `json:"broker_id,omitempty"` // with --zk
-	Addr      string `json:"addr,omitempty"`
-	Key       string `json:"key"`
-	FormatID  int32  `json:"format_id"`
-	GTRID     string `json:"gtrid"`
-	BQual     string `json:"bqual"`
-	Qualifier string `json:"qualifier"`
-}
-
-// txRows parses a RECOVER body of a broker (nil and "" for the single broker of --broker).
-func txRows(body string, brokerID *int, addr string) []txRow {
-	rows := []txRow{}
-	for _, line := range strings.Split(body, "\r\n") {
-		if line == "" {
-			continue
-		}
-		r := txRow{BrokerID: brokerID, Addr: addr, Key: line}
-		if k, err := protocol.ParseTxKey(line); err == nil && k.Kind == protocol.TxKeyXA {
-			r.FormatID, r.Qualifier = k.FormatID, k.UniqueQualifier
-			r.GTRID, r.BQual = fmt.Sprintf("%x", k.GlobalTxID), fmt.Sprintf("%x", k.BranchQualifier)
-		}
-		rows = append(rows, r)
-	}
-	return rows
+	rows, res := clusterview.RecoverAll(ctx, brokers)
+	return errors.Join(printTxList(c, g, rows, true), clusterview.FailedBrokers(res, len(brokers)))
 }
 
 // printTxList prints RECOVER rows; perBroker adds the broker columns.
-func printTxList(c *cobra.Command, g *globals, rows []txRow, perBroker bool) error {
+func printTxList(c *cobra.Command, g *globals, rows []clusterview.TxRow, perBroker bool) error {
 	if g.output() == "json" {
 		return printJSON(c.OutOrStdout(), rows)
 	}

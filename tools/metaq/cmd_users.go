@@ -128,8 +128,10 @@ func readPassword(cmd *cobra.Command, path string) (string, error) {
 	return pw, nil
 }
 
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
+// isTerminal reports whether a stream (stdin, stdout) is a terminal: for
+// reading a password without echo and for the TUI of metaq top.
+func isTerminal(stream any) bool {
+	f, ok := stream.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/metaq-go/metaq/internal/clusterview"
 )
 
 // csmBuffer is a goroutine-safe output buffer for a command running in the background.
@@ -74,7 +76,7 @@ func TestConsumeMaxPrintsMessagesAndCommits(t *testing.T) {
 			t.Errorf("partition %d committed %v (found %v), want %d", p, o, ok, end)
 		}
 	}
-	var members []groupMember
+	var members []clusterview.GroupMember
 	mustMetaqJSON(t, &members, f.args("groups", "describe", "c1", "--members")...)
 	if len(members) != 0 {
 		t.Fatalf("members after consume ended: %+v", members)
@@ -125,7 +127,7 @@ func TestConsumeInterruptCommitsAndLeaves(t *testing.T) {
 	if o, ok := f.grpOffset(t, "c2", 0); !ok || o.Offset != 92 {
 		t.Fatalf("committed %v (found %v), want 92", o, ok)
 	}
-	var st []groupListRow
+	var st []clusterview.GroupListRow
 	mustMetaqJSON(t, &st, f.args("groups", "list")...)
 	if len(st) != 1 || st[0].Members != 0 {
 		t.Fatalf("groups after interrupt: %+v", st)

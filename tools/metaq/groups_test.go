@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/clusterview"
 	"github.com/metaq-go/metaq/zkrecipes"
 	"github.com/metaq-go/metaq/zkrecipes/zktest"
 )
@@ -129,9 +130,9 @@ func TestGroupsDescribeShowsLagAndOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var rows []groupPartitionRow
+	var rows []clusterview.GroupPartition
 	mustMetaqJSON(t, &rows, f.args("groups", "describe", "g1")...)
-	want := []groupPartitionRow{
+	want := []clusterview.GroupPartition{
 		{Topic: "orders", Partition: "1-0", Committed: 46, CommittedMsgID: 7, LogEnd: 115, Lag: 69, Owner: m.MemberID(), AssignedTo: m.MemberID()},
 		{Topic: "orders", Partition: "1-1", Committed: 69, CommittedMsgID: 8, LogEnd: 69, Lag: 0, Owner: m.MemberID(), AssignedTo: m.MemberID()},
 	}
@@ -147,10 +148,10 @@ func TestGroupsDescribeShowsLagAndOwners(t *testing.T) {
 		}
 	}
 
-	var members []groupMember
+	var members []clusterview.GroupMember
 	mustMetaqJSON(t, &members, f.args("groups", "describe", "g1", "--members")...)
 	if len(members) != 1 || members[0].ID != m.MemberID() || !members[0].Leader || members[0].Partitions != 2 ||
-		members[0].Style != styleOurs || !reflect.DeepEqual(members[0].Topics, []string{"orders"}) {
+		members[0].Style != clusterview.StyleOurs || !reflect.DeepEqual(members[0].Topics, []string{"orders"}) {
 		t.Fatalf("members: %+v", members)
 	}
 
@@ -161,9 +162,9 @@ func TestGroupsDescribeShowsLagAndOwners(t *testing.T) {
 		}
 	}
 
-	var list []groupListRow
+	var list []clusterview.GroupListRow
 	mustMetaqJSON(t, &list, f.args("groups", "list")...)
-	if len(list) != 1 || list[0].Group != "g1" || list[0].Style != styleOurs || list[0].Members != 1 ||
+	if len(list) != 1 || list[0].Group != "g1" || list[0].Style != clusterview.StyleOurs || list[0].Members != 1 ||
 		!reflect.DeepEqual(list[0].Topics, []string{"orders"}) {
 		t.Fatalf("list: %+v", list)
 	}
@@ -189,9 +190,9 @@ func TestGroupsListTellsMetaQJavaGroups(t *testing.T) {
 	if _, err := f.s.CreateParents(ctx, f.p.GroupMetaQIDs("java")+"/java_host-1", []byte("orders,audit"), zkrecipes.Ephemeral); err != nil {
 		t.Fatal(err)
 	}
-	var list []groupListRow
+	var list []clusterview.GroupListRow
 	mustMetaqJSON(t, &list, f.args("groups", "list")...)
-	if len(list) != 1 || list[0].Style != styleJava || list[0].Members != 1 || !reflect.DeepEqual(list[0].Topics, []string{"audit", "orders"}) {
+	if len(list) != 1 || list[0].Style != clusterview.StyleJava || list[0].Members != 1 || !reflect.DeepEqual(list[0].Topics, []string{"audit", "orders"}) {
 		t.Fatalf("list: %+v", list)
 	}
 	r := runMetaq(t, f.args("groups", "reset-offsets", "java", "--topic", "orders", "--to-earliest", "--execute")...)
@@ -206,7 +207,7 @@ func TestGroupsResetOffsetsDryRunThenExecute(t *testing.T) {
 	before0, _ := f.grpOffset(t, "g1", 0)
 	before1, _ := f.grpOffset(t, "g1", 1)
 
-	var dry offsetPlan
+	var dry clusterview.OffsetPlan
 	mustMetaqJSON(t, &dry, f.args("groups", "reset-offsets", "g1", "--topic", "orders", "--to-earliest")...)
 	if dry.Executed || len(dry.Partitions) != 2 || dry.Partitions[0].Current != 46 || dry.Partitions[0].New != 0 ||
 		dry.Partitions[1].Current != 23 || dry.Partitions[1].New != 0 {
@@ -223,7 +224,7 @@ func TestGroupsResetOffsetsDryRunThenExecute(t *testing.T) {
 		t.Fatalf("dry run table:\n%s", out)
 	}
 
-	var done offsetPlan
+	var done clusterview.OffsetPlan
 	mustMetaqJSON(t, &done, f.args("groups", "reset-offsets", "g1", "--topic", "orders", "--to-earliest", "--execute")...)
 	if !done.Executed || !reflect.DeepEqual(done.Partitions, dry.Partitions) {
 		t.Fatalf("executed plan differs from the dry run:\n got %+v\nwant %+v", done.Partitions, dry.Partitions)
@@ -276,7 +277,7 @@ func TestGroupsResetOffsetsToTime(t *testing.T) {
 	}
 	at := time.UnixMilli(t0 + 1).UTC()
 	opsPut(t, f.brokerAddr, "orders", 0, 3, "b")
-	var plan offsetPlan
+	var plan clusterview.OffsetPlan
 	mustMetaqJSON(t, &plan, f.args("groups", "reset-offsets", "g2", "--topic", "orders", "--to-time", at.Format(time.RFC3339Nano))...)
 	if len(plan.Partitions) != 2 || plan.Partitions[0].New != 92 || plan.Partitions[1].New != 0 {
 		t.Fatalf("--to-time %s: %+v, want 1-0 at 92 (the first b message) and the empty 1-1 at 0", at.Format(time.RFC3339Nano), plan.Partitions)
@@ -331,7 +332,7 @@ func TestGroupsExportImportRoundTrip(t *testing.T) {
 	}
 
 	mustMetaq(t, f.args("groups", "reset-offsets", "g1", "--topic", "orders", "--to-latest", "--execute")...)
-	var plan offsetPlan
+	var plan clusterview.OffsetPlan
 	mustMetaqJSON(t, &plan, f.args("groups", "import", "g1", "-f", file)...)
 	if plan.Executed || plan.Partitions[0].Current != 115 || plan.Partitions[0].New != 46 {
 		t.Fatalf("import dry run: %+v", plan)

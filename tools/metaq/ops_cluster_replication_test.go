@@ -11,21 +11,10 @@ import (
 	"github.com/metaq-go/metaq/broker"
 	"github.com/metaq-go/metaq/broker/brokertest"
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/clusterview"
 	"github.com/metaq-go/metaq/zkrecipes"
 	"github.com/metaq-go/metaq/zkrecipes/zktest"
 )
-
-func TestParseReplicationStatsLines(t *testing.T) {
-	got := parseReplicationStats(map[string][]string{"slave": {
-		"1 mode sync in_sync true acked_bytes 4096 lag_bytes 0 lag_ms 0",
-		"2 mode async in_sync false acked_bytes 100 lag_bytes 3996 lag_ms 1500",
-		"garbage", "x mode sync",
-	}})
-	require.Equal(t, map[int]followerStats{
-		1: {mode: "sync", inSync: true, acked: 4096},
-		2: {mode: "async", acked: 100, lagBytes: 3996, lagM: 1500},
-	}, got)
-}
 
 // TestClusterShowsReplicaSetsAndPromoteChecksTheInSyncSet: a real broker is
 // the registered master of broker id 9, member 0 of epoch 3 with slave 1 in
@@ -54,14 +43,14 @@ func TestClusterShowsReplicaSetsAndPromoteChecksTheInSyncSet(t *testing.T) {
 	}
 	zk := []string{"--zk", zkAddr, "--zk-root", root}
 
-	var rep clusterReport
+	var rep clusterview.ClusterReport
 	mustMetaqJSON(t, &rep, append([]string{"cluster"}, zk...)...)
 	require.Len(t, rep.Replication, 1)
 	set := rep.Replication[0]
 	require.Equal(t, 9, set.BrokerID)
 	require.Equal(t, int64(1), set.Epoch)
 	require.Equal(t, []int{0, 1}, set.InSync)
-	require.Equal(t, []replicaMember{
+	require.Equal(t, []clusterview.ReplicaMember{
 		{Member: 0, URI: b.URI(), Role: "master", InSync: true},
 		{Member: 1, URI: "meta://127.0.0.1:1", Role: "follower", InSync: true},
 		{Member: 2, URI: "meta://127.0.0.1:2", Role: "follower"},
@@ -73,9 +62,9 @@ func TestClusterShowsReplicaSetsAndPromoteChecksTheInSyncSet(t *testing.T) {
 	r := runMetaq(t, append([]string{"cluster", "promote", "9", "2"}, zk...)...)
 	require.Error(t, r.err)
 	require.Contains(t, r.err.Error(), "not in the in-sync set")
-	var res promoteResult
+	var res clusterview.PromoteResult
 	mustMetaqJSON(t, &res, append([]string{"cluster", "promote", "9", "0"}, zk...)...)
-	require.Equal(t, promoteResult{BrokerID: 9, Member: 0, Epoch: 1, Status: "done"}, res)
+	require.Equal(t, clusterview.PromoteResult{BrokerID: 9, Member: 0, Epoch: 1, Status: "done"}, res)
 	out = mustMetaq(t, append([]string{"cluster", "promote", "9", "1", "--wait", "0"}, zk...)...)
 	require.True(t, strings.Contains(out, "requested"), out)
 	pr, ok, _, err := rs.PromotionW(ctx)
@@ -101,11 +90,11 @@ func TestClusterPromoteSwitchesARealReplicaSet(t *testing.T) {
 	}
 	b0 := start(0)
 	zk := []string{"--zk", zkAddr, "--zk-root", root}
-	readSet := func() replicaSetReport {
-		var rep clusterReport
+	readSet := func() clusterview.ReplicaSet {
+		var rep clusterview.ClusterReport
 		mustMetaqJSON(t, &rep, append([]string{"cluster"}, zk...)...)
 		if len(rep.Replication) != 1 {
-			return replicaSetReport{}
+			return clusterview.ReplicaSet{}
 		}
 		return rep.Replication[0]
 	}
@@ -129,9 +118,9 @@ func TestClusterPromoteSwitchesARealReplicaSet(t *testing.T) {
 	acked := end(b0)
 	require.Positive(t, acked)
 
-	var res promoteResult
+	var res clusterview.PromoteResult
 	mustMetaqJSON(t, &res, append([]string{"cluster", "promote", "5", "1"}, zk...)...)
-	require.Equal(t, promoteResult{BrokerID: 5, Member: 1, Epoch: 2, Status: "done"}, res)
+	require.Equal(t, clusterview.PromoteResult{BrokerID: 5, Member: 1, Epoch: 2, Status: "done"}, res)
 	require.GreaterOrEqual(t, end(b1), acked, "the new master has every acknowledged message")
 	opsEventually(t, "the old master follows the new one", func() bool {
 		s := readSet()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/metaq-go/metaq/broker"
+	"github.com/metaq-go/metaq/internal/clusterview"
 	"github.com/metaq-go/metaq/zkrecipes/zktest"
 )
 
@@ -33,7 +34,7 @@ func TestClusterCommandsAgainstRealBrokers(t *testing.T) {
 	zk := []string{"--zk", zkAddr, "--zk-root", root}
 
 	t.Run("cluster", func(t *testing.T) {
-		var rep clusterReport
+		var rep clusterview.ClusterReport
 		mustMetaqJSON(t, &rep, append([]string{"cluster"}, zk...)...)
 		if rep.ZooKeeper.State != "connected" || rep.ZooKeeper.Root != root || rep.Topics != 2 || len(rep.Brokers) != 2 {
 			t.Fatalf("cluster report: %+v", rep)
@@ -56,7 +57,7 @@ func TestClusterCommandsAgainstRealBrokers(t *testing.T) {
 	})
 
 	t.Run("brokers", func(t *testing.T) {
-		var rows []brokerRow
+		var rows []clusterview.BrokerRow
 		mustMetaqJSON(t, &rows, append([]string{"brokers"}, zk...)...)
 		if len(rows) != 2 || rows[0].Messages != 3 || rows[1].Messages != 2 || rows[0].Puts != 3 {
 			t.Fatalf("brokers: %+v", rows)
@@ -80,7 +81,7 @@ func TestClusterCommandsAgainstRealBrokers(t *testing.T) {
 	t.Run("topics describe golden", func(t *testing.T) {
 		out := mustMetaq(t, append([]string{"topics", "describe", "orders"}, zk...)...)
 		opsGolden(t, "topics_describe_orders", normalizeURIs(out, b1, b2))
-		var d topicDescription
+		var d clusterview.TopicDescription
 		mustMetaqJSON(t, &d, append([]string{"topics", "describe", "orders"}, zk...)...)
 		if len(d.Partitions) != 5 {
 			t.Fatalf("partitions: %+v", d.Partitions)
@@ -137,7 +138,7 @@ func TestClusterCommandsAgainstRealBrokers(t *testing.T) {
 	})
 
 	t.Run("healthcheck", func(t *testing.T) {
-		var rep healthReport
+		var rep clusterview.HealthReport
 		mustMetaqJSON(t, &rep, append([]string{"healthcheck", "--expect", "2"}, zk...)...)
 		if !rep.Healthy || len(rep.Brokers) != 2 {
 			t.Errorf("healthcheck: %+v", rep)
@@ -165,7 +166,7 @@ func TestClusterCommandsAgainstRealBrokers(t *testing.T) {
 		if err := b2.Shutdown(ctx); err != nil {
 			t.Fatal(err)
 		}
-		var rep clusterReport
+		var rep clusterview.ClusterReport
 		mustMetaqJSON(t, &rep, append([]string{"cluster"}, zk...)...)
 		// A clean shutdown removes ids/2 as well (MetaQ's unregisterBrokerInZk):
 		// the stopped broker is not listed at all ("not registered" is for

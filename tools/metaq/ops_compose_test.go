@@ -60,6 +60,8 @@ func TestComposeTopology(t *testing.T) {
 			zks = append(zks, name)
 		case strings.HasPrefix(name, "broker"):
 			brokers = append(brokers, name)
+		case name == "dashboard":
+			checkDashboardCommand(t, c.Services[name].Command)
 		default:
 			t.Errorf("unexpected service %q", name)
 		}
@@ -179,6 +181,24 @@ func checkAdminPublishedOnLoopback(t *testing.T, name string, s composeService) 
 	}
 	if !published {
 		t.Errorf("%s: admin port %s not published: %v", name, port, s.Ports)
+	}
+}
+
+// checkDashboardCommand parses the dashboard service's command with the real
+// CLI: `metaq dashboard` on the ensemble, listening beyond the container's loopback.
+func checkDashboardCommand(t *testing.T, args []string) {
+	t.Helper()
+	cmd, rest, err := newRootCmd().Find(args)
+	if err != nil || cmd.Name() != "dashboard" {
+		t.Fatalf("dashboard: command %v is not `metaq dashboard`: %v", args, err)
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		t.Fatalf("dashboard: command %v: %v", args, err)
+	}
+	zk, _ := cmd.Flags().GetString("zk")
+	listen, _ := cmd.Flags().GetString("listen")
+	if zk != "zk1:2181,zk2:2181,zk3:2181" || !strings.HasPrefix(listen, "0.0.0.0:") {
+		t.Errorf("dashboard: --zk %q --listen %q, want the ensemble and 0.0.0.0:<port>", zk, listen)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/metaq-go/metaq/broker"
 	"github.com/metaq-go/metaq/broker/brokertest"
+	"github.com/metaq-go/metaq/internal/clusterview"
 	"github.com/metaq-go/metaq/zkrecipes/zktest"
 )
 
@@ -28,7 +29,7 @@ func TestComposeTopologyWithoutContainers(t *testing.T) {
 	}
 	zk := []string{"--zk", e.ConnectString()}
 
-	var rep clusterReport
+	var rep clusterview.ClusterReport
 	mustMetaqJSON(t, &rep, append([]string{"cluster"}, zk...)...)
 	if len(rep.Brokers) != 3 || rep.Topics != 1 || rep.ZooKeeper.State != "connected" {
 		t.Fatalf("cluster: %+v", rep)
@@ -45,7 +46,7 @@ func TestComposeTopologyWithoutContainers(t *testing.T) {
 		}
 	}
 	mustMetaq(t, append([]string{"healthcheck", "--expect", "3"}, zk...)...)
-	var parts topicDescription
+	var parts clusterview.TopicDescription
 	mustMetaqJSON(t, &parts, append([]string{"topics", "describe", "orders"}, zk...)...)
 	if len(parts.Partitions) != 6 {
 		t.Errorf("orders: %d partitions over 3 brokers, want 6", len(parts.Partitions))

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/clusterview"
 )
 
 // globals are the flags every command shares. Values come from flags, then
@@ -54,6 +55,9 @@ func newRootCmd() *cobra.Command {
 			if err := g.applyContext(cmd); err != nil {
 				return err
 			}
+			// Every broker connection of the command (clusterview.DialBroker)
+			// uses the security flags (security.go).
+			cmd.SetContext(clusterview.WithDial(cmd.Context(), g.brokerConnOptions))
 			if err := g.loadZKAuth(); err != nil {
 				return err
 			}
@@ -99,6 +103,8 @@ func newRootCmd() *cobra.Command {
 		newTxCmd(g),
 		newContextCmd(g),
 		newUsersCmd(g),
+		newDashboardCmd(g),
+		newTopCmd(g),
 	)
 	return root
 }

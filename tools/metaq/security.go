@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -18,8 +17,9 @@ import (
 )
 
 // Security flags: every command that talks to brokers (stats, topics,
-// cluster, healthcheck, groups, produce, consume, tx, bench) connects with
-// them. The password itself is never a flag (it would show in the process
+// cluster, healthcheck, groups, produce, consume, tx, bench, dashboard, top)
+// connects with them: through clusterview.WithDial (root.go), newProducer
+// and newConsumer. The password itself is never a flag (it would show in the process
 // list): it comes from --password-file or the METAQ_PASSWORD variable.
 const (
 	flagTLS           = "tls"
@@ -148,10 +148,9 @@ func (g *globals) consumerSecurity() ([]consumer.Option, error) {
 	return opts, nil
 }
 
-// authHint adds what to check to a refused authentication.
-func authHint(err error) error {
-	if errors.Is(err, conn.ErrAuth) {
-		return fmt.Errorf("%w (check --user and the password: --password-file or %s)", err, envPassword)
-	}
-	return err
+// brokerConnOptions are the connection options of the security flags, for
+// clusterview.WithDial.
+func (g *globals) brokerConnOptions() (conn.Options, error) {
+	sec, err := g.security()
+	return conn.Options{TLS: sec.tls, Auth: sec.auth}, err
 }

@@ -1,4 +1,4 @@
-package main
+package clusterview
 
 import (
 	"context"
@@ -19,28 +19,27 @@ import (
 // (millis - msgIDEpoch) << 22 | brokerId << 12 | seq (PROTOCOL.md §4).
 const msgIDEpoch = 1303895660503
 
-// msgIDTime is the wall-clock time a snowflake message id was assigned at.
-func msgIDTime(id int64) time.Time { return time.UnixMilli(id>>22 + msgIDEpoch) }
+// MsgIDTime is the wall-clock time a snowflake message id was assigned at.
+func MsgIDTime(id int64) time.Time { return time.UnixMilli(id>>22 + msgIDEpoch) }
 
-// partitionProbe asks brokers about partitions over the wire: log start and
+// Probe asks brokers about partitions over the wire: log start and
 // end (`offset`), message boundaries (`offset` snaps to a message start) and
 // message times (`get` of one message, time from its id). One connection per
 // broker, dialled on first use; not safe for concurrent use.
-type partitionProbe struct {
-	g       *globals // dials brokers with the command's TLS and credentials
-	group   string   // sent in offset/get requests (brokers only log it)
+type Probe struct {
+	group   string // sent in offset/get requests (brokers only log it)
 	addrs   map[int]string
 	conns   map[int]*conn.Conn
 	timeout time.Duration
 }
 
-// newPartitionProbe reads the registered brokers from ZooKeeper.
-func newPartitionProbe(ctx context.Context, g *globals, s *zkrecipes.Session, p coordinator.Paths, group string) (*partitionProbe, error) {
-	brokers, err := listBrokers(ctx, s, p)
+// NewProbe reads the registered brokers from ZooKeeper.
+func NewProbe(ctx context.Context, s *zkrecipes.Session, p coordinator.Paths, group string, timeout time.Duration) (*Probe, error) {
+	brokers, err := ListBrokers(ctx, s, p)
 	if err != nil {
 		return nil, err
 	}
-	pr := &partitionProbe{g: g, group: group, addrs: map[int]string{}, conns: map[int]*conn.Conn{}, timeout: g.timeout()}
+	pr := &Probe{group: group, addrs: map[int]string{}, conns: map[int]*conn.Conn{}, timeout: timeout}
 	for _, b := range brokers {
 		if b.Registered && b.Addr != "" {
 			pr.addrs[b.ID] = b.Addr
@@ -49,13 +48,14 @@ func newPartitionProbe(ctx context.Context, g *globals, s *zkrecipes.Session, p 
 	return pr, nil
 }
 
-func (pr *partitionProbe) close() {
+// Close closes the probe's broker connections.
+func (pr *Probe) Close() {
 	for _, c := range pr.conns {
 		_ = c.Close()
 	}
 }
 
-func (pr *partitionProbe) conn(ctx context.Context, brokerID int) (*conn.Conn, error) {
+func (pr *Probe) conn(ctx context.Context, brokerID int) (*conn.Conn, error) {
 	if c := pr.conns[brokerID]; c != nil {
 		select {
 		case <-c.Done():
@@ -67,7 +67,7 @@ func (pr *partitionProbe) conn(ctx context.Context, brokerID int) (*conn.Conn, e
 	if !ok {
 		return nil, fmt.Errorf("broker %d is not registered in ZooKeeper (stopped?)", brokerID)
 	}
-	c, err := pr.g.dialBroker(ctx, addr)
+	c, err := DialBroker(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("broker id %d: %w", brokerID, err)
 	}
@@ -78,7 +78,7 @@ func (pr *partitionProbe) conn(ctx context.Context, brokerID int) (*conn.Conn, e
 // offset asks the broker for the valid offset nearest to off (the start of
 // the message holding it; the end when off is past it; the earliest when
 // before it). A partition the broker has never written is empty: 0.
-func (pr *partitionProbe) offset(ctx context.Context, tp coordinator.TopicPartition, off int64) (int64, error) {
+func (pr *Probe) Offset(ctx context.Context, tp coordinator.TopicPartition, off int64) (int64, error) {
 	c, err := pr.conn(ctx, tp.BrokerID)
 	if err != nil {
 		return 0, err
@@ -96,18 +96,18 @@ func (pr *partitionProbe) offset(ctx context.Context, tp coordinator.TopicPartit
 }
 
 // earliest returns the first readable offset of tp.
-func (pr *partitionProbe) earliest(ctx context.Context, tp coordinator.TopicPartition) (int64, error) {
-	return pr.offset(ctx, tp, 0)
+func (pr *Probe) Earliest(ctx context.Context, tp coordinator.TopicPartition) (int64, error) {
+	return pr.Offset(ctx, tp, 0)
 }
 
 // end returns the log end (the offset after the last visible message).
-func (pr *partitionProbe) end(ctx context.Context, tp coordinator.TopicPartition) (int64, error) {
-	return pr.offset(ctx, tp, math.MaxInt64)
+func (pr *Probe) End(ctx context.Context, tp coordinator.TopicPartition) (int64, error) {
+	return pr.Offset(ctx, tp, math.MaxInt64)
 }
 
 // messageAt reads the header of the message starting at off: its id and the
 // offset of the next message.
-func (pr *partitionProbe) messageAt(ctx context.Context, tp coordinator.TopicPartition, off int64) (id, next int64, err error) {
+func (pr *Probe) MessageAt(ctx context.Context, tp coordinator.TopicPartition, off int64) (id, next int64, err error) {
 	c, err := pr.conn(ctx, tp.BrokerID)
 	if err != nil {
 		return 0, 0, err
@@ -140,33 +140,33 @@ func (pr *partitionProbe) messageAt(ctx context.Context, tp coordinator.TopicPar
 // `get` gives that message's id and so its time. It assumes ids increase
 // along the log, which holds per broker (ids are snowflakes from a clock
 // that never goes back). About 2·log2(log bytes) round trips.
-func (pr *partitionProbe) offsetForTime(ctx context.Context, tp coordinator.TopicPartition, t time.Time) (int64, error) {
-	lo, err := pr.earliest(ctx, tp)
+func (pr *Probe) OffsetForTime(ctx context.Context, tp coordinator.TopicPartition, t time.Time) (int64, error) {
+	lo, err := pr.Earliest(ctx, tp)
 	if err != nil {
 		return 0, err
 	}
-	hi, err := pr.end(ctx, tp)
+	hi, err := pr.End(ctx, tp)
 	if err != nil {
 		return 0, err
 	}
 	// Invariant: every message before lo is older than t; the message at hi
 	// (if any) is not.
 	for lo < hi {
-		s, err := pr.offset(ctx, tp, lo+(hi-lo)/2)
+		s, err := pr.Offset(ctx, tp, lo+(hi-lo)/2)
 		if err != nil {
 			return 0, err
 		}
 		if s < lo || s >= hi { // a broker that snaps coarsely (MetaQ: to a segment start)
 			s = lo
 		}
-		id, next, err := pr.messageAt(ctx, tp, s)
+		id, next, err := pr.MessageAt(ctx, tp, s)
 		if err != nil {
 			return 0, err
 		}
 		if next <= s {
 			return 0, fmt.Errorf("%s: no progress reading the message at %d", tp, s)
 		}
-		if msgIDTime(id).Before(t) {
+		if MsgIDTime(id).Before(t) {
 			lo = next
 		} else {
 			hi = s
@@ -175,8 +175,9 @@ func (pr *partitionProbe) offsetForTime(ctx context.Context, tp coordinator.Topi
 	return lo, nil
 }
 
-// formatOffset prints an offset, "-" when unknown (negative).
-func formatOffset(v int64) string {
+// FormatOffset prints an offset, "-" when unknown (negative): how the
+// commands and the dashboard show offsets, log ends and lags.
+func FormatOffset(v int64) string {
 	if v < 0 {
 		return "-"
 	}
