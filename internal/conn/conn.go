@@ -115,6 +115,7 @@ type Conn struct {
 	err        error // why the connection ended; nil while alive
 	stallSince int64 // unix nanos when pending last became non-empty
 	writing    bool  // a write is in progress (writer goroutine or an inline write, write.go)
+	corked     bool  // the reader is dispatching replies: it writes what they queue after (write.go)
 
 	rawOnce sync.Once
 	raw     syscall.RawConn // nc's raw conn for rawio; nil when it has none (set by rawConn)
@@ -207,6 +208,10 @@ func (c *Conn) enqueue(req Request, h Handler) error {
 	was := len(c.wbuf)
 	c.wbuf = req.AppendRequest(c.wbuf, op)
 	n := len(c.wbuf)
+	if was == 0 && c.corked {
+		c.mu.Unlock() // the reader writes it when its dispatch pass ends (uncork)
+		return nil
+	}
 	if was == 0 && c.mayWriteInlineLocked() {
 		c.writeInline() // unlocks c.mu
 		return nil
@@ -436,6 +441,7 @@ func (c *Conn) readLoop() {
 // dispatch decodes every complete reply in buf[start:end] and returns the new
 // start; false when the stream is malformed.
 func (c *Conn) dispatch(dec *protocol.ReplyDecoder, buf []byte, start, end int) (int, bool) {
+	defer c.uncork()
 	for start < end {
 		rep, used, err := dec.Decode(buf[start:end])
 		if err != nil {
@@ -447,6 +453,7 @@ func (c *Conn) dispatch(dec *protocol.ReplyDecoder, buf []byte, start, end int) 
 		}
 		start += used
 		c.mu.Lock()
+		c.corked = true
 		h, ok := c.pending[rep.Opaque]
 		if ok {
 			delete(c.pending, rep.Opaque)

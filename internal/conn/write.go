@@ -20,7 +20,9 @@ import (
 // still never blocks and a write error still fails the connection there.
 //
 // One write at a time (Conn.writing): the bytes of the queue leave in order
-// whichever goroutine writes them.
+// whichever goroutine writes them. While the reader goroutine dispatches the
+// replies of one read (Conn.corked), requests queued on an empty queue wait
+// for the end of that pass, when the reader writes them all at once.
 
 // mayWriteInlineLocked reports whether the caller may write the queue
 // itself now. c.mu is held.
@@ -129,6 +131,28 @@ func (c *Conn) readSocket(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// uncork ends a dispatch pass of the reader: requests the handlers queued
+// (e.g. a consumer's next gets, a producer's sends from callbacks) leave
+// together, in one write, instead of one write each.
+func (c *Conn) uncork() {
+	c.mu.Lock()
+	if !c.corked {
+		c.mu.Unlock()
+		return
+	}
+	c.corked = false
+	if len(c.wbuf) == 0 || c.writing || c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	if c.mayWriteInlineLocked() {
+		c.writeInline() // unlocks c.mu
+		return
+	}
+	c.mu.Unlock()
+	c.kick()
 }
 
 // takeLocked takes the queued frames for writing (swapping in the spare
