@@ -49,10 +49,14 @@ type partState struct {
 
 	batches chan *batch // handler style: fetcher → delivery
 	stopped atomic.Bool
-	session int64     // the ZooKeeper session the partition was acquired under (0: broadcast)
-	resolve bool      // fetcher only: ask the offset verb before the first get
-	chain   *getChain // fetcher only (and the reply handler of its get in flight): fetch_chain.go
-	checked bool      // fetcher only: the position was checked against the log end at the first 404
+	session int64 // the ZooKeeper session the partition was acquired under (0: broadcast)
+	resolve bool  // fetcher only: ask the offset verb before the first get
+	// fetch_chain.go: chain is the fetcher's (and, while a get is in flight,
+	// its reply handler's); prefetched is the fetcher's.
+	chain      *getChain
+	prefetched bool        // a get is in flight since prefetch: the next fetch waits for it
+	holding    atomic.Bool // the fetcher holds a batch it has not handed on yet
+	checked    bool        // fetcher only: the position was checked against the log end at the first 404
 
 	commitMu sync.Mutex // serialises commits of this partition
 
@@ -257,8 +261,8 @@ func (ps *partState) fetchOnce(off *int64, idle *backoff) (time.Duration, error)
 	}
 	sent := res.sent
 	if err != nil {
-		if ps.ctx.Err() == nil && !errors.Is(err, context.Canceled) {
-			c.brokers.drop(ps.tp.BrokerID, bc)
+		if ps.ctx.Err() == nil && !errors.Is(err, context.Canceled) && res.bc != nil {
+			c.brokers.drop(ps.tp.BrokerID, res.bc)
 		}
 		return 0, err
 	}
@@ -266,7 +270,11 @@ func (ps *partState) fetchOnce(off *int64, idle *backoff) (time.Duration, error)
 	if rep.Verb == protocol.VerbValue {
 		var n int64
 		if res.decoded {
+			if res.batch != nil && res.decErr == nil {
+				ps.prefetch(res.bc, req, *off+res.consumed, size)
+			}
 			n, err = ps.handDecoded(res.batch, res.consumed, res.decErr)
+			ps.holding.Store(false)
 		} else {
 			n, err = ps.handleSet(*off, rep.Body, size)
 		}
