@@ -5,8 +5,11 @@
 // Requests are appended to a write buffer under a mutex; one writer goroutine
 // swaps the buffer out and writes everything queued with a single write call,
 // so under load many frames share one syscall (optionally waiting Linger for
-// more). One reader goroutine decodes replies with protocol.ReplyDecoder and
-// hands each to the Handler registered for its opaque. An idle connection
+// more). A request on an idle connection is written by the goroutine that
+// queues it, without waking the writer, and requests queued by Handlers
+// leave together after the reader's pass over one read (write.go). One
+// reader goroutine decodes replies with protocol.ReplyDecoder and hands each
+// to the Handler registered for its opaque. An idle connection
 // sends `version` as a heartbeat; a connection with requests outstanding that
 // hears nothing for HeartbeatTimeout is declared lost.
 //
