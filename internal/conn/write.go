@@ -10,8 +10,8 @@ import (
 // runtime syscall bookkeeping); elsewhere, and on connections without a raw
 // conn such as TLS, net.Conn's Read and Write.
 //
-// Inline writes. A request queued on an idle connection (nothing queued, no
-// write in progress, the last write older than Linger) is written by the
+// Inline writes. On a connection without Linger, a request queued while
+// nothing is queued and no write is in progress is written by the
 // goroutine that queues it, with one non-blocking write, instead of waking
 // the writer goroutine: at low rates that hand-off (a futex wake-up of
 // another thread and its way back to sleep) costs more CPU than the write
@@ -25,12 +25,13 @@ import (
 // for the end of that pass, when the reader writes them all at once.
 
 // mayWriteInlineLocked reports whether the caller may write the queue
-// itself now. c.mu is held.
+// itself now: only without Linger. With Linger (a producer), waking the
+// writer lets the requests queued right after the first join it in one
+// write without waiting for the linger (the writer sees an idle
+// connection); an inline write of the first alone would make the rest wait
+// for Linger. c.mu is held.
 func (c *Conn) mayWriteInlineLocked() bool {
-	if c.writing || c.rawConn() == nil { // no raw conn (e.g. TLS): the writer goroutine writes
-		return false
-	}
-	return c.opts.Linger <= 0 || time.Duration(time.Now().UnixNano()-c.lastWrite.Load()) > c.opts.Linger
+	return !c.writing && c.opts.Linger <= 0 && c.rawConn() != nil // no raw conn (e.g. TLS): the writer goroutine writes
 }
 
 // rawConn returns the raw connection for rawio, nil when there is none.
