@@ -30,7 +30,11 @@
 // Every owned partition has one fetcher goroutine. It starts at the committed
 // offset, or, when none was committed, at the start position (WithStart:
 // earliest, latest or an explicit offset). One connection per broker is
-// shared by all its partitions (requests are pipelined). The broker's
+// shared by all its partitions (requests are pipelined). A reply with
+// messages is decoded on the connection's reader goroutine and, when there
+// is room, handed on from there with the next get sent at once; when the
+// handler or the poller is behind, the next get is sent before the fetcher
+// waits for room, so the fetch pipeline stays full. The broker's
 // `version` is asked once per connection: when it advertises long polls,
 // a caught-up get waits at the broker (WithLongPoll, default 500 ms) so a new
 // message is delivered within about a millisecond and an idle consumer sends

@@ -52,7 +52,12 @@ type partState struct {
 	stopped atomic.Bool
 	session int64 // the ZooKeeper session the partition was acquired under (0: broadcast)
 	resolve bool  // fetcher only: ask the offset verb before the first get
-	checked bool  // fetcher only: the position was checked against the log end at the first 404
+	// fetch_chain.go: chain is the fetcher's (and, while a get is in flight,
+	// its reply handler's); prefetched is the fetcher's.
+	chain      *getChain
+	prefetched bool        // a get is in flight since prefetch: the next fetch waits for it
+	holding    atomic.Bool // the fetcher holds a batch it has not handed on yet
+	checked    bool        // fetcher only: the position was checked against the log end at the first 404
 
 	commitMu sync.Mutex // serialises commits of this partition
 
@@ -254,16 +259,30 @@ func (ps *partState) fetchOnce(off *int64, idle *backoff) (time.Duration, error)
 	if bc.longPoll && c.opts.longPoll > 0 && *off != math.MaxInt64 {
 		req.MaxWaitMs = int32(max(1, c.opts.longPoll.Milliseconds()))
 	}
-	sent := time.Now()
-	rep, err := bc.c.Get(ps.ctx, req)
+	res, err := ps.roundTrip(bc, req, size)
+	*off = res.off // later than sent when the chain handed batches on (fetch_chain.go)
+	if res.chained > 0 {
+		idle.reset()
+	}
+	sent := res.sent
 	if err != nil {
-		if ps.ctx.Err() == nil && !errors.Is(err, context.Canceled) {
-			c.brokers.drop(ps.tp.BrokerID, bc)
+		if ps.ctx.Err() == nil && !errors.Is(err, context.Canceled) && res.bc != nil {
+			c.brokers.drop(ps.tp.BrokerID, res.bc)
 		}
 		return 0, err
 	}
+	rep := res.rep
 	if rep.Verb == protocol.VerbValue {
-		n, err := ps.handleSet(*off, rep.Body, size)
+		var n int64
+		if res.decoded {
+			if res.batch != nil && res.decErr == nil {
+				ps.prefetch(res.bc, req, *off+res.consumed, size)
+			}
+			n, err = ps.handDecoded(res.batch, res.consumed, res.decErr)
+			ps.holding.Store(false)
+		} else {
+			n, err = ps.handleSet(*off, rep.Body, size)
+		}
 		if n > 0 {
 			idle.reset()
 			*off += n
@@ -357,21 +376,42 @@ func (ps *partState) adoptValidOffset(bc *brokerConn, off *int64, why string) (a
 // handleSet decodes a message set fetched at off and hands the complete,
 // valid messages over; it returns the bytes consumed.
 func (ps *partState) handleSet(off int64, body []byte, size int) (int64, error) {
+	return ps.handDecoded(ps.decodeSet(off, body, size))
+}
+
+// handDecoded hands on a batch decodeSet returned (waiting for room) and
+// returns the bytes consumed.
+func (ps *partState) handDecoded(b *batch, consumed int64, err error) (int64, error) {
+	if b == nil {
+		return 0, err
+	}
+	if !ps.hand(b) {
+		return 0, context.Canceled
+	}
+	return consumed, err
+}
+
+// decodeSet decodes a message set fetched at off into a batch of its
+// complete, valid messages (nil when there is none) and the bytes they take;
+// a message larger than size grows the partition's fetch size, corrupt data
+// is counted, logged and returned as ErrCorrupt after the valid messages
+// before it.
+func (ps *partState) decodeSet(off int64, body []byte, size int) (*batch, int64, error) {
 	c := ps.c
 	count := countComplete(body)
 	if count == 0 {
 		if len(body) == 0 {
-			return 0, nil
+			return nil, 0, nil
 		}
 		if it := protocol.NewMessageIterator(body); !it.Next() && it.Err() != nil {
 			c.stats.checksumErrors.Add(1)
 			c.log.Error("consumer: corrupt message not delivered; partition stopped at it (retrying)",
 				"partition", ps.tp, "offset", off, "err", it.Err())
-			return 0, fmt.Errorf("%w at offset %d of %s: %w", ErrCorrupt, off, ps.tp, it.Err())
+			return nil, 0, fmt.Errorf("%w at offset %d of %s: %w", ErrCorrupt, off, ps.tp, it.Err())
 		}
 		// The first message does not fit: grow the fetch size.
 		if size >= MaxFetchBytesCap {
-			return 0, fmt.Errorf("consumer: message at offset %d of %s exceeds the fetch size cap %d", off, ps.tp, MaxFetchBytesCap)
+			return nil, 0, fmt.Errorf("consumer: message at offset %d of %s exceeds the fetch size cap %d", off, ps.tp, MaxFetchBytesCap)
 		}
 		ps.mu.Lock()
 		ps.fetchSize = min(2*size, MaxFetchBytesCap)
@@ -381,7 +421,7 @@ func (ps *partState) handleSet(off int64, body []byte, size int) (int64, error) 
 		ps.mu.Unlock()
 		c.stats.growths.Add(1)
 		c.log.Info("consumer: message larger than the fetch size; growing it", "partition", ps.tp, "offset", off, "from", size)
-		return 0, nil
+		return nil, 0, nil
 	}
 	msgs := make([]Message, count)
 	it := protocol.NewMessageIterator(body)
@@ -410,16 +450,13 @@ func (ps *partState) handleSet(off int64, body []byte, size int) (int64, error) 
 		err = fmt.Errorf("%w at offset %d of %s: %w", ErrCorrupt, off+consumed, ps.tp, ierr)
 	}
 	if n == 0 {
-		return 0, err
+		return nil, 0, err
 	}
 	ps.setErr(err)
 	c.stats.fetches.Add(1)
 	c.stats.fetchedMsgs.Add(int64(n))
 	c.stats.fetchedBytes.Add(consumed)
-	if !ps.hand(&batch{ps: ps, msgs: msgs[:n]}) {
-		return 0, context.Canceled
-	}
-	return consumed, err
+	return &batch{ps: ps, msgs: msgs[:n]}, consumed, err
 }
 
 // hand passes a batch on (to the delivery goroutine or to Poll), waiting for

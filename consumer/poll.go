@@ -101,7 +101,14 @@ func (c *Consumer) pollMessages(ctx context.Context, limit int) ([]*Message, err
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*Message, 1, min(limit, 1024))
+	// Size out for what is at hand (append grows it when more batches are
+	// ready): at low rates a Poll returns a few messages, and a slice sized
+	// for limit would be most of the consumer's garbage.
+	room := 1
+	if st := &c.poll; st.cur != nil {
+		room += len(st.cur.msgs) - st.idx
+	}
+	out := make([]*Message, 1, min(limit, max(room, 16)))
 	out[0] = m
 fill:
 	for len(out) < limit {

@@ -17,8 +17,9 @@ type broker struct {
 	p    *Producer
 	addr string
 
-	downUntil atomic.Int64 // unix nanos; 0 = available
-	failures  atomic.Int32 // consecutive failures, for the backoff
+	downUntil atomic.Int64              // unix nanos; 0 = available
+	failures  atomic.Int32              // consecutive failures, for the backoff
+	conn      atomic.Pointer[conn.Conn] // the pool's connection last returned; checked for life on use
 }
 
 // available reports whether sends may use the broker now. It reads the
@@ -57,9 +58,47 @@ func (b *broker) connFailed(err error) {
 	b.markDown()
 }
 
-// get returns a live connection to the broker (dialling if needed).
+// get returns a live connection to the broker (dialling if needed). The
+// pool's answer is kept so that most sends skip the pool's lock.
 func (b *broker) get(ctx context.Context) (*conn.Conn, error) {
-	return b.p.pool.Get(ctx, b.addr)
+	if c := b.conn.Load(); c != nil {
+		select {
+		case <-c.Done(): // ended: ask the pool, which replaces it
+		default:
+			return c, nil
+		}
+	}
+	c, err := b.p.pool.Get(ctx, b.addr)
+	if err == nil {
+		b.conn.Store(c)
+	}
+	return c, err
+}
+
+// cowMap is a map for per-message lookups that change rarely: read through
+// an atomic snapshot without a lock, written (under the producer's mu) by
+// copying.
+type cowMap[V any] struct{ m atomic.Pointer[map[string]V] }
+
+func (cm *cowMap[V]) get(k string) V {
+	var v V
+	if m := cm.m.Load(); m != nil {
+		v = (*m)[k]
+	}
+	return v
+}
+
+// setLocked stores k → v; the caller holds the producer's mu.
+func (cm *cowMap[V]) setLocked(k string, v V) {
+	n := map[string]V{k: v}
+	if m := cm.m.Load(); m != nil {
+		for ok, ov := range *m {
+			if ok != k {
+				n[ok] = ov
+			}
+		}
+	}
+	cm.m.Store(&n)
 }
 
 // onDial is the pool's report of a dial attempt.
@@ -80,17 +119,15 @@ func (p *Producer) onDial(addr string, err error) {
 
 // brokerFor returns the state of the broker at addr, creating it.
 func (p *Producer) brokerFor(addr string) *broker {
-	p.mu.RLock()
-	b := p.brokers[addr]
-	p.mu.RUnlock()
-	if b != nil {
+	if b := p.brokers.get(addr); b != nil {
 		return b
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if b = p.brokers[addr]; b == nil {
+	b := p.brokers.get(addr)
+	if b == nil {
 		b = &broker{p: p, addr: addr}
-		p.brokers[addr] = b
+		p.brokers.setLocked(addr, b)
 	}
 	return b
 }
@@ -108,9 +145,7 @@ type route struct {
 
 // routeFor returns the routing table of topic, rebuilt when the topology changed.
 func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
-	p.mu.RLock()
-	rt := p.routes[topic]
-	p.mu.RUnlock()
+	rt := p.routes.get(topic)
 	if rt == nil {
 		// The topic's first load may wait on ZooKeeper: give up at Close too.
 		mctx, cancel := context.WithCancel(ctx)
@@ -128,7 +163,7 @@ func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if rt = p.routes[topic]; rt != nil && rt.version == tp.Version {
+	if rt = p.routes.get(topic); rt != nil && rt.version == tp.Version {
 		return rt, nil
 	}
 	nrt := &route{version: tp.Version, parts: tp.Partitions}
@@ -156,7 +191,7 @@ func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
 	for _, kp := range nrt.keySpace {
 		nrt.live = append(nrt.live, live[key{kp.BrokerID, kp.Partition}])
 	}
-	p.routes[topic] = nrt
+	p.routes.setLocked(topic, nrt)
 	return nrt, nil
 }
 

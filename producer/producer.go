@@ -45,9 +45,9 @@ type Producer struct {
 	inflight atomic.Int64
 	stats    counters
 
-	mu      sync.RWMutex // guards brokers and routes
-	brokers map[string]*broker
-	routes  map[string]*route
+	mu      sync.Mutex // serialises changes of brokers and routes
+	brokers cowMap[*broker]
+	routes  cowMap[*route]
 
 	drainMu  sync.Mutex    // guards drainCh
 	drainCh  chan struct{} // closed when inflight reaches 0 while Flush waits
@@ -84,8 +84,7 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	p := &Producer{opts: o, sem: make(chan struct{}, o.maxInFlight), brokers: map[string]*broker{},
-		routes: map[string]*route{}, abort: make(chan struct{})}
+	p := &Producer{opts: o, sem: make(chan struct{}, o.maxInFlight), abort: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.retries.init(p)
 	switch {

@@ -5,8 +5,11 @@
 // Requests are appended to a write buffer under a mutex; one writer goroutine
 // swaps the buffer out and writes everything queued with a single write call,
 // so under load many frames share one syscall (optionally waiting Linger for
-// more). One reader goroutine decodes replies with protocol.ReplyDecoder and
-// hands each to the Handler registered for its opaque. An idle connection
+// more). A request on an idle connection is written by the goroutine that
+// queues it, without waking the writer, and requests queued by Handlers
+// leave together after the reader's pass over one read (write.go). One
+// reader goroutine decodes replies with protocol.ReplyDecoder and hands each
+// to the Handler registered for its opaque. An idle connection
 // sends `version` as a heartbeat; a connection with requests outstanding that
 // hears nothing for HeartbeatTimeout is declared lost.
 //
@@ -40,6 +43,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/metaq-go/metaq/protocol"
@@ -129,6 +133,11 @@ type Conn struct {
 	wrapped    bool  // next has wrapped around: opaques may collide
 	err        error // why the connection ended; nil while alive
 	stallSince int64 // unix nanos when pending last became non-empty
+	writing    bool  // a write is in progress (writer goroutine or an inline write, write.go)
+	corked     bool  // the reader is dispatching replies: it writes what they queue after (write.go)
+
+	rawOnce sync.Once
+	raw     syscall.RawConn // nc's raw conn for rawio; nil when it has none (set by rawConn)
 
 	_         [64]byte     // keep the reader's and writer's clocks off mu's cache line
 	lastRead  atomic.Int64 // unix nanos
@@ -229,6 +238,14 @@ func (c *Conn) enqueue(req Request, h Handler) error {
 	was := len(c.wbuf)
 	c.wbuf = req.AppendRequest(c.wbuf, op)
 	n := len(c.wbuf)
+	if was == 0 && c.corked {
+		c.mu.Unlock() // the reader writes it when its dispatch pass ends (uncork)
+		return nil
+	}
+	if was == 0 && c.mayWriteInlineLocked() {
+		c.writeInline() // unlocks c.mu
+		return nil
+	}
 	c.mu.Unlock()
 	c.queued(was, n)
 	return nil
@@ -237,10 +254,7 @@ func (c *Conn) enqueue(req Request, h Handler) error {
 // queued wakes the write loop after the write buffer grew from was to n bytes.
 func (c *Conn) queued(was, n int) {
 	if was == 0 {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.kick()
 	} else if was < c.opts.FlushBytes && n >= c.opts.FlushBytes && c.opts.Linger > 0 {
 		select {
 		case c.full <- struct{}{}:
@@ -368,31 +382,20 @@ func (c *Conn) flush() bool {
 		c.mu.Unlock()
 		return false
 	}
-	buf := c.wbuf
-	c.wbuf = c.spare[:0]
-	c.spare = nil
-	c.mu.Unlock()
-	if len(buf) == 0 {
-		c.putSpare(buf)
+	if c.writing || len(c.wbuf) == 0 {
+		// An inline write is in progress: it wakes us for what it leaves.
+		c.mu.Unlock()
 		return true
 	}
-	if _, err := c.nc.Write(buf); err != nil {
+	buf := c.takeLocked()
+	c.mu.Unlock()
+	if err := c.writeSocket(buf); err != nil {
 		c.fail(wrap(ErrConnLost, err))
 		return false
 	}
 	c.lastWrite.Store(time.Now().UnixNano())
-	c.putSpare(buf)
+	c.wrote(buf)
 	return true
-}
-
-// putSpare keeps buf for the next swap unless it grew very large.
-func (c *Conn) putSpare(buf []byte) {
-	if cap(buf) > 8<<20 {
-		buf = nil
-	}
-	c.mu.Lock()
-	c.spare = buf[:0]
-	c.mu.Unlock()
 }
 
 // heartbeat sends `version` on an idle connection and declares the
@@ -448,7 +451,7 @@ func (c *Conn) readLoop() {
 		if end == len(buf) {
 			buf, start, end = makeRoom(buf, start, end, 0)
 		}
-		n, err := c.nc.Read(buf[end:])
+		n, err := c.readSocket(buf[end:])
 		if n > 0 {
 			end += n
 			c.readTime = time.Now().UnixNano()
@@ -476,6 +479,7 @@ func (c *Conn) readLoop() {
 // dispatch decodes every complete reply in buf[start:end] and returns the new
 // start; false when the stream is malformed.
 func (c *Conn) dispatch(dec *protocol.ReplyDecoder, buf []byte, start, end int) (int, bool) {
+	defer c.uncork()
 	for start < end {
 		rep, used, err := dec.Decode(buf[start:end])
 		if err != nil {
@@ -487,6 +491,7 @@ func (c *Conn) dispatch(dec *protocol.ReplyDecoder, buf []byte, start, end int) 
 		}
 		start += used
 		c.mu.Lock()
+		c.corked = true
 		h, ok := c.pending[rep.Opaque]
 		if ok {
 			delete(c.pending, rep.Opaque)

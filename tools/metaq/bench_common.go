@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"os"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,6 +31,14 @@ type benchResult struct {
 	P99us       float64 `json:"p99_us"`
 	P999us      float64 `json:"p999_us"`
 	MaxUs       float64 `json:"max_us"`
+	// CtxSwitchesPerMsg is this process's context switches (voluntary +
+	// involuntary, getrusage) per message: thread wake-ups, the client's
+	// main cost at moderate rates. RWSyscallsPerMsg is its read- and
+	// write-type system calls (/proc/self/io syscr + syscw) per message, 0
+	// where that file is missing. Both are counts, so they vary far less
+	// than CPU time on a loaded machine.
+	CtxSwitchesPerMsg float64 `json:"ctx_switches_per_msg"`
+	RWSyscallsPerMsg  float64 `json:"rw_syscalls_per_msg"`
 	// CPUUsPerMsg is this client process's CPU time (user + system) per
 	// message, in microseconds.
 	CPUUsPerMsg float64 `json:"cpu_us_per_msg"`
@@ -38,16 +48,44 @@ type benchResult struct {
 
 // benchClock measures wall time and this process's CPU time.
 type benchClock struct {
-	start time.Time
-	ru    syscall.Rusage
+	start   time.Time
+	ru      syscall.Rusage
+	rwCalls int64 // /proc/self/io syscr + syscw; -1 unknown
 }
 
 func startBenchClock() (*benchClock, error) {
-	c := &benchClock{start: time.Now()}
+	c := &benchClock{start: time.Now(), rwCalls: rwSyscalls()}
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &c.ru); err != nil {
 		return nil, fmt.Errorf("getrusage: %w", err)
 	}
 	return c, nil
+}
+
+// rwSyscalls returns this process's read- and write-type system calls so
+// far (syscr + syscw of /proc/self/io), or -1 where unavailable.
+func rwSyscalls() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	var total int64
+	found := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "syscr" && k != "syscw") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return -1
+		}
+		total += n
+		found++
+	}
+	if found != 2 {
+		return -1
+	}
+	return total
 }
 
 // finish fills the time, rate and CPU fields of r (Messages, Bytes and the
@@ -68,6 +106,11 @@ func (c *benchClock) finish(r *benchResult) error {
 	}
 	if r.Messages > 0 {
 		r.CPUUsPerMsg = (r.CPUUserS + r.CPUSysS) * 1e6 / float64(r.Messages)
+		csw := (ru.Nvcsw + ru.Nivcsw) - (c.ru.Nvcsw + c.ru.Nivcsw)
+		r.CtxSwitchesPerMsg = float64(csw) / float64(r.Messages)
+		if now := rwSyscalls(); now >= 0 && c.rwCalls >= 0 {
+			r.RWSyscallsPerMsg = float64(now-c.rwCalls) / float64(r.Messages)
+		}
 	}
 	return nil
 }

@@ -174,6 +174,13 @@ func TestBenchE2EJSON(t *testing.T) {
 		obj["p99_us"].(float64) < obj["p50_us"].(float64) {
 		t.Fatalf("bench e2e: %v", obj)
 	}
+	// Thread wake-ups and socket syscalls per message: counts that a loaded
+	// machine distorts less than CPU time (every message wakes a thread here).
+	for _, k := range []string{"ctx_switches_per_msg", "rw_syscalls_per_msg"} {
+		if v, ok := obj[k].(float64); !ok || v <= 0 {
+			t.Fatalf("bench e2e: %s = %v, want > 0: %v", k, obj[k], obj)
+		}
+	}
 	out = mustMetaq(t, f.args("bench", "e2e", "--topic", "orders", "--rate", "100", "--duration", "500ms", "--size", "16")...)
 	if !strings.Contains(out, "End-to-end latency") || !strings.Contains(out, "LATENCY") {
 		t.Fatalf("bench e2e table lacks the histogram:\n%s", out)
