@@ -517,7 +517,8 @@ func (p *Partition) syncOut() {
 		return
 	}
 	start := time.Now()
-	err := w.seg.file.Sync()
+	p.sreq.file = w.seg.file
+	err := p.commit.sync(&p.sreq)
 	if h := p.opts.OnSync; h != nil {
 		h(p.topic, p.part, time.Since(start), err)
 	}

@@ -42,6 +42,9 @@ type Partition struct {
 	qbytes int64
 	closed bool
 
+	commit *committer
+	sreq   syncReq // the writer's request to commit (one in flight at most)
+
 	wake chan struct{} // capacity 1: queue became non-empty or closing
 	done chan struct{} // closed when the writer goroutine exits
 	w    writer        // owned by the writer goroutine
@@ -57,6 +60,8 @@ func openPartition(s *Store, topic string, part int) (*Partition, error) {
 		topt:   s.opts.topic(topic),
 		ids:    s.ids,
 		verify: !s.opts.NoVerifyReads,
+		commit: s.sync,
+		sreq:   syncReq{root: s.rootOf(topic), ch: make(chan bool, 1)},
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}

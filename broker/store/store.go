@@ -21,6 +21,7 @@ type Store struct {
 	roots []string    // dir, then the cleaned Options.TopicDirs (no duplicates)
 	locks []io.Closer // of roots[1:]
 	files *fileCache  // open closed-segment files, bounded by MaxOpenSegments
+	sync  *committer  // the cross-partition group commit
 
 	mu     sync.Mutex // guards parts and closed
 	parts  map[partID]*Partition
@@ -53,7 +54,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: lock %s: %w", dir, err)
 	}
 	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[partID]*Partition{}, stop: make(chan struct{}),
-		files: newFileCache(opts.FS, opts.MaxOpenSegments)}
+		files: newFileCache(opts.FS, opts.MaxOpenSegments), sync: newCommitter(opts.SyncConcurrency, opts.FilesystemSyncMin)}
 	s.ids = newIDGen(opts.BrokerID, func() int64 { return opts.Now().UnixMilli() })
 	if err := s.lockTopicDirs(); err != nil {
 		s.Close()
