@@ -519,16 +519,20 @@ func (p *Partition) syncOut() {
 	start := time.Now()
 	p.sreq.file = w.seg.file
 	err := p.commit.sync(&p.sreq)
-	if h := p.opts.OnSync; h != nil {
-		h(p.topic, p.part, time.Since(start), err)
-	}
+	took := time.Since(start)
 	if err != nil {
+		if h := p.opts.OnSync; h != nil {
+			h(p.topic, p.part, took, err)
+		}
 		p.fail(fmt.Errorf("%w: fsync %s: %w", ErrFailed, w.seg.path, err))
 		return
 	}
 	w.seg.publish(w.pos, w.cnt, w.maxTS, w.idx)
 	p.count.Add(w.cnt)
 	p.visibleEnd.Store(w.seg.base + w.pos)
+	if h := p.opts.OnSync; h != nil {
+		h(p.topic, p.part, took, nil) // the data is visible: the hook may wake readers
+	}
 	w.synced = w.pos
 	w.guardLo = -1 // everything the guard covered is durable now
 	w.idx, w.cnt, w.maxTS = w.idx[:0], 0, 0

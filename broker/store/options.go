@@ -114,7 +114,9 @@ type Options struct {
 
 	// OnSync, when set, is called on the partition's writer goroutine after
 	// every fsync of a segment with how long it took and its error (for an
-	// fsync-latency histogram). It must be cheap and must not block.
+	// fsync-latency histogram). After a successful fsync it runs once the
+	// fsynced data is visible to reads (End has moved), so it may wake
+	// readers waiting for new data. It must be cheap and must not block.
 	OnSync func(topic string, partition int, took time.Duration, err error)
 
 	// SyncConcurrency bounds the segment files one commit cycle fdatasyncs
