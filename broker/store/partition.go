@@ -50,7 +50,9 @@ type Partition struct {
 	w    writer        // owned by the writer goroutine
 }
 
-func openPartition(s *Store, topic string, part int) (*Partition, error) {
+// openPartition opens and recovers a partition, creating its directory
+// unless existing (Open found it, so it is already durable in its parent).
+func openPartition(s *Store, topic string, part int, existing bool) (*Partition, error) {
 	p := &Partition{
 		topic: topic, part: part,
 		dir:    s.partitionDir(topic, part),
@@ -66,11 +68,13 @@ func openPartition(s *Store, topic string, part int) (*Partition, error) {
 		done:   make(chan struct{}),
 	}
 	p.log = s.opts.Logger.With("topic", topic, "partition", part)
-	if err := p.fs.MkdirAll(p.dir, dirPerm); err != nil {
-		return nil, fmt.Errorf("store: create partition directory: %w", err)
-	}
-	if err := p.fs.SyncDir(filepath.Dir(p.dir)); err != nil {
-		return nil, fmt.Errorf("store: sync data directory: %w", err)
+	if !existing {
+		if err := p.fs.MkdirAll(p.dir, dirPerm); err != nil {
+			return nil, fmt.Errorf("store: create partition directory: %w", err)
+		}
+		if err := p.fs.SyncDir(filepath.Dir(p.dir)); err != nil {
+			return nil, fmt.Errorf("store: sync data directory: %w", err)
+		}
 	}
 	if err := p.recover(); err != nil {
 		p.closeFiles()
