@@ -83,6 +83,7 @@ type writer struct {
 	unsMsgs  int       // threshold mode: messages written since the last fsync
 	unsSince time.Time // threshold mode: time of the first such write
 	force    bool      // a Flush barrier asks for an fsync
+	unmark   bool      // the clean marker is still there: remove it before the first write
 	err      error     // sticky failure
 	spare    []*reqChunk
 	nextID   int64 // ids reserved for the current batch
@@ -294,6 +295,11 @@ func (p *Partition) run() {
 // process commits one batch of requests and runs their callbacks.
 func (p *Partition) process(chunks []*reqChunk) {
 	w := &p.w
+	if w.unmark && w.err == nil {
+		if err := p.unmark(); err != nil {
+			p.fail(fmt.Errorf("%w: %w", ErrFailed, err))
+		}
+	}
 	w.bufp = writeBufPool.Get().(*[]byte)
 	w.buf = (*w.bufp)[:0]
 	p.reserveIDs(chunks)

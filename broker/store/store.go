@@ -26,6 +26,7 @@ type Store struct {
 	mu       sync.Mutex // guards parts, creating and closed
 	parts    map[partID]*Partition
 	creating map[partID]*creation // partitions Partition is creating without holding mu
+	sorted   []*Partition         // Partitions' result; nil = to be rebuilt (parts changed)
 	closed   bool
 	creators sync.WaitGroup // Partition calls creating a partition
 
@@ -246,6 +247,7 @@ func (s *Store) Partition(topic string, part int, create bool) (*Partition, erro
 		// Even when Close began meanwhile: it waits for the creators, then
 		// closes every partition in the map, this one included.
 		s.parts[id] = p
+		s.sorted = nil
 		if s.closed {
 			p, err = nil, ErrClosed
 		} else {
@@ -263,21 +265,26 @@ type creation struct {
 	err  error         // set before done is closed
 }
 
-// Partitions returns the open partitions sorted by topic and number.
+// Partitions returns the open partitions sorted by topic and number (a
+// copy: the caller may keep or change it). The sorted list is cached until a
+// partition is added, so periodic callers cost a copy, not a sort.
 func (s *Store) Partitions() []*Partition {
 	s.mu.Lock()
-	out := make([]*Partition, 0, len(s.parts))
-	for _, p := range s.parts {
-		out = append(out, p)
-	}
-	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].topic != out[j].topic {
-			return out[i].topic < out[j].topic
+	defer s.mu.Unlock()
+	if s.sorted == nil {
+		s.sorted = make([]*Partition, 0, len(s.parts))
+		for _, p := range s.parts {
+			s.sorted = append(s.sorted, p)
 		}
-		return out[i].part < out[j].part
-	})
-	return out
+		sort.Slice(s.sorted, func(i, j int) bool {
+			a, b := s.sorted[i], s.sorted[j]
+			if a.topic != b.topic {
+				return a.topic < b.topic
+			}
+			return a.part < b.part
+		})
+	}
+	return slices.Clone(s.sorted)
 }
 
 // NewMessageID returns a fresh message id (for callers that must know ids
