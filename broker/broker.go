@@ -62,8 +62,7 @@ type Broker struct {
 
 	workers   *workers       // disk reads, partition creation, stats: off the event loops
 	longPolls sync.WaitGroup // long-poll gets parked off the workers
-	synced    chan syncedPartition
-	bg        *background // goroutines that outlive a request (topic registration, wake-ups)
+	bg        *background    // goroutines that outlive a request (topic registration, wake-ups)
 
 	repl replState // master/slave role (replication.go)
 
@@ -130,7 +129,6 @@ func New(opts Options) (*Broker, error) {
 		b.stats.c.handlerPanics.Add(1)
 		b.log.Error("read worker job panicked", "panic", fmt.Sprint(v), "stack", string(stack))
 	})
-	b.startSyncWaker()
 	hb.Store(b)
 	return b, nil
 }

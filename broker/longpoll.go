@@ -1,9 +1,8 @@
 package broker
 
 import (
-	"context"
-	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/metaq-go/metaq/broker/store"
@@ -18,9 +17,14 @@ const maxLongPoll = 30 * time.Second
 // Waiters are keyed by partition name, so a long-poll may also wait for a
 // partition that has never been written (and so does not exist yet).
 type notifier struct {
-	mu    sync.Mutex // guards chans
-	chans map[string]chan struct{}
+	mu      sync.Mutex // guards chans
+	chans   map[string]chan struct{}
+	waiting atomic.Int64 // len(chans), for a lock-free idle check
 }
+
+// idle reports whether no get waits on any partition (a hint: a waiter
+// that parks right after it finds the data it waits for by itself).
+func (n *notifier) idle() bool { return n.waiting.Load() == 0 }
 
 func (n *notifier) wait(key string) <-chan struct{} {
 	n.mu.Lock()
@@ -32,6 +36,7 @@ func (n *notifier) wait(key string) <-chan struct{} {
 	if !ok {
 		ch = make(chan struct{})
 		n.chans[key] = ch
+		n.waiting.Store(int64(len(n.chans)))
 	}
 	return ch
 }
@@ -54,6 +59,7 @@ func (n *notifier) notify(key string) {
 	ch, ok := n.chans[key]
 	if ok {
 		delete(n.chans, key)
+		n.waiting.Store(int64(len(n.chans)))
 	}
 	n.mu.Unlock()
 	if ok {
@@ -112,13 +118,6 @@ func (b *Broker) awaitData(topic string, part int, offset int64, raw bool, expir
 	}
 }
 
-// syncedPartition is an fsync the store is about to publish.
-type syncedPartition struct {
-	key  string
-	p    *store.Partition
-	prev int64 // visible end before the fsync's data is published
-}
-
 // chainOnSync adds the broker's hook to the store's OnSync (the caller's
 // hook, e.g. an fsync-latency histogram, runs first).
 func chainOnSync(user func(string, int, time.Duration, error), ours func(topic string, part int)) func(string, int, time.Duration, error) {
@@ -133,51 +132,11 @@ func chainOnSync(user func(string, int, time.Duration, error), ours func(topic s
 }
 
 // onSync runs on a partition's writer goroutine after a successful fsync,
-// right before the store moves the visible end. Long-poll gets parked on
-// the partition are woken once the end has moved, by the sync waker.
+// once the store has made its data visible: it wakes the long-poll gets
+// parked on the partition straight from the commit cycle.
 func (b *Broker) onSync(topic string, part int) {
-	key := partKey(topic, part)
-	if !b.waiters.has(key) {
+	if b.waiters.idle() {
 		return
 	}
-	p, err := b.store.Partition(topic, part, false)
-	if err != nil {
-		return
-	}
-	select {
-	case b.synced <- syncedPartition{key: key, p: p, prev: p.End()}:
-	default: // the waker is behind: wake now; a waiter that finds nothing waits again
-		b.waiters.notify(key)
-	}
-}
-
-// startSyncWaker starts the goroutine that wakes long-poll gets once an
-// fsync's data is visible.
-func (b *Broker) startSyncWaker() {
-	b.synced = make(chan syncedPartition, 1024)
-	b.bg.run(func(ctx context.Context) {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case sp := <-b.synced:
-				waitPublished(sp)
-				b.waiters.notify(sp.key)
-			}
-		}
-	})
-}
-
-// waitPublished waits until the store has published the fsync that
-// onSync saw. The store does that right after OnSync returns on the same
-// goroutine, so this is a short spin, bounded in case the publish failed.
-func waitPublished(sp syncedPartition) {
-	deadline := time.Now().Add(100 * time.Millisecond)
-	for i := 0; sp.p.End() == sp.prev && time.Now().Before(deadline); i++ {
-		if i < 100 {
-			runtime.Gosched()
-		} else {
-			time.Sleep(50 * time.Microsecond)
-		}
-	}
+	b.waiters.notify(partKey(topic, part))
 }

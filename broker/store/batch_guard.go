@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -53,22 +53,35 @@ func decodeGuard(b []byte) (batchGuard, bool) {
 	return g, g.lo >= 0 && g.lo < g.hi
 }
 
-// openGuard opens (creating) the BATCH file and returns the record in it.
-// The caller fsyncs the directory.
-func (p *Partition) openGuard() (batchGuard, bool, error) {
+// readGuard returns the record in the BATCH file, if there is one. The
+// file is opened for writing only when a batch first needs it (openGuard),
+// so a partition that never wrote a batch holds no descriptor for it.
+func (p *Partition) readGuard() (batchGuard, bool, error) {
+	name := filepath.Join(p.dir, batchGuardName)
+	b, err := readWholeFile(p.fs, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return batchGuard{}, false, nil
+	}
+	if err != nil {
+		return batchGuard{}, false, fmt.Errorf("store: read %s: %w", name, err)
+	}
+	g, ok := decodeGuard(b)
+	return g, ok, nil
+}
+
+// openGuard opens (creating, durably) the BATCH file for the writer.
+func (p *Partition) openGuard() error {
 	name := filepath.Join(p.dir, batchGuardName)
 	f, err := p.fs.OpenFile(name, os.O_RDWR|os.O_CREATE, filePerm)
 	if err != nil {
-		return batchGuard{}, false, fmt.Errorf("store: open %s: %w", name, err)
+		return fmt.Errorf("open %s: %w", name, err)
+	}
+	if err := p.fs.SyncDir(p.dir); err != nil { // the record must be found after a crash
+		f.Close()
+		return fmt.Errorf("sync %s: %w", p.dir, err)
 	}
 	p.w.guard = f
-	b := make([]byte, batchGuardSize)
-	n, err := f.ReadAt(b, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return batchGuard{}, false, fmt.Errorf("store: read %s: %w", name, err)
-	}
-	g, ok := decodeGuard(b[:n])
-	return g, ok, nil
+	return nil
 }
 
 // applyGuard cuts a valid prefix that ends inside a guarded batch range
@@ -105,6 +118,11 @@ func (p *Partition) protectBatches() bool {
 }
 
 func (p *Partition) writeGuard(g batchGuard) error {
+	if p.w.guard == nil {
+		if err := p.openGuard(); err != nil {
+			return err
+		}
+	}
 	if _, err := p.w.guard.WriteAt(encodeGuard(g), 0); err != nil {
 		return fmt.Errorf("write %s: %w", batchGuardName, err)
 	}

@@ -83,9 +83,12 @@
 // it after the final fsync of a partition that never failed: temp file,
 // fsync, rename, directory fsync. On open, a valid marker naming the active
 // segment with its current size, together with a valid sidecar, lets
-// recovery skip the scan of the active segment. Open removes the marker and
-// the active segment's sidecar and fsyncs the directory before the first
-// append can happen. The marker is never written after an I/O error.
+// recovery skip the scan of the active segment. The partition's writer
+// removes the marker and the active segment's sidecar and fsyncs the
+// directory before its first change to the log (so a start that only reads
+// costs no fsync per partition; after a start without a valid marker, Open
+// syncs the directory itself). The marker is never written after an I/O
+// error.
 //
 // # Batch guard
 //
@@ -101,13 +104,24 @@
 //
 // The record goes stale (valid data reaches hi) once an fsync covers the
 // range. It costs one extra small fsync per write that contains batches.
+// The file is created (and its directory fsynced) by the first batch, so a
+// partition that never wrote one has no BATCH file and holds no descriptor
+// for it; a missing file means no record.
 //
 // # Durability and visibility
 //
 // Each partition has one writer goroutine. It takes every append queued
 // while the previous write+fsync ran, encodes them into one buffer, writes
-// it with one pwrite and (group commit, the default) fsyncs once; only then
-// does the visible end move and do the callbacks run. In threshold mode
+// it with one pwrite and (group commit, the default) commits once; only then
+// does the visible end move and do the callbacks run. Commits of all
+// partitions share cycles (commit.go): the first writer to commit while no
+// cycle runs leads one over every partition queued; a cycle of
+// FilesystemSyncMin (4) or more partitions on a data root is one syncfs(2)
+// per root (Linux ≥ 5.8, which reports write-back errors; a failed syncfs is
+// retried file by file so only the failing file's partition fails), fewer
+// are fdatasynced, SyncConcurrency (16) at a time; a partition alone
+// fdatasyncs inline. A writer's commit covers exactly what it wrote before
+// it queued, so each partition's acknowledged prefix is durable. In threshold mode
 // the callbacks run after the write and the fsync follows after
 // UnflushThreshold messages or UnflushInterval; readers still see only
 // fsynced data. Before a roll the old segment is fsynced; the new segment

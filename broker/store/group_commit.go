@@ -49,10 +49,13 @@ type request struct {
 const writeChunk = 1 << 20 // write out the buffer when it reaches this size
 
 // reqChunk is a fixed-size block of the append queue; blocks are pooled so a
-// busy queue neither reallocates nor copies.
+// busy queue neither reallocates nor copies. Blocks are small (32 requests,
+// ~5 KiB): with many partitions each queue holds a block, and 256-request
+// blocks (40 KiB each) made every enqueue a cache miss (1,000 partitions:
+// broker CPU per message 6.3 → 5.7 µs with 32).
 type reqChunk struct {
 	n    int
-	reqs [256]request
+	reqs [32]request
 }
 
 var chunkPool = sync.Pool{New: func() any { return new(reqChunk) }}
@@ -83,6 +86,7 @@ type writer struct {
 	unsMsgs  int       // threshold mode: messages written since the last fsync
 	unsSince time.Time // threshold mode: time of the first such write
 	force    bool      // a Flush barrier asks for an fsync
+	unmark   bool      // the clean marker is still there: remove it before the first write
 	err      error     // sticky failure
 	spare    []*reqChunk
 	nextID   int64 // ids reserved for the current batch
@@ -294,6 +298,11 @@ func (p *Partition) run() {
 // process commits one batch of requests and runs their callbacks.
 func (p *Partition) process(chunks []*reqChunk) {
 	w := &p.w
+	if w.unmark && w.err == nil {
+		if err := p.unmark(); err != nil {
+			p.fail(fmt.Errorf("%w: %w", ErrFailed, err))
+		}
+	}
 	w.bufp = writeBufPool.Get().(*[]byte)
 	w.buf = (*w.bufp)[:0]
 	p.reserveIDs(chunks)
@@ -517,17 +526,22 @@ func (p *Partition) syncOut() {
 		return
 	}
 	start := time.Now()
-	err := w.seg.file.Sync()
-	if h := p.opts.OnSync; h != nil {
-		h(p.topic, p.part, time.Since(start), err)
-	}
+	p.sreq.file = w.seg.file
+	err := p.commit.sync(&p.sreq)
+	took := time.Since(start)
 	if err != nil {
+		if h := p.opts.OnSync; h != nil {
+			h(p.topic, p.part, took, err)
+		}
 		p.fail(fmt.Errorf("%w: fsync %s: %w", ErrFailed, w.seg.path, err))
 		return
 	}
 	w.seg.publish(w.pos, w.cnt, w.maxTS, w.idx)
 	p.count.Add(w.cnt)
 	p.visibleEnd.Store(w.seg.base + w.pos)
+	if h := p.opts.OnSync; h != nil {
+		h(p.topic, p.part, took, nil) // the data is visible: the hook may wake readers
+	}
 	w.synced = w.pos
 	w.guardLo = -1 // everything the guard covered is durable now
 	w.idx, w.cnt, w.maxTS = w.idx[:0], 0, 0

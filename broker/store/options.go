@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -113,8 +114,20 @@ type Options struct {
 
 	// OnSync, when set, is called on the partition's writer goroutine after
 	// every fsync of a segment with how long it took and its error (for an
-	// fsync-latency histogram). It must be cheap and must not block.
+	// fsync-latency histogram). After a successful fsync it runs once the
+	// fsynced data is visible to reads (End has moved), so it may wake
+	// readers waiting for new data. It must be cheap and must not block.
 	OnSync func(topic string, partition int, took time.Duration, err error)
+
+	// SyncConcurrency bounds the segment files one commit cycle fdatasyncs
+	// at the same time (the cross-partition group commit, commit.go).
+	// Default 16.
+	SyncConcurrency int
+	// FilesystemSyncMin is the number of dirty partitions from which a
+	// commit cycle makes them durable with one file-system sync (syncfs)
+	// per data directory instead of one fdatasync per partition, when the
+	// FS supports it (FilesystemSyncer). Default 4; negative = never.
+	FilesystemSyncMin int
 
 	// NoVerifyReads disables the CRC check of Slice.ReadAll.
 	NoVerifyReads bool
@@ -159,6 +172,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.IndexInterval <= 0 {
 		o.IndexInterval = defaultIndexInterval
+	}
+	if o.SyncConcurrency <= 0 {
+		o.SyncConcurrency = defaultSyncConcurrency
+	}
+	switch {
+	case o.FilesystemSyncMin == 0:
+		o.FilesystemSyncMin = defaultFilesystemSyncMin
+	case o.FilesystemSyncMin < 0:
+		o.FilesystemSyncMin = math.MaxInt
 	}
 	if o.MaxOpenSegments <= 0 {
 		o.MaxOpenSegments = defaultMaxOpenSegs

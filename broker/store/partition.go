@@ -42,12 +42,17 @@ type Partition struct {
 	qbytes int64
 	closed bool
 
+	commit *committer
+	sreq   syncReq // the writer's request to commit (one in flight at most)
+
 	wake chan struct{} // capacity 1: queue became non-empty or closing
 	done chan struct{} // closed when the writer goroutine exits
 	w    writer        // owned by the writer goroutine
 }
 
-func openPartition(s *Store, topic string, part int) (*Partition, error) {
+// openPartition opens and recovers a partition, creating its directory
+// unless existing (Open found it, so it is already durable in its parent).
+func openPartition(s *Store, topic string, part int, existing bool) (*Partition, error) {
 	p := &Partition{
 		topic: topic, part: part,
 		dir:    s.partitionDir(topic, part),
@@ -57,15 +62,19 @@ func openPartition(s *Store, topic string, part int) (*Partition, error) {
 		topt:   s.opts.topic(topic),
 		ids:    s.ids,
 		verify: !s.opts.NoVerifyReads,
+		commit: s.sync,
+		sreq:   syncReq{root: s.rootOf(topic), ch: make(chan bool, 1)},
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
 	p.log = s.opts.Logger.With("topic", topic, "partition", part)
-	if err := p.fs.MkdirAll(p.dir, dirPerm); err != nil {
-		return nil, fmt.Errorf("store: create partition directory: %w", err)
-	}
-	if err := p.fs.SyncDir(filepath.Dir(p.dir)); err != nil {
-		return nil, fmt.Errorf("store: sync data directory: %w", err)
+	if !existing {
+		if err := p.fs.MkdirAll(p.dir, dirPerm); err != nil {
+			return nil, fmt.Errorf("store: create partition directory: %w", err)
+		}
+		if err := p.fs.SyncDir(filepath.Dir(p.dir)); err != nil {
+			return nil, fmt.Errorf("store: sync data directory: %w", err)
+		}
 	}
 	if err := p.recover(); err != nil {
 		p.closeFiles()
@@ -86,6 +95,7 @@ type dirListing struct {
 	bases    []int64
 	sidecars map[int64]bool
 	clean    bool
+	created  bool // no segment was found: the first one is created
 }
 
 func (p *Partition) list() (dirListing, error) {
@@ -123,9 +133,9 @@ func (p *Partition) recover() error {
 		return err
 	}
 	if len(l.bases) == 0 {
-		l.bases = []int64{0}
+		l.bases, l.created = []int64{0}, true
 	}
-	guard, guardOK, err := p.openGuard()
+	guard, guardOK, err := p.readGuard()
 	if err != nil {
 		return err
 	}
@@ -247,17 +257,24 @@ func (p *Partition) loadSegment(seg *segment, active, useSidecar bool, g batchGu
 	return nil
 }
 
-// finishRecovery removes the clean marker and the active sidecar (both go
-// stale with the first append), syncs the directory and sets up the writer.
+// finishRecovery sets up the writer. The clean marker and the active
+// sidecar go stale with the first write: after a clean shutdown the writer
+// removes them, durably, before it writes anything (unmark), so a start
+// that only reads costs no fsync per partition (the marker's own write
+// synced the directory at shutdown). Otherwise a stale active sidecar is
+// removed and the directory synced now: a segment file created just before
+// a crash may not be durable yet.
 func (p *Partition) finishRecovery(l dirListing) error {
 	active := p.segs[len(p.segs)-1]
-	for _, name := range []string{cleanMarkerName, indexName(active.base)} {
-		if err := p.fs.Remove(filepath.Join(p.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("store: remove %s: %w", name, err)
+	if l.clean && !l.created {
+		p.w.unmark = true
+	} else {
+		if err := p.removeStale(indexName(active.base)); err != nil {
+			return err
 		}
-	}
-	if err := p.fs.SyncDir(p.dir); err != nil {
-		return fmt.Errorf("store: sync %s: %w", p.dir, err)
+		if err := p.fs.SyncDir(p.dir); err != nil {
+			return fmt.Errorf("store: sync %s: %w", p.dir, err)
+		}
 	}
 	var n int64
 	for _, s := range p.segs {
@@ -267,6 +284,31 @@ func (p *Partition) finishRecovery(l dirListing) error {
 	p.count.Store(n)
 	p.visibleEnd.Store(active.base + active.size)
 	p.w.init(active, int64(p.opts.IndexInterval))
+	return nil
+}
+
+// removeStale removes a file of the partition directory that is no longer
+// true (a missing one is fine).
+func (p *Partition) removeStale(name string) error {
+	if err := p.fs.Remove(filepath.Join(p.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("store: remove %s: %w", name, err)
+	}
+	return nil
+}
+
+// unmark removes the clean marker and the active segment's sidecar, durably,
+// before the writer's first change to the log after a clean start: a crash
+// after that change must not find them and trust the active segment.
+func (p *Partition) unmark() error {
+	for _, name := range []string{cleanMarkerName, indexName(p.w.seg.base)} {
+		if err := p.removeStale(name); err != nil {
+			return err
+		}
+	}
+	if err := p.fs.SyncDir(p.dir); err != nil {
+		return fmt.Errorf("store: sync %s: %w", p.dir, err)
+	}
+	p.w.unmark = false
 	return nil
 }
 

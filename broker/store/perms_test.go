@@ -20,6 +20,10 @@ func TestFilePermissions(t *testing.T) {
 		Retention: store.RetentionPolicy{MaxBytes: 1, Action: store.ArchiveZip}})
 	p := mustPart(t, s, "t", 0)
 	appendN(t, p, 0, 20)
+	// A multi-message batch: the BATCH file is created on first use.
+	if _, err := p.AppendBatchSync(ctxT(t), []store.Message{{Data: []byte("a")}, {Data: []byte("b")}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.RunRetention(time.Now()); err != nil {
 		t.Fatal(err)
 	}

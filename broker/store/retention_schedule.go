@@ -19,10 +19,22 @@ func (s *Store) retentionLoop() {
 	defer s.wg.Done()
 	checked := s.opts.Now()
 	nextTick := checked.Add(s.opts.RetentionInterval)
+	// planned holds the partitions whose next activation wake accounts
+	// for: a replan (a partition was added; none is ever removed) looks
+	// only at the others, so creating 10,000 partitions costs O(n), not
+	// O(n²) schedule evaluations.
+	var planned map[*Partition]bool
+	var wake time.Time
 	for {
 		now := s.opts.Now()
-		wake := nextTick
+		if planned == nil {
+			planned, wake = map[*Partition]bool{}, nextTick
+		}
 		for _, p := range s.Partitions() {
+			if planned[p] {
+				continue
+			}
+			planned[p] = true
 			if at := p.nextScheduledRetention(now); !at.IsZero() && at.Before(wake) {
 				wake = at
 			}
@@ -37,6 +49,7 @@ func (s *Store) retentionLoop() {
 			continue
 		case <-timer.C:
 		}
+		planned = nil // plan every partition afresh after a round
 		now = s.opts.Now()
 		tick := !now.Before(nextTick)
 		if tick {

@@ -21,10 +21,14 @@ type Store struct {
 	roots []string    // dir, then the cleaned Options.TopicDirs (no duplicates)
 	locks []io.Closer // of roots[1:]
 	files *fileCache  // open closed-segment files, bounded by MaxOpenSegments
+	sync  *committer  // the cross-partition group commit
 
-	mu     sync.Mutex // guards parts and closed
-	parts  map[partID]*Partition
-	closed bool
+	mu       sync.Mutex // guards parts, creating and closed
+	parts    map[partID]*Partition
+	creating map[partID]*creation // partitions Partition is creating without holding mu
+	sorted   []*Partition         // Partitions' result; nil = to be rebuilt (parts changed)
+	closed   bool
+	creators sync.WaitGroup // Partition calls creating a partition
 
 	stop   chan struct{}  // closed by Close to stop the retention loop
 	replan chan struct{}  // cap 1: a partition was added, the retention loop plans again (nil: no loop)
@@ -53,7 +57,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: lock %s: %w", dir, err)
 	}
 	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[partID]*Partition{}, stop: make(chan struct{}),
-		files: newFileCache(opts.FS, opts.MaxOpenSegments)}
+		files: newFileCache(opts.FS, opts.MaxOpenSegments), sync: newCommitter(opts.SyncConcurrency, opts.FilesystemSyncMin)}
 	s.ids = newIDGen(opts.BrokerID, func() int64 { return opts.Now().UnixMilli() })
 	if err := s.lockTopicDirs(); err != nil {
 		s.Close()
@@ -128,7 +132,7 @@ func (s *Store) openAll() error {
 	parts := make([]*Partition, len(names))
 	parallel(len(names), func(i int) {
 		topic, part, _ := ParsePartitionDirName(names[i])
-		p, err := openPartition(s, topic, part)
+		p, err := openPartition(s, topic, part, true)
 		if err != nil {
 			// One bad partition must not keep the others (and the
 			// broker) down: it stays in the store as failed.
@@ -138,6 +142,16 @@ func (s *Store) openAll() error {
 	})
 	for _, p := range parts {
 		s.parts[partID{p.topic, p.part}] = p
+	}
+	// The partition directories found may not be durable yet (a crash
+	// right after one was created): one sync per root makes them all so
+	// before anything is appended.
+	if len(names) > 0 {
+		for _, root := range s.roots {
+			if err := s.opts.FS.SyncDir(root); err != nil {
+				return fmt.Errorf("store: sync %s: %w", root, err)
+			}
+		}
 	}
 	return nil
 }
@@ -179,50 +193,98 @@ func (s *Store) Dir() string { return s.dir }
 // Partition returns the open partition topic-part, creating it when create
 // is set; otherwise a missing partition is ErrNoPartition. Looking up an
 // open partition is a map access; creating one does file I/O (keep it off
-// a network event loop).
+// a network event loop). The Store's lock is not held during that I/O:
+// lookups of other partitions go on meanwhile, and concurrent creations of
+// the same partition wait for the one in progress.
 func (s *Store) Partition(topic string, part int, create bool) (*Partition, error) {
 	if err := validPartition(topic, part); err != nil {
 		return nil, err
 	}
 	id := partID{topic, part}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
-	if p := s.parts[id]; p != nil {
-		return p, nil
-	}
-	if !create {
-		return nil, fmt.Errorf("%w: %s", ErrNoPartition, PartitionDirName(topic, part))
+	for {
+		if s.closed {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if p := s.parts[id]; p != nil {
+			s.mu.Unlock()
+			return p, nil
+		}
+		if !create {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("%w: %s", ErrNoPartition, PartitionDirName(topic, part))
+		}
+		c := s.creating[id]
+		if c == nil {
+			break
+		}
+		s.mu.Unlock()
+		<-c.done
+		if c.err != nil {
+			return nil, c.err
+		}
+		s.mu.Lock() // created (or the store closed meanwhile): look again
 	}
 	if root := s.rootOf(topic); !slices.Contains(s.roots, root) {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("store: topic %q is to be stored in %s, which is not among Options.TopicDirs: add it there", topic, root)
 	}
-	p, err := openPartition(s, topic, part)
-	if err != nil {
-		return nil, err
+	c := &creation{done: make(chan struct{})}
+	if s.creating == nil {
+		s.creating = map[partID]*creation{}
 	}
-	s.parts[id] = p
-	s.replanRetention()
-	return p, nil
-}
+	s.creating[id] = c
+	s.creators.Add(1)
+	s.mu.Unlock()
+	defer s.creators.Done()
 
-// Partitions returns the open partitions sorted by topic and number.
-func (s *Store) Partitions() []*Partition {
+	p, err := openPartition(s, topic, part, false)
 	s.mu.Lock()
-	out := make([]*Partition, 0, len(s.parts))
-	for _, p := range s.parts {
-		out = append(out, p)
+	delete(s.creating, id)
+	c.err = err
+	if err == nil {
+		// Even when Close began meanwhile: it waits for the creators, then
+		// closes every partition in the map, this one included.
+		s.parts[id] = p
+		s.sorted = nil
+		if s.closed {
+			p, err = nil, ErrClosed
+		} else {
+			s.replanRetention()
+		}
 	}
 	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].topic != out[j].topic {
-			return out[i].topic < out[j].topic
+	close(c.done)
+	return p, err
+}
+
+// creation is a partition being created by Store.Partition.
+type creation struct {
+	done chan struct{} // closed when it is in Store.parts, or failed
+	err  error         // set before done is closed
+}
+
+// Partitions returns the open partitions sorted by topic and number (a
+// copy: the caller may keep or change it). The sorted list is cached until a
+// partition is added, so periodic callers cost a copy, not a sort.
+func (s *Store) Partitions() []*Partition {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sorted == nil {
+		s.sorted = make([]*Partition, 0, len(s.parts))
+		for _, p := range s.parts {
+			s.sorted = append(s.sorted, p)
 		}
-		return out[i].part < out[j].part
-	})
-	return out
+		sort.Slice(s.sorted, func(i, j int) bool {
+			a, b := s.sorted[i], s.sorted[j]
+			if a.topic != b.topic {
+				return a.topic < b.topic
+			}
+			return a.part < b.part
+		})
+	}
+	return slices.Clone(s.sorted)
 }
 
 // NewMessageID returns a fresh message id (for callers that must know ids
@@ -240,6 +302,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.mu.Unlock()
+	s.creators.Wait() // a partition being created joins s.parts first
+	s.mu.Lock()
 	parts := s.parts
 	s.mu.Unlock()
 	close(s.stop)

@@ -44,6 +44,10 @@ type benchResult struct {
 	CPUUsPerMsg float64 `json:"cpu_us_per_msg"`
 	CPUUserS    float64 `json:"cpu_user_s"`
 	CPUSysS     float64 `json:"cpu_sys_s"`
+	// ServerCPUUsPerMsg is the broker's process CPU time per message, in
+	// microseconds, when --admin names its admin endpoint (else 0).
+	ServerCPUUsPerMsg float64 `json:"server_cpu_us_per_msg,omitempty"`
+	ServerCPUS        float64 `json:"server_cpu_s,omitempty"`
 }
 
 // benchClock measures wall time and this process's CPU time.
@@ -197,8 +201,16 @@ func printBench(w io.Writer, r benchResult, asJSON bool) error {
 	}
 	f := func(v float64, prec int) string { return fmt.Sprintf("%.*f", prec, v) }
 	return printTable(w, []string{"WORKLOAD", "MESSAGES", "FAILED", "SIZE", "CONNS", "SECONDS", "MSGS/S", "MB/S",
-		"P50 µs", "P99 µs", "P99.9 µs", "MAX µs", "CPU µs/MSG"},
+		"P50 µs", "P99 µs", "P99.9 µs", "MAX µs", "CPU µs/MSG", "SERVER CPU µs/MSG"},
 		[][]string{{r.Workload, fmt.Sprint(r.Messages), fmt.Sprint(r.Failed), fmt.Sprint(r.Size), fmt.Sprint(r.Connections),
 			f(r.Seconds, 3), f(r.MsgsPerS, 0), f(r.MBPerS, 1), f(r.P50us, 0), f(r.P99us, 0), f(r.P999us, 0),
-			f(r.MaxUs, 0), f(r.CPUUsPerMsg, 2)}})
+			f(r.MaxUs, 0), f(r.CPUUsPerMsg, 2), serverCPUCell(r)}})
+}
+
+// serverCPUCell is the SERVER CPU column: "-" without --admin.
+func serverCPUCell(r benchResult) string {
+	if r.ServerCPUS == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", r.ServerCPUUsPerMsg)
 }

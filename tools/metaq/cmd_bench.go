@@ -28,6 +28,8 @@ type benchProduceFlags struct {
 	topic       string
 	broker      string
 	partitions  int
+	spread      int
+	admin       string
 	messages    int
 	size        int
 	connections int
@@ -60,6 +62,8 @@ func newBenchProduceCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.topic, "topic", "", "topic to send to (required)")
 	fl.StringVar(&f.broker, "broker", "", "broker host:port: direct mode, without ZooKeeper")
 	fl.IntVar(&f.partitions, "partitions", 1, "partitions of the broker in direct mode")
+	fl.IntVar(&f.spread, "partitions-spread", 0, "spread messages round-robin over this many partitions of the topic (direct mode: the broker serves them; the topic's numPartitions must allow them); 0 = every partition")
+	fl.StringVar(&f.admin, "admin", "", "the broker's admin address (host:port of adminPort / --admin): report its CPU per message from /metrics")
 	fl.IntVar(&f.messages, "messages", 100000, "messages to send")
 	fl.IntVar(&f.size, "size", 100, "payload bytes per message")
 	fl.IntVar(&f.connections, "connections", 1, "independent producers (one connection per broker each), sending in parallel")
@@ -83,6 +87,7 @@ func benchProduce(ctx context.Context, g *globals, f benchProduceFlags) (benchRe
 		}
 		opts = append(opts, g.producerZK()...)
 	}
+	opts = append(opts, spreadOptions(f)...)
 	ps := make([]*producer.Producer, f.connections)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -122,6 +127,10 @@ func benchProduce(ctx context.Context, g *globals, f benchProduceFlags) (benchRe
 	if err != nil {
 		return benchResult{}, err
 	}
+	server, err := startServerCPU(ctx, f.admin)
+	if err != nil {
+		return benchResult{}, err
+	}
 	clock, err := startBenchClock()
 	if err != nil {
 		return benchResult{}, err
@@ -147,6 +156,9 @@ func benchProduce(ctx context.Context, g *globals, f benchProduceFlags) (benchRe
 	r.Messages = int64(f.messages) - r.Failed
 	r.Bytes = r.Messages * int64(f.size)
 	if err := clock.finish(&r); err != nil {
+		return r, err
+	}
+	if err := server.finish(ctx, &r); err != nil {
 		return r, err
 	}
 	hist.fill(&r)

@@ -68,7 +68,10 @@ const (
 	TailGarbage
 )
 
-var _ store.FS = (*MemFS)(nil)
+var (
+	_ store.FS               = (*MemFS)(nil)
+	_ store.FilesystemSyncer = (*memFile)(nil)
+)
 
 // NewMemFS returns an empty MemFS whose root directory is durable.
 func NewMemFS() *MemFS {
@@ -516,10 +519,46 @@ func (f *memFile) Sync() error {
 	if err := f.fs.mutate(); err != nil {
 		return err
 	}
-	keep := min(f.ino.dirty, int64(len(f.ino.synced)), int64(len(f.ino.data)))
-	f.ino.synced = append(f.ino.synced[:keep], f.ino.data[keep:]...)
-	f.ino.dirty = int64(len(f.ino.data))
+	f.ino.sync()
 	return nil
+}
+
+// sync makes the file's current data durable.
+func (ino *inode) sync() {
+	keep := min(ino.dirty, int64(len(ino.synced)), int64(len(ino.data)))
+	ino.synced = append(ino.synced[:keep], ino.data[keep:]...)
+	ino.dirty = int64(len(ino.data))
+}
+
+// SyncFilesystem implements store.FilesystemSyncer like syncfs(2): every
+// file's data and every directory's entries of the MemFS become durable.
+func (f *memFile) SyncFilesystem() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.fs.dead {
+		return ErrPoweredOff
+	}
+	if f.closed {
+		return fs.ErrClosed
+	}
+	if err := f.fs.mutate(); err != nil {
+		return err
+	}
+	syncTree(f.fs.root)
+	return nil
+}
+
+// syncTree makes the directory d and everything under it durable.
+func syncTree(d *inode) {
+	d.durable = make(map[string]*inode, len(d.entries))
+	for n, ino := range d.entries {
+		d.durable[n] = ino
+		if ino.dir {
+			syncTree(ino)
+		} else {
+			ino.sync()
+		}
+	}
 }
 
 func (f *memFile) Size() (int64, error) {

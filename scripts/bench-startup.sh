@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Start-up and idle cost of a broker with many partitions (default 10,000):
+# the real `metaq broker` binary without ZooKeeper, one topic of N
+# partitions with one 100 B message each (written by `metaq bench produce
+# --partitions-spread N`). Prints the time from exec to the first successful
+# healthcheck after a clean shutdown (SIGTERM) and after kill -9, and the
+# broker's idle CPU (from /proc over IDLE_S seconds) and RSS. Measurement
+# only: nothing is asserted.
+#
+#   scripts/bench-startup.sh
+#   PARTS=10000 IDLE_S=20 METAQ=bin/metaq scripts/bench-startup.sh
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+PARTS=${PARTS:-10000}
+IDLE_S=${IDLE_S:-20}
+METAQ=${METAQ:-bin/metaq}
+if [ "$METAQ" = bin/metaq ]; then go build -o bin/metaq ./tools/metaq; fi
+tmp=$(mktemp -d)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bport=$(free_port)
+cleanup() { [ -n "${bpid:-}" ] && kill -9 "$bpid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+cfg=$tmp/b.ini
+printf '[system]\nbrokerId=0\nserverPort=%s\nhostName=127.0.0.1\ndataPath=%s/data\nnumPartitions=1\n[zookeeper]\nzk.zkEnable=false\n[topic=many]\nnumPartitions=%s\n' \
+  "$bport" "$tmp" "$PARTS" >"$cfg"
+ticks=$(getconf CLK_TCK)
+now() { date +%s.%N; }
+start() { # $1 = label; prints the seconds from exec to the first good healthcheck
+  local t0 t1
+  t0=$(now)
+  "${BROKER:-$METAQ}" broker -c "$cfg" --listen 127.0.0.1:$bport >>"$tmp/broker.log" 2>&1 &
+  bpid=$!
+  until "$METAQ" healthcheck --broker 127.0.0.1:$bport >/dev/null 2>&1; do
+    kill -0 "$bpid" 2>/dev/null || { echo "broker exited:"; tail "$tmp/broker.log"; exit 1; }
+    sleep 0.02
+  done
+  t1=$(now)
+  python3 -c "print(f'$1: {$t1-$t0:.2f} s')"
+}
+idle() {
+  local c0 c1
+  sleep 2
+  c0=$(awk '{print $14+$15}' /proc/$bpid/stat)
+  sleep "$IDLE_S"
+  c1=$(awk '{print $14+$15}' /proc/$bpid/stat)
+  python3 -c "print(f'idle CPU {($c1-$c0)/$ticks/$IDLE_S*100:.2f}% of one core over ${IDLE_S}s')"
+  echo "RSS $(awk '/VmRSS/{printf "%.0f MiB", $2/1024}' /proc/$bpid/status), threads $(awk '/Threads/{print $2}' /proc/$bpid/status), fds $(ls /proc/$bpid/fd | wc -l)"
+}
+echo "# metaq start-up benchmark $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $PARTS partitions"
+start "first start (empty data directory)"
+"$METAQ" bench produce --broker 127.0.0.1:$bport --topic many --partitions-spread "$PARTS" --messages "$PARTS" --size 100 --connections 4 --json >/dev/null
+echo "data: $(find "$tmp/data" -maxdepth 1 -type d -name 'many-*' | wc -l) partition directories, $(du -sh "$tmp/data" | cut -f1)"
+idle
+t0=$(now); kill -TERM "$bpid"; wait "$bpid" || true
+python3 -c "print(f'clean shutdown: {$(now)-$t0:.2f} s')"
+start "start after clean shutdown"
+idle
+kill -9 "$bpid"; wait "$bpid" 2>/dev/null || true
+start "start after kill -9"
+idle
+kill -TERM "$bpid"; wait "$bpid" || true; bpid=
