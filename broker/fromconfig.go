@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"github.com/metaq-go/metaq/broker/config"
 	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/secretfile"
+	"github.com/metaq-go/metaq/internal/tlsconf"
 )
 
 // OptionsFromConfig turns a loaded server.ini (or YAML/TOML) into broker
@@ -106,6 +109,30 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 		}
 	}
 	return o
+}
+
+// ApplyReplicationClient reads the files of [security] brokerPasswordFile
+// and tls.caFile (and the broker's own certificate, its client certificate)
+// into o.Replication's MasterTLS, MasterUser and MasterPassword: how this
+// broker connects to its master when it follows. Call it after
+// OptionsFromConfig, where the files must be readable (as the broker's TLS
+// files); errors name the key and the file, never the password.
+func ApplyReplicationClient(o *Options, rc config.ReplicationClient) error {
+	if rc.User != "" {
+		pw, err := secretfile.Read(rc.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("[security] brokerPasswordFile: %w", err)
+		}
+		o.Replication.MasterUser, o.Replication.MasterPassword = rc.User, pw
+	}
+	if rc.TLS {
+		cfg, err := tlsconf.Client(rc.CAFile, rc.CertFile, rc.KeyFile)
+		if err != nil {
+			return fmt.Errorf("[security] tls.caFile (the CA of the master's certificate): %w", err)
+		}
+		o.Replication.MasterTLS = cfg
+	}
+	return nil
 }
 
 func storePolicies(tc config.TopicConfig) (store.FlushPolicy, store.RetentionPolicy) {

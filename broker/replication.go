@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"github.com/metaq-go/metaq/broker/replica"
 	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/coordinator"
+	clientconn "github.com/metaq-go/metaq/internal/conn"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -40,6 +42,14 @@ type ReplicationOptions struct {
 	MasterAddr string
 	// FollowerMaxWait is the follower's long-poll wait; default 500 ms.
 	FollowerMaxWait time.Duration
+	// MasterTLS, when set, makes the follower connect to its master over TLS
+	// (internal/tlsconf.Client builds one; the master's host is the server
+	// name verified). Nil: plaintext.
+	MasterTLS *tls.Config
+	// MasterUser and MasterPassword, when MasterUser is set, authenticate
+	// the follower to its master with SCRAM-SHA-256 on every connection
+	// ([security] brokerUser and brokerPasswordFile).
+	MasterUser, MasterPassword string
 	// Failover runs the ZooKeeper failover driver (needs ZK.Enable): the
 	// member neither leads nor follows until the driver decides (master
 	// election, epochs, automatic promotion). Set from a [replication]
@@ -259,7 +269,7 @@ func (b *Broker) Follow(ctx context.Context, epoch int64, uri string) error {
 	if err != nil {
 		return err
 	}
-	dial := replica.DialConn(addr, b.log)
+	dial := replica.DialConn(addr, b.followerConnOptions())
 	if err := b.truncateFor(ctx, dial, epoch); err != nil {
 		return err
 	}
@@ -270,6 +280,17 @@ func (b *Broker) Follow(ctx context.Context, epoch int64, uri string) error {
 		MaxWait: ro.FollowerMaxWait, Logger: b.log})
 	b.log.Info("replication: following", "master", uri, "epoch", epoch)
 	return nil
+}
+
+// followerConnOptions are the options of the follower's connections to its
+// master: TLS and credentials from ReplicationOptions.
+func (b *Broker) followerConnOptions() clientconn.Options {
+	ro := b.opts.Replication
+	o := clientconn.Options{Logger: b.log, TLS: ro.MasterTLS}
+	if ro.MasterUser != "" {
+		o.Auth = &clientconn.Auth{Mechanism: protocol.MechSCRAMSHA256, User: ro.MasterUser, Password: ro.MasterPassword}
+	}
+	return o
 }
 
 // truncateFor applies rule 5 against the master reached by dial.

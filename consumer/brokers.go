@@ -27,6 +27,7 @@ type brokerConn struct {
 type brokerPool struct {
 	view *coordinator.ClusterView
 	log  *slog.Logger
+	opts conn.Options // TLS and credentials of every dial
 
 	mu      sync.Mutex // guards entries, closed
 	entries map[int]*brokerEntry
@@ -38,8 +39,9 @@ type brokerEntry struct {
 	bc *brokerConn
 }
 
-func newBrokerPool(view *coordinator.ClusterView, log *slog.Logger) *brokerPool {
-	return &brokerPool{view: view, log: log, entries: map[int]*brokerEntry{}}
+func newBrokerPool(view *coordinator.ClusterView, log *slog.Logger, opts conn.Options) *brokerPool {
+	opts.Logger = log
+	return &brokerPool{view: view, log: log, opts: opts, entries: map[int]*brokerEntry{}}
 }
 
 // get returns a live connection to broker id, dialing (and asking its
@@ -71,7 +73,7 @@ func (p *brokerPool) get(ctx context.Context, id int) (*brokerConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := conn.Dial(dctx, addr, conn.Options{Logger: p.log})
+	c, err := conn.Dial(dctx, addr, p.opts)
 	if err != nil {
 		return nil, err
 	}

@@ -11,12 +11,17 @@ import (
 	"sync/atomic"
 
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/conn"
 	"github.com/metaq-go/metaq/protocol"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
 // Sentinel errors.
 var (
+	// ErrAuth: a broker refused the credentials of WithSASL (the error
+	// carries its reason), or could not prove it knows them. The partitions
+	// of that broker are retried with backoff; PartitionStats.Err shows it.
+	ErrAuth = conn.ErrAuth
 	// ErrClosed is returned by calls on a closed Consumer.
 	ErrClosed = errors.New("consumer: closed")
 	// ErrStarted is returned by Subscribe or Start after Start.

@@ -121,4 +121,13 @@
 // The consumer never reuses a Message or its Payload: each fetch allocates
 // one slab of Message structs and one buffer for the reply, shared by its
 // messages (no allocation per message except Attribute strings).
+//
+// # Security
+//
+// WithTLSFiles (a CA file, and a client certificate and key for mutual TLS)
+// or WithTLS (a *tls.Config) make every broker connection use TLS 1.2+;
+// WithSASL authenticates every connection, and every reconnect, with
+// SCRAM-SHA-256 (default) or PLAIN before any other request. Refused
+// credentials are ErrAuth, with the broker's reason and never the password.
+// docs/security-clients.md has examples.
 package consumer

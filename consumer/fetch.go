@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -218,7 +219,11 @@ func (ps *partState) fetchLoop() {
 		case err != nil:
 			c.stats.errors.Add(1)
 			ps.setErr(err)
-			c.log.Debug("consumer: fetch failed", "partition", ps.tp, "offset", off, "err", err)
+			lvl := slog.LevelDebug
+			if errors.Is(err, ErrAuth) { // a configuration error an operator must see
+				lvl = slog.LevelWarn
+			}
+			c.log.Log(ps.ctx, lvl, "consumer: fetch failed", "partition", ps.tp, "offset", off, "err", err)
 			wait = errs.next()
 		default:
 			errs.reset()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/conn"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
@@ -26,7 +27,7 @@ func (c *Consumer) start(ctx context.Context) error {
 		}
 	}
 	c.view = coordinator.NewClusterView(sess, c.paths, coordinator.WithViewLogger(c.log))
-	c.brokers = newBrokerPool(c.view, c.log)
+	c.brokers = newBrokerPool(c.view, c.log, conn.Options{TLS: c.opts.tls, Auth: c.opts.auth})
 	if c.opts.broadcastDir != "" {
 		c.offsets = &fileOffsets{dir: c.opts.broadcastDir}
 		if err := c.offsets.init(); err != nil {

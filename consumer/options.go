@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/conn"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -152,6 +154,8 @@ type options struct {
 	instanceID     string
 	bufferBatches  int
 	log            *slog.Logger
+	tls            *tls.Config // nil: plaintext
+	auth           *conn.Auth  // nil: no authentication
 }
 
 func defaultOptions() options {

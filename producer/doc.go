@@ -48,4 +48,13 @@
 // Stats returns counters and latency percentiles; Hooks observe every
 // acknowledgement, failure, retry and connection; WithLogger takes a
 // *slog.Logger (default: discard).
+//
+// # Security
+//
+// WithTLSFiles (a CA file, and a client certificate and key for mutual TLS)
+// or WithTLS (a *tls.Config) make every broker connection use TLS 1.2+;
+// WithSASL authenticates every connection, and every reconnect, with
+// SCRAM-SHA-256 (default) or PLAIN before any other request. Refused
+// credentials are ErrAuth, with the broker's reason and never the password.
+// docs/security-clients.md has examples.
 package producer

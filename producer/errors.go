@@ -28,6 +28,9 @@ var (
 	ErrConnLost = conn.ErrConnLost
 	// ErrBrokerUnreachable: no connection could be made. Retriable.
 	ErrBrokerUnreachable = conn.ErrDial
+	// ErrAuth: a broker refused the credentials of WithSASL (the error
+	// carries its reason), or could not prove it knows them. Not retriable.
+	ErrAuth = conn.ErrAuth
 )
 
 // ServerError is a broker's refusal: Code is the reply code (PROTOCOL.md §2),

@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/conn"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -42,6 +44,8 @@ type options struct {
 	heartbeat      time.Duration
 	log            *slog.Logger
 	hooks          Hooks
+	tls            *tls.Config // nil: plaintext
+	auth           *conn.Auth  // nil: no authentication
 }
 
 func defaultOptions() options {

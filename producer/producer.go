@@ -110,7 +110,8 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 			coordinator.WithAcceptedTopics()) // a topic not registered yet goes to a broker that creates it
 		p.ownsTopo = true
 	}
-	p.pool = conn.NewPool(conn.Options{HeartbeatInterval: o.heartbeat, Linger: o.linger, Logger: o.log}, p.onDial)
+	p.pool = conn.NewPool(conn.Options{HeartbeatInterval: o.heartbeat, Linger: o.linger, Logger: o.log,
+		TLS: o.tls, Auth: o.auth}, p.onDial)
 	return p, nil
 }
 

@@ -145,6 +145,7 @@ func build(d *document, l *layers) (*Config, error) {
 	c.repl.Enabled = len(d.replication) > 0
 	sec := &field{section: sectionSecurity, get: func(k string) (string, string) { return l.get(sectionSecurity, k) }}
 	c.security = readSecurity(sec, &c.warnings)
+	c.replClient = readReplicationClient(sec, c.security)
 	for _, f := range []*field{sys, zk, repl, sec} {
 		if f.err != nil {
 			return nil, f.err

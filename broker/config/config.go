@@ -141,18 +141,19 @@ func (t TopicConfig) GroupCommit() bool { return t.UnflushThreshold <= 0 }
 // Config is a loaded, validated broker configuration. It is immutable: accessors return
 // copies. Safe for concurrent use.
 type Config struct {
-	path      string
-	raw       []byte
-	checksum  uint32
-	broker    Broker
-	zk        ZooKeeper
-	repl      Replication
-	security  Security
-	defaults  TopicConfig
-	topics    map[string]TopicConfig // explicit (non-wildcard) sections
-	names     []string               // sorted keys of topics
-	wildcards []wildcardTopic        // by precedence, most specific first
-	warnings  []string
+	path       string
+	raw        []byte
+	checksum   uint32
+	broker     Broker
+	zk         ZooKeeper
+	repl       Replication
+	security   Security
+	replClient ReplicationClient
+	defaults   TopicConfig
+	topics     map[string]TopicConfig // explicit (non-wildcard) sections
+	names      []string               // sorted keys of topics
+	wildcards  []wildcardTopic        // by precedence, most specific first
+	warnings   []string
 }
 
 type wildcardTopic struct {
@@ -168,8 +169,6 @@ func (c *Config) ZooKeeper() ZooKeeper { return c.zk }
 
 // Replication returns the [replication] settings.
 func (c *Config) Replication() Replication { return c.repl }
-
-// Security returns the [security] settings.
 
 // Defaults returns the per-topic settings of [system], which every topic section
 // overrides key by key.

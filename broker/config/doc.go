@@ -195,6 +195,17 @@
 //	                       authenticate act as the principal "anonymous" (MetaQ's own
 //	                       clients cannot authenticate); false answers 401 to every request
 //	                       but auth, version and quit until a successful auth
+//	                       How a slave connects to its master (docs/security-clients.md):
+//	brokerUser             "" — the user a slave authenticates to its master as (SCRAM-SHA-256,
+//	                       on every connection); needs brokerPasswordFile
+//	brokerPasswordFile     "" — file holding that user's password (one trailing newline is
+//	                       dropped); the broker refuses to start unless only its owner can
+//	                       read it (chmod 600)
+//	tls.caFile             tls.clientCAFile — PEM CA that signed the master's certificate.
+//	                       With it (or the default), or when this broker serves TLS itself
+//	                       (then trusting the system's CAs), the slave connects to its
+//	                       master over TLS, presenting tls.certFile/tls.keyFile as its
+//	                       client certificate when they are set
 //
 // # Environment variables
 //

@@ -104,10 +104,12 @@ var (
 		keySlaveID, keyReplicationMode, keyServeReads, keyMinSyncSlaves, keySlaveMaxDelayInMills,
 		keyMasterAddr,
 	}
-	// securityKeys: [security]; TLS, the admin port's token, users and ACLs (security.go).
+	// securityKeys: [security]; TLS, the admin port's token, users and ACLs
+	// (security.go), a slave's connection to its master (security_client.go).
 	securityKeys = []string{
 		keyTLSCertFile, keyTLSKeyFile, keyTLSClientCAFile, keyAdminTokenFile, keyPlaintextPort,
 		keyUsersFile, keyACLFile, keyAllowAnonymous,
+		keyBrokerUser, keyBrokerPasswordFile, keyTLSCAFile,
 	}
 	topicKeys = []string{
 		keyNumPartitions, keyStat, keyDeletePolicy, keyDeleteWhen, keyDataPath,

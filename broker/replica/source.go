@@ -3,7 +3,6 @@ package replica
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -19,10 +18,11 @@ type ConnSource struct {
 }
 
 // DialConn returns a Dial function for FollowerOptions that connects to
-// the master at addr (host:port).
-func DialConn(addr string, log *slog.Logger) func(ctx context.Context) (Source, error) {
+// the master at addr (host:port) with opts (TLS and credentials: every
+// reconnect of the follower runs the handshake and authenticates again).
+func DialConn(addr string, opts conn.Options) func(ctx context.Context) (Source, error) {
 	return func(ctx context.Context) (Source, error) {
-		c, err := conn.Dial(ctx, addr, conn.Options{Logger: log})
+		c, err := conn.Dial(ctx, addr, opts)
 		if err != nil {
 			return nil, err
 		}

@@ -12,11 +12,34 @@ import (
 	"github.com/metaq-go/metaq/protocol"
 )
 
+// dialKey carries DialBroker's connection options in a context (WithDial).
+type dialKey struct{}
+
+// WithDial returns a context in which DialBroker, and so every function of
+// this package that asks brokers, connects with the options opts returns:
+// the TLS configuration and credentials of a command or a dashboard
+// (conn.Options.TLS, Auth). opts is called for every dial; its error fails
+// the dial. Without it, connections are plaintext and anonymous.
+func WithDial(ctx context.Context, opts func() (conn.Options, error)) context.Context {
+	return context.WithValue(ctx, dialKey{}, opts)
+}
+
 // DialBroker opens the connection every broker request of the CLI goes over
 // (internal/conn, without heartbeats: a command's requests are bounded by
-// their ctx). The caller closes it.
+// their ctx), with the TLS and credentials of WithDial. The caller closes it.
 func DialBroker(ctx context.Context, addr string) (*conn.Conn, error) {
-	c, err := conn.Dial(ctx, addr, conn.Options{HeartbeatInterval: -1})
+	var o conn.Options
+	if f, ok := ctx.Value(dialKey{}).(func() (conn.Options, error)); ok {
+		var err error
+		if o, err = f(); err != nil {
+			return nil, err
+		}
+	}
+	o.HeartbeatInterval = -1
+	c, err := conn.Dial(ctx, addr, o)
+	if errors.Is(err, conn.ErrAuth) {
+		return nil, fmt.Errorf("broker %s: %w (check the user and the password: --user, --password-file or METAQ_PASSWORD)", addr, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("broker %s: %w (is the broker running? check the address, or `metaq brokers --zk ...` for registered ones)", addr, err)
 	}

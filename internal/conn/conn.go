@@ -13,12 +13,17 @@
 // sends `version` as a heartbeat; a connection with requests outstanding that
 // hears nothing for HeartbeatTimeout is declared lost.
 //
+// Dial runs the TLS handshake (Options.TLS) and the SASL exchange
+// (Options.Auth: SCRAM-SHA-256 or PLAIN, auth.go) before the connection's
+// goroutines start, so no request ever precedes them; a Pool dials, and so
+// authenticates, again on every reconnect. Refused credentials are ErrAuth.
+//
 // A Conn does not reconnect: when it fails, every outstanding request's
 // Handler gets the error and Done is closed; the owner dials a new one, or
 // uses a Pool, which keeps one live connection per broker address.
 //
 // Errors wrap sentinels for errors.Is: ErrClosed (closed by its owner),
-// ErrConnLost and ErrDial (retriable), ErrProtocol, and *ServerError for a
+// ErrConnLost and ErrDial (retriable), ErrAuth and ErrProtocol, and *ServerError for a
 // reply code other than 200 (ErrUnavailable, ErrTimeout, ... match by code;
 // 503 and 504 are retriable). IsRetriable says whether to send again.
 //
@@ -29,6 +34,7 @@ package conn
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -75,9 +81,18 @@ type Options struct {
 	FlushBytes int
 	// MaxReplyBody bounds one reply body. Default protocol.DefaultMaxReplyBody.
 	MaxReplyBody int
-	// DialTimeout bounds Dial in addition to its ctx. Default 10 s.
+	// DialTimeout bounds Dial (connect, TLS handshake and authentication) in
+	// addition to its ctx. Default 10 s.
 	DialTimeout time.Duration
-	Logger      *slog.Logger
+	// TLS, when set, makes Dial run a TLS handshake before anything else
+	// (internal/tlsconf.Client builds one). An empty ServerName is taken
+	// from the host of the address dialled. Nil: plaintext.
+	TLS *tls.Config
+	// Auth, when set, makes Dial authenticate with these credentials before
+	// it returns (and so on every reconnect of a Pool); a refusal is an
+	// error matching ErrAuth. Nil: no authentication (anonymous).
+	Auth   *Auth
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -108,6 +123,7 @@ type Conn struct {
 	addr string
 	nc   net.Conn
 	opts Options
+	pre  []byte // read past the auth exchange; the reader's first bytes
 
 	mu         sync.Mutex // guards the fields below
 	wbuf       []byte     // frames queued for the writer
@@ -135,16 +151,27 @@ type Conn struct {
 	wg   sync.WaitGroup
 }
 
-// Dial connects to addr (host:port) and starts the connection's goroutines.
+// Dial connects to addr (host:port), runs the TLS handshake and the
+// authentication exchange when opts ask for them, and starts the
+// connection's goroutines. A TLS failure (e.g. a certificate signed by an
+// authority the client does not trust) wraps ErrDial; refused credentials
+// wrap ErrAuth.
 func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
 	o := opts.withDefaults()
-	d := net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	ctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
+	defer cancel()
+	d := net.Dialer{KeepAlive: 30 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, wrap(ErrDial, err)
 	}
+	nc, pre, err := handshake(ctx, nc, addr, o)
+	if err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
 	now := time.Now().UnixNano()
-	c := &Conn{addr: addr, nc: nc, opts: o, pending: make(map[int32]Handler, 64),
+	c := &Conn{addr: addr, nc: nc, opts: o, pending: make(map[int32]Handler, 64), pre: pre,
 		next: 1, wake: make(chan struct{}, 1), full: make(chan struct{}, 1), done: make(chan struct{})}
 	c.lastRead.Store(now)
 	c.lastWrite.Store(now)
@@ -410,8 +437,16 @@ const readBufSize = 64 << 10
 func (c *Conn) readLoop() {
 	defer c.wg.Done()
 	dec := protocol.NewReplyDecoder(protocol.Config{MaxBodySize: c.opts.MaxReplyBody})
-	buf := make([]byte, readBufSize)
-	start, end := 0, 0
+	buf := make([]byte, max(readBufSize, 2*len(c.pre)))
+	start, end := 0, copy(buf, c.pre)
+	c.pre = nil
+	if end > 0 { // replies read along with the last auth reply
+		c.readTime = time.Now().UnixNano()
+		var ok bool
+		if start, ok = c.dispatch(dec, buf, start, end); !ok {
+			return
+		}
+	}
 	for {
 		if end == len(buf) {
 			buf, start, end = makeRoom(buf, start, end, 0)

@@ -190,9 +190,9 @@ func startBenchConsumer(ctx context.Context, g *globals, group, topic string, np
 	opts ...consumer.Option) (*consumer.Consumer, error) {
 	opts = append(append(g.consumerZK(), consumer.WithTopics(topic),
 		consumer.WithAutoCommit(consumer.DefaultAutoCommitInterval), consumer.WithLogger(clientLogger(g, errOut))), opts...)
-	c, err := consumer.New(group, opts...)
+	c, err := newConsumer(g, group, opts...)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout())
 	defer cancel()

@@ -32,6 +32,9 @@ func runBroker(ctx context.Context, g *globals, configPath, listen, admin string
 	if listen != "" {
 		opts.ListenAddr = listen
 	}
+	if err := broker.ApplyReplicationClient(&opts, cfg.ReplicationClient()); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
 	sec := cfg.Security()
 	if sec.TLS() {
 		if opts.TLS, err = tlsconf.NewServer(sec.TLSCertFile, sec.TLSKeyFile, sec.TLSClientCAFile); err != nil {

@@ -117,12 +117,26 @@ func clientLogger(g *globals, errOut io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
+// newConsumer creates the consumer of a command, connecting to brokers with
+// the security flags.
+func newConsumer(g *globals, group string, opts ...consumer.Option) (*consumer.Consumer, error) {
+	sec, err := g.consumerSecurity()
+	if err != nil {
+		return nil, err
+	}
+	c, err := consumer.New(group, append(opts, sec...)...)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return c, nil
+}
+
 func consumeMessages(ctx context.Context, g *globals, f consumeFlags, start consumer.StartPosition, out, errOut io.Writer) (err error) {
-	c, err := consumer.New(f.group, append(g.consumerZK(), consumer.WithTopics(f.topics...),
+	c, err := newConsumer(g, f.group, append(g.consumerZK(), consumer.WithTopics(f.topics...),
 		consumer.WithStart(start), consumer.WithAutoCommit(consumer.DefaultAutoCommitInterval),
 		consumer.WithLogger(clientLogger(g, errOut)))...)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	sctx, cancel := context.WithTimeout(ctx, g.timeout())
 	err = c.Start(sctx)

@@ -14,8 +14,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Named contexts, like the nats CLI: a context is a saved --zk/--zk-root pair
-// stored as one JSON file per context under the config directory:
+// Named contexts, like the nats CLI: a context is a saved --zk/--zk-root pair,
+// with the security flags (--tls*, --user, --password-file, --sasl-mechanism;
+// never a password), stored as one JSON file per context under the config
+// directory:
 //
 //	$METAQ_CONFIG_DIR (else os.UserConfigDir()/metaq)
 //	  contexts/NAME.json   one context
@@ -32,6 +34,76 @@ type metaqContext struct {
 	ZKRoot      string `json:"zk_root,omitempty"`
 	ZKAuthFile  string `json:"zk_auth_file,omitempty"` // a path, never the credentials
 	Description string `json:"description,omitempty"`
+	contextSecurity
+}
+
+// contextSecurity is what a context saves of the security flags. The
+// password itself is never saved: only the path of a password file.
+type contextSecurity struct {
+	TLS           bool   `json:"tls,omitempty"`
+	TLSCA         string `json:"tls_ca,omitempty"`
+	TLSCert       string `json:"tls_cert,omitempty"`
+	TLSKey        string `json:"tls_key,omitempty"`
+	User          string `json:"user,omitempty"`
+	PasswordFile  string `json:"password_file,omitempty"`
+	SASLMechanism string `json:"sasl_mechanism,omitempty"`
+}
+
+// securityField is one string security flag of a context.
+type securityField struct {
+	flag string
+	val  *string
+	path bool // a file: saved as an absolute path
+}
+
+func (s *contextSecurity) fields() []securityField {
+	return []securityField{
+		{flagTLSCA, &s.TLSCA, true}, {flagTLSCert, &s.TLSCert, true}, {flagTLSKey, &s.TLSKey, true},
+		{flagUser, &s.User, false}, {flagPasswordFile, &s.PasswordFile, true}, {flagSASLMechanism, &s.SASLMechanism, false},
+	}
+}
+
+// apply installs the saved values as viper defaults (below flags and env).
+func (s *contextSecurity) apply(g *globals) {
+	if s.TLS {
+		g.v.SetDefault(flagTLS, true)
+	}
+	for _, f := range s.fields() {
+		if *f.val != "" {
+			g.v.SetDefault(f.flag, *f.val)
+		}
+	}
+}
+
+// update sets the values given as flags or METAQ_* variables.
+func (s *contextSecurity) update(g *globals) error {
+	if g.v.IsSet(flagTLS) {
+		s.TLS = g.v.GetBool(flagTLS)
+	}
+	for _, f := range s.fields() {
+		if !g.v.IsSet(f.flag) {
+			continue
+		}
+		v := g.v.GetString(f.flag)
+		if f.path && v != "" {
+			abs, err := filepath.Abs(v)
+			if err != nil {
+				return fmt.Errorf("--%s %s: %v", f.flag, v, err)
+			}
+			v = abs
+		}
+		*f.val = v
+	}
+	return nil
+}
+
+// rows are the KEY/VALUE lines of `metaq context show`.
+func (s *contextSecurity) rows() [][]string {
+	out := [][]string{{flagTLS, fmt.Sprint(s.TLS || s.TLSCA != "" || s.TLSCert != "")}}
+	for _, f := range s.fields() {
+		out = append(out, []string{f.flag, *f.val})
+	}
+	return out
 }
 
 // noContextAnnotation marks a command tree that does not load a context (the
@@ -194,6 +266,7 @@ func (g *globals) applyContext(cmd *cobra.Command) error {
 	if c.ZKAuthFile != "" {
 		g.v.SetDefault("zk-auth-file", c.ZKAuthFile)
 	}
+	c.contextSecurity.apply(g)
 	return nil
 }
 
@@ -202,9 +275,12 @@ func newContextCmd(g *globals) *cobra.Command {
 		Use:         "context",
 		Short:       "manage named contexts: saved --zk/--zk-root settings (select one, or pass --context NAME)",
 		Annotations: map[string]string{noContextAnnotation: "true"},
-		Long: `A context saves ZooKeeper settings under a name. The selected context (or
-the one named with --context / METAQ_CONTEXT) supplies --zk and --zk-root to
-every command; explicit flags and METAQ_* environment variables still win.
+		Long: `A context saves ZooKeeper and security settings under a name. The selected
+context (or the one named with --context / METAQ_CONTEXT) supplies --zk,
+--zk-root, --tls, --tls-ca, --tls-cert, --tls-key, --user, --password-file and
+--sasl-mechanism to every command; explicit flags and METAQ_* environment
+variables still win. A password is never saved: save --password-file, or set
+METAQ_PASSWORD when you run a command.
 
 Contexts are files under $METAQ_CONFIG_DIR, else <user config dir>/metaq:
 contexts/NAME.json, and context.txt naming the selected context.`,
@@ -223,10 +299,11 @@ contexts/NAME.json, and context.txt naming the selected context.`,
 func newContextSaveCmd(g *globals) *cobra.Command {
 	var description string
 	cmd := &cobra.Command{
-		Use:     "save NAME --zk host:port [--zk-root /meta] [--description TEXT]",
-		Short:   "create or update a context (an update keeps the settings not given)",
-		Example: "  metaq context save prod --zk zk1:2181,zk2:2181 --zk-root /meta",
-		Args:    usageArgs(cobra.ExactArgs(1)),
+		Use:   "save NAME --zk host:port [--zk-root /meta] [--tls-ca FILE] [--user NAME --password-file FILE] [--description TEXT]",
+		Short: "create or update a context (an update keeps the settings not given; a password is never saved)",
+		Example: "  metaq context save prod --zk zk1:2181,zk2:2181 --zk-root /meta\n" +
+			"  metaq context save secure --zk zk1:2181 --tls-ca ca.pem --user alice --password-file ~/.metaq/alice.pw",
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			dir, err := contextDir()
@@ -253,6 +330,9 @@ func newContextSaveCmd(g *globals) *cobra.Command {
 			if cmd.Flags().Changed("description") {
 				c.Description = description
 			}
+			if err := c.contextSecurity.update(g); err != nil {
+				return usageError{err}
+			}
 			if c.ZK == "" {
 				return usageError{fmt.Errorf("context save %s: need --zk host:port[,host:port...]", name)}
 			}
@@ -276,9 +356,10 @@ type contextRow struct {
 	ZK          string `json:"zk,omitempty"`
 	ZKRoot      string `json:"zk_root,omitempty"`
 	Description string `json:"description,omitempty"`
-	Selected    bool   `json:"selected"`
-	File        string `json:"file"`
-	Error       string `json:"error,omitempty"`
+	contextSecurity
+	Selected bool   `json:"selected"`
+	File     string `json:"file"`
+	Error    string `json:"error,omitempty"`
 }
 
 func newContextLsCmd(g *globals) *cobra.Command {
@@ -383,15 +464,14 @@ func newContextShowCmd(g *globals) *cobra.Command {
 				return unknownContext(err, name)
 			}
 			r := contextRow{Name: name, ZK: c.ZK, ZKRoot: c.ZKRoot, Description: c.Description,
-				Selected: name == sel, File: contextFile(dir, name)}
+				contextSecurity: c.contextSecurity, Selected: name == sel, File: contextFile(dir, name)}
 			w := cmd.OutOrStdout()
 			if g.output() == "json" {
 				return printJSON(w, r)
 			}
-			return printTable(w, []string{"KEY", "VALUE"}, [][]string{
-				{"name", r.Name}, {"zk", r.ZK}, {"zk-root", r.ZKRoot}, {"description", r.Description},
-				{"selected", fmt.Sprint(r.Selected)}, {"file", r.File},
-			})
+			rows := [][]string{{"name", r.Name}, {"zk", r.ZK}, {"zk-root", r.ZKRoot}, {"description", r.Description}}
+			rows = append(rows, r.contextSecurity.rows()...)
+			return printTable(w, []string{"KEY", "VALUE"}, append(rows, []string{"selected", fmt.Sprint(r.Selected)}, []string{"file", r.File}))
 		},
 	}
 }

@@ -140,7 +140,11 @@ func produceLines(ctx context.Context, g *globals, f produceFlags, in io.Reader,
 // newProducer creates the producer of a command; finding the cluster in
 // ZooKeeper is one operation bounded by --timeout.
 func newProducer(ctx context.Context, g *globals, opts ...producer.Option) (*producer.Producer, error) {
+	sec, err := g.producerSecurity()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout())
 	defer cancel()
-	return producer.New(ctx, opts...)
+	return producer.New(ctx, append(opts, sec...)...)
 }

@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
 	"github.com/metaq-go/metaq/coordinator"
+	"github.com/metaq-go/metaq/internal/clusterview"
 )
 
 // globals are the flags every command shares. Values come from flags, then
@@ -17,7 +19,9 @@ import (
 // then the named context (--context, else the selected one; cmd_context.go).
 type globals struct {
 	v      *viper.Viper
-	zkAuth zkDigest // loadZKAuth
+	zkAuth zkDigest       // loadZKAuth
+	flags  *pflag.FlagSet // the root's persistent flags (Changed tells a given flag)
+	sec    securityState  // TLS and credentials of broker connections (security.go)
 }
 
 func (g *globals) zkServers() []string {
@@ -51,6 +55,9 @@ func newRootCmd() *cobra.Command {
 			if err := g.applyContext(cmd); err != nil {
 				return err
 			}
+			// Every broker connection of the command (clusterview.DialBroker)
+			// uses the security flags (security.go).
+			cmd.SetContext(clusterview.WithDial(cmd.Context(), g.brokerConnOptions))
 			if err := g.loadZKAuth(); err != nil {
 				return err
 			}
@@ -63,6 +70,7 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	pf := root.PersistentFlags()
+	g.flags = pf
 	pf.String("zk", "", "ZooKeeper servers, host:port[,host:port...] (env METAQ_ZK)")
 	pf.String("zk-root", "/meta", "ZooKeeper root of the cluster (env METAQ_ZK_ROOT)")
 	pf.String("zk-auth-file", "", "file (mode 0600) holding the ZooKeeper digest credentials user:password "+
@@ -70,7 +78,8 @@ func newRootCmd() *cobra.Command {
 	pf.StringP("output", "o", "table", "output format: table or json (env METAQ_OUTPUT)")
 	pf.Duration("timeout", 10*time.Second, "timeout for one operation against ZooKeeper or a broker")
 	pf.BoolP("verbose", "v", false, "debug logging")
-	pf.String("context", "", "named context supplying --zk/--zk-root (env METAQ_CONTEXT; default: the selected one, see `metaq context`)")
+	pf.String("context", "", "named context supplying --zk/--zk-root and the security flags (env METAQ_CONTEXT; default: the selected one, see `metaq context`)")
+	addSecurityFlags(pf)
 	_ = g.v.BindPFlags(pf)
 	g.v.SetEnvPrefix("METAQ")
 	g.v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
