@@ -174,7 +174,7 @@
 //	                       Subject CommonName becomes the connection's principal
 //	adminTokenFile         "" — file with the bearer token the admin port's mutating
 //	                       endpoints require (Authorization: Bearer <token>); it must not
-//	                       be readable by others. Unset: those endpoints are refused
+//	                       be readable by its group or others (chmod 600). Unset: those endpoints are refused
 //	                       (unless an admin principal's client certificate is presented)
 //	plaintextPort          0 (off) — with TLS on, an extra port speaking the plain MetaQ
 //	                       protocol for clients without TLS (MetaQ's own); firewall it

@@ -40,7 +40,7 @@ type Security struct {
 	TLSClientCAFile string
 	// AdminTokenFile (adminTokenFile): file holding the bearer token that
 	// the admin port's mutating endpoints require. It must not be
-	// readable by others (mode 0600 or 0640).
+	// readable by its group or others (mode 0600).
 	AdminTokenFile string
 	// PlaintextPort (plaintextPort): with TLS on, an extra port speaking
 	// the plain MetaQ protocol for clients without TLS; 0 = none (default).

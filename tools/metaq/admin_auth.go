@@ -5,9 +5,9 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/metaq-go/metaq/internal/secretfile"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 
@@ -55,20 +55,14 @@ func (a *adminAuth) reload() error {
 	return nil
 }
 
-// readAdminToken reads a token file that others cannot read.
+// readAdminToken reads a token file that only its owner can read (the
+// same rule as every other secret file: secretfile.Read).
 func readAdminToken(file string) (string, error) {
-	st, err := os.Stat(file)
+	raw, err := secretfile.Read(file)
 	if err != nil {
 		return "", fmt.Errorf("admin: adminTokenFile: %w", err)
 	}
-	if st.Mode().Perm()&0o004 != 0 {
-		return "", fmt.Errorf("admin: adminTokenFile %s is readable by every user (mode %04o): run chmod o-rwx %s", file, st.Mode().Perm(), file)
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("admin: adminTokenFile: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
+	tok := strings.TrimSpace(raw)
 	if len(tok) < 16 {
 		return "", errors.New("admin: adminTokenFile " + file + " holds a token shorter than 16 characters: put a long random one in it (e.g. openssl rand -hex 32)")
 	}

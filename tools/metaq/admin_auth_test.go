@@ -100,12 +100,15 @@ func TestAdminWithoutTokenRefusesMutations(t *testing.T) {
 func TestAdminTokenFileMustBePrivate(t *testing.T) {
 	b := brokertest.Start(t, brokertest.Options{Partitions: 1})
 	file, _ := writeAdminToken(t)
-	require.NoError(t, os.Chmod(file, 0o644))
-	_, err := startAdminWith("127.0.0.1:0", b, adminSecurity{TokenFile: file}, slog.New(slog.DiscardHandler))
-	require.ErrorContains(t, err, "chmod o-rwx")
+	for _, mode := range []os.FileMode{0o644, 0o640} { // world- or group-readable
+		require.NoError(t, os.Chmod(file, mode))
+		_, err := startAdminWith("127.0.0.1:0", b, adminSecurity{TokenFile: file}, slog.New(slog.DiscardHandler))
+		require.ErrorContains(t, err, "chmod 600")
+		require.NotContains(t, err.Error(), "s3cret", "the token never appears in the error")
+	}
 	require.NoError(t, os.Chmod(file, 0o600))
 	require.NoError(t, os.WriteFile(file, []byte("short"), 0o600))
-	_, err = startAdminWith("127.0.0.1:0", b, adminSecurity{TokenFile: file}, slog.New(slog.DiscardHandler))
+	_, err := startAdminWith("127.0.0.1:0", b, adminSecurity{TokenFile: file}, slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, "shorter than 16")
 }
 
