@@ -29,6 +29,7 @@ type snapshotter interface {
 // --admin`, and the operator's mutating endpoints (admin_auth.go).
 type adminServer struct {
 	srv    *http.Server
+	mux    *http.ServeMux
 	ln     net.Listener
 	scheme string // http or https
 	auth   *adminAuth
@@ -90,7 +91,7 @@ func startAdminWith(addr string, b snapshotter, sec adminSecurity, log *slog.Log
 		}
 		fmt.Fprintln(w, reason)
 	})
-	a := &adminServer{ln: ln, scheme: scheme, auth: auth, done: make(chan struct{}),
+	a := &adminServer{ln: ln, mux: mux, scheme: scheme, auth: auth, done: make(chan struct{}),
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}} // e.g. failed TLS handshakes
 	go func() {
@@ -105,6 +106,10 @@ func startAdminWith(addr string, b snapshotter, sec adminSecurity, log *slog.Log
 }
 
 // Addr is the bound address.
+// Mount serves h under pattern (e.g. "/dashboard/") beside the admin
+// endpoints; read-only handlers only: it is not behind the admin token.
+func (a *adminServer) Mount(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
+
 func (a *adminServer) Addr() string { return a.ln.Addr().String() }
 
 // Reload reads the bearer token file again (SIGHUP); the TLS material is

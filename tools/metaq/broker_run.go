@@ -14,6 +14,7 @@ import (
 
 	"github.com/metaq-go/metaq/broker"
 	"github.com/metaq-go/metaq/broker/config"
+	"github.com/metaq-go/metaq/dashboard"
 	"github.com/metaq-go/metaq/internal/tlsconf"
 )
 
@@ -21,8 +22,9 @@ import (
 // down gracefully: deregister, stop accepting, finish in-flight requests,
 // flush, write the clean-shutdown markers. SIGHUP reloads the TLS
 // certificates, the admin token and the users and ACL files without
-// dropping connections.
-func runBroker(ctx context.Context, g *globals, configPath, listen, admin string) error {
+// dropping connections. With dash, the read-only dashboard is served at
+// /dashboard/ on the admin port.
+func runBroker(ctx context.Context, g *globals, configPath, listen, admin string, dash bool) error {
 	log := g.logger()
 	cfg, err := config.Load(configPath, config.WithLogger(log))
 	if err != nil {
@@ -45,6 +47,10 @@ func runBroker(ctx context.Context, g *globals, configPath, listen, admin string
 			opts.PlaintextAddr = net.JoinHostPort(host, strconv.Itoa(sec.PlaintextPort))
 		}
 	}
+	adminAt := adminAddr(admin, cfg.Broker().AdminHost, cfg.Broker().AdminPort)
+	if dash && (adminAt == "" || !opts.ZK.Enable) {
+		return usageError{errors.New("broker: --dashboard is served on the admin port from ZooKeeper: set adminPort (or --admin) and zk.zkEnable=true, or run `metaq dashboard --zk HOST:PORT` on its own")}
+	}
 	fsync := newFsyncMetrics()
 	opts.Store.OnSync = fsync.observe
 	b, err := broker.New(opts)
@@ -61,13 +67,21 @@ func runBroker(ctx context.Context, g *globals, configPath, listen, admin string
 		return err
 	}
 	var a *adminServer
-	if addr := adminAddr(admin, cfg.Broker().AdminHost, cfg.Broker().AdminPort); addr != "" {
+	if addr := adminAt; addr != "" {
 		a, err = startAdminWith(addr, b, adminSecurity{TLS: opts.TLS, TokenFile: sec.AdminTokenFile, IsAdmin: b.IsAdmin}, log, fsync.collectors()...)
 		if err != nil {
 			_ = b.Shutdown(context.Background())
 			return err
 		}
 		defer func() { _ = a.Close(context.Background()) }()
+	}
+	if dash {
+		stopDash, err := mountDashboard(ctx, a, opts, log)
+		if err != nil {
+			_ = b.Shutdown(context.Background())
+			return err
+		}
+		defer stopDash()
 	}
 	log.Info("broker ready", "addr", b.Addr(), "uri", b.URI(), "config", configPath, "zookeeper", opts.ZK.Enable, "tls", opts.TLS != nil)
 	for {
@@ -100,4 +114,24 @@ func reloadOnHUP(b *broker.Broker, a *adminServer, log *slog.Logger) {
 		return
 	}
 	log.Info("SIGHUP: TLS certificates, admin token, users and ACL files reloaded")
+}
+
+// mountDashboard serves the read-only dashboard at /dashboard/ on the admin
+// port, reading the cluster through its own ZooKeeper session; stop ends
+// its collection loop and waits for it.
+func mountDashboard(ctx context.Context, a *adminServer, opts broker.Options, log *slog.Logger) (stop func(), err error) {
+	srv, err := dashboard.New(dashboard.Options{ZK: opts.ZK.Servers, ZKRoot: opts.ZK.Root, BasePath: "/dashboard",
+		Logger: log.With("component", "dashboard")})
+	if err != nil {
+		return nil, fmt.Errorf("broker: --dashboard: %w", err)
+	}
+	a.Mount("/dashboard/", srv.Handler())
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Run(ctx)
+	}()
+	log.Info("dashboard served on the admin port", "url", a.scheme+"://"+a.Addr()+"/dashboard/")
+	return func() { cancel(); <-done }, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metaq-go/metaq/dashboard"
+	"github.com/metaq-go/metaq/internal/secretfile"
 )
 
 type dashboardFlags struct {
@@ -85,11 +86,11 @@ func dashboardOptions(g *globals, f dashboardFlags) (dashboard.Options, error) {
 		o.AdminAddrs[n] = addr
 	}
 	if f.tokenFile != "" {
-		b, err := os.ReadFile(f.tokenFile)
+		tok, err := secretfile.Read(f.tokenFile)
 		if err != nil {
 			return o, fmt.Errorf("--admin-token-file: %w", err)
 		}
-		if o.AdminToken = strings.TrimSpace(string(b)); o.AdminToken == "" {
+		if o.AdminToken = strings.TrimSpace(tok); o.AdminToken == "" {
 			return o, fmt.Errorf("--admin-token-file %s is empty: put the brokers' admin token in it", f.tokenFile)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -194,5 +195,89 @@ func TestBrokerCommandServesAdminPort(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
 		t.Error("admin endpoint still up after the broker stopped")
+	}
+}
+
+// TestBrokerCommandServesDashboard: `metaq broker --dashboard` serves the
+// read-only dashboard on its admin port, reading the cluster from ZooKeeper:
+// its overview twin lists the broker itself as up, and the page is HTML.
+func TestBrokerCommandServesDashboard(t *testing.T) {
+	adminPort, err := zktest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zkAddr, root := zktest.Shared(t).Addr, opsZKRoot(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "server.ini")
+	ini := fmt.Sprintf("[system]\nbrokerId=7\nhostName=127.0.0.1\nserverPort=0\ndataPath=%s\nadminPort=%d\n"+
+		"[zookeeper]\nzk.zkEnable=true\nzk.zkConnect=%s\nzk.zkRoot=%s\n[topic=web]\n", filepath.Join(dir, "data"), adminPort, zkAddr, root)
+	if err := os.WriteFile(cfg, []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCmd()
+		cmd.SetArgs([]string{"broker", "-c", cfg, "--listen", "127.0.0.1:0", "--dashboard"})
+		cmd.SetOut(io.Discard)
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("metaq broker: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("metaq broker did not stop after its context ended")
+		}
+	}()
+	base := fmt.Sprintf("http://127.0.0.1:%d/dashboard/", adminPort)
+	opsEventually(t, "the dashboard on the admin port lists broker 7 as up", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, base, nil)
+		req.Header.Set("Accept", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var v struct {
+			Brokers []struct {
+				ID     int    `json:"id"`
+				Status string `json:"status"`
+			} `json:"brokers"`
+		}
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&v) != nil {
+			return false
+		}
+		return len(v.Brokers) == 1 && v.Brokers[0].ID == 7 && v.Brokers[0].Status == "up"
+	})
+	resp, err := http.Get(base + "topics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `href="/dashboard/topics/web"`) {
+		t.Fatalf("GET %stopics: %s\n%s", base, resp.Status, body)
+	}
+}
+
+// TestBrokerCommandDashboardNeedsAdminPortAndZooKeeper: a clear usage error.
+func TestBrokerCommandDashboardNeedsAdminPortAndZooKeeper(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "server.ini")
+	ini := fmt.Sprintf("[system]\nbrokerId=7\nserverPort=0\ndataPath=%s\n[zookeeper]\nzk.zkEnable=false\n", filepath.Join(dir, "data"))
+	if err := os.WriteFile(cfg, []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"broker", "-c", cfg, "--dashboard"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := cmd.ExecuteContext(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "set adminPort (or --admin) and zk.zkEnable=true") {
+		t.Fatalf("want the usage error, got %v", err)
 	}
 }
