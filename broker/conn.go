@@ -9,6 +9,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/internal/security"
 	"github.com/metaq-go/metaq/protocol"
 )
@@ -27,13 +28,14 @@ type conn struct {
 	relayPending bool
 	relayID      uint64 // the TLS front's id of the relay, 0 if none (closeRelay)
 	dec          *protocol.Decoder
-	out          []byte         // replies built during one OnTraffic, written once at its end
-	puts         []*putBatch    // puts decoded during one OnTraffic, appended at its end
-	held         *heldPut       // a put waiting for its partition to be created off the loop
-	replica      *replicaStream // set by `replicate`: a follower's stream (loop only)
-	isReplica    atomic.Bool    // replica != nil, for closing streams from other goroutines
-	seenIn       int            // inbound bytes left after the last OnTraffic (new traffic vs a wake)
-	closed       atomic.Bool    // set by OnClose; read by asynchronous replies
+	out          []byte                         // replies built during one OnTraffic, written once at its end
+	puts         []*putBatch                    // puts decoded during one OnTraffic, appended at its end
+	putIdx       map[*store.Partition]*putBatch // puts by partition (entries removed as puts are flushed)
+	held         *heldPut                       // a put waiting for its partition to be created off the loop
+	replica      *replicaStream                 // set by `replicate`: a follower's stream (loop only)
+	isReplica    atomic.Bool                    // replica != nil, for closing streams from other goroutines
+	seenIn       int                            // inbound bytes left after the last OnTraffic (new traffic vs a wake)
+	closed       atomic.Bool                    // set by OnClose; read by asynchronous replies
 
 	lastActive   atomic.Int64 // unix nanos of the last traffic (read by the reaper)
 	partialSince atomic.Int64 // unix nanos since a request is half-received, 0 if none
@@ -49,6 +51,15 @@ type conn struct {
 	reserved atomic.Int64
 	lastOut  atomic.Int64
 	paused   atomic.Bool
+
+	// Durable replies (replyDurable): written off the loop by the store's
+	// writers as their batches become durable, taken by the loop in its
+	// next turn, so the replies of one commit cycle leave in one write
+	// however many partitions they cover. replyWake: a Wake that will take
+	// them is queued.
+	replyMu   sync.Mutex
+	replies   []byte
+	replyWake bool
 
 	readyMu sync.Mutex // guards ready
 	ready   []*getJob  // parked long-poll gets whose data arrived, to dispatch again
@@ -117,6 +128,7 @@ func (cn *conn) onTraffic() (action gnet.Action) {
 	}
 	cn.seenIn = gc.InboundBuffered()
 	cn.notePartial(now, consumed)
+	cn.takeReplies()
 	cn.flushOut()
 	return action
 }
@@ -351,6 +363,45 @@ func (cn *conn) handle(req protocol.Request) gnet.Action {
 // reply appends a result reply with a text body.
 func (cn *conn) reply(code, opaque int32, body string) {
 	cn.out = protocol.AppendResultString(cn.out, code, opaque, body)
+}
+
+// replyDurable queues a reply built off the loop (put and transaction
+// results, once durable) for the loop's next turn, which writes it together
+// with every other reply queued meanwhile and with its own: one write(2) per
+// connection per commit cycle instead of one per partition batch. Only the
+// first reply queued since the loop last took them wakes the loop; the
+// reply leaves as soon as the loop runs, never later than an AsyncWrite
+// queued at the same moment would.
+func (cn *conn) replyDurable(buf []byte) {
+	if cn.closed.Load() {
+		return
+	}
+	cn.replyMu.Lock()
+	cn.replies = append(cn.replies, buf...)
+	wake := !cn.replyWake
+	cn.replyWake = true
+	cn.replyMu.Unlock()
+	if wake {
+		_ = cn.gc.Wake(nil) // fails only once the connection or the server is closed
+	}
+}
+
+// takeReplies moves the replies queued by replyDurable into cn.out (loop only).
+func (cn *conn) takeReplies() {
+	cn.replyMu.Lock()
+	if len(cn.replies) > 0 {
+		if len(cn.out) == 0 {
+			cn.out, cn.replies = cn.replies, cn.out[:0]
+		} else {
+			cn.out = append(cn.out, cn.replies...)
+			cn.replies = cn.replies[:0]
+		}
+		if cap(cn.replies) > 64<<10 {
+			cn.replies = nil
+		}
+	}
+	cn.replyWake = false
+	cn.replyMu.Unlock()
 }
 
 // replyAsync sends a reply from off the loop.

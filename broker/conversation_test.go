@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -163,4 +164,46 @@ func TestLongPollGetWakesOnPut(t *testing.T) {
 	line, body = c.ReadReply(t) // well before the 20 s wait ends
 	require.Equal(t, fmt.Sprintf("value %d 3", 20+7), line)
 	require.Equal(t, "wake up", string(body[20:]))
+}
+
+// TestPipelinedPutsToManyPartitionsAnswerEachOnce: puts pipelined over many
+// partitions on one connection, whose replies leave coalesced per commit
+// cycle, are each answered exactly once, with their own opaque, and each
+// partition's offsets grow in the order its puts were sent.
+func TestPipelinedPutsToManyPartitionsAnswerEachOnce(t *testing.T) {
+	const parts, n = 64, 3000
+	b := brokertest.Start(t, brokertest.Options{Partitions: parts})
+	c := brokertest.Dial(t, b.Addr())
+	c.Send(t, putLine("many", 0, "warm", 1)) // creates the topic
+	line, _ := c.ReadReply(t)
+	require.Contains(t, line, " 200 ", line)
+	for chunk := 0; chunk < n; chunk += 500 {
+		var sb strings.Builder
+		for i := chunk; i < chunk+500; i++ {
+			sb.WriteString(putLine("many", i%parts, fmt.Sprintf("m%05d", i), 10000+i))
+		}
+		c.Send(t, sb.String())
+	}
+	seen := map[int]bool{}
+	lastOff := map[int32]int64{}
+	lastOp := map[int32]int{}
+	for range n {
+		line, body := c.ReadReply(t)
+		f := strings.Fields(line)
+		require.Len(t, f, 4, line)
+		require.Equal(t, "200", f[1], line)
+		op, err := strconv.Atoi(f[3])
+		require.NoError(t, err)
+		require.False(t, seen[op], "opaque %d answered twice", op)
+		seen[op] = true
+		_, part, off, err := protocol.ParsePutResult(body)
+		require.NoError(t, err)
+		require.EqualValues(t, (op-10000)%parts, part, "opaque %d answered for another partition", op)
+		if prev, ok := lastOff[part]; ok {
+			require.Greater(t, off, prev, "partition %d: offsets out of order", part)
+			require.Greater(t, op, lastOp[part], "partition %d: replies out of order", part)
+		}
+		lastOff[part], lastOp[part] = off, op
+	}
+	require.Len(t, seen, n, "every opaque answered exactly once")
 }

@@ -39,6 +39,9 @@ func (pb *putBatch) reset() {
 	if cap(pb.arena) > 4<<20 {
 		pb.arena = nil
 	}
+	if cap(pb.reply) > 1<<20 {
+		pb.reply = nil
+	}
 }
 
 func (cn *conn) handlePut(r *protocol.PutRequest) {
@@ -163,22 +166,48 @@ func (cn *conn) finishHeld(h *heldPut) {
 	cn.handlePut(&h.req)
 }
 
+// batchFor returns the batch of this OnTraffic for partition p, starting
+// one if needed: O(1) however many partitions one read spans (the last
+// batch is checked first: the common run of puts to one partition).
 func (cn *conn) batchFor(p *store.Partition, topic string, part int32) *putBatch {
-	for _, pb := range cn.puts {
-		if pb.p == p {
+	if n := len(cn.puts); n > 0 && cn.puts[n-1].p == p {
+		return cn.puts[n-1]
+	}
+	if len(cn.puts) > 0 {
+		if cn.putIdx == nil {
+			cn.putIdx = make(map[*store.Partition]*putBatch)
+		}
+		if len(cn.putIdx) == 0 { // the index is built from the second partition on
+			cn.putIdx[cn.puts[0].p] = cn.puts[0]
+		}
+		if pb, ok := cn.putIdx[p]; ok {
 			return pb
 		}
 	}
 	pb := batchPool.Get().(*putBatch)
 	pb.cn, pb.p, pb.topic, pb.part = cn, p, topic, part
 	cn.puts = append(cn.puts, pb)
+	if len(cn.puts) > 1 {
+		cn.putIdx[p] = pb
+	}
+	return pb
+}
+
+// takePut removes cn.puts[i] from the connection (and from its index)
+// and returns it.
+func (cn *conn) takePut(i int) *putBatch {
+	pb := cn.puts[i]
+	cn.puts[i] = nil
+	if len(cn.puts) > 1 {
+		delete(cn.putIdx, pb.p) // entry by entry: clear would cost the map's peak size every time
+	}
 	return pb
 }
 
 // flushPuts hands every batch collected in this OnTraffic to the store.
 func (cn *conn) flushPuts() {
-	for i, pb := range cn.puts {
-		cn.puts[i] = nil
+	for i := range cn.puts {
+		pb := cn.takePut(i)
 		if !cn.b.admit() {
 			pb.refuse()
 			continue
@@ -237,12 +266,10 @@ func (pb *putBatch) finish(res store.AppendResult, err error) {
 	}
 	cn.inflightPut.Add(-size)
 	cn.inflight.Add(-1)
-	// The reply buffer goes to gnet; the batch's other buffers are recycled.
-	pb.reply = nil
-	reply := out
+	cn.replyDurable(out) // copied: the batch keeps its reply buffer
+	pb.reply = out
 	pb.reset()
 	batchPool.Put(pb)
-	cn.replyAsync(reply)
 	b.inflight.Done()
 }
 

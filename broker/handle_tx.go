@@ -29,7 +29,7 @@ func (cn *conn) handleTransaction(r *protocol.TransactionRequest) {
 	cn.inflight.Add(1)
 	b.inflight.Add(1)
 	done := func(res txResult) {
-		cn.replyAsync(res.appendReply(nil, opaque))
+		cn.replyDurable(res.appendReply(nil, opaque))
 		cn.inflight.Add(-1)
 		b.inflight.Done()
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"strconv"
 )
 
 // Verb identifies a request (or reply) form.
@@ -503,7 +502,5 @@ func appendStr(dst []byte, s string) []byte {
 	dst = append(dst, ' ')
 	return append(dst, s...)
 }
-
-func appendDec(dst []byte, v int64) []byte { return strconv.AppendInt(dst, v, 10) }
 
 func appendCRLF(dst []byte) []byte { return append(dst, '\r', '\n') }

@@ -27,11 +27,11 @@ func AppendResultHeader(dst []byte, code int32, bodyLen int, opaque int32) []byt
 // AppendPutResult appends the 200 reply to a put: body
 // `<msgId> <partition> <offset>` (offset -1 inside a transaction).
 func AppendPutResult(dst []byte, opaque int32, msgID int64, partition int32, offset int64) []byte {
-	var tmp [64]byte
-	body := appendDec(tmp[:0], msgID)
-	body = appendInt(body, int64(partition))
-	body = appendInt(body, offset)
-	return AppendResult(dst, CodeOK, opaque, body)
+	n := decLenInt(msgID) + 1 + decLenInt(int64(partition)) + 1 + decLenInt(offset)
+	dst = AppendResultHeader(dst, CodeOK, n, opaque)
+	dst = appendDec(dst, msgID) // the body in place: no scratch copy
+	dst = appendInt(dst, int64(partition))
+	return appendInt(dst, offset)
 }
 
 // ParsePutResult parses the body of a 200 put reply.
