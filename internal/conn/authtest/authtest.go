@@ -135,7 +135,7 @@ func (s *Server) lookup(user string) (scram.StoredCredentials, error) {
 	if err != nil {
 		return scram.StoredCredentials{}, err
 	}
-	return c.GetStoredCredentials(scram.KeyFactors{Salt: "authtest-salt-" + user, Iters: 4096}), nil
+	return c.GetStoredCredentialsWithError(scram.KeyFactors{Salt: "authtest-salt-" + user, Iters: 4096})
 }
 
 func (s *Server) close() {
