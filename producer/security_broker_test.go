@@ -47,3 +47,17 @@ func TestProducerAgainstSecureBroker(t *testing.T) {
 	require.ErrorIs(t, err, producer.ErrBrokerUnreachable)
 	require.ErrorContains(t, err, "certificate signed by unknown authority")
 }
+
+// A producer without TLS on a broker's TLS port hears why it was cut off:
+// the broker's one-line refusal (sent with opaque 0 before it closes) is in
+// the error, not just "connection lost".
+func TestProducerWithoutTLSOnATLSPortSaysWhy(t *testing.T) {
+	ca := tlstest.NewCA(t, "cluster-ca")
+	b := brokertest.Start(t, brokertest.Options{Partitions: 1, Modify: brokertest.Secure(t, brokertest.Security{CA: ca})})
+	p, err := producer.New(testCtx(t, 20*time.Second), producer.WithBroker(b.Addr(), 1), producer.WithRetry(time.Millisecond, 1))
+	require.NoError(t, err)
+	defer p.Close(context.Background())
+	_, err = p.Send(testCtx(t, 20*time.Second), producer.Message{Topic: "orders", Payload: []byte("m")})
+	require.Error(t, err)
+	require.ErrorContains(t, err, "requires TLS")
+}

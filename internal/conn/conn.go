@@ -129,12 +129,13 @@ type Conn struct {
 	wbuf       []byte     // frames queued for the writer
 	spare      []byte     // the writer's other buffer
 	pending    map[int32]Handler
-	next       int32 // next opaque to try
-	wrapped    bool  // next has wrapped around: opaques may collide
-	err        error // why the connection ended; nil while alive
-	stallSince int64 // unix nanos when pending last became non-empty
-	writing    bool  // a write is in progress (writer goroutine or an inline write, write.go)
-	corked     bool  // the reader is dispatching replies: it writes what they queue after (write.go)
+	next       int32  // next opaque to try
+	wrapped    bool   // next has wrapped around: opaques may collide
+	err        error  // why the connection ended; nil while alive
+	lastWord   string // a refusal the broker sent with opaque 0 (e.g. "this port requires TLS") before closing
+	stallSince int64  // unix nanos when pending last became non-empty
+	writing    bool   // a write is in progress (writer goroutine or an inline write, write.go)
+	corked     bool   // the reader is dispatching replies: it writes what they queue after (write.go)
 
 	rawOnce sync.Once
 	raw     syscall.RawConn // nc's raw conn for rawio; nil when it has none (set by rawConn)
@@ -302,6 +303,9 @@ func (c *Conn) fail(err error) {
 	if c.err != nil {
 		c.mu.Unlock()
 		return
+	}
+	if c.lastWord != "" && !errors.Is(err, ErrClosed) {
+		err = fmt.Errorf("%w (the broker said: %s)", err, c.lastWord)
 	}
 	c.err = err
 	pending := c.pending
@@ -498,6 +502,13 @@ func (c *Conn) dispatch(dec *protocol.ReplyDecoder, buf []byte, start, end int) 
 		}
 		c.mu.Unlock()
 		if !ok {
+			if rep.Opaque == 0 && rep.Code != protocol.CodeOK && len(rep.Body) > 0 {
+				// A refusal of the whole connection (a full broker, a TLS port):
+				// kept for the error the connection ends with.
+				c.mu.Lock()
+				c.lastWord = protocol.CodeName(rep.Code) + ": " + string(rep.Body[:min(len(rep.Body), 512)])
+				c.mu.Unlock()
+			}
 			c.opts.Logger.Warn("conn: reply with unknown opaque", "addr", c.addr, "opaque", rep.Opaque)
 			continue
 		}
