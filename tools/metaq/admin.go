@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -82,6 +83,11 @@ func startAdminWith(addr string, b snapshotter, sec adminSecurity, log *slog.Log
 	if ps, ok := b.(partitionSwitch); ok {
 		mux.HandleFunc("POST /partitions/{topic}/{partition}/{action}", auth.require(partitionHandler(ps, log)))
 	}
+	// Go profiles (CPU, heap, goroutines...) reveal internals and cost CPU:
+	// behind the admin token like the mutating endpoints.
+	mux.HandleFunc("GET /debug/pprof/", auth.require(pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/profile", auth.require(pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/trace", auth.require(pprof.Trace))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		ok, reason := healthOf(b.Snapshot())

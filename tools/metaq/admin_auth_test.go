@@ -36,7 +36,12 @@ func writeAdminToken(t *testing.T) (file, token string) {
 
 func adminPost(t *testing.T, client *http.Client, url, token string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, nil)
+	return adminDo(t, client, http.MethodPost, url, token)
+}
+
+func adminDo(t *testing.T, client *http.Client, method, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
 	require.NoError(t, err)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -85,6 +90,26 @@ func TestAdminMutatingEndpointsNeedToken(t *testing.T) {
 	require.Contains(t, body, "open some first")
 	code, _ = adminPost(t, http.DefaultClient, "http://"+a.Addr()+"/partitions/t/0/close", token)
 	require.Equal(t, http.StatusOK, code, "closing a closed partition again is fine")
+}
+
+// The Go profiles are behind the admin token: they reveal internals and a
+// CPU profile costs the broker CPU.
+func TestAdminProfilesNeedToken(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{Partitions: 1})
+	file, token := writeAdminToken(t)
+	a, err := startAdminWith("127.0.0.1:0", b, adminSecurity{TokenFile: file}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { a.Close(context.Background()) })
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/profile?seconds=1"} {
+		url := "http://" + a.Addr() + path
+		code, _ := adminDo(t, http.DefaultClient, http.MethodGet, url, "")
+		require.Equal(t, http.StatusUnauthorized, code, path)
+		code, _ = adminDo(t, http.DefaultClient, http.MethodGet, url, "wrong-token-wrong-token")
+		require.Equal(t, http.StatusUnauthorized, code, path)
+		code, body := adminDo(t, http.DefaultClient, http.MethodGet, url, token)
+		require.Equal(t, http.StatusOK, code, path)
+		require.NotEmpty(t, body, path)
+	}
 }
 
 func TestAdminWithoutTokenRefusesMutations(t *testing.T) {
