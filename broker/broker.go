@@ -50,13 +50,11 @@ type Broker struct {
 
 	rr atomic.Uint64 // round robin for put partition -1
 
-	inflight inflightCounter // puts awaiting durability and gets being served
-	// admitMu gates new off-loop work once Shutdown starts draining: admit
-	// adds to inflight under the read lock unless draining; Shutdown sets
-	// draining under the write lock, so after that no put batch, get or
-	// offset starts (they get 503) and the drain cannot be prolonged.
-	admitMu  sync.RWMutex
-	draining bool          // guarded by admitMu
+	// inflight counts puts awaiting durability and gets being served, and
+	// gates new off-loop work once Shutdown starts draining: after its
+	// closeAdmission no put batch, get or offset starts (they get 503) and
+	// the drain cannot be prolonged.
+	inflight inflightCounter
 	waiters  notifier      // long-poll gets parked on partitions
 	stopCh   chan struct{} // closed when Shutdown begins
 
@@ -289,9 +287,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		if reg := b.reg.Load(); reg != nil {
 			errs = append(errs, reg.Close(ctx))
 		}
-		b.admitMu.Lock()
-		b.draining = true
-		b.admitMu.Unlock()
+		b.inflight.closeAdmission()
 		b.stopReplication() // puts held for replicas are answered; the follower stops
 		if err := b.inflight.Wait(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("broker: in-flight requests did not finish: %w", err))
@@ -335,15 +331,7 @@ func (b *Broker) ZKSession() *zkrecipes.Session { return b.zk }
 
 // admit registers one in-flight request (done with b.inflight.Done) unless
 // the broker is draining for shutdown; the caller then answers 503.
-func (b *Broker) admit() bool {
-	b.admitMu.RLock()
-	defer b.admitMu.RUnlock()
-	if b.draining {
-		return false
-	}
-	b.inflight.Add(1)
-	return true
-}
+func (b *Broker) admit() bool { return b.inflight.admit() }
 
 func partKey(topic string, part int) string { return store.PartitionDirName(topic, part) }
 

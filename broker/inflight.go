@@ -3,43 +3,75 @@ package broker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // inflightCounter counts requests being served off the event loop. Unlike a
 // sync.WaitGroup it may be incremented while someone waits for it to drain
-// (requests keep arriving while Shutdown waits).
+// (requests keep arriving while Shutdown waits), and it can be closed to new
+// requests (admit) once a drain starts.
+//
+// It is on the put path of every partition batch, from every partition's
+// writer goroutine at once, so the common case is two atomic adds and no
+// lock: the mutex is taken only when the count reaches zero while a drain
+// waits. Correctness rests on the sequentially consistent order of Go's
+// atomics (a Dekker-style handshake): admit adds to n and then loads closed,
+// close stores closed and Wait then loads n — one of the two always sees the
+// other; likewise Add stores n then loads waiting, Wait stores waiting then
+// loads n.
 type inflightCounter struct {
-	mu   sync.Mutex // guards n and zero
-	n    int
-	zero chan struct{} // closed when n drops to 0; nil when nobody waits
+	n       atomic.Int64
+	closed  atomic.Bool // admit refuses from now on
+	waiting atomic.Bool // a Wait may be parked on zero
+
+	mu   sync.Mutex    // guards zero
+	zero chan struct{} // closed when n is seen at 0 while waiting; nil when nobody waits
 }
+
+// admit registers one request unless the counter is closed to new ones; it
+// reports whether it did (the caller then owes one Done).
+func (c *inflightCounter) admit() bool {
+	c.n.Add(1)
+	if c.closed.Load() {
+		c.Done() // may be the zero a drain waits for
+		return false
+	}
+	return true
+}
+
+// closeAdmission makes every later admit fail. Requests admitted before it
+// are still counted, so a Wait after it waits for all of them.
+func (c *inflightCounter) closeAdmission() { c.closed.Store(true) }
 
 // Add adds delta (which may be negative) to the count.
 func (c *inflightCounter) Add(delta int) {
+	if c.n.Add(int64(delta)) == 0 && c.waiting.Load() {
+		c.wakeIfZero()
+	}
+}
+
+// Done is Add(-1).
+func (c *inflightCounter) Done() { c.Add(-1) }
+
+func (c *inflightCounter) wakeIfZero() {
 	c.mu.Lock()
-	c.n += delta
-	if c.n == 0 && c.zero != nil {
+	if c.zero != nil && c.n.Load() == 0 {
 		close(c.zero)
 		c.zero = nil
 	}
 	c.mu.Unlock()
 }
 
-// Done is Add(-1).
-func (c *inflightCounter) Done() { c.Add(-1) }
-
 // Wait blocks until the count is zero or ctx ends.
 func (c *inflightCounter) Wait(ctx context.Context) error {
 	c.mu.Lock()
-	if c.n == 0 {
-		c.mu.Unlock()
-		return nil
-	}
 	if c.zero == nil {
 		c.zero = make(chan struct{})
 	}
 	ch := c.zero
+	c.waiting.Store(true)
 	c.mu.Unlock()
+	c.wakeIfZero() // the count may have been zero all along, or reached it before waiting was set
 	select {
 	case <-ch:
 		return nil

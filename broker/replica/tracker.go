@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -75,6 +76,7 @@ type Tracker struct {
 	joining   []int                   // followers being added to inSync (persist in progress): they count for acks already
 	waiters   map[Partition][]waiter
 	closed    bool
+	admitOK   atomic.Bool // !closed && len(inSync) >= MinSyncSlaves, for Admit without the lock
 
 	kick chan struct{}
 	stop chan struct{}
@@ -116,6 +118,7 @@ func NewTracker(opts TrackerOptions) *Tracker {
 		t.peerLocked(m, true)
 	}
 	t.inSync = sortedSet(opts.InSync)
+	t.refreshAdmitLocked()
 	go t.loop()
 	return t
 }
@@ -210,8 +213,19 @@ func (t *Tracker) countingLocked() []int {
 	return append(slices.Clone(t.inSync), t.joining...)
 }
 
+// refreshAdmitLocked recomputes the lock-free admission flag after closed or
+// inSync changed.
+func (t *Tracker) refreshAdmitLocked() {
+	t.admitOK.Store(!t.closed && len(t.inSync) >= t.opts.MinSyncSlaves)
+}
+
 // Admit refuses a put up front when fewer than MinSyncSlaves are in sync.
+// It runs for every put on the event loop, so the common case is one atomic
+// load; the lock is taken only to build the refusal.
 func (t *Tracker) Admit() error {
+	if t.admitOK.Load() {
+		return nil
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -353,6 +367,7 @@ func (t *Tracker) check(ctx context.Context) {
 	t.mu.Lock()
 	t.joining = nil
 	t.inSync = next
+	t.refreshAdmitLocked()
 	var ready, refused []func(error)
 	short := len(next) < t.opts.MinSyncSlaves
 	for part, ws := range t.waiters {
@@ -455,6 +470,7 @@ func (t *Tracker) Close() {
 		return
 	}
 	t.closed = true
+	t.refreshAdmitLocked()
 	var refused []func(error)
 	for part, ws := range t.waiters {
 		for _, w := range ws {

@@ -66,6 +66,9 @@ func TestTrackerGate(t *testing.T) {
 	if got := persisted.Load(); got == nil || len(*got) != 1 {
 		t.Fatalf("in-sync set used before it was persisted: %v", got)
 	}
+	if err := tr.Admit(); err != nil {
+		t.Fatalf("Admit with one in sync (min 1): %v", err)
+	}
 	ends.set(p, 100)
 	res := make(chan error, 1)
 	tr.Wait(p, 100, func(err error) { res <- err })
@@ -96,6 +99,13 @@ func TestTrackerGate(t *testing.T) {
 	}
 	if s := *persisted.Load(); len(s) != 0 {
 		t.Fatalf("persisted %v after the shrink", s)
+	}
+	if err := tr.Admit(); !errors.Is(err, ErrNotEnoughReplicas) {
+		t.Fatalf("Admit after the shrink: %v, want not enough replicas", err)
+	}
+	tr.Close()
+	if err := tr.Admit(); !errors.Is(err, ErrNotLeading) {
+		t.Fatalf("Admit after Close: %v, want ErrNotLeading", err)
 	}
 }
 
@@ -161,5 +171,19 @@ func TestTrackerJoiningFollowerCountsWhileTheSetIsPersisted(t *testing.T) {
 	}
 	if hw := tr.Watermark(p, 100); hw != 100 {
 		t.Fatalf("watermark %d after the acknowledgement, want 100", hw)
+	}
+}
+
+// Admit is lock-free while puts are admitted; it must still refuse as soon as
+// the tracker is closed (this broker stopped leading).
+func TestTrackerAdmitRefusesAfterClose(t *testing.T) {
+	ends := &fakeEnds{ends: map[Partition]int64{}}
+	tr := NewTracker(TrackerOptions{MaxDelay: time.Minute, End: ends.end, Partitions: ends.parts})
+	if err := tr.Admit(); err != nil {
+		t.Fatalf("Admit with no minimum: %v", err)
+	}
+	tr.Close()
+	if err := tr.Admit(); !errors.Is(err, ErrNotLeading) {
+		t.Fatalf("Admit after Close: %v, want ErrNotLeading", err)
 	}
 }
