@@ -55,8 +55,11 @@ type Broker struct {
 	// closeAdmission no put batch, get or offset starts (they get 503) and
 	// the drain cannot be prolonged.
 	inflight inflightCounter
-	waiters  notifier      // long-poll gets parked on partitions
-	stopCh   chan struct{} // closed when Shutdown begins
+	waiters  notifier // long-poll gets parked on partitions
+
+	putBatches   atomic.Int64  // put batches handed to the store (conn.flushPuts)
+	putsExtended atomic.Int64  // puts added to a batch already queued (conn.extendQueued)
+	stopCh       chan struct{} // closed when Shutdown begins
 
 	workers   *workers       // disk reads, partition creation, stats: off the event loops
 	longPolls sync.WaitGroup // long-poll gets parked off the workers

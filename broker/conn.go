@@ -31,6 +31,8 @@ type conn struct {
 	out          []byte                         // replies built during one OnTraffic, written once at its end
 	puts         []*putBatch                    // puts decoded during one OnTraffic, appended at its end
 	putIdx       map[*store.Partition]*putBatch // puts by partition (entries removed as puts are flushed)
+	queued       map[*store.Partition]queuedPut // the last batch handed to each partition's queue (may be stale: see extendQueued)
+	lastKey      uint64                         // the key of the last batch handed to the store (unique per connection range)
 	held         *heldPut                       // a put waiting for its partition to be created off the loop
 	replica      *replicaStream                 // set by `replicate`: a follower's stream (loop only)
 	isReplica    atomic.Bool                    // replica != nil, for closing streams from other goroutines
@@ -82,7 +84,7 @@ type conn struct {
 const pausedInboundFloor = 4 << 20
 
 func newConn(s *server, gc gnet.Conn, ip string) *conn {
-	cn := &conn{s: s, b: s.b, gc: gc, remote: gc.RemoteAddr().String(), ip: ip,
+	cn := &conn{s: s, b: s.b, gc: gc, lastKey: batchKeys.Add(1 << 40), remote: gc.RemoteAddr().String(), ip: ip,
 		dec: protocol.NewDecoder(protocol.Config{MaxLineLength: s.b.opts.MaxLineLength,
 			MaxBodySize: s.b.opts.MaxMessageSize, MaxDiscardSize: s.b.opts.MaxDiscardSize})}
 	cn.lastActive.Store(time.Now().UnixNano())

@@ -41,3 +41,7 @@ func (b *Broker) TLSRelays() int64 { return b.srv.front.active.Load() }
 func (b *Broker) LongPollParked(topic string, part int) bool {
 	return b.waiters.has(partKey(topic, part))
 }
+
+// PutsExtended is the number of puts added to a batch already waiting in a
+// partition's queue instead of being queued anew.
+func (b *Broker) PutsExtended() int64 { return b.putsExtended.Load() }

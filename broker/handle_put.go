@@ -27,6 +27,19 @@ type putBatch struct {
 	reply   []byte
 }
 
+// queuedPut is a batch handed to a partition's queue under key; while the
+// partition's writer has not taken it, the connection's next puts to that
+// partition are added to it (store.ExtendQueued) instead of queued anew.
+// pb may be finished and reused by then: it is touched only when the store
+// confirms that the request queued under key is still waiting.
+type queuedPut struct {
+	pb  *putBatch
+	key uint64
+}
+
+// batchKeys hands each connection a range of 2^40 batch keys.
+var batchKeys atomic.Uint64
+
 var batchPool = sync.Pool{New: func() any { return &putBatch{} }}
 
 func (pb *putBatch) reset() {
@@ -204,10 +217,15 @@ func (cn *conn) takePut(i int) *putBatch {
 	return pb
 }
 
-// flushPuts hands every batch collected in this OnTraffic to the store.
+// flushPuts hands every batch collected in this OnTraffic to the store:
+// added to the batch this connection queued on the partition before, if the
+// partition's writer has not taken that one yet, or queued as a new one.
 func (cn *conn) flushPuts() {
 	for i := range cn.puts {
 		pb := cn.takePut(i)
+		if cn.extendQueued(pb) {
+			continue
+		}
 		if !cn.b.admit() {
 			pb.refuse()
 			continue
@@ -217,15 +235,71 @@ func (cn *conn) flushPuts() {
 			pb.msgs = append(pb.msgs, store.Message{Data: pb.arena[start:end:end], Flag: pb.flags[j]})
 			start = end
 		}
-		size := int64(len(pb.arena) + store.HeaderSize*len(pb.ends))
+		size := pb.size()
 		cn.inflightPut.Add(size)
 		cn.inflight.Add(1)
-		if err := pb.p.AppendMessages(pb.msgs, pb.done); err != nil {
+		cn.lastKey++
+		key := cn.lastKey
+		cn.b.putBatches.Add(1)
+		if err := pb.p.AppendMessagesKeyed(key, pb.msgs, pb.done); err != nil {
 			pb.done(store.AppendResult{}, err)
+			continue
 		}
+		if cn.queued == nil {
+			cn.queued = make(map[*store.Partition]queuedPut)
+		}
+		cn.queued[pb.p] = queuedPut{pb: pb, key: key}
 	}
 	cn.puts = cn.puts[:0]
 }
+
+// extendQueued adds pb's puts to the batch this connection queued on the
+// same partition before, if that one still waits for the writer (then pb is
+// recycled and its puts are answered with that batch).
+func (cn *conn) extendQueued(pb *putBatch) bool {
+	q, ok := cn.queued[pb.p]
+	if !ok || !cn.b.inflight.admitting() {
+		return false
+	}
+	size, largest := pb.size(), 0
+	start := 0
+	for _, end := range pb.ends {
+		largest = max(largest, end-start)
+		start = end
+	}
+	cn.inflightPut.Add(size) // before: the writer may answer the grown batch at once
+	if !pb.p.ExtendQueued(q.key, size, largest, func() []store.Message { return q.pb.absorb(pb) }) {
+		cn.inflightPut.Add(-size)
+		delete(cn.queued, pb.p)
+		return false
+	}
+	cn.b.putsExtended.Add(int64(len(pb.ends)))
+	pb.reset()
+	batchPool.Put(pb)
+	return true
+}
+
+// absorb appends o's puts to pb (which waits in a partition's queue: the
+// store calls this under the queue's lock) and returns pb's messages.
+func (pb *putBatch) absorb(o *putBatch) []store.Message {
+	start := 0
+	for j, end := range o.ends {
+		n := len(pb.arena)
+		pb.arena = append(pb.arena, o.arena[start:end]...)
+		m := len(pb.arena)
+		pb.ends = append(pb.ends, m)
+		pb.flags = append(pb.flags, o.flags[j])
+		pb.opaques = append(pb.opaques, o.opaques[j])
+		// Earlier messages keep pointing into the arena's old array if the
+		// append moved it: that array stays alive and unchanged.
+		pb.msgs = append(pb.msgs, store.Message{Data: pb.arena[n:m:m], Flag: o.flags[j]})
+		start = end
+	}
+	return pb.msgs
+}
+
+// size is the bytes the batch's messages take in the log.
+func (pb *putBatch) size() int64 { return int64(len(pb.arena) + store.HeaderSize*len(pb.ends)) }
 
 // done runs on the partition's writer goroutine once the batch is durable
 // (group commit) or written (threshold mode), or failed. A durable batch is
@@ -235,14 +309,14 @@ func (pb *putBatch) done(res store.AppendResult, err error) {
 		pb.finish(res, err)
 		return
 	}
-	end := res.Offset + int64(len(pb.arena)+store.HeaderSize*len(pb.ends))
+	end := res.Offset + pb.size()
 	pb.cn.b.gate(pb.topic, int(pb.part), end, func(gerr error) { pb.finish(res, gerr) })
 }
 
 // finish answers the batch's puts.
 func (pb *putBatch) finish(res store.AppendResult, err error) {
 	cn, b := pb.cn, pb.cn.b
-	size := int64(len(pb.arena) + store.HeaderSize*len(pb.ends))
+	size := pb.size()
 	out := pb.reply[:0]
 	if err != nil {
 		code, msg := putErrorReply(err)

@@ -39,6 +39,10 @@ func (c *inflightCounter) admit() bool {
 	return true
 }
 
+// admitting reports whether admit would still admit (a hint: it may close
+// right after).
+func (c *inflightCounter) admitting() bool { return !c.closed.Load() }
+
 // closeAdmission makes every later admit fail. Requests admitted before it
 // are still counted, so a Wait after it waits for all of them.
 func (c *inflightCounter) closeAdmission() { c.closed.Store(true) }

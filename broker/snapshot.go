@@ -26,11 +26,17 @@ type Snapshot struct {
 	GetMisses   int64 // gets that found nothing
 	PutFailures int64 // puts refused or failed
 	PutBytes    int64 // put data stored
-	GetBytes    int64 // message bytes served
-	TxBegin     int64
-	TxXABegin   int64
-	TxCommit    int64
-	TxRollback  int64
+	// PutBatches counts the store appends made for puts: one per connection
+	// read and partition, unless the puts joined a batch of the same
+	// connection still waiting in the partition's queue (PutsJoined).
+	// Puts / PutBatches is the mean batch the partition writers see.
+	PutBatches int64
+	PutsJoined int64
+	GetBytes   int64 // message bytes served
+	TxBegin    int64
+	TxXABegin  int64
+	TxCommit   int64
+	TxRollback int64
 
 	Connections      int64 // currently open
 	ConnectionsTotal int64 // accepted since start
@@ -107,6 +113,7 @@ func (b *Broker) Snapshot() Snapshot {
 		Connections: s.c.currConns.Load(), ConnectionsTotal: s.c.totalConns.Load(),
 		ZooKeeper:     b.zkSnapshot(),
 		HandlerPanics: s.c.handlerPanics.Load(),
+		PutBatches:    b.putBatches.Load(), PutsJoined: b.putsExtended.Load(),
 	}
 	out := b.output()
 	snap.BufferedBytes, snap.PausedConnections = out.buffered, out.paused

@@ -42,6 +42,7 @@ type request struct {
 	raw       bool
 	truncate  bool
 	rawOffset int64
+	key       uint64 // ≠ 0: queued by AppendMessagesKeyed, ExtendQueued may add to it
 	res       AppendResult
 	err       error
 }
@@ -141,16 +142,82 @@ func (p *Partition) AppendMessages(msgs []Message, done func(AppendResult, error
 	return p.appendMany(msgs, false, done)
 }
 
-func (p *Partition) appendMany(msgs []Message, atomic bool, done func(AppendResult, error)) error {
+// AppendMessagesKeyed is AppendMessages with a key (≠ 0, unique per call)
+// under which ExtendQueued can add more messages to this request while it
+// still waits for the writer.
+func (p *Partition) AppendMessagesKeyed(key uint64, msgs []Message, done func(AppendResult, error)) error {
+	size, err := p.batchSize(msgs)
+	if err != nil {
+		return err
+	}
+	return p.enqueue(request{batch: msgs, done: done, size: size, key: key})
+}
+
+// ExtendQueued adds messages to the request queued by AppendMessagesKeyed
+// with key, if it is still the last request in the partition's queue (the
+// writer has not taken it, and nothing was queued after it, so the added
+// messages stay contiguous and in order behind it). added is the bytes the
+// messages take on disk (data plus HeaderSize each) and largest the length
+// of the longest one's data. It reports whether it added them; if not,
+// nothing changed and the caller queues the messages as a new request
+// (which reports any error: a message too large, a full queue, a closed or
+// failed partition). extend runs under the queue's lock, only when the
+// answer is yes: it adds the messages to the caller's batch and returns the
+// whole batch, which replaces the request's. The request's one done
+// callback then answers every message, with the first message's offset and
+// ids written back as for AppendMessages.
+//
+// This is how a connection's puts to one partition, arriving in several
+// reads while the partition's writer is busy, become one request: with many
+// partitions a read carries about one message per partition, and each
+// request costs a queue operation, a writer pass and a callback.
+func (p *Partition) ExtendQueued(key uint64, added int64, largest int, extend func() []Message) bool {
+	if key == 0 || largest > p.opts.MaxMessageSize || p.failed.Load() != nil {
+		return false
+	}
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	if p.closed || len(p.queue) == 0 || p.qbytes+added > p.opts.MaxQueueBytes {
+		return false
+	}
+	c := p.queue[len(p.queue)-1]
+	r := &c.reqs[c.n-1]
+	if r.key != key {
+		return false
+	}
+	r.batch = extend()
+	r.size += added
+	p.qbytes += added
+	return true
+}
+
+// QueuedBytes is the bytes (headers included) of the appends waiting for
+// the partition's writer.
+func (p *Partition) QueuedBytes() int64 {
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	return p.qbytes
+}
+
+// batchSize checks a batch and returns its size on disk.
+func (p *Partition) batchSize(msgs []Message) (int64, error) {
 	var size int64
 	for _, m := range msgs {
 		if len(m.Data) > p.opts.MaxMessageSize {
-			return fmt.Errorf("%w: %d bytes > %d", ErrMessageTooLarge, len(m.Data), p.opts.MaxMessageSize)
+			return 0, fmt.Errorf("%w: %d bytes > %d", ErrMessageTooLarge, len(m.Data), p.opts.MaxMessageSize)
 		}
 		size += HeaderSize + int64(len(m.Data))
 	}
 	if len(msgs) == 0 {
-		return errors.New("store: empty batch")
+		return 0, errors.New("store: empty batch")
+	}
+	return size, nil
+}
+
+func (p *Partition) appendMany(msgs []Message, atomic bool, done func(AppendResult, error)) error {
+	size, err := p.batchSize(msgs)
+	if err != nil {
+		return err
 	}
 	return p.enqueue(request{batch: msgs, atomic: atomic, done: done, size: size})
 }

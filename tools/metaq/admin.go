@@ -162,6 +162,7 @@ type brokerCollector struct {
 	partMin, partMax, partMsgs, partFailed             *prometheus.Desc
 	panics, buffered, paused                           *prometheus.Desc
 	replLag, replInSync                                *prometheus.Desc
+	putBatches, putsJoined                             *prometheus.Desc
 }
 
 func newBrokerCollector(b snapshotter) *brokerCollector {
@@ -200,6 +201,8 @@ func newBrokerCollector(b snapshotter) *brokerCollector {
 		paused:      d("paused_connections", "Connections not read until their unsent replies drain."),
 		replLag:     d("replica_lag_bytes", "On a master: bytes a follower has not acknowledged yet.", "member"),
 		replInSync:  d("replica_in_sync", "On a master: 1 while a follower is in the in-sync set.", "member"),
+		putBatches:  d("put_batches_total", "Store appends made for puts (one per connection read and partition, unless the puts joined a batch still queued); puts_total / put_batches_total is the mean batch."),
+		putsJoined:  d("puts_joined_total", "Puts added to a batch of the same connection still waiting in the partition's queue."),
 	}
 }
 
@@ -208,7 +211,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.uptime, c.serving, c.puts, c.gets, c.offsets, c.putBytes,
 		c.getBytes, c.getMisses, c.putFailures, c.txBegin, c.txCommit, c.txRollb, c.conns, c.connsTotal,
 		c.partitions, c.zkState, c.zkUp, c.topicMsgs, c.topicBytes, c.topicPuts, c.topicGets,
-		c.partMin, c.partMax, c.partMsgs, c.partFailed, c.panics, c.buffered, c.paused, c.replLag, c.replInSync} {
+		c.partMin, c.partMax, c.partMsgs, c.partFailed, c.panics, c.buffered, c.paused, c.replLag, c.replInSync, c.putBatches, c.putsJoined} {
 		ch <- d
 	}
 }
@@ -240,6 +243,8 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.connsTotal, s.ConnectionsTotal)
 	gauge(c.partitions, float64(len(s.Partitions)))
 	counter(c.panics, s.HandlerPanics)
+	counter(c.putBatches, s.PutBatches)
+	counter(c.putsJoined, s.PutsJoined)
 	gauge(c.buffered, float64(s.BufferedBytes))
 	gauge(c.paused, float64(s.PausedConnections))
 	for _, st := range zkStates {

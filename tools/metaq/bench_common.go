@@ -48,6 +48,9 @@ type benchResult struct {
 	// microseconds, when --admin names its admin endpoint (else 0).
 	ServerCPUUsPerMsg float64 `json:"server_cpu_us_per_msg,omitempty"`
 	ServerCPUS        float64 `json:"server_cpu_s,omitempty"`
+	// ServerPutsPerBatch is the broker's puts per store append during the
+	// run (metaq_puts_total / metaq_put_batches_total), with --admin.
+	ServerPutsPerBatch float64 `json:"server_puts_per_batch,omitempty"`
 }
 
 // benchClock measures wall time and this process's CPU time.

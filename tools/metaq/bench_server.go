@@ -20,7 +20,14 @@ import (
 type serverCPU struct {
 	url    string
 	client *http.Client
-	before float64
+	before serverReading
+}
+
+// serverReading is one scrape of the broker's metrics.
+type serverReading struct {
+	cpu     float64 // process_cpu_seconds_total
+	puts    float64 // metaq_puts_total (0 if absent)
+	batches float64 // metaq_put_batches_total (0 if absent: an older broker)
 }
 
 // startServerCPU takes the first reading ("" addr = no reading; the result
@@ -50,52 +57,62 @@ func (s *serverCPU) finish(ctx context.Context, r *benchResult) error {
 	if err != nil {
 		return err
 	}
-	r.ServerCPUS = v - s.before
+	r.ServerCPUS = v.cpu - s.before.cpu
 	if r.Messages > 0 {
 		r.ServerCPUUsPerMsg = r.ServerCPUS * 1e6 / float64(r.Messages)
+	}
+	if b := v.batches - s.before.batches; b > 0 {
+		r.ServerPutsPerBatch = (v.puts - s.before.puts) / b
 	}
 	return nil
 }
 
-func (s *serverCPU) read(ctx context.Context) (float64, error) {
+func (s *serverCPU) read(ctx context.Context) (serverReading, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
-		return 0, fmt.Errorf("--admin: %w", err)
+		return serverReading{}, fmt.Errorf("--admin: %w", err)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("--admin: read the broker's metrics: %w (is it the broker's admin address, adminPort or --admin?)", err)
+		return serverReading{}, fmt.Errorf("--admin: read the broker's metrics: %w (is it the broker's admin address, adminPort or --admin?)", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("--admin: GET %s: %s", s.url, resp.Status)
+		return serverReading{}, fmt.Errorf("--admin: GET %s: %s", s.url, resp.Status)
 	}
-	return parseProcessCPU(bufio.NewScanner(resp.Body), s.url)
+	return parseServerMetrics(bufio.NewScanner(resp.Body), s.url)
 }
 
-// parseProcessCPU finds process_cpu_seconds_total in Prometheus text format.
-func parseProcessCPU(sc *bufio.Scanner, url string) (float64, error) {
+// parseServerMetrics reads the unlabelled samples the benchmark uses from
+// Prometheus text format; process_cpu_seconds_total must be there.
+func parseServerMetrics(sc *bufio.Scanner, url string) (serverReading, error) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	const name = "process_cpu_seconds_total"
+	var r serverReading
+	want := map[string]*float64{"process_cpu_seconds_total": &r.cpu, "metaq_puts_total": &r.puts, "metaq_put_batches_total": &r.batches}
+	sawCPU := false
 	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
 			continue
 		}
-		f := strings.Fields(line)
-		if len(f) < 2 || f[0] != name {
+		dst, ok := want[f[0]]
+		if !ok {
 			continue
 		}
 		v, err := strconv.ParseFloat(f[1], 64)
 		if err != nil {
-			return 0, fmt.Errorf("--admin: %s: bad %s value %q", url, name, f[1])
+			return r, fmt.Errorf("--admin: %s: bad %s value %q", url, f[0], f[1])
 		}
-		return v, nil
+		*dst = v
+		sawCPU = sawCPU || dst == &r.cpu
 	}
 	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("--admin: read %s: %w", url, err)
+		return r, fmt.Errorf("--admin: read %s: %w", url, err)
 	}
-	return 0, fmt.Errorf("--admin: %s has no %s (not a metaq broker's admin endpoint?)", url, name)
+	if !sawCPU {
+		return r, fmt.Errorf("--admin: %s has no process_cpu_seconds_total (not a metaq broker's admin endpoint?)", url)
+	}
+	return r, nil
 }
 
 // spreadOptions makes a producer spread messages round-robin over the first n

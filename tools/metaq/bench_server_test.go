@@ -15,14 +15,19 @@ import (
 	"github.com/metaq-go/metaq/broker/brokertest"
 )
 
-func TestParseProcessCPU(t *testing.T) {
+func TestParseServerMetrics(t *testing.T) {
 	text := "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n" +
-		"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total_x 9\nprocess_cpu_seconds_total 12.5\n"
-	v, err := parseProcessCPU(bufio.NewScanner(strings.NewReader(text)), "u")
+		"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total_x 9\nprocess_cpu_seconds_total 12.5\n" +
+		"metaq_puts_total 400\nmetaq_put_batches_total 100\nmetaq_topic_puts_total{topic=\"t\"} 7\n"
+	v, err := parseServerMetrics(bufio.NewScanner(strings.NewReader(text)), "u")
 	require.NoError(t, err)
-	require.InDelta(t, 12.5, v, 1e-9)
-	_, err = parseProcessCPU(bufio.NewScanner(strings.NewReader("go_goroutines 3\n")), "http://x/metrics")
+	require.InDelta(t, 12.5, v.cpu, 1e-9)
+	require.InDelta(t, 400, v.puts, 1e-9)
+	require.InDelta(t, 100, v.batches, 1e-9)
+	_, err = parseServerMetrics(bufio.NewScanner(strings.NewReader("go_goroutines 3\n")), "http://x/metrics")
 	require.ErrorContains(t, err, "has no process_cpu_seconds_total")
+	_, err = parseServerMetrics(bufio.NewScanner(strings.NewReader("process_cpu_seconds_total x\n")), "u")
+	require.ErrorContains(t, err, "bad process_cpu_seconds_total value")
 }
 
 // TestBenchProduceSpreadsAndReportsServerCPU: --partitions-spread puts
