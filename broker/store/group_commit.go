@@ -172,8 +172,8 @@ func (p *Partition) AppendMessagesKeyed(key uint64, msgs []Message, done func(Ap
 // partitions a read carries about one message per partition, and each
 // request costs a queue operation, a writer pass and a callback.
 func (p *Partition) ExtendQueued(key uint64, added int64, largest int, extend func() []Message) bool {
-	if key == 0 || largest > p.opts.MaxMessageSize || p.failed.Load() != nil {
-		return false
+	if key == 0 || p.lastKey.Load() != key || largest > p.opts.MaxMessageSize || p.failed.Load() != nil {
+		return false // (most calls, with many partitions: the writer took it)
 	}
 	p.qmu.Lock()
 	defer p.qmu.Unlock()
@@ -286,6 +286,7 @@ func (p *Partition) enqueue(r request) error {
 	c.reqs[c.n] = r
 	c.n++
 	p.qbytes += r.size
+	p.lastKey.Store(r.key)
 	p.qmu.Unlock()
 	if wasEmpty {
 		p.signal()
@@ -304,6 +305,7 @@ func (p *Partition) take() (reqs []*reqChunk, closing bool) {
 	p.qmu.Lock()
 	reqs, p.queue = p.queue, p.w.spare[:0]
 	p.qbytes = 0
+	p.lastKey.Store(0)
 	closing = p.closed
 	p.qmu.Unlock()
 	return reqs, closing

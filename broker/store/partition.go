@@ -45,9 +45,12 @@ type Partition struct {
 	commit *committer
 	sreq   syncReq // the writer's request to commit (one in flight at most)
 
-	wake chan struct{} // capacity 1: queue became non-empty or closing
-	done chan struct{} // closed when the writer goroutine exits
-	w    writer        // owned by the writer goroutine
+	// lastKey is the key of the last request in queue (0: none, or not
+	// keyed): ExtendQueued's check without the lock. Written under qmu.
+	lastKey atomic.Uint64
+	wake    chan struct{} // capacity 1: queue became non-empty or closing
+	done    chan struct{} // closed when the writer goroutine exits
+	w       writer        // owned by the writer goroutine
 }
 
 // openPartition opens and recovers a partition, creating its directory
