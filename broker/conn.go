@@ -33,11 +33,14 @@ type conn struct {
 	putIdx       map[*store.Partition]*putBatch // puts by partition (entries removed as puts are flushed)
 	queued       map[*store.Partition]queuedPut // the last batch handed to each partition's queue (may be stale: see extendQueued)
 	lastKey      uint64                         // the key of the last batch handed to the store (unique per connection range)
-	held         *heldPut                       // a put waiting for its partition to be created off the loop
-	replica      *replicaStream                 // set by `replicate`: a follower's stream (loop only)
-	isReplica    atomic.Bool                    // replica != nil, for closing streams from other goroutines
-	seenIn       int                            // inbound bytes left after the last OnTraffic (new traffic vs a wake)
-	closed       atomic.Bool                    // set by OnClose; read by asynchronous replies
+	lastTopic    string                         // topicConfig's cache (loop only)
+	lastTopicCfg TopicConfig
+	lastTopicOK  bool
+	held         *heldPut       // a put waiting for its partition to be created off the loop
+	replica      *replicaStream // set by `replicate`: a follower's stream (loop only)
+	isReplica    atomic.Bool    // replica != nil, for closing streams from other goroutines
+	seenIn       int            // inbound bytes left after the last OnTraffic (new traffic vs a wake)
+	closed       atomic.Bool    // set by OnClose; read by asynchronous replies
 
 	lastActive   atomic.Int64 // unix nanos of the last traffic (read by the reaper)
 	partialSince atomic.Int64 // unix nanos since a request is half-received, 0 if none

@@ -112,3 +112,23 @@ func TestPutsJoinTheQueuedBatchWhileTheWriterIsBusy(t *testing.T) {
 		pos += int64(20 + len(data))
 	}
 }
+
+// The connection's cache of the last topic's config never answers for
+// another topic: a put to an unconfigured topic between puts to a
+// configured one is refused, and the partition range is the right topic's.
+func TestPutTopicConfigPerTopicOnOneConnection(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{Modify: func(o *broker.Options) {
+		o.Topic = topicsOnly(map[string]int{"one": 1, "four": 4})
+	}})
+	c := brokertest.Dial(t, b.Addr())
+	c.Send(t, putLine("four", 3, "x", 1))
+	expectReply(t, c, 200, 1)
+	c.Send(t, putLine("nope", 0, "x", 2))
+	r := expectReply(t, c, 500, 2)
+	require.Contains(t, string(r.body), "not accepted for publishing")
+	c.Send(t, putLine("one", 3, "x", 3))
+	r = expectReply(t, c, 500, 3)
+	require.Contains(t, string(r.body), "out of range", "topic one has one partition")
+	c.Send(t, putLine("four", 3, "x", 4))
+	expectReply(t, c, 200, 4)
+}
