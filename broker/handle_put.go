@@ -256,14 +256,15 @@ func (cn *conn) flushPuts() {
 		cn.lastKey++
 		key := cn.lastKey
 		cn.b.putBatches.Add(1)
-		if err := pb.p.AppendMessagesKeyed(key, pb.msgs, pb.done); err != nil {
+		p := pb.p // pb belongs to the partition's writer once queued: it may be answered and reused at once
+		if err := p.AppendMessagesKeyed(key, pb.msgs, pb.done); err != nil {
 			pb.done(store.AppendResult{}, err)
 			continue
 		}
 		if cn.queued == nil {
 			cn.queued = make(map[*store.Partition]queuedPut)
 		}
-		cn.queued[pb.p] = queuedPut{pb: pb, key: key}
+		cn.queued[p] = queuedPut{pb: pb, key: key}
 	}
 	cn.puts = cn.puts[:0]
 }
