@@ -8,6 +8,8 @@
 #
 #   scripts/bench-partitions.sh
 #   MESSAGES=300000 RUNS=3 PARTS="1 100 1000" METAQ=bin/metaq scripts/bench-partitions.sh
+#   NOSYNC=1 scripts/bench-partitions.sh   # the bound without durability: threshold
+#                                          # mode, acks after the write, no fsync at all
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -16,6 +18,8 @@ RUNS=${RUNS:-3}
 PARTS=${PARTS:-"1 100 1000"}
 METAQ=${METAQ:-bin/metaq}
 EXTRA_INI=${EXTRA_INI:-}
+unflush='unflushThreshold=0'
+if [ -n "${NOSYNC:-}" ]; then unflush='unflushThreshold=1000000\nunflushInterval=100000'; fi
 if [ "$METAQ" = bin/metaq ]; then go build -o bin/metaq ./tools/metaq; fi
 tmp=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -23,11 +27,11 @@ bport=$(free_port)
 aport=$(free_port)
 cleanup() { [ -n "${bpid:-}" ] && kill "$bpid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-echo "# metaq partitions benchmark $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $MESSAGES messages, binary $METAQ"
+echo "# metaq partitions benchmark${NOSYNC:+ (NOSYNC: no fsync, acks after the write)} $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $MESSAGES messages, binary $METAQ"
 echo "# disk: $(dd if=/dev/zero of="$tmp/dd" bs=1M count=256 conv=fdatasync 2>&1 | tail -1)"; rm -f "$tmp/dd"
 cfg=$tmp/bench.ini
 {
-  printf '[system]\nbrokerId=0\nserverPort=%s\nhostName=127.0.0.1\ndataPath=%s/data\nnumPartitions=1\nunflushThreshold=0\nadminPort=%s\n%s\n' \
+  printf '[system]\nbrokerId=0\nserverPort=%s\nhostName=127.0.0.1\ndataPath=%s/data\nnumPartitions=1\n'"$unflush"'\nadminPort=%s\n%s\n' \
     "$bport" "$tmp" "$aport" "$EXTRA_INI"
   printf '[zookeeper]\nzk.zkEnable=false\n'
   for n in $PARTS; do printf '[topic=p%s]\nnumPartitions=%s\n' "$n" "$n"; done
