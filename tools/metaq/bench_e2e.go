@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metaq-go/metaq/consumer"
+	"github.com/metaq-go/metaq/internal/latencyhist"
 	"github.com/metaq-go/metaq/producer"
 )
 
@@ -29,6 +30,7 @@ type benchE2EFlags struct {
 	size       int
 	drain      time.Duration
 	json       bool
+	histogram  bool
 	cpuProfile string
 }
 
@@ -44,7 +46,8 @@ latency = receive time - send time (produce, broker fsync, fetch, delivery). Mes
 within --drain after the last send count as failed. CPU µs/msg is the whole process's CPU time
 (producer and consumer) per message received.`,
 		Example: `  metaq bench e2e --zk 127.0.0.1:2181 --topic bench --rate 10000 --duration 30s --size 100
-  metaq bench e2e --zk 127.0.0.1:2181 --topic bench --rate 1000 --duration 10s --json`,
+  metaq bench e2e --zk 127.0.0.1:2181 --topic bench --rate 1000 --duration 10s --json
+  metaq bench e2e --zk 127.0.0.1:2181 --topic bench --rate 10000 --duration 30s --histogram`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.topic == "" || f.rate <= 0 || f.rate > 10_000_000 || f.duration <= 0 || f.drain <= 0 {
@@ -62,7 +65,16 @@ within --drain after the last send count as failed. CPU µs/msg is the whole pro
 			if err != nil {
 				return err
 			}
-			return printBenchWithHistogram(cmd.OutOrStdout(), r, &hist, asJSON, "End-to-end latency (receive - send):")
+			const title = "End-to-end latency (receive - send):"
+			if !f.histogram {
+				return printBenchWithHistogram(cmd.OutOrStdout(), r, &hist, asJSON, title)
+			}
+			d := hist.Distribution(latencyhist.FineBounds)
+			r.Histogram = &d
+			if err := printBench(cmd.OutOrStdout(), r, asJSON); err != nil || asJSON {
+				return err
+			}
+			return printDistribution(cmd.OutOrStdout(), title, &d)
 		},
 	}
 	fl := cmd.Flags()
@@ -73,6 +85,7 @@ within --drain after the last send count as failed. CPU µs/msg is the whole pro
 	fl.IntVar(&f.size, "size", 100, fmt.Sprintf("payload bytes per message (at least %d)", e2eHeader))
 	fl.DurationVar(&f.drain, "drain", 10*time.Second, "after the last send, wait this long for the rest")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object (same as -o json)")
+	fl.BoolVar(&f.histogram, "histogram", false, "print the full latency distribution: percentiles 50..99.99 and the maximum, and buckets 4 per power of two (in --json: \"histogram\")")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured run to this file")
 	return cmd
 }
