@@ -10,10 +10,13 @@
 #     usual setup, nothing durable at the ack) and with appendonly yes +
 #     appendfsync always (every write fsynced before its reply: the fair
 #     durable comparison), its AOF on the same volume as the broker's data;
-#   - the floor: one 100 B append + fdatasync on that volume, back to back
-#     (peerbench fsync), before and after the runs.
+#   - the floor on that volume (peerbench fsync): an ideal group commit at
+#     the same rate and size (messages queued, one append + fdatasync per
+#     cycle, no network: what ack-after-fsync can reach here), alternating
+#     with the systems; and one 100 B append + fdatasync back to back,
+#     before and after the runs.
 #
-# Systems run alternately (metaq 1p, metaq 4p, redis, redis-aof, repeat), so
+# Systems run alternately (floor, metaq 1p, metaq 4p, redis, redis-aof), so
 # all see the same machine load. Prints one line per run, then medians with
 # min..max and the distribution of the median run of each; raw JSON lines
 # (with the full histogram) go to docs/bench/latency-<time>.txt.
@@ -107,7 +110,7 @@ print('$1', '$2', json.dumps(d, separators=(',',':')), file=open('$out','a'))
 print('$1', '$2', ' '.join('%s=%.4g' % kv for kv in short.items()))"
 }
 floor() {
-  "$peer" fsync --dir "$tmp/broker" --size 100 --count 5000 --json --histogram | line "fsync-floor-100B" disk
+  "$peer" fsync --dir "$tmp/broker" --size 100 --count 5000 --json --histogram | line "fdatasync-100B" disk
 }
 log "# e2e latency, metaq vs Redis Streams, $(date -u +%FT%TZ), $(nproc) cores, rate $RATE/s, $DURATION per run; load $(cut -d' ' -f1-3 /proc/loadavg)"
 log "# metaq=$metaq; redis $(redis-server --version 2>/dev/null | cut -d' ' -f3 || echo none)"
@@ -123,6 +126,8 @@ fi
 for run in $(seq 1 "$RUNS"); do
   for size in $SIZES; do
     label="e2e-${size}B"
+    "$peer" fsync --dir "$tmp/broker" --rate "$RATE" --duration "$DURATION" --size "$size" --json --histogram |
+      line "$label" floor-group-commit
     "$metaq" bench e2e --zk "$zk" --topic lat1 --rate "$RATE" --duration "$DURATION" --size "$size" --json --histogram 2>/dev/null |
       line "$label" metaq-1p
     "$metaq" bench e2e --zk "$zk" --topic lat4 --rate "$RATE" --duration "$DURATION" --size "$size" --json --histogram 2>/dev/null |
