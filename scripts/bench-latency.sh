@@ -85,19 +85,19 @@ pids+=($!)
 for _ in $(seq 1 200); do "$metaq" healthcheck --broker 127.0.0.1:$bport >/dev/null 2>&1 && break; sleep 0.05; done
 "$metaq" healthcheck --broker 127.0.0.1:$bport >/dev/null || { echo "bench-latency: the broker did not start:" >&2; cat "$tmp/broker.log" >&2; exit 1; }
 
-start_redis() { # name, then redis-server options; prints the port
-  local name=$1 port; shift
+start_redis() { # variable name for the port, then redis-server options (not in a subshell: pids must see it)
+  local var=$1 port; shift
   port=$(free_port)
-  mkdir -p "$tmp/$name"
-  redis-server --bind 127.0.0.1 --port "$port" --dir "$tmp/$name" --daemonize no --logfile "$tmp/$name/log" \
+  mkdir -p "$tmp/$var"
+  redis-server --bind 127.0.0.1 --port "$port" --dir "$tmp/$var" --daemonize no --logfile "$tmp/$var/log" \
     --protected-mode yes "$@" >/dev/null 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.05; done
-  echo "$port"
+  printf -v "$var" %s "$port"
 }
 if [ $redis = yes ]; then
-  rmem=$(start_redis redis-mem --save '' --appendonly no)
-  raof=$(start_redis redis-aof --save '' --appendonly yes --appendfsync always)
+  start_redis rmem --save '' --appendonly no
+  start_redis raof --save '' --appendonly yes --appendfsync always
 fi
 
 log() { echo "$*" | tee -a "$out"; }

@@ -31,6 +31,7 @@ type benchE2EFlags struct {
 	drain      time.Duration
 	json       bool
 	histogram  bool
+	linger     time.Duration
 	cpuProfile string
 }
 
@@ -86,6 +87,7 @@ within --drain after the last send count as failed. CPU µs/msg is the whole pro
 	fl.DurationVar(&f.drain, "drain", 10*time.Second, "after the last send, wait this long for the rest")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object (same as -o json)")
 	fl.BoolVar(&f.histogram, "histogram", false, "print the full latency distribution: percentiles 50..99.99 and the maximum, and buckets 4 per power of two (in --json: \"histogram\")")
+	fl.DurationVar(&f.linger, "linger", producer.DefaultLinger, "producer linger (0: every message written at once)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured run to this file")
 	return cmd
 }
@@ -147,7 +149,7 @@ func benchE2E(ctx context.Context, g *globals, f benchE2EFlags, hist *latencyHis
 	}()
 	defer func() { stopRecv(); recvWG.Wait() }()
 
-	p, err := newProducer(ctx, g, append(g.producerZK(), producer.WithLogger(clientLogger(g, errOut)))...)
+	p, err := newProducer(ctx, g, append(g.producerZK(), producer.WithLogger(clientLogger(g, errOut)), producer.WithLinger(f.linger))...)
 	if err != nil {
 		return r, err
 	}
