@@ -72,3 +72,22 @@ func TestDistributionBuckets(t *testing.T) {
 		}
 	}
 }
+
+func TestStamp(t *testing.T) {
+	p := Stamped(42, 1234567890, 100)
+	if len(p) != 100 {
+		t.Fatalf("len = %d", len(p))
+	}
+	if sent, ok := ReadStamp(p, 42); !ok || sent != 1234567890 {
+		t.Fatalf("ReadStamp = %d, %v", sent, ok)
+	}
+	if _, ok := ReadStamp(p, 43); ok {
+		t.Fatal("another run's payload accepted")
+	}
+	if _, ok := ReadStamp(p[:StampSize-1], 42); ok {
+		t.Fatal("a short payload accepted")
+	}
+	if len(Stamped(1, 1, 3)) != StampSize {
+		t.Fatal("a payload shorter than the header")
+	}
+}

@@ -20,7 +20,7 @@ import (
 
 // e2eHeader is the start of every e2e payload: the run id (messages of other
 // runs are ignored) and the send time in Unix nanoseconds.
-const e2eHeader = 16
+const e2eHeader = latencyhist.StampSize
 
 type benchE2EFlags struct {
 	topic      string
@@ -104,10 +104,10 @@ type e2eReceiver struct {
 func (rc *e2eReceiver) take(msgs []*consumer.Message) {
 	now := time.Now().UnixNano()
 	for _, m := range msgs {
-		if len(m.Payload) < e2eHeader || binary.BigEndian.Uint64(m.Payload) != rc.run {
+		sent, ok := latencyhist.ReadStamp(m.Payload, rc.run)
+		if !ok {
 			continue // another run's (or anybody's) message
 		}
-		sent := int64(binary.BigEndian.Uint64(m.Payload[8:]))
 		if sent == 0 {
 			continue // the warm-up message
 		}
@@ -155,7 +155,7 @@ func benchE2E(ctx context.Context, g *globals, f benchE2EFlags, hist *latencyHis
 	}
 	defer closeWithin(g, p.Close)
 	wctx, cancel := context.WithTimeout(ctx, g.timeout())
-	_, err = p.Send(wctx, producer.Message{Topic: f.topic, Payload: e2ePayload(rc.run, 0, f.size)})
+	_, err = p.Send(wctx, producer.Message{Topic: f.topic, Payload: latencyhist.Stamped(rc.run, 0, f.size)})
 	cancel()
 	if err != nil {
 		return r, fmt.Errorf("bench e2e: warm-up send: %w", err)
@@ -229,16 +229,6 @@ func startBenchConsumer(ctx context.Context, g *globals, group, topic string, np
 	return c, nil
 }
 
-func e2ePayload(run uint64, sentNanos int64, size int) []byte {
-	b := make([]byte, size)
-	binary.BigEndian.PutUint64(b, run)
-	binary.BigEndian.PutUint64(b[8:], uint64(sentNanos))
-	for i := e2eHeader; i < size; i++ {
-		b[i] = byte('a' + i%26)
-	}
-	return b
-}
-
 // e2eSend sends total messages at f.rate, paced against the start time (a
 // late tick sends what is due at once, so the average rate holds), then
 // flushes. It returns how many were sent and how many failed.
@@ -257,7 +247,7 @@ func e2eSend(ctx context.Context, p *producer.Producer, f benchE2EFlags, run uin
 	for sent < total && ctx.Err() == nil {
 		due := min(total, int64(time.Since(start)/interval)+1)
 		for ; sent < due; sent++ {
-			p.SendAsync(ctx, producer.Message{Topic: f.topic, Payload: e2ePayload(run, time.Now().UnixNano(), f.size)}, cb)
+			p.SendAsync(ctx, producer.Message{Topic: f.topic, Payload: latencyhist.Stamped(run, time.Now().UnixNano(), f.size)}, cb)
 		}
 		select {
 		case <-ctx.Done():

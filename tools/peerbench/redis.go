@@ -18,9 +18,8 @@ import (
 	"github.com/metaq-go/metaq/internal/latencyhist"
 )
 
-// header is the start of every payload, as in `metaq bench e2e`: the run
-// id, then the send time in Unix nanoseconds.
-const header = 16
+// header is the start of every payload, as in `metaq bench e2e`.
+const header = latencyhist.StampSize
 
 type redisFlags struct {
 	addr     string
@@ -94,10 +93,11 @@ func redisE2E(ctx context.Context, f redisFlags) (result, error) {
 				for _, m := range s.Messages {
 					lastID = m.ID
 					p, _ := m.Values["p"].(string)
-					if len(p) < header || binary.BigEndian.Uint64([]byte(p[:8])) != run {
+					sent, ok := latencyhist.ReadStamp([]byte(p), run)
+					if !ok {
 						continue
 					}
-					hist.Add(time.Duration(now - int64(binary.BigEndian.Uint64([]byte(p[8:16])))))
+					hist.Add(time.Duration(now - sent))
 					received.Add(1)
 				}
 			}
@@ -173,7 +173,7 @@ func redisSend(ctx context.Context, c *redis.Client, key string, run uint64, f r
 		due := min(total, int64(time.Since(start)/interval)+1)
 		var b [][]byte
 		for ; sent < due; sent++ {
-			b = append(b, payload(run, time.Now().UnixNano(), f.size))
+			b = append(b, latencyhist.Stamped(run, time.Now().UnixNano(), f.size))
 		}
 		if len(b) > 0 {
 			batches <- b
@@ -187,14 +187,4 @@ func redisSend(ctx context.Context, c *redis.Client, key string, run uint64, f r
 	close(batches)
 	wg.Wait()
 	return sent, nFailed.Load()
-}
-
-func payload(run uint64, sentNanos int64, size int) []byte {
-	b := make([]byte, size)
-	binary.BigEndian.PutUint64(b, run)
-	binary.BigEndian.PutUint64(b[8:], uint64(sentNanos))
-	for i := header; i < size; i++ {
-		b[i] = byte('a' + i%26)
-	}
-	return b
 }
