@@ -142,10 +142,44 @@ func (j *getJob) park() {
 	t := time.NewTimer(time.Until(j.deadline))
 	defer t.Stop()
 	if j.cn.b.awaitData(j.topic, j.part, j.offset, j.raw, t.C) {
-		j.cn.requeue(j)
+		if !j.serveWoken() {
+			j.cn.b.waiters.requeued.Add(1)
+			j.cn.requeue(j)
+		}
 		return
 	}
 	j.reply(store.Slice{}, store.ErrCaughtUp)
+}
+
+// serveWoken serves a get whose data just arrived on its park goroutine,
+// without the hops through the event loop and a read worker (a loop wake-up
+// and two goroutine hand-offs on the path of every long-polled message), when
+// that changes nothing the limits guard: the connection is not blocked and has
+// no requeued gets waiting, the broker's output is under its limit, no read
+// waits for a worker (so this one jumps no queue) and fewer gets are served
+// this way at once than there are read workers. The data was just made
+// durable, so it is in the page cache. False: the caller requeues it to the
+// loop as before.
+func (j *getJob) serveWoken() bool {
+	cn, b := j.cn, j.cn.b
+	if cn.closed.Load() || b.stopping.Load() || cn.blocked() || cn.getMustWait() || len(b.workers.jobs) > 0 || cn.hasReady() {
+		return false
+	}
+	if !b.waiters.startServing(b.opts.ReadWorkers) {
+		return false
+	}
+	defer b.waiters.doneServing()
+	j.res = j.full()
+	cn.reserve(j.res)
+	j.serve()
+	return true
+}
+
+// hasReady reports whether requeued gets wait for the loop.
+func (cn *conn) hasReady() bool {
+	cn.readyMu.Lock()
+	defer cn.readyMu.Unlock()
+	return len(cn.ready) > 0
 }
 
 // full is what the get reserves while it is read and sent: maxSize plus

@@ -17,10 +17,26 @@ const maxLongPoll = 30 * time.Second
 // Waiters are keyed by partition name, so a long-poll may also wait for a
 // partition that has never been written (and so does not exist yet).
 type notifier struct {
-	mu      sync.Mutex // guards chans
-	chans   map[string]chan struct{}
-	waiting atomic.Int64 // len(chans), for a lock-free idle check
+	mu          sync.Mutex // guards chans
+	chans       map[string]chan struct{}
+	waiting     atomic.Int64  // len(chans), for a lock-free idle check
+	serving     atomic.Int64  // gets being served on their park goroutine (getJob.serveWoken)
+	servedWoken atomic.Uint64 // how many were, ever (tests)
+	requeued    atomic.Uint64 // woken gets requeued to the loop instead, ever (tests)
 }
+
+// startServing takes one of limit slots for serving a woken get on its park
+// goroutine; false when all are taken.
+func (n *notifier) startServing(limit int) bool {
+	if n.serving.Add(1) > int64(limit) {
+		n.serving.Add(-1)
+		return false
+	}
+	n.servedWoken.Add(1)
+	return true
+}
+
+func (n *notifier) doneServing() { n.serving.Add(-1) }
 
 // idle reports whether no get waits on any partition (a hint: a waiter
 // that parks right after it finds the data it waits for by itself).
@@ -103,19 +119,35 @@ func (b *Broker) awaitData(topic string, part int, offset int64, raw bool, expir
 	key := partKey(topic, part)
 	for {
 		woken := b.waiters.wait(key)
-		if p, err := b.store.Partition(topic, part, false); err == nil {
-			if end := p.End(); end != offset && (raw || end < offset || b.readableEnd(p) > offset) {
-				return true
-			}
+		if b.dataPast(topic, part, offset, raw) {
+			return true
 		}
 		select {
 		case <-woken:
+			// Check before registering again: a waiter that leaves with
+			// its data registers nothing, so the commit cycle's next
+			// onSync finds the notifier idle instead of closing a channel
+			// nobody waits on.
+			if b.dataPast(topic, part, offset, raw) {
+				return true
+			}
 		case <-expired:
 			return false
 		case <-b.stopCh:
 			return false
 		}
 	}
+}
+
+// dataPast reports whether the partition's visible end is no longer offset
+// (see awaitData).
+func (b *Broker) dataPast(topic string, part int, offset int64, raw bool) bool {
+	p, err := b.store.Partition(topic, part, false)
+	if err != nil {
+		return false
+	}
+	end := p.End()
+	return end != offset && (raw || end < offset || b.readableEnd(p) > offset)
 }
 
 // chainOnSync adds the broker's hook to the store's OnSync (the caller's

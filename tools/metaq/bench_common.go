@@ -3,14 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
-	"math/bits"
 	"os"
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/metaq-go/metaq/internal/latencyhist"
 )
 
 // benchResult is what every `metaq bench` workload (produce, and later
@@ -51,6 +51,9 @@ type benchResult struct {
 	// ServerPutsPerBatch is the broker's puts per store append during the
 	// run (metaq_puts_total / metaq_put_batches_total), with --admin.
 	ServerPutsPerBatch float64 `json:"server_puts_per_batch,omitempty"`
+	// Histogram is the full latency distribution (percentiles 50..99.99,
+	// the maximum, and buckets of latencyhist.FineBounds), with --histogram.
+	Histogram *latencyhist.Distribution `json:"histogram,omitempty"`
 }
 
 // benchClock measures wall time and this process's CPU time.
@@ -122,62 +125,59 @@ func (c *benchClock) finish(r *benchResult) error {
 	return nil
 }
 
-// latencyHist is a lock-free histogram of latencies (16 sub-buckets per
-// power of two of nanoseconds, ~6% precision).
-type latencyHist struct {
-	b   [640]atomic.Uint64
-	max atomic.Int64
-}
+// latencyHist is the benchmarks' latency histogram (internal/latencyhist,
+// shared with tools/peerbench so their percentiles compare directly).
+type latencyHist struct{ latencyhist.Hist }
 
-func (h *latencyHist) add(d time.Duration) {
-	v := uint64(max(d, 0))
-	i := int(v)
-	if v >= 32 {
-		e := bits.Len64(v) - 5
-		i = 32 + (e-1)*16 + int((v>>e)&15)
-	}
-	h.b[min(i, len(h.b)-1)].Add(1)
-	for {
-		m := h.max.Load()
-		if int64(d) <= m || h.max.CompareAndSwap(m, int64(d)) {
-			return
-		}
-	}
-}
-
-func latBucketMid(i int) float64 {
-	if i < 32 {
-		return float64(i)
-	}
-	i -= 32
-	e := i/16 + 1
-	lo := uint64(16+i%16) << e
-	return float64(lo) + float64(uint64(1)<<e)/2
-}
+func (h *latencyHist) add(d time.Duration) { h.Add(d) }
 
 // fill sets the latency fields of r in microseconds.
 func (h *latencyHist) fill(r *benchResult) {
-	var total uint64
-	for i := range h.b {
-		total += h.b[i].Load()
+	us := func(d time.Duration) float64 { return float64(d) / 1e3 }
+	r.MaxUs = us(h.Max())
+	q := h.Quantiles(0.5, 0.9, 0.99, 0.999)
+	r.P50us, r.P90us, r.P99us, r.P999us = us(q[0]), us(q[1]), us(q[2]), us(q[3])
+}
+
+// printDistribution prints d as two tables: the percentiles, then the
+// buckets ("≤ bound  count  share  cumulative  bar").
+func printDistribution(w io.Writer, title string, d *latencyhist.Distribution) error {
+	if d == nil || d.Count == 0 {
+		return nil
 	}
-	r.MaxUs = float64(h.max.Load()) / 1e3
-	if total == 0 {
-		return
-	}
-	qs := []struct {
-		q   float64
-		dst *float64
-	}{{0.5, &r.P50us}, {0.9, &r.P90us}, {0.99, &r.P99us}, {0.999, &r.P999us}}
-	var seen uint64
-	k := 0
-	for i := range h.b {
-		seen += h.b[i].Load()
-		for k < len(qs) && float64(seen) >= qs[k].q*float64(total) {
-			*qs[k].dst = min(latBucketMid(i)/1e3, r.MaxUs)
-			k++
+	us := func(v float64) string { return time.Duration(v * 1e3).Round(time.Microsecond).String() }
+	fmt.Fprintf(w, "\n%s\n", title)
+	var rows [][]string
+	for _, p := range d.Percentiles {
+		label := strconv.FormatFloat(p.Percent, 'f', -1, 64) + "%"
+		if p.Percent == 100 {
+			label = "max"
 		}
+		rows = append(rows, []string{label, us(p.Micros)})
 	}
+	if err := printTable(w, []string{"PERCENTILE", "LATENCY"}, rows); err != nil {
+		return err
+	}
+	var peak, seen uint64
+	for _, b := range d.Buckets {
+		peak = max(peak, b.Count)
+	}
+	rows = rows[:0]
+	for _, b := range d.Buckets {
+		label := "> " + us(latencyhist.FineBoundsMaxMicros())
+		if b.UpperMicros > 0 {
+			label = "≤ " + us(b.UpperMicros)
+		}
+		seen += b.Count
+		width := int(b.Count * 40 / peak)
+		if b.Count > 0 && width == 0 {
+			width = 1
+		}
+		rows = append(rows, []string{label, fmt.Sprint(b.Count), fmt.Sprintf("%.2f%%", 100*float64(b.Count)/float64(d.Count)),
+			fmt.Sprintf("%.3f%%", 100*float64(seen)/float64(d.Count)), strings.Repeat("█", width)})
+	}
+	fmt.Fprintln(w)
+	return printTable(w, []string{"LATENCY", "COUNT", "SHARE", "CUMULATIVE", ""}, rows)
 }
 
 // startCPUProfile writes a CPU profile to path ("" = none) until the

@@ -14,12 +14,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metaq-go/metaq/consumer"
+	"github.com/metaq-go/metaq/internal/latencyhist"
 	"github.com/metaq-go/metaq/producer"
 )
 
 // e2eHeader is the start of every e2e payload: the run id (messages of other
 // runs are ignored) and the send time in Unix nanoseconds.
-const e2eHeader = 16
+const e2eHeader = latencyhist.StampSize
 
 type benchE2EFlags struct {
 	topic      string
@@ -29,6 +30,8 @@ type benchE2EFlags struct {
 	size       int
 	drain      time.Duration
 	json       bool
+	histogram  bool
+	linger     time.Duration
 	cpuProfile string
 }
 
@@ -44,7 +47,8 @@ latency = receive time - send time (produce, broker fsync, fetch, delivery). Mes
 within --drain after the last send count as failed. CPU µs/msg is the whole process's CPU time
 (producer and consumer) per message received.`,
 		Example: `  metaq bench e2e --zk 127.0.0.1:2181 --topic bench --rate 10000 --duration 30s --size 100
-  metaq bench e2e --zk 127.0.0.1:2181 --topic bench --rate 1000 --duration 10s --json`,
+  metaq bench e2e --zk 127.0.0.1:2181 --topic bench --rate 1000 --duration 10s --json
+  metaq bench e2e --zk 127.0.0.1:2181 --topic bench --rate 10000 --duration 30s --histogram`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.topic == "" || f.rate <= 0 || f.rate > 10_000_000 || f.duration <= 0 || f.drain <= 0 {
@@ -62,7 +66,16 @@ within --drain after the last send count as failed. CPU µs/msg is the whole pro
 			if err != nil {
 				return err
 			}
-			return printBenchWithHistogram(cmd.OutOrStdout(), r, &hist, asJSON, "End-to-end latency (receive - send):")
+			const title = "End-to-end latency (receive - send):"
+			if !f.histogram {
+				return printBenchWithHistogram(cmd.OutOrStdout(), r, &hist, asJSON, title)
+			}
+			d := hist.Distribution(latencyhist.FineBounds)
+			r.Histogram = &d
+			if err := printBench(cmd.OutOrStdout(), r, asJSON); err != nil || asJSON {
+				return err
+			}
+			return printDistribution(cmd.OutOrStdout(), title, &d)
 		},
 	}
 	fl := cmd.Flags()
@@ -73,6 +86,8 @@ within --drain after the last send count as failed. CPU µs/msg is the whole pro
 	fl.IntVar(&f.size, "size", 100, fmt.Sprintf("payload bytes per message (at least %d)", e2eHeader))
 	fl.DurationVar(&f.drain, "drain", 10*time.Second, "after the last send, wait this long for the rest")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object (same as -o json)")
+	fl.BoolVar(&f.histogram, "histogram", false, "print the full latency distribution: percentiles 50..99.99 and the maximum, and buckets 4 per power of two (in --json: \"histogram\")")
+	fl.DurationVar(&f.linger, "linger", producer.DefaultLinger, "producer linger (0: every message written at once)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured run to this file")
 	return cmd
 }
@@ -89,10 +104,10 @@ type e2eReceiver struct {
 func (rc *e2eReceiver) take(msgs []*consumer.Message) {
 	now := time.Now().UnixNano()
 	for _, m := range msgs {
-		if len(m.Payload) < e2eHeader || binary.BigEndian.Uint64(m.Payload) != rc.run {
+		sent, ok := latencyhist.ReadStamp(m.Payload, rc.run)
+		if !ok {
 			continue // another run's (or anybody's) message
 		}
-		sent := int64(binary.BigEndian.Uint64(m.Payload[8:]))
 		if sent == 0 {
 			continue // the warm-up message
 		}
@@ -134,13 +149,13 @@ func benchE2E(ctx context.Context, g *globals, f benchE2EFlags, hist *latencyHis
 	}()
 	defer func() { stopRecv(); recvWG.Wait() }()
 
-	p, err := newProducer(ctx, g, append(g.producerZK(), producer.WithLogger(clientLogger(g, errOut)))...)
+	p, err := newProducer(ctx, g, append(g.producerZK(), producer.WithLogger(clientLogger(g, errOut)), producer.WithLinger(f.linger))...)
 	if err != nil {
 		return r, err
 	}
 	defer closeWithin(g, p.Close)
 	wctx, cancel := context.WithTimeout(ctx, g.timeout())
-	_, err = p.Send(wctx, producer.Message{Topic: f.topic, Payload: e2ePayload(rc.run, 0, f.size)})
+	_, err = p.Send(wctx, producer.Message{Topic: f.topic, Payload: latencyhist.Stamped(rc.run, 0, f.size)})
 	cancel()
 	if err != nil {
 		return r, fmt.Errorf("bench e2e: warm-up send: %w", err)
@@ -214,16 +229,6 @@ func startBenchConsumer(ctx context.Context, g *globals, group, topic string, np
 	return c, nil
 }
 
-func e2ePayload(run uint64, sentNanos int64, size int) []byte {
-	b := make([]byte, size)
-	binary.BigEndian.PutUint64(b, run)
-	binary.BigEndian.PutUint64(b[8:], uint64(sentNanos))
-	for i := e2eHeader; i < size; i++ {
-		b[i] = byte('a' + i%26)
-	}
-	return b
-}
-
 // e2eSend sends total messages at f.rate, paced against the start time (a
 // late tick sends what is due at once, so the average rate holds), then
 // flushes. It returns how many were sent and how many failed.
@@ -242,7 +247,7 @@ func e2eSend(ctx context.Context, p *producer.Producer, f benchE2EFlags, run uin
 	for sent < total && ctx.Err() == nil {
 		due := min(total, int64(time.Since(start)/interval)+1)
 		for ; sent < due; sent++ {
-			p.SendAsync(ctx, producer.Message{Topic: f.topic, Payload: e2ePayload(run, time.Now().UnixNano(), f.size)}, cb)
+			p.SendAsync(ctx, producer.Message{Topic: f.topic, Payload: latencyhist.Stamped(run, time.Now().UnixNano(), f.size)}, cb)
 		}
 		select {
 		case <-ctx.Done():

@@ -82,22 +82,9 @@ var latencyBounds = []time.Duration{100 * time.Microsecond, 250 * time.Microseco
 // printLatencyHistogram prints h as rows "≤ bound  count  percent  bar",
 // from the first to the last non-empty row.
 func printLatencyHistogram(w io.Writer, title string, h *latencyHist) error {
-	counts := make([]uint64, len(latencyBounds)+1)
+	counts := h.Counts(latencyBounds)
 	var total uint64
-	for i := range h.b {
-		n := h.b[i].Load()
-		if n == 0 {
-			continue
-		}
-		mid := time.Duration(latBucketMid(i))
-		row := len(latencyBounds)
-		for j, b := range latencyBounds {
-			if mid <= b {
-				row = j
-				break
-			}
-		}
-		counts[row] += n
+	for _, n := range counts {
 		total += n
 	}
 	if total == 0 {

@@ -186,3 +186,48 @@ func TestBenchE2EJSON(t *testing.T) {
 		t.Fatalf("bench e2e table lacks the histogram:\n%s", out)
 	}
 }
+
+// TestBenchE2EHistogram: --histogram publishes the whole distribution, in
+// the table and in the JSON, and its counts add up to the messages.
+func TestBenchE2EHistogram(t *testing.T) {
+	f := grpSetup(t)
+	out := mustMetaq(t, f.args("bench", "e2e", "--topic", "orders", "--rate", "200", "--duration", "500ms", "--histogram", "--json")...)
+	var obj struct {
+		Messages  int64
+		MaxUs     float64 `json:"max_us"`
+		Histogram struct {
+			Count       int64
+			Percentiles []struct {
+				Percent float64
+				Us      float64
+			}
+			Buckets []struct {
+				LeUs  float64 `json:"le_us"`
+				Count int64
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &obj); err != nil {
+		t.Fatalf("bench e2e --histogram --json: %v\n%s", err, out)
+	}
+	h := obj.Histogram
+	if obj.Messages != 100 || h.Count != obj.Messages || len(h.Percentiles) != 10 || len(h.Buckets) == 0 {
+		t.Fatalf("bench e2e --histogram: %s", out)
+	}
+	var sum int64
+	for _, b := range h.Buckets {
+		sum += b.Count
+	}
+	if sum != h.Count {
+		t.Fatalf("bench e2e --histogram: buckets hold %d of %d: %s", sum, h.Count, out)
+	}
+	if last := h.Percentiles[len(h.Percentiles)-1]; last.Percent != 100 || last.Us != obj.MaxUs {
+		t.Fatalf("bench e2e --histogram: last percentile %+v, want the maximum %v", last, obj.MaxUs)
+	}
+	out = mustMetaq(t, f.args("bench", "e2e", "--topic", "orders", "--rate", "200", "--duration", "500ms", "--histogram")...)
+	for _, want := range []string{"PERCENTILE", "99.99%", "max", "CUMULATIVE", "100.000%"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("bench e2e --histogram table lacks %q:\n%s", want, out)
+		}
+	}
+}
