@@ -40,7 +40,7 @@ type Producer struct {
 	session  *zkrecipes.Session // owned, nil unless WithZooKeeper
 	pool     *conn.Pool         // one connection per broker
 
-	sem      chan struct{} // one token per message in flight
+	slots    *slots        // one per message in flight (WithMaxInFlight)
 	seq      atomic.Uint64 // round-robin sequence
 	inflight atomic.Int64
 	stats    counters
@@ -84,7 +84,7 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	p := &Producer{opts: o, sem: make(chan struct{}, o.maxInFlight), abort: make(chan struct{})}
+	p := &Producer{opts: o, slots: newSlots(o.maxInFlight), abort: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.retries.init(p)
 	switch {
@@ -210,19 +210,11 @@ func (p *Producer) acquire(ctx context.Context) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
-	select {
-	case p.sem <- struct{}{}:
-		return nil
-	default:
+	err := p.slots.take(ctx, p.abort)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		return fmt.Errorf("producer: waiting for room in the in-flight buffer: %w", err)
 	}
-	select {
-	case p.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("producer: waiting for room in the in-flight buffer: %w", ctx.Err())
-	case <-p.abort:
-		return ErrClosed
-	}
+	return err
 }
 
 // Flush waits until no message is in flight (every callback has run) or ctx

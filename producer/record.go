@@ -153,7 +153,7 @@ func (r *record) finishAt(res Result, err error, now time.Time) {
 	cb, w := r.cb, r.w
 	*r = record{}
 	recordPool.Put(r)
-	<-p.sem
+	p.slots.put()
 	if w != nil {
 		w.ch <- sendResult{res: res, err: err}
 	} else {
