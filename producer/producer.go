@@ -166,8 +166,9 @@ func (p *Producer) send(ctx context.Context, msg Message, cb func(Result, error)
 	case ctx.Err() != nil:
 		err = fmt.Errorf("producer: send to %q: %w", msg.Topic, ctx.Err())
 	}
+	var r *record
 	if err == nil {
-		err = p.acquire(ctx)
+		r, err = p.acquire(ctx)
 	}
 	if err != nil {
 		p.stats.failed.Add(1)
@@ -183,8 +184,7 @@ func (p *Producer) send(ctx context.Context, msg Message, cb func(Result, error)
 		return
 	}
 	p.inflight.Add(1)
-	r := recordPool.Get().(*record)
-	*r = record{p: p, ctx: ctx, msg: msg, cb: cb, w: w, size: size, start: time.Now()}
+	*r = record{p: p, ctx: ctx, msg: msg, cb: cb, w: w, size: size, start: time.Now().UnixNano()}
 	if msg.Attribute != "" {
 		r.flag = protocol.FlagAttribute
 		r.data = protocol.AppendPutData(make([]byte, 0, size), r.flag, msg.Attribute, msg.Payload)
@@ -205,16 +205,16 @@ func (p *Producer) send(ctx context.Context, msg Message, cb func(Result, error)
 	p.dispatch(r)
 }
 
-// acquire takes an in-flight slot.
-func (p *Producer) acquire(ctx context.Context) error {
+// acquire takes an in-flight slot: the record of the message.
+func (p *Producer) acquire(ctx context.Context) (*record, error) {
 	if p.closed.Load() {
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	err := p.slots.take(ctx, p.abort)
+	r, err := p.slots.take(ctx, p.abort)
 	if err != nil && !errors.Is(err, ErrClosed) {
-		return fmt.Errorf("producer: waiting for room in the in-flight buffer: %w", err)
+		return nil, fmt.Errorf("producer: waiting for room in the in-flight buffer: %w", err)
 	}
-	return err
+	return r, err
 }
 
 // Flush waits until no message is in flight (every callback has run) or ctx

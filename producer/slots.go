@@ -5,65 +5,95 @@ import (
 	"sync/atomic"
 )
 
-// slots bounds the messages in flight (WithMaxInFlight). Taking and
-// returning a slot is one atomic operation while there is room — the
-// buffered channel it replaces cost two channel operations per message,
-// both on one lock that the sending goroutine and the connection's reader
-// contended for. Only a sender that finds no room waits, on a channel.
+// slots bounds the messages in flight (WithMaxInFlight) and recycles their
+// records: a message in flight holds a record, and a record not in flight
+// waits in a bounded lock-free queue (Vyukov's MPMC ring). Taking a record
+// and giving it back are one CAS each while there is room. This replaced a
+// buffered channel as the bound (two channel operations per message, on a
+// lock the sending goroutine and the connection's reader contended for) and
+// a sync.Pool for the records (taken on the sender's P and returned on the
+// reader's, so most Gets took the pool's slow path). Only a sender that
+// finds every record in flight waits, on a channel.
 type slots struct {
-	max     int64
-	used    atomic.Int64
+	max   int64
+	made  atomic.Int64 // records allocated so far (≤ max)
+	mask  uint64
+	cells []slotCell
+	_     [64]byte
+	enq   atomic.Uint64
+	_     [64]byte
+	deq   atomic.Uint64
+	_     [64]byte
+
 	waiting atomic.Int32  // senders in take's slow path
-	room    chan struct{} // cap 1: a slot was returned while a sender waited
+	room    chan struct{} // cap 1: a record came back while a sender waited
+}
+
+type slotCell struct {
+	seq atomic.Uint64
+	r   *record
 }
 
 func newSlots(max int) *slots {
-	return &slots{max: int64(max), room: make(chan struct{}, 1)}
+	n := uint64(1)
+	for n < uint64(max) {
+		n <<= 1
+	}
+	s := &slots{max: int64(max), mask: n - 1, cells: make([]slotCell, n), room: make(chan struct{}, 1)}
+	for i := range s.cells {
+		s.cells[i].seq.Store(uint64(i))
+	}
+	return s
 }
 
-// tryTake takes a slot if one is free.
-func (s *slots) tryTake() bool {
+// tryTake returns a free record, or a new one while fewer than max exist;
+// nil when max are in flight.
+func (s *slots) tryTake() *record {
+	if r := s.pop(); r != nil {
+		return r
+	}
 	for {
-		n := s.used.Load()
+		n := s.made.Load()
 		if n >= s.max {
-			return false
+			return s.pop() // one may have come back meanwhile
 		}
-		if s.used.CompareAndSwap(n, n+1) {
-			return true
+		if s.made.CompareAndSwap(n, n+1) {
+			return new(record)
 		}
 	}
 }
 
-// take takes a slot, waiting for one until ctx ends (its error) or abort
-// is closed (ErrClosed).
-func (s *slots) take(ctx context.Context, abort <-chan struct{}) error {
-	if s.tryTake() {
-		return nil
+// take returns a record for a message, waiting for one until ctx ends (its
+// error) or abort is closed (ErrClosed).
+func (s *slots) take(ctx context.Context, abort <-chan struct{}) (*record, error) {
+	if r := s.tryTake(); r != nil {
+		return r, nil
 	}
-	// Announce the wait before checking again: a put that misses the
-	// announcement happened before the check, which then sees its room.
+	// Announce the wait before trying again: a put that misses the
+	// announcement happened before the try, which then finds its record.
 	s.waiting.Add(1)
 	defer s.waiting.Add(-1)
 	for {
-		if s.tryTake() {
-			if s.used.Load() < s.max {
-				s.signal() // room for another waiter too
+		if r := s.tryTake(); r != nil {
+			if s.enq.Load() != s.deq.Load() {
+				s.signal() // more came back: wake another waiter too
 			}
-			return nil
+			return r, nil
 		}
 		select {
 		case <-s.room:
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-abort:
-			return ErrClosed
+			return nil, ErrClosed
 		}
 	}
 }
 
-// put returns a slot and wakes a waiting sender.
-func (s *slots) put() {
-	s.used.Add(-1)
+// put gives back the record of a finished message (zeroed by the caller,
+// which must not touch it afterwards) and wakes a waiting sender.
+func (s *slots) put(r *record) {
+	s.push(r)
 	if s.waiting.Load() > 0 {
 		s.signal()
 	}
@@ -73,5 +103,49 @@ func (s *slots) signal() {
 	select {
 	case s.room <- struct{}{}:
 	default:
+	}
+}
+
+// push and pop are the bounded MPMC queue. The queue never fills: it holds
+// at most the records made, and its capacity is at least max.
+func (s *slots) push(r *record) {
+	pos := s.enq.Load()
+	for {
+		c := &s.cells[pos&s.mask]
+		seq := c.seq.Load()
+		switch d := int64(seq - pos); {
+		case d == 0:
+			if s.enq.CompareAndSwap(pos, pos+1) {
+				c.r = r
+				c.seq.Store(pos + 1)
+				return
+			}
+		case d < 0: // full: cannot happen (it holds at most the records made); drop r
+			s.made.Add(-1)
+			return
+		default:
+			pos = s.enq.Load()
+		}
+	}
+}
+
+func (s *slots) pop() *record {
+	pos := s.deq.Load()
+	for {
+		c := &s.cells[pos&s.mask]
+		seq := c.seq.Load()
+		switch d := int64(seq - (pos + 1)); {
+		case d == 0:
+			if s.deq.CompareAndSwap(pos, pos+1) {
+				r := c.r
+				c.r = nil
+				c.seq.Store(pos + s.mask + 1)
+				return r
+			}
+		case d < 0:
+			return nil // empty
+		default:
+			pos = s.deq.Load()
+		}
 	}
 }

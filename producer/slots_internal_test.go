@@ -10,50 +10,67 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Senders waiting for room all get a slot as slots come back, however the
-// returns interleave with their waits, and never more than max are taken.
+// Senders waiting for room all get a record as records come back, however
+// the returns interleave with their waits; never more than max records
+// exist or are held, and no record is held by two senders at once.
 func TestSlotsWakeEveryWaiter(t *testing.T) {
-	s := newSlots(2)
+	s := newSlots(3)
 	abort := make(chan struct{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	const senders, rounds = 8, 200
+	const senders, rounds = 8, 300
 	var held, peak atomic.Int64
+	var owners sync.Map // *record → sender
 	var wg sync.WaitGroup
 	for i := 0; i < senders; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for r := 0; r < rounds; r++ {
-				if err := s.take(ctx, abort); err != nil {
+			for k := 0; k < rounds; k++ {
+				r, err := s.take(ctx, abort)
+				if err != nil {
 					t.Error(err)
+					return
+				}
+				if prev, dup := owners.LoadOrStore(r, i); dup {
+					t.Errorf("record held by senders %v and %d", prev, i)
 					return
 				}
 				n := held.Add(1)
 				for m := peak.Load(); n > m && !peak.CompareAndSwap(m, n); m = peak.Load() {
 				}
 				held.Add(-1)
-				s.put()
+				owners.Delete(r)
+				s.put(r)
 			}
 		}()
 	}
 	wg.Wait()
-	require.LessOrEqual(t, peak.Load(), int64(2))
-	require.Equal(t, int64(0), s.used.Load())
+	require.LessOrEqual(t, peak.Load(), int64(3))
+	require.LessOrEqual(t, s.made.Load(), int64(3))
+	for i := 0; i < int(s.made.Load()); i++ {
+		require.NotNil(t, s.pop(), "every record came back")
+	}
+	require.Nil(t, s.pop())
 }
 
 // A sender waiting for room gives up when its ctx ends or the producer is
-// closed, without taking a slot.
+// closed, without taking a record.
 func TestSlotsWaitEnds(t *testing.T) {
 	s := newSlots(1)
 	abort := make(chan struct{})
-	require.NoError(t, s.take(context.Background(), abort))
+	r, err := s.take(context.Background(), abort)
+	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	require.ErrorIs(t, s.take(ctx, abort), context.DeadlineExceeded)
+	_, err = s.take(ctx, abort)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 	close(abort)
-	require.ErrorIs(t, s.take(context.Background(), abort), ErrClosed)
-	require.Equal(t, int64(1), s.used.Load())
-	s.put()
-	require.NoError(t, s.take(context.Background(), make(chan struct{})))
+	_, err = s.take(context.Background(), abort)
+	require.ErrorIs(t, err, ErrClosed)
+	s.put(r)
+	r2, err := s.take(context.Background(), make(chan struct{}))
+	require.NoError(t, err)
+	require.Same(t, r, r2, "the record is recycled")
+	require.Equal(t, int64(1), s.made.Load())
 }

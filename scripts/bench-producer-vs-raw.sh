@@ -11,6 +11,7 @@
 #
 #   scripts/bench-producer-vs-raw.sh [METAQ_BIN]     default: go build ./tools/metaq
 #   PAIRS=9 MESSAGES=500000 scripts/bench-producer-vs-raw.sh
+#   TEST_BIN=/tmp/producer-old.test scripts/bench-producer-vs-raw.sh   (a test binary of another tree)
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -24,7 +25,9 @@ if [ -z "$bin" ]; then
   bin=$tmp/metaq
   go build -o "$bin" ./tools/metaq
 fi
-go test -c -o "$tmp/producer.test" ./producer/
+# TEST_BIN: a prebuilt `go test -c ./producer/` (e.g. of an older tree, for a
+# before/after); default: built from this tree.
+if [ -n "${TEST_BIN:-}" ]; then cp "$TEST_BIN" "$tmp/producer.test"; else go test -c -o "$tmp/producer.test" ./producer/; fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sed -e 's/^zk.zkEnable=true/zk.zkEnable=false/' conf/server.ini >"$tmp/broker.ini"
 printf '\n[topic=bench]\nnumPartitions=1\n' >>"$tmp/broker.ini"
@@ -34,7 +37,7 @@ bpid=$!
 for _ in $(seq 1 200); do "$bin" healthcheck --broker "127.0.0.1:$port" >/dev/null 2>&1 && break; sleep 0.05; done
 mkdir -p docs/bench
 out=docs/bench/producer-vs-raw-$(date -u +%Y%m%dT%H%M%SZ).txt
-echo "# producer vs raw $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), broker $bin (own process), $MESSAGES messages per run" | tee "$out"
+echo "# producer vs raw $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), broker $bin (own process), test binary ${TEST_BIN:-of this tree}, $MESSAGES messages per run" | tee "$out"
 one() { # side: raw | producer
   METAQ_BENCH_BROKER=127.0.0.1:$port "$tmp/producer.test" -test.run '^$' -test.bench "ProducerVsRaw/$1\$" \
     -test.benchtime "${MESSAGES}x" -test.count 1 -test.benchmem 2>&1 | grep "^BenchmarkProducerVsRaw/" | tee -a "$out"

@@ -195,9 +195,10 @@ func (c *Conn) Err() error {
 	return c.err
 }
 
-// ReplyTime returns when the reply being handled was read. Call it only from
-// a Handler (it is one clock read per read batch, not per reply).
-func (c *Conn) ReplyTime() time.Time { return time.Unix(0, c.readTime) }
+// ReplyUnixNano returns when the reply being handled was read, in Unix
+// nanoseconds. Call it only from a Handler (it is one clock read per read
+// batch, not per reply).
+func (c *Conn) ReplyUnixNano() int64 { return c.readTime }
 
 // Pending returns the number of requests awaiting a reply.
 func (c *Conn) Pending() int {
