@@ -34,9 +34,17 @@ type slotCell struct {
 	r   *record
 }
 
-func newSlots(max int) *slots {
+// maxSlotRing bounds the ring (16 bytes a cell), so that a huge
+// WithMaxInFlight costs no memory up front. With more records in flight than
+// the ring holds, a record that finds the ring full is dropped (made again
+// when needed).
+const maxSlotRing = 1 << 16
+
+func newSlots(max int) *slots { return newSlotsRing(max, min(max, maxSlotRing)) }
+
+func newSlotsRing(max, ring int) *slots {
 	n := uint64(1)
-	for n < uint64(max) {
+	for n < uint64(ring) {
 		n <<= 1
 	}
 	s := &slots{max: int64(max), mask: n - 1, cells: make([]slotCell, n), room: make(chan struct{}, 1)}
@@ -106,8 +114,7 @@ func (s *slots) signal() {
 	}
 }
 
-// push and pop are the bounded MPMC queue. The queue never fills: it holds
-// at most the records made, and its capacity is at least max.
+// push and pop are the bounded MPMC queue.
 func (s *slots) push(r *record) {
 	pos := s.enq.Load()
 	for {
@@ -120,7 +127,7 @@ func (s *slots) push(r *record) {
 				c.seq.Store(pos + 1)
 				return
 			}
-		case d < 0: // full: cannot happen (it holds at most the records made); drop r
+		case d < 0: // full (more in flight than the ring holds): drop r
 			s.made.Add(-1)
 			return
 		default:

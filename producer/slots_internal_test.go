@@ -74,3 +74,25 @@ func TestSlotsWaitEnds(t *testing.T) {
 	require.Same(t, r, r2, "the record is recycled")
 	require.Equal(t, int64(1), s.made.Load())
 }
+
+// With more records in flight than the ring holds, the extra ones are
+// dropped when they come back and made again when needed; a huge bound
+// allocates no huge ring.
+func TestSlotsRingSmallerThanBound(t *testing.T) {
+	s := newSlotsRing(8, 2)
+	abort := make(chan struct{})
+	for round := 0; round < 3; round++ {
+		var rs []*record
+		for i := 0; i < 8; i++ {
+			r, err := s.take(context.Background(), abort)
+			require.NoError(t, err)
+			rs = append(rs, r)
+		}
+		require.Nil(t, s.tryTake(), "the bound holds")
+		for _, r := range rs {
+			s.put(r)
+		}
+		require.Equal(t, int64(2), s.made.Load(), "the ring keeps two, the rest are dropped")
+	}
+	require.Len(t, newSlots(1<<30).cells, maxSlotRing)
+}

@@ -20,18 +20,7 @@ import (
 // request still pending gets that error.
 func TestManyRepliesInOneReadThenMalformedFrame(t *testing.T) {
 	const n = 300 // more than one dispatch batch
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
+	addr := serveOne(t, func(nc net.Conn) {
 		r := bufio.NewReader(nc)
 		var out strings.Builder
 		for i := 0; i < n; i++ {
@@ -46,8 +35,8 @@ func TestManyRepliesInOneReadThenMalformedFrame(t *testing.T) {
 		out.WriteString("bogus frame\r\n")
 		_, _ = nc.Write([]byte(out.String()))
 		_, _ = r.ReadString('\n') // wait for the client to hang up
-	}()
-	c := dial(t, ln.Addr().String(), conn.Options{HeartbeatInterval: -1})
+	})
+	c := dial(t, addr, conn.Options{HeartbeatInterval: -1})
 	var mu sync.Mutex
 	var order []int
 	done := make(chan bool, n)
@@ -87,3 +76,23 @@ func (e *orderEcho) HandleReply(rep *protocol.Reply, err error) {
 type errHandler chan error
 
 func (h errHandler) HandleReply(_ *protocol.Reply, err error) { h <- err }
+
+// serveOne listens on a loopback port, runs serve on the first connection
+// (closing it after) and stops with the test; it returns the address.
+func serveOne(t *testing.T, serve func(nc net.Conn)) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		serve(nc)
+	}()
+	return ln.Addr().String()
+}
