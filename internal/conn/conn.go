@@ -136,6 +136,8 @@ type Conn struct {
 
 	rawOnce sync.Once
 	raw     syscall.RawConn // nc's raw conn for rawio; nil when it has none (set by rawConn)
+	rop     *rawOp          // the reader's raw read (set by rawConn)
+	wop     *rawOp          // the raw write of whoever writes (set by rawConn)
 
 	_         [64]byte     // keep the reader's and writer's clocks off mu's cache line
 	lastRead  atomic.Int64 // unix nanos
