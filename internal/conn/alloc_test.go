@@ -18,7 +18,7 @@ func TestRoundTripDoesNotAllocate(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("raw socket I/O is Linux only")
 	}
-	addr := serveOne(t, func(nc net.Conn) {
+	addr := serveConns(t, func(nc net.Conn) {
 		buf := make([]byte, 4096)
 		out := make([]byte, 0, 64)
 		for {

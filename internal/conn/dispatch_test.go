@@ -20,7 +20,7 @@ import (
 // request still pending gets that error.
 func TestManyRepliesInOneReadThenMalformedFrame(t *testing.T) {
 	const n = 300 // more than one dispatch batch
-	addr := serveOne(t, func(nc net.Conn) {
+	addr := serveConns(t, func(nc net.Conn) {
 		r := bufio.NewReader(nc)
 		var out strings.Builder
 		for i := 0; i < n; i++ {
@@ -77,9 +77,9 @@ type errHandler chan error
 
 func (h errHandler) HandleReply(_ *protocol.Reply, err error) { h <- err }
 
-// serveOne listens on a loopback port, runs serve on the first connection
+// serveConns listens on a loopback port, runs serve on every connection
 // (closing it after) and stops with the test; it returns the address.
-func serveOne(t *testing.T, serve func(nc net.Conn)) string {
+func serveConns(t *testing.T, serve func(nc net.Conn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -87,12 +87,18 @@ func serveOne(t *testing.T, serve func(nc net.Conn)) string {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		nc, err := ln.Accept()
-		if err != nil {
-			return
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer nc.Close()
+				serve(nc)
+			}()
 		}
-		defer nc.Close()
-		serve(nc)
 	}()
 	return ln.Addr().String()
 }

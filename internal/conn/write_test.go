@@ -18,7 +18,7 @@ import (
 // whole (valid checksum) and, per sender, in order: their first 8 bytes are
 // sender<<32 | sequence number. Problems go to errs.
 func stalledBroker(t *testing.T, release <-chan struct{}, errs chan<- error) string {
-	return serveOne(t, func(nc net.Conn) {
+	return serveConns(t, func(nc net.Conn) {
 		<-release
 		dec := protocol.NewDecoder(protocol.Config{})
 		buf := make([]byte, 4<<20)
