@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -198,12 +199,16 @@ func cpuTime() time.Duration {
 
 // BenchmarkProducerVsRaw compares the producer with a raw pipelined client
 // (bufio writer, a window of puts in flight, replies counted by a reader
-// goroutine: the least a client can do) on the same kind of in-process
-// broker: one connection, one partition, 100-byte messages, 4096 in flight,
+// goroutine: the least a client can do) on the same kind of broker: one
+// connection, one partition, 100-byte messages, 4096 in flight,
 // acknowledged after fsync. The ratio of the two msgs/s is the producer's
-// efficiency; cpu-us/msg is the whole process's (broker included).
+// efficiency. By default the broker runs in this process and cpu-ns/msg
+// includes it; with METAQ_BENCH_BROKER=host:port (a `metaq broker` serving
+// topic "bench" with one partition, as scripts/bench-producer-vs-raw.sh
+// starts one) cpu-ns/msg is the client's alone.
 //
 //	go test -run '^$' -bench ProducerVsRaw -benchtime 300000x -count 3 ./producer/
+//	scripts/bench-producer-vs-raw.sh     (alternating pairs, external broker, medians)
 func BenchmarkProducerVsRaw(b *testing.B) {
 	const size, window = 100, 4096
 	payload := make([]byte, size)
@@ -211,7 +216,10 @@ func BenchmarkProducerVsRaw(b *testing.B) {
 		payload[i] = byte('a' + i%26)
 	}
 	run := func(b *testing.B, send func(addr string)) {
-		addr := startDirectBroker(b, 1)
+		addr := os.Getenv("METAQ_BENCH_BROKER")
+		if addr == "" {
+			addr = startDirectBroker(b, 1)
+		}
 		send(addr) // warm-up: the partition's files, the connection
 		b.ReportAllocs()
 		cpu0 := cpuTime()

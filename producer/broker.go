@@ -124,6 +124,11 @@ func (p *Producer) brokerFor(addr string) *broker {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.brokerForLocked(addr)
+}
+
+// brokerForLocked is brokerFor for a caller holding p.mu.
+func (p *Producer) brokerForLocked(addr string) *broker {
 	b := p.brokers.get(addr)
 	if b == nil {
 		b = &broker{p: p, addr: addr}
@@ -137,10 +142,13 @@ func (p *Producer) brokerFor(addr string) *broker {
 type route struct {
 	version uint64
 	parts   []Partition // current, sorted
+	brokers []*broker   // the broker of each of parts (states are never removed)
 	// keySpace is every partition seen for the topic during the producer's
-	// life, sorted; live says which are in parts (with their current address).
-	keySpace []Partition
-	live     []bool
+	// life, sorted; live says which are in parts (with their current address),
+	// keyBrokers their brokers (nil where not live).
+	keySpace   []Partition
+	live       []bool
+	keyBrokers []*broker
 }
 
 // routeFor returns the routing table of topic, rebuilt when the topology changed.
@@ -189,7 +197,16 @@ func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
 		return a.Partition - b.Partition
 	})
 	for _, kp := range nrt.keySpace {
-		nrt.live = append(nrt.live, live[key{kp.BrokerID, kp.Partition}])
+		l := live[key{kp.BrokerID, kp.Partition}]
+		nrt.live = append(nrt.live, l)
+		var b *broker
+		if l {
+			b = p.brokerForLocked(kp.Addr)
+		}
+		nrt.keyBrokers = append(nrt.keyBrokers, b)
+	}
+	for _, cp := range nrt.parts {
+		nrt.brokers = append(nrt.brokers, p.brokerForLocked(cp.Addr))
 	}
 	p.routes.setLocked(topic, nrt)
 	return nrt, nil
@@ -217,7 +234,7 @@ func (p *Producer) choose(r *record) (Partition, *broker, error) {
 		if !rt.live[i] {
 			return part, nil, newErr(fmt.Sprintf("producer: partition %s of %q: its broker is not registered", part, r.msg.Topic), ErrPartitionUnavailable)
 		}
-		b := p.brokerFor(part.Addr)
+		b := rt.keyBrokers[i]
 		if !b.available() {
 			return part, nil, newErr(fmt.Sprintf("producer: partition %s of %q: broker %s is unreachable", part, r.msg.Topic, part.Addr), ErrPartitionUnavailable)
 		}
@@ -232,9 +249,9 @@ func (p *Producer) choose(r *record) (Partition, *broker, error) {
 		start += n
 	}
 	for i := 0; i < n; i++ {
-		part := rt.parts[(start+i)%n]
-		if b := p.brokerFor(part.Addr); b.available() {
-			return part, b, nil
+		k := (start + i) % n
+		if b := rt.brokers[k]; b.available() {
+			return rt.parts[k], b, nil
 		}
 	}
 	return Partition{}, nil, newErr(fmt.Sprintf("producer: every broker of %q is unreachable", r.msg.Topic), ErrNoPartitions)

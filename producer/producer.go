@@ -40,7 +40,7 @@ type Producer struct {
 	session  *zkrecipes.Session // owned, nil unless WithZooKeeper
 	pool     *conn.Pool         // one connection per broker
 
-	sem      chan struct{} // one token per message in flight
+	slots    *slots        // one per message in flight (WithMaxInFlight)
 	seq      atomic.Uint64 // round-robin sequence
 	inflight atomic.Int64
 	stats    counters
@@ -84,7 +84,7 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	p := &Producer{opts: o, sem: make(chan struct{}, o.maxInFlight), abort: make(chan struct{})}
+	p := &Producer{opts: o, slots: newSlots(o.maxInFlight), abort: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.retries.init(p)
 	switch {
@@ -166,8 +166,9 @@ func (p *Producer) send(ctx context.Context, msg Message, cb func(Result, error)
 	case ctx.Err() != nil:
 		err = fmt.Errorf("producer: send to %q: %w", msg.Topic, ctx.Err())
 	}
+	var r *record
 	if err == nil {
-		err = p.acquire(ctx)
+		r, err = p.acquire(ctx)
 	}
 	if err != nil {
 		p.stats.failed.Add(1)
@@ -183,8 +184,7 @@ func (p *Producer) send(ctx context.Context, msg Message, cb func(Result, error)
 		return
 	}
 	p.inflight.Add(1)
-	r := recordPool.Get().(*record)
-	*r = record{p: p, ctx: ctx, msg: msg, cb: cb, w: w, size: size, start: time.Now()}
+	*r = record{p: p, ctx: ctx, msg: msg, cb: cb, w: w, size: size, start: time.Now().UnixNano()}
 	if msg.Attribute != "" {
 		r.flag = protocol.FlagAttribute
 		r.data = protocol.AppendPutData(make([]byte, 0, size), r.flag, msg.Attribute, msg.Payload)
@@ -205,24 +205,16 @@ func (p *Producer) send(ctx context.Context, msg Message, cb func(Result, error)
 	p.dispatch(r)
 }
 
-// acquire takes an in-flight slot.
-func (p *Producer) acquire(ctx context.Context) error {
+// acquire takes an in-flight slot: the record of the message.
+func (p *Producer) acquire(ctx context.Context) (*record, error) {
 	if p.closed.Load() {
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	select {
-	case p.sem <- struct{}{}:
-		return nil
-	default:
+	r, err := p.slots.take(ctx, p.abort)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		return nil, fmt.Errorf("producer: waiting for room in the in-flight buffer: %w", err)
 	}
-	select {
-	case p.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("producer: waiting for room in the in-flight buffer: %w", ctx.Err())
-	case <-p.abort:
-		return ErrClosed
-	}
+	return r, err
 }
 
 // Flush waits until no message is in flight (every callback has run) or ctx

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/metaq-go/metaq/internal/conn"
@@ -12,9 +11,10 @@ import (
 )
 
 // record is one message in flight. It is the connection's Request and
-// Handler, so a send allocates nothing beyond the pooled record. Exactly one
-// goroutine owns a record at a time: the sender, then the connection (until
-// HandleReply), then a retry wait, until finish returns it to the pool.
+// Handler, so a send allocates nothing (records are recycled by slots).
+// Exactly one goroutine owns a record at a time: the sender, then the
+// connection (until HandleReply), then a retry wait, until finish gives it
+// back.
 type record struct {
 	p        *Producer
 	ctx      context.Context
@@ -25,7 +25,7 @@ type record struct {
 	flag     int32
 	checksum int32
 	size     int
-	start    time.Time
+	start    int64 // Unix nanoseconds when it was accepted
 	attempt  int
 	part     Partition
 	b        *broker
@@ -37,8 +37,6 @@ type record struct {
 	lastErr error       // why it is being retried
 	stopCtx func() bool // stops the ctx watch while it waits in the retry queue
 }
-
-var recordPool = sync.Pool{New: func() any { return new(record) }}
 
 // AppendRequest implements conn.Request.
 func (r *record) AppendRequest(dst []byte, opaque int32) []byte {
@@ -67,7 +65,7 @@ func (r *record) HandleReply(rep *protocol.Reply, err error) {
 		r.finish(Result{}, r.errorf(fmt.Errorf("%w: %w", conn.ErrProtocol, perr)))
 		return
 	}
-	r.finishAt(Result{MsgID: id, Partition: r.part, Offset: off}, nil, r.c.ReplyTime())
+	r.finishAt(Result{MsgID: id, Partition: r.part, Offset: off}, nil, r.c.ReplyUnixNano())
 }
 
 // errorf says which message and partition an error is about.
@@ -124,13 +122,14 @@ func (r *record) retryOrFail(err error) {
 }
 
 // finish reports r's outcome exactly once and recycles r.
-func (r *record) finish(res Result, err error) { r.finishAt(res, err, time.Now()) }
+func (r *record) finish(res Result, err error) { r.finishAt(res, err, time.Now().UnixNano()) }
 
-// finishAt is finish with the time the outcome was known (a reply's read
-// time: one clock read per read batch instead of one per message).
-func (r *record) finishAt(res Result, err error, now time.Time) {
+// finishAt is finish with the time the outcome was known in Unix
+// nanoseconds (a reply's read time: one clock read per read batch instead of
+// one per message).
+func (r *record) finishAt(res Result, err error, now int64) {
 	p := r.p
-	lat := now.Sub(r.start)
+	lat := time.Duration(now - r.start)
 	if err == nil {
 		p.stats.sent.Add(1)
 		p.stats.bytes.Add(uint64(len(r.msg.Payload)))
@@ -152,8 +151,7 @@ func (r *record) finishAt(res Result, err error, now time.Time) {
 	}
 	cb, w := r.cb, r.w
 	*r = record{}
-	recordPool.Put(r)
-	<-p.sem
+	p.slots.put(r)
 	if w != nil {
 		w.ch <- sendResult{res: res, err: err}
 	} else {

@@ -39,7 +39,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -125,26 +124,29 @@ type Conn struct {
 	opts Options
 	pre  []byte // read past the auth exchange; the reader's first bytes
 
-	mu         sync.Mutex // guards the fields below
-	wbuf       []byte     // frames queued for the writer
-	spare      []byte     // the writer's other buffer
-	pending    map[int32]Handler
-	next       int32  // next opaque to try
-	wrapped    bool   // next has wrapped around: opaques may collide
-	err        error  // why the connection ended; nil while alive
-	lastWord   string // a refusal the broker sent with opaque 0 (e.g. "this port requires TLS") before closing
-	stallSince int64  // unix nanos when pending last became non-empty
-	writing    bool   // a write is in progress (writer goroutine or an inline write, write.go)
-	corked     bool   // the reader is dispatching replies: it writes what they queue after (write.go)
+	mu         sync.Mutex   // guards the fields below
+	wbuf       []byte       // frames queued for the writer
+	spare      []byte       // the writer's other buffer
+	pending    pendingTable // handlers of the requests awaiting a reply, by opaque
+	err        error        // why the connection ended; nil while alive
+	lastWord   string       // a refusal the broker sent with opaque 0 (e.g. "this port requires TLS") before closing
+	stallSince int64        // unix nanos when pending last became non-empty
+	writing    bool         // a write is in progress (writer goroutine or an inline write, write.go)
+	corked     bool         // the reader is dispatching replies: it writes what they queue after (write.go)
 
 	rawOnce sync.Once
 	raw     syscall.RawConn // nc's raw conn for rawio; nil when it has none (set by rawConn)
+	rop     *rawOp          // the reader's raw read (set by rawConn)
+	wop     *rawOp          // the raw write of whoever writes (set by rawConn)
 
 	_         [64]byte     // keep the reader's and writer's clocks off mu's cache line
 	lastRead  atomic.Int64 // unix nanos
 	lastWrite atomic.Int64
 	readTime  int64 // unix nanos of the read being dispatched; reader goroutine only
 	_         [64]byte
+
+	reps []protocol.Reply // the reader's batch of decoded replies (dispatch)
+	hs   []Handler        // their handlers
 
 	wake chan struct{} // cap 1: frames queued while the writer idled
 	full chan struct{} // cap 1: FlushBytes reached during a linger
@@ -172,8 +174,8 @@ func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
 		return nil, err
 	}
 	now := time.Now().UnixNano()
-	c := &Conn{addr: addr, nc: nc, opts: o, pending: make(map[int32]Handler, 64), pre: pre,
-		next: 1, wake: make(chan struct{}, 1), full: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &Conn{addr: addr, nc: nc, opts: o, pending: newPendingTable(), pre: pre, hs: make([]Handler, dispatchBatch),
+		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), done: make(chan struct{})}
 	c.lastRead.Store(now)
 	c.lastWrite.Store(now)
 	c.wg.Add(2)
@@ -195,15 +197,16 @@ func (c *Conn) Err() error {
 	return c.err
 }
 
-// ReplyTime returns when the reply being handled was read. Call it only from
-// a Handler (it is one clock read per read batch, not per reply).
-func (c *Conn) ReplyTime() time.Time { return time.Unix(0, c.readTime) }
+// ReplyUnixNano returns when the reply being handled was read, in Unix
+// nanoseconds. Call it only from a Handler (it is one clock read per read
+// batch, not per reply).
+func (c *Conn) ReplyUnixNano() int64 { return c.readTime }
 
 // Pending returns the number of requests awaiting a reply.
 func (c *Conn) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.pending)
+	return c.pending.len()
 }
 
 // Start queues req and registers h for its reply. It never blocks. When the
@@ -229,13 +232,10 @@ func (c *Conn) enqueue(req Request, h Handler) error {
 		c.mu.Unlock()
 		return err
 	}
-	op := c.allocOpaqueLocked()
-	if h != nil {
-		if len(c.pending) == 0 {
-			c.stallSince = time.Now().UnixNano()
-		}
-		c.pending[op] = h
+	if h != nil && c.pending.len() == 0 {
+		c.stallSince = time.Now().UnixNano()
 	}
+	op := c.pending.alloc(h)
 	was := len(c.wbuf)
 	c.wbuf = req.AppendRequest(c.wbuf, op)
 	n := len(c.wbuf)
@@ -264,30 +264,6 @@ func (c *Conn) queued(was, n int) {
 	}
 }
 
-// allocOpaqueLocked returns the next opaque not in use. Opaques wrap around
-// from MaxInt32 to MinInt32; NoOpaque (MaxInt32) is skipped because brokers
-// use it for requests sent without one.
-func (c *Conn) allocOpaqueLocked() int32 {
-	for {
-		op := c.next
-		if c.next == math.MaxInt32-1 {
-			c.next = math.MinInt32
-			c.wrapped = true
-		} else {
-			c.next++
-		}
-		if op == protocol.NoOpaque {
-			continue
-		}
-		if !c.wrapped {
-			return op // every opaque so far was new
-		}
-		if _, busy := c.pending[op]; !busy {
-			return op
-		}
-	}
-}
-
 // Close ends the connection: requests in flight fail with ErrClosed. It waits
 // for the connection's goroutines, so it must not be called from a Handler.
 // Idempotent.
@@ -308,8 +284,7 @@ func (c *Conn) fail(err error) {
 		err = fmt.Errorf("%w (the broker said: %s)", err, c.lastWord)
 	}
 	c.err = err
-	pending := c.pending
-	c.pending = map[int32]Handler{}
+	pending := c.pending.drain()
 	c.wbuf = nil
 	close(c.done)
 	c.mu.Unlock()
@@ -407,7 +382,7 @@ func (c *Conn) flush() bool {
 func (c *Conn) heartbeat() {
 	now := time.Now().UnixNano()
 	c.mu.Lock()
-	n := len(c.pending)
+	n := c.pending.len()
 	since := max(c.stallSince, c.lastRead.Load())
 	c.mu.Unlock()
 	if n > 0 {
@@ -480,41 +455,71 @@ func (c *Conn) readLoop() {
 	}
 }
 
-// dispatch decodes every complete reply in buf[start:end] and returns the new
-// start; false when the stream is malformed.
+// dispatchBatch is how many replies' handlers the reader takes under one
+// lock of c.mu: one lock per reply contended with every Start of a busy
+// producer.
+const dispatchBatch = 64
+
+// dispatch decodes every complete reply in buf[start:end], hands each to its
+// handler and returns the new start; false when the stream is malformed
+// (after the replies before the bad frame were handled).
 func (c *Conn) dispatch(dec *protocol.ReplyDecoder, buf []byte, start, end int) (int, bool) {
 	defer c.uncork()
 	for start < end {
-		rep, used, err := dec.Decode(buf[start:end])
-		if err != nil {
-			c.fail(wrap(ErrProtocol, err))
+		reps := c.reps[:0]
+		var derr error
+		for start < end && len(reps) < dispatchBatch {
+			rep, used, err := dec.Decode(buf[start:end])
+			if err != nil || used == 0 {
+				derr = err
+				break
+			}
+			start += used
+			reps = append(reps, *rep) // Body aliases buf, which stays until we return
+		}
+		c.reps = reps
+		c.handle(reps)
+		if derr != nil {
+			c.fail(wrap(ErrProtocol, derr))
 			return start, false
 		}
-		if used == 0 {
-			return start, true
+		if len(reps) < dispatchBatch {
+			return start, true // the rest, if any, is an incomplete frame
 		}
-		start += used
-		c.mu.Lock()
-		c.corked = true
-		h, ok := c.pending[rep.Opaque]
-		if ok {
-			delete(c.pending, rep.Opaque)
-		}
-		c.mu.Unlock()
-		if !ok {
-			if rep.Opaque == 0 && rep.Code != protocol.CodeOK && len(rep.Body) > 0 {
-				// A refusal of the whole connection (a full broker, a TLS port):
-				// kept for the error the connection ends with.
-				c.mu.Lock()
-				c.lastWord = protocol.CodeName(rep.Code) + ": " + string(rep.Body[:min(len(rep.Body), 512)])
-				c.mu.Unlock()
-			}
-			c.opts.Logger.Warn("conn: reply with unknown opaque", "addr", c.addr, "opaque", rep.Opaque)
-			continue
-		}
-		h.HandleReply(rep, nil)
 	}
 	return start, true
+}
+
+// handle takes the handlers of reps under one lock and calls them in order.
+func (c *Conn) handle(reps []protocol.Reply) {
+	if len(reps) == 0 {
+		return
+	}
+	hs := c.hs[:len(reps)]
+	c.mu.Lock()
+	c.corked = true
+	for i := range reps {
+		hs[i], _ = c.pending.take(reps[i].Opaque)
+	}
+	c.mu.Unlock()
+	for i := range reps {
+		h := hs[i]
+		hs[i] = nil
+		if h != nil {
+			h.HandleReply(&reps[i], nil)
+			continue
+		}
+		rep := &reps[i]
+		if rep.Opaque == 0 && rep.Code != protocol.CodeOK && len(rep.Body) > 0 {
+			// A refusal of the whole connection (a full broker, a TLS port):
+			// kept for the error the connection ends with.
+			c.mu.Lock()
+			c.lastWord = protocol.CodeName(rep.Code) + ": " + string(rep.Body[:min(len(rep.Body), 512)])
+			c.mu.Unlock()
+		}
+		c.opts.Logger.Warn("conn: reply with unknown opaque", "addr", c.addr, "opaque", rep.Opaque)
+	}
+	clear(reps) // drop the bodies' references to the read buffer
 }
 
 // makeRoom moves the unread bytes to the front, growing buf when need (a

@@ -129,43 +129,25 @@ func TestServerErrorsAreTypedAndRetriableByCode(t *testing.T) {
 // fakeBroker answers each request line with a 200 result echoing the opaque,
 // in reverse order of every pair, to show out-of-order correlation.
 func fakeBroker(t *testing.T, handle func(lines []string, w *bufio.Writer)) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return serveConns(t, func(nc net.Conn) {
+		r := bufio.NewReader(nc)
+		w := bufio.NewWriter(nc)
+		var batch []string
 		for {
-			nc, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				r := bufio.NewReader(nc)
-				w := bufio.NewWriter(nc)
-				var batch []string
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					batch = append(batch, strings.TrimSpace(line))
-					if r.Buffered() == 0 || len(batch) == 2 {
-						handle(batch, w)
-						if w.Flush() != nil {
-							return
-						}
-						batch = nil
-					}
+			batch = append(batch, strings.TrimSpace(line))
+			if r.Buffered() == 0 || len(batch) == 2 {
+				handle(batch, w)
+				if w.Flush() != nil {
+					return
 				}
-			}()
+				batch = nil
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 func lastTok(line string) string { f := strings.Fields(line); return f[len(f)-1] }

@@ -3,7 +3,6 @@ package conn
 // SetNextOpaque sets the next opaque to try (tests of the wrap-around).
 func SetNextOpaque(c *Conn, v int32) {
 	c.mu.Lock()
-	c.next = v
-	c.wrapped = true
+	c.pending.next = v
 	c.mu.Unlock()
 }

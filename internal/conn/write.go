@@ -36,7 +36,10 @@ func (c *Conn) mayWriteInlineLocked() bool {
 
 // rawConn returns the raw connection for rawio, nil when there is none.
 func (c *Conn) rawConn() syscall.RawConn {
-	c.rawOnce.Do(func() { c.raw = rawConnOf(c.nc) })
+	c.rawOnce.Do(func() {
+		c.raw = rawConnOf(c.nc)
+		c.rop, c.wop = newRawOp(), newRawOp()
+	})
 	return c.raw
 }
 
@@ -44,9 +47,8 @@ func (c *Conn) rawConn() syscall.RawConn {
 // entry and released.
 func (c *Conn) writeInline() {
 	buf := c.takeLocked()
-	raw := c.raw
 	c.mu.Unlock()
-	n, _ := writeRaw(raw, buf, false)
+	n, _ := c.writeRaw(buf, false)
 	if n > 0 {
 		c.lastWrite.Store(time.Now().UnixNano())
 	}
@@ -69,37 +71,72 @@ func (c *Conn) writeInline() {
 
 // writeSocket writes buf whole, waiting for room in the socket buffer.
 func (c *Conn) writeSocket(buf []byte) error {
-	raw := c.rawConn()
-	if raw == nil {
+	if c.rawConn() == nil {
 		_, err := c.nc.Write(buf)
 		return err
 	}
-	_, err := writeRaw(raw, buf, true)
+	_, err := c.writeRaw(buf, true)
 	return err
+}
+
+// rawOp is one read or write through syscall.RawConn. Each connection keeps
+// one for its reader and one for whoever writes (one write at a time:
+// Conn.writing), with the callback bound once, so that a call does not
+// allocate a closure (at low rates one allocation per message otherwise).
+type rawOp struct {
+	buf   []byte
+	n     int
+	errno syscall.Errno
+	wait  bool                  // writes: wait for room until everything is written
+	read  func(fd uintptr) bool // bound to readOnce
+	write func(fd uintptr) bool // bound to writeOnce
+}
+
+func newRawOp() *rawOp {
+	op := &rawOp{}
+	op.read, op.write = op.readOnce, op.writeOnce
+	return op
+}
+
+// writeOnce writes op.buf[op.n:] with rawWrite; false asks RawConn to wait
+// until the socket is writable and call again.
+func (op *rawOp) writeOnce(fd uintptr) bool {
+	for op.n < len(op.buf) {
+		k, e := rawWrite(fd, op.buf[op.n:])
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return !op.wait
+		case e != 0:
+			op.errno = e
+			return true
+		}
+		op.n += k
+	}
+	return true
+}
+
+// readOnce reads into op.buf; false asks RawConn to wait until readable.
+func (op *rawOp) readOnce(fd uintptr) bool {
+	for {
+		op.n, op.errno = rawRead(fd, op.buf)
+		if op.errno != syscall.EINTR {
+			return op.errno != syscall.EAGAIN
+		}
+	}
 }
 
 // writeRaw writes buf with rawWrite. With wait it waits for room in the
 // socket buffer until everything is written; without, it stops at the first
-// write the socket does not take whole.
-func writeRaw(raw syscall.RawConn, buf []byte, wait bool) (int, error) {
-	n := 0
-	var errno syscall.Errno
-	err := raw.Write(func(fd uintptr) bool {
-		for n < len(buf) {
-			k, e := rawWrite(fd, buf[n:])
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN:
-				return !wait // false: wait until the socket is writable, then again
-			case e != 0:
-				errno = e
-				return true
-			}
-			n += k
-		}
-		return true
-	})
+// write the socket does not take whole. Only the goroutine that set
+// c.writing calls it.
+func (c *Conn) writeRaw(buf []byte, wait bool) (int, error) {
+	op := c.wop
+	op.buf, op.n, op.errno, op.wait = buf, 0, 0, wait
+	err := c.raw.Write(op.write)
+	n, errno := op.n, op.errno
+	op.buf = nil
 	if err == nil && errno != 0 {
 		err = errno
 	}
@@ -107,22 +144,16 @@ func writeRaw(raw syscall.RawConn, buf []byte, wait bool) (int, error) {
 }
 
 // readSocket reads into p like net.Conn.Read (io.EOF at the end of the
-// stream), waiting for data.
+// stream), waiting for data. Reader goroutine only.
 func (c *Conn) readSocket(p []byte) (int, error) {
-	raw := c.rawConn()
-	if raw == nil {
+	if c.rawConn() == nil {
 		return c.nc.Read(p)
 	}
-	var n int
-	var errno syscall.Errno
-	err := raw.Read(func(fd uintptr) bool {
-		for {
-			n, errno = rawRead(fd, p)
-			if errno != syscall.EINTR {
-				return errno != syscall.EAGAIN // false: wait until readable, then again
-			}
-		}
-	})
+	op := c.rop
+	op.buf, op.n, op.errno = p, 0, 0
+	err := c.raw.Read(op.read)
+	n, errno := op.n, op.errno
+	op.buf = nil
 	switch {
 	case err != nil:
 		return 0, err

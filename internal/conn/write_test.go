@@ -18,18 +18,7 @@ import (
 // whole (valid checksum) and, per sender, in order: their first 8 bytes are
 // sender<<32 | sequence number. Problems go to errs.
 func stalledBroker(t *testing.T, release <-chan struct{}, errs chan<- error) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
+	return serveConns(t, func(nc net.Conn) {
 		<-release
 		dec := protocol.NewDecoder(protocol.Config{})
 		buf := make([]byte, 4<<20)
@@ -77,8 +66,7 @@ func stalledBroker(t *testing.T, release <-chan struct{}, errs chan<- error) str
 			end -= start
 			start = 0
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // Scenario: a broker that does not read while 16 MiB of puts are queued,

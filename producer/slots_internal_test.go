@@ -1,0 +1,98 @@
+package producer
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Senders waiting for room all get a record as records come back, however
+// the returns interleave with their waits; never more than max records
+// exist or are held, and no record is held by two senders at once.
+func TestSlotsWakeEveryWaiter(t *testing.T) {
+	s := newSlots(3)
+	abort := make(chan struct{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const senders, rounds = 8, 300
+	var held, peak atomic.Int64
+	var owners sync.Map // *record → sender
+	var wg sync.WaitGroup
+	for i := 0; i < senders; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < rounds; k++ {
+				r, err := s.take(ctx, abort)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if prev, dup := owners.LoadOrStore(r, i); dup {
+					t.Errorf("record held by senders %v and %d", prev, i)
+					return
+				}
+				n := held.Add(1)
+				for m := peak.Load(); n > m && !peak.CompareAndSwap(m, n); m = peak.Load() {
+				}
+				held.Add(-1)
+				owners.Delete(r)
+				s.put(r)
+			}
+		}()
+	}
+	wg.Wait()
+	require.LessOrEqual(t, peak.Load(), int64(3))
+	require.LessOrEqual(t, s.made.Load(), int64(3))
+	for i := 0; i < int(s.made.Load()); i++ {
+		require.NotNil(t, s.pop(), "every record came back")
+	}
+	require.Nil(t, s.pop())
+}
+
+// A sender waiting for room gives up when its ctx ends or the producer is
+// closed, without taking a record.
+func TestSlotsWaitEnds(t *testing.T) {
+	s := newSlots(1)
+	abort := make(chan struct{})
+	r, err := s.take(context.Background(), abort)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err = s.take(ctx, abort)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	close(abort)
+	_, err = s.take(context.Background(), abort)
+	require.ErrorIs(t, err, ErrClosed)
+	s.put(r)
+	r2, err := s.take(context.Background(), make(chan struct{}))
+	require.NoError(t, err)
+	require.Same(t, r, r2, "the record is recycled")
+	require.Equal(t, int64(1), s.made.Load())
+}
+
+// With more records in flight than the ring holds, the extra ones are
+// dropped when they come back and made again when needed; a huge bound
+// allocates no huge ring.
+func TestSlotsRingSmallerThanBound(t *testing.T) {
+	s := newSlotsRing(8, 2)
+	abort := make(chan struct{})
+	for round := 0; round < 3; round++ {
+		var rs []*record
+		for i := 0; i < 8; i++ {
+			r, err := s.take(context.Background(), abort)
+			require.NoError(t, err)
+			rs = append(rs, r)
+		}
+		require.Nil(t, s.tryTake(), "the bound holds")
+		for _, r := range rs {
+			s.put(r)
+		}
+		require.Equal(t, int64(2), s.made.Load(), "the ring keeps two, the rest are dropped")
+	}
+	require.Len(t, newSlots(1<<30).cells, maxSlotRing)
+}
