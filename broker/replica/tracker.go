@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -76,9 +77,11 @@ type Tracker struct {
 	waiters   map[Partition][]waiter
 	closed    bool
 
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	kick   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	checks atomic.Int64 // check calls (tests count them)
+	idle   atomic.Bool  // the loop sleeps until kicked: nothing to check
 }
 
 // peer is the Tracker's view of one follower.
@@ -143,6 +146,9 @@ func (t *Tracker) Attach(member int, isSync bool) (detach func()) {
 	p.sync = isSync
 	p.streams++
 	t.mu.Unlock()
+	if isSync {
+		t.signal() // it may join the in-sync set: the loop must look
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -281,6 +287,9 @@ func (t *Tracker) signal() {
 	}
 }
 
+// loop checks every CheckInterval while there is something to check
+// (activeLocked) and sleeps without a timer otherwise, until a kick (Attach
+// of a sync follower, or an Ack of one that may join) wakes it.
 func (t *Tracker) loop() {
 	defer close(t.done)
 	tick := time.NewTicker(t.opts.CheckInterval)
@@ -288,24 +297,61 @@ func (t *Tracker) loop() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { <-t.stop; cancel() }()
+	active := true
 	for {
+		var ticks <-chan time.Time
+		if active {
+			ticks = tick.C
+		}
 		select {
 		case <-t.stop:
 			return
-		case <-tick.C:
+		case <-ticks:
 		case <-t.kick:
 		}
 		t.check(ctx)
+		t.mu.Lock()
+		now := t.activeLocked()
+		t.mu.Unlock()
+		switch {
+		case now && !active:
+			tick.Reset(t.opts.CheckInterval)
+		case !now && active:
+			tick.Stop()
+		}
+		active = now
+		t.idle.Store(!active)
 	}
+}
+
+// activeLocked reports whether check has anything to look at: a follower
+// in (or joining) the in-sync set whose lag must be watched, or a
+// connected sync follower that may join it. Without one, check would walk
+// every partition for nothing.
+func (t *Tracker) activeLocked() bool {
+	if len(t.inSync) > 0 || len(t.joining) > 0 {
+		return true
+	}
+	for m, p := range t.followers {
+		if p.sync && p.streams > 0 && !slices.Contains(t.inSync, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // check shrinks the in-sync set by the followers lagging over MaxDelay and
 // grows it by caught-up sync followers; the new set is persisted before it
 // is used (rule 2).
 func (t *Tracker) check(ctx context.Context) {
+	t.checks.Add(1)
 	t.pmu.Lock()
 	defer t.pmu.Unlock()
 	t.mu.Lock()
+	if !t.activeLocked() { // nobody to look at: the in-sync set stays empty
+		t.mu.Unlock()
+		return
+	}
 	now := t.opts.Now()
 	parts := t.opts.Partitions()
 	var next []int

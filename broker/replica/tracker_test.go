@@ -163,3 +163,47 @@ func TestTrackerJoiningFollowerCountsWhileTheSetIsPersisted(t *testing.T) {
 		t.Fatalf("watermark %d after the acknowledgement, want 100", hw)
 	}
 }
+
+// A Tracker with nobody to watch (no follower in or joining the in-sync
+// set, no connected sync follower) sleeps without a timer and walks no
+// partition: an idle single broker of 10,000 partitions used to build the
+// list of every partition each second. Attaching a sync follower wakes it:
+// the follower joins, and its lag is still noticed.
+func TestTrackerWithoutFollowersWalksNoPartition(t *testing.T) {
+	p := Partition{"t", 0}
+	ends := &fakeEnds{ends: map[Partition]int64{p: 10, {"t", 1}: 0, {"u", 0}: 5}}
+	var walks atomic.Int64
+	tr := NewTracker(TrackerOptions{MaxDelay: 100 * time.Millisecond, CheckInterval: time.Millisecond, End: ends.end,
+		Partitions: func() []Partition { walks.Add(1); return ends.parts() }})
+	defer tr.Close()
+	eventually(t, "the loop asleep", tr.idle.Load)
+	for i := 0; i < 5; i++ { // checks that run (kicked) find nothing to walk
+		n := tr.checks.Load()
+		tr.signal()
+		eventually(t, "a kicked check", func() bool { return tr.checks.Load() > n && tr.idle.Load() })
+	}
+	if w := walks.Load(); w != 0 {
+		t.Fatalf("a Tracker without followers listed the partitions %d times", w)
+	}
+
+	detach := tr.Attach(1, true)
+	tr.Ack(1, p, 10)
+	tr.Ack(1, Partition{"u", 0}, 5)
+	eventually(t, "member 1 in sync", func() bool { return len(tr.InSync()) == 1 })
+	if tr.idle.Load() {
+		t.Fatal("the loop sleeps while a follower is in sync")
+	}
+	ends.set(p, 20) // member 1 never acknowledges: it must leave the set
+	eventually(t, "member 1 out of sync", func() bool { return len(tr.InSync()) == 0 })
+	detach()
+	eventually(t, "the loop asleep again", tr.idle.Load)
+	w := walks.Load()
+	for i := 0; i < 3; i++ {
+		n := tr.checks.Load()
+		tr.signal()
+		eventually(t, "a kicked check", func() bool { return tr.checks.Load() > n && tr.idle.Load() })
+	}
+	if got := walks.Load(); got != w {
+		t.Fatalf("an idle Tracker listed the partitions %d more times", got-w)
+	}
+}
