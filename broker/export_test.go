@@ -45,3 +45,18 @@ func (b *Broker) LongPollParked(topic string, part int) bool {
 // PutsExtended is the number of puts added to a batch already waiting in a
 // partition's queue instead of being queued anew.
 func (b *Broker) PutsExtended() int64 { return b.putsExtended.Load() }
+
+// IdleLoops is the state of the broker's periodic loops: whether each
+// sleeps without a timer, and how often each has looked at its work.
+type IdleLoops struct {
+	Reaper, Resumer, TxReaper                bool
+	ReaperLooks, ResumerLooks, TxReaperLooks int64
+}
+
+// IdleLoops reports the server's reaper and resumer and the transaction
+// reaper.
+func (b *Broker) IdleLoops() IdleLoops {
+	s, m := b.srv, b.tx
+	return IdleLoops{Reaper: s.reaperIdle.Load(), Resumer: s.resumerIdle.Load(), TxReaper: m.reapIdle.Load(),
+		ReaperLooks: s.reapTicks.Load(), ResumerLooks: s.resumeTicks.Load(), TxReaperLooks: m.reaps.Load()}
+}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/metaq-go/metaq/broker/replica"
 	"github.com/metaq-go/metaq/broker/store"
 )
 
@@ -164,9 +165,14 @@ func chainOnSync(user func(string, int, time.Duration, error), ours func(topic s
 }
 
 // onSync runs on a partition's writer goroutine after a successful fsync,
-// once the store has made its data visible: it wakes the long-poll gets
+// once the store has made its data visible (its End moved) and before the
+// puts it covers are answered: it tells the replication tracker (whose lag
+// check looks only at partitions that moved) and wakes the long-poll gets
 // parked on the partition straight from the commit cycle.
 func (b *Broker) onSync(topic string, part int) {
+	if t := b.repl.tracker.Load(); t != nil {
+		t.Appended(replica.Partition{Topic: topic, Part: part})
+	}
 	if b.waiters.idle() {
 		return
 	}

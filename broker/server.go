@@ -40,9 +40,20 @@ type server struct {
 	// buffered is the unsent output over all connections: get replies
 	// reserved or being read plus gnet's outbound buffers as last seen.
 	buffered    atomic.Int64
-	pausedConns atomic.Int64 // connections not decoding until output drains
-	outConns    atomic.Int64 // connections whose outbound buffer was last seen non-empty
+	pausedConns armCounter   // connections not decoding until output drains
+	outConns    armCounter   // connections whose outbound buffer was last seen non-empty
 	peakConn    atomic.Int64 // highest one-connection buffered bytes seen
+
+	// The reaper and the resumer sleep without a timer while they have
+	// nothing to look at (no connection; nothing paused or buffered), so
+	// an idle broker is not woken 100 times a second: resumeArm and
+	// reapArm (one slot each) wake them again.
+	resumeArm   chan struct{}
+	reapArm     chan struct{}
+	resumeTicks atomic.Int64 // the resumer's looks at the connections (tests count them)
+	reapTicks   atomic.Int64 // the reaper's looks (tests count them)
+	resumerIdle atomic.Bool  // the resumer sleeps until armed
+	reaperIdle  atomic.Bool  // the reaper sleeps until armed
 
 	stopTick chan struct{}
 	tickWG   sync.WaitGroup
@@ -51,7 +62,8 @@ type server struct {
 
 func startServer(b *Broker) (*server, error) {
 	s := &server{b: b, booted: make(chan struct{}), runErr: make(chan error, 1), conns: map[*conn]struct{}{},
-		perIP: map[string]int{}, stopTick: make(chan struct{})}
+		perIP: map[string]int{}, stopTick: make(chan struct{}), resumeArm: make(chan struct{}, 1), reapArm: make(chan struct{}, 1)}
+	s.pausedConns.arm, s.outConns.arm = s.resumeArm, s.resumeArm
 	b.srv = s // before any callback can read it
 	addrs := []string{"tcp://" + b.opts.ListenAddr}
 	if b.opts.TLS != nil {
@@ -156,7 +168,7 @@ func (s *server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		cn := newConn(s, gc, "")
 		cn.relayPending = true
 		s.connsMu.Lock()
-		s.conns[cn] = struct{}{}
+		s.addConnLocked(cn)
 		s.connsMu.Unlock()
 		st.totalConns.Add(1)
 		gc.SetContext(cn)
@@ -185,8 +197,17 @@ func (s *server) admitIP(cn *conn) []byte {
 	}
 	s.perIP[cn.ip]++
 	cn.ipCounted = true
-	s.conns[cn] = struct{}{}
+	s.addConnLocked(cn)
 	return nil
+}
+
+// addConnLocked tracks cn; the first connection arms the reaper. Caller
+// holds connsMu.
+func (s *server) addConnLocked(cn *conn) {
+	s.conns[cn] = struct{}{}
+	if len(s.conns) == 1 {
+		signal(s.reapArm)
+	}
 }
 
 func remoteIP(a net.Addr) string {
@@ -243,7 +264,9 @@ func (s *server) OnTraffic(gc gnet.Conn) gnet.Action {
 	return cn.onTraffic()
 }
 
-// reaper closes idle connections and connections stuck in a half-sent request.
+// reaper closes idle connections and connections stuck in a half-sent
+// request. It ticks while there are connections and sleeps without a timer
+// while there are none (OnOpen arms it).
 func (s *server) reaper() {
 	defer s.tickWG.Done()
 	idle := s.b.opts.IdleTimeout
@@ -251,16 +274,10 @@ func (s *server) reaper() {
 	if idle > 0 && idle/4 < period {
 		period = max(idle/4, 10*time.Millisecond)
 	}
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stopTick:
-			return
-		case now := <-t.C:
-			s.reap(now.UnixNano(), idle)
-		}
-	}
+	sleepyTicker(s.stopTick, period, s.reapArm, &s.reaperIdle, func(now time.Time) bool {
+		s.reapTicks.Add(1)
+		return s.reap(now.UnixNano(), idle)
+	})
 }
 
 // stallTimeout is how long a request may stay half-sent: the partial
@@ -280,20 +297,16 @@ const resumeTick = 10 * time.Millisecond
 
 // resumer wakes paused connections, and those whose outbound buffer was
 // last seen non-empty so that the accounting does not stay stale (gnet
-// reports no event when it drains), until the server stops.
+// reports no event when it drains), until the server stops. While no
+// connection is paused or buffered it sleeps: the counters arm it when
+// they rise from zero.
 func (s *server) resumer() {
 	defer s.tickWG.Done()
-	t := time.NewTicker(resumeTick)
-	defer t.Stop()
 	var wake []*conn
-	for {
-		select {
-		case <-s.stopTick:
-			return
-		case <-t.C:
-		}
+	sleepyTicker(s.stopTick, resumeTick, s.resumeArm, &s.resumerIdle, func(time.Time) bool {
+		s.resumeTicks.Add(1)
 		if s.pausedConns.Load() == 0 && s.outConns.Load() == 0 {
-			continue
+			return false
 		}
 		s.connsMu.Lock()
 		for cn := range s.conns {
@@ -307,7 +320,8 @@ func (s *server) resumer() {
 			wake[i] = nil
 		}
 		wake = wake[:0]
-	}
+		return true
+	})
 }
 
 // notePeak records the highest one-connection unsent output seen.
@@ -328,9 +342,12 @@ func (s *server) handlerPanic(cn *conn, v any, stack []byte) {
 	_ = cn.gc.Close()
 }
 
-func (s *server) reap(now int64, idle time.Duration) {
+// reap closes the idle and stalled connections; more reports whether
+// there were connections to look at.
+func (s *server) reap(now int64, idle time.Duration) (more bool) {
 	stall := int64(stallTimeout(idle, s.b.opts.PartialRequestTimeout))
 	s.connsMu.Lock()
+	more = len(s.conns) > 0
 	var victims []*conn
 	for cn := range s.conns {
 		last, partial := cn.lastActive.Load(), cn.partialSince.Load()
@@ -346,6 +363,7 @@ func (s *server) reap(now int64, idle time.Duration) {
 		s.b.log.Info("closing idle or stalled connection", "remote", cn.remote)
 		_ = cn.gc.Close()
 	}
+	return more
 }
 
 // stop closes every connection and stops the engine.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/metaq-go/metaq/broker/store"
@@ -158,6 +159,9 @@ type txManager struct {
 	held     int64 // bytes of messages of live transactions
 
 	stop      chan struct{}
+	arm       chan struct{}  // one slot: the first live transaction wakes the sleeping reaper
+	reaps     atomic.Int64   // the reaper's looks (tests count them)
+	reapIdle  atomic.Bool    // the reaper sleeps until a transaction is live
 	wg        sync.WaitGroup // the reaper
 	closeOnce sync.Once
 	closeErr  error
@@ -206,7 +210,7 @@ func openTxManager(b *Broker) (*txManager, error) {
 	m := &txManager{b: b, j: j, syncRecs: o.FlushTxLogAtCommit == TxLogFsyncOnCommit || o.FlushTxLogAtCommit == TxLogFlushDefault,
 		maxTimeout: o.MaxTxTimeout, maxBytes: o.MaxTxBytes, maxHeld: maxHeldTxBytes(o.MaxTxBytes),
 		maxPerConn: o.MaxTransactionsPerConnection, maxTotal: o.MaxTransactions, heurAfter: o.XAHeuristicTimeout,
-		txs: map[string]*tx{}, byConn: map[*conn]map[string]*tx{}, outcomes: map[string]txOutcome{}, stop: make(chan struct{})}
+		txs: map[string]*tx{}, byConn: map[*conn]map[string]*tx{}, outcomes: map[string]txOutcome{}, stop: make(chan struct{}), arm: make(chan struct{}, 1)}
 	// The state is the journal's: copy what we need before the first append.
 	for _, ko := range st.Outcomes() {
 		out := outCommitted
@@ -267,8 +271,17 @@ func (m *txManager) restore(lt *txlog.Tx, now time.Time) *tx {
 	case txlog.HeuristicRolledBack:
 		t.phase = txHeurRolledBack
 	}
-	m.txs[t.key] = t
+	m.track(t)
 	return t
+}
+
+// track makes t live; the first live transaction wakes the reaper. Caller
+// holds mu (or owns m exclusively).
+func (m *txManager) track(t *tx) {
+	m.txs[t.key] = t
+	if len(m.txs) == 1 {
+		signal(m.arm)
+	}
 }
 
 func defaultTxLogDir(dataLogDir string) string { return filepath.Join(dataLogDir, "transactions") }
@@ -399,7 +412,7 @@ func (m *txManager) begin(cn *conn, key string, timeoutSecs int32) txResult {
 		return res
 	}
 	delete(m.outcomes, key)
-	m.txs[key] = t
+	m.track(t)
 	if cn != nil {
 		set := m.byConn[cn]
 		if set == nil {
@@ -691,20 +704,19 @@ func (m *txManager) connClosed(cn *conn) {
 	delete(m.byConn, cn)
 }
 
-// reaper rolls back active transactions past their deadline.
+// reaper rolls back active transactions past their deadline and
+// heuristically rolls back prepared ones past xaHeuristicTimeout. It
+// sleeps without a timer while no transaction is live (track wakes it).
 func (m *txManager) reaper() {
 	defer m.wg.Done()
-	tk := time.NewTicker(100 * time.Millisecond)
-	defer tk.Stop()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case now := <-tk.C:
-			m.reap(now)
-			m.expirePrepared(now)
-		}
-	}
+	sleepyTicker(m.stop, 100*time.Millisecond, m.arm, &m.reapIdle, func(now time.Time) bool {
+		m.reaps.Add(1)
+		m.reap(now)
+		m.expirePrepared(now)
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(m.txs) > 0
+	})
 }
 
 func (m *txManager) reap(now time.Time) {

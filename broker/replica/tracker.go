@@ -48,6 +48,9 @@ type TrackerOptions struct {
 	End func(Partition) int64
 	// Partitions lists the master's partitions.
 	Partitions func() []Partition
+	// The owner calls Tracker.Appended after each advance of a
+	// partition's End: between two checks the Tracker looks only at the
+	// partitions that advanced or that a follower was behind on.
 	// CheckInterval is how often lag is checked; default MaxDelay/4 within [10ms, 1s].
 	CheckInterval time.Duration
 	// OnAdvance, when set, is called (without the Tracker's locks) after
@@ -77,10 +80,23 @@ type Tracker struct {
 	waiters   map[Partition][]waiter
 	closed    bool
 	admitOK   atomic.Bool // !closed && len(inSync) >= MinSyncSlaves, for Admit without the lock
+	// The lag check walks only the partitions that can have a lag: those
+	// whose end moved (Appended) or whose acknowledgement went back since
+	// the last check (dirty), and those a watched follower was behind on at
+	// the last check (behind). A follower starting to be watched (Attach of
+	// a sync follower, or the in-sync set the Tracker starts with) may be
+	// behind anywhere: the next check walks every partition (full).
+	dirty  map[Partition]struct{}
+	behind map[Partition]struct{}
+	full   bool
 
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	kick     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	checks   atomic.Int64 // check calls (tests count them)
+	walked   atomic.Int64 // partitions looked at by checks (tests count them)
+	idle     atomic.Bool  // the loop sleeps until kicked: nothing to check
+	watching atomic.Bool  // a follower is watched: Appended records dirty partitions
 }
 
 // peer is the Tracker's view of one follower.
@@ -113,7 +129,9 @@ func NewTracker(opts TrackerOptions) *Tracker {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	t := &Tracker{opts: opts, start: opts.Now(), followers: map[int]*peer{}, seen: map[Partition]time.Time{}, waiters: map[Partition][]waiter{},
+		dirty: map[Partition]struct{}{}, behind: map[Partition]struct{}{}, full: true,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	t.watching.Store(len(opts.InSync) > 0)
 	for _, m := range opts.InSync {
 		t.peerLocked(m, true)
 	}
@@ -145,7 +163,14 @@ func (t *Tracker) Attach(member int, isSync bool) (detach func()) {
 	p := t.peerLocked(member, isSync)
 	p.sync = isSync
 	p.streams++
+	if isSync {
+		t.full = true // it may be behind on any partition
+		t.watching.Store(true)
+	}
 	t.mu.Unlock()
+	if isSync {
+		t.signal() // it may join the in-sync set: the loop must look
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -164,6 +189,9 @@ func (t *Tracker) Ack(member int, part Partition, offset int64) {
 	if p == nil || t.closed {
 		t.mu.Unlock()
 		return
+	}
+	if old, ok := p.acked[part]; ok && offset < old && t.watching.Load() {
+		t.dirty[part] = struct{}{} // behind again where it was not
 	}
 	p.acked[part] = offset
 	now := t.opts.Now()
@@ -184,6 +212,19 @@ func (t *Tracker) Ack(member int, part Partition, offset int64) {
 	if counts && t.opts.OnAdvance != nil {
 		t.opts.OnAdvance(part)
 	}
+}
+
+// Appended records that part's End advanced: the next check looks at it.
+// Cheap when no follower is watched (one atomic load); it must not block.
+func (t *Tracker) Appended(part Partition) {
+	if !t.watching.Load() {
+		return
+	}
+	t.mu.Lock()
+	if t.watching.Load() {
+		t.dirty[part] = struct{}{}
+	}
+	t.mu.Unlock()
 }
 
 // Watermark returns the high watermark of part: how far consumers may
@@ -295,6 +336,9 @@ func (t *Tracker) signal() {
 	}
 }
 
+// loop checks every CheckInterval while there is something to check
+// (activeLocked) and sleeps without a timer otherwise, until a kick (Attach
+// of a sync follower, or an Ack of one that may join) wakes it.
 func (t *Tracker) loop() {
 	defer close(t.done)
 	tick := time.NewTicker(t.opts.CheckInterval)
@@ -302,29 +346,69 @@ func (t *Tracker) loop() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { <-t.stop; cancel() }()
+	active := true
 	for {
+		var ticks <-chan time.Time
+		if active {
+			ticks = tick.C
+		}
 		select {
 		case <-t.stop:
 			return
-		case <-tick.C:
+		case <-ticks:
 		case <-t.kick:
 		}
 		t.check(ctx)
+		t.mu.Lock()
+		now := t.activeLocked()
+		t.mu.Unlock()
+		switch {
+		case now && !active:
+			tick.Reset(t.opts.CheckInterval)
+		case !now && active:
+			tick.Stop()
+		}
+		active = now
+		t.idle.Store(!active)
 	}
+}
+
+// activeLocked reports whether check has anything to look at: a follower
+// in (or joining) the in-sync set whose lag must be watched, or a
+// connected sync follower that may join it. Without one, check would walk
+// every partition for nothing.
+func (t *Tracker) activeLocked() bool {
+	if len(t.inSync) > 0 || len(t.joining) > 0 {
+		return true
+	}
+	for m, p := range t.followers {
+		if p.sync && p.streams > 0 && !slices.Contains(t.inSync, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // check shrinks the in-sync set by the followers lagging over MaxDelay and
 // grows it by caught-up sync followers; the new set is persisted before it
 // is used (rule 2).
 func (t *Tracker) check(ctx context.Context) {
+	t.checks.Add(1)
 	t.pmu.Lock()
 	defer t.pmu.Unlock()
 	t.mu.Lock()
+	if !t.activeLocked() { // nobody to look at: the in-sync set stays empty
+		t.watching.Store(false)
+		clear(t.dirty)
+		clear(t.behind)
+		t.mu.Unlock()
+		return
+	}
 	now := t.opts.Now()
-	parts := t.opts.Partitions()
+	parts, ends := t.walkLocked()
 	var next []int
 	for _, m := range t.inSync {
-		if _, ms := t.lagLocked(t.followers[m], parts, now); ms <= t.opts.MaxDelay {
+		if _, ms := t.lagLocked(t.followers[m], parts, ends, now); ms <= t.opts.MaxDelay {
 			next = append(next, m)
 		} else {
 			t.opts.Logger.Warn("replica: follower leaves the in-sync set", "member", m, "lag", ms)
@@ -332,7 +416,7 @@ func (t *Tracker) check(ctx context.Context) {
 	}
 	for m, p := range t.followers {
 		if p.sync && p.streams > 0 && !slices.Contains(t.inSync, m) {
-			if b, _ := t.lagLocked(p, parts, now); b == 0 {
+			if b, _ := t.lagLocked(p, parts, ends, now); b == 0 {
 				next = append(next, m)
 				t.opts.Logger.Info("replica: follower joins the in-sync set", "member", m)
 			}
@@ -388,20 +472,85 @@ func (t *Tracker) check(ctx context.Context) {
 	for _, f := range refused {
 		f(err)
 	}
-	if t.opts.OnAdvance != nil {
-		for _, part := range parts {
+	if t.opts.OnAdvance != nil { // the watermark of every partition may have moved
+		for _, part := range t.opts.Partitions() {
 			t.opts.OnAdvance(part)
 		}
 	}
 }
 
-// lagLocked returns how far p is behind over parts: bytes, and the time
-// since it last reached the end of a partition it is behind on.
-func (t *Tracker) lagLocked(p *peer, parts []Partition, now time.Time) (int64, time.Duration) {
+// walkLocked returns the partitions the check looks at and their ends:
+// every partition after a follower started being watched, else only the
+// dirty ones and those a watched follower was behind on; it records which
+// of them a watched follower is behind on now.
+func (t *Tracker) walkLocked() ([]Partition, []int64) {
+	var parts []Partition
+	if t.full {
+		parts = t.opts.Partitions()
+		t.full = false
+		clear(t.behind)
+	} else {
+		parts = make([]Partition, 0, len(t.dirty)+len(t.behind))
+		for part := range t.dirty {
+			parts = append(parts, part)
+		}
+		for part := range t.behind {
+			if _, ok := t.dirty[part]; !ok {
+				parts = append(parts, part)
+			}
+		}
+	}
+	clear(t.dirty)
+	t.walked.Add(int64(len(parts)))
+	ends := make([]int64, len(parts))
+	watched := t.watchedLocked()
+	for i, part := range parts {
+		ends[i] = t.opts.End(part)
+		lagging := false
+		for _, p := range watched {
+			if p == nil || p.acked[part] < ends[i] {
+				lagging = true
+				break
+			}
+		}
+		if lagging {
+			t.behind[part] = struct{}{}
+		} else {
+			delete(t.behind, part)
+		}
+	}
+	return parts, ends
+}
+
+// watchedLocked is the followers whose lag check looks at: the in-sync
+// set, the joining followers and the connected sync followers (nil for a
+// member of the in-sync set the Tracker knows nothing of).
+func (t *Tracker) watchedLocked() []*peer {
+	var out []*peer
+	for _, m := range t.countingLocked() {
+		out = append(out, t.followers[m])
+	}
+	for m, p := range t.followers {
+		if p.sync && p.streams > 0 && !slices.Contains(t.inSync, m) && !slices.Contains(t.joining, m) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// lagLocked returns how far p is behind over parts, whose ends are ends
+// (nil: ask End): bytes, and the time since it last reached the end of a
+// partition it is behind on.
+func (t *Tracker) lagLocked(p *peer, parts []Partition, ends []int64, now time.Time) (int64, time.Duration) {
 	var bytes int64
 	var d time.Duration
-	for _, part := range parts {
-		end := t.opts.End(part)
+	for i, part := range parts {
+		var end int64
+		if ends != nil {
+			end = ends[i]
+		} else {
+			end = t.opts.End(part)
+		}
 		seen, ok := t.seen[part]
 		if !ok {
 			seen = now
@@ -454,7 +603,7 @@ func (t *Tracker) Stats() []FollowerStats {
 		for _, a := range p.acked {
 			s.AckedBytes += a
 		}
-		s.LagBytes, s.Lag = t.lagLocked(p, parts, now)
+		s.LagBytes, s.Lag = t.lagLocked(p, parts, nil, now)
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b FollowerStats) int { return a.Member - b.Member })

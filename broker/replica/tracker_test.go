@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +16,13 @@ type fakeEnds struct {
 }
 
 func (f *fakeEnds) set(p Partition, e int64) { f.mu.Lock(); f.ends[p] = e; f.mu.Unlock() }
-func (f *fakeEnds) end(p Partition) int64    { f.mu.Lock(); defer f.mu.Unlock(); return f.ends[p] }
+
+// advance moves p's end to e and tells tr, as the broker's store hook does.
+func advance(tr *Tracker, f *fakeEnds, p Partition, e int64) {
+	f.set(p, e)
+	tr.Appended(p)
+}
+func (f *fakeEnds) end(p Partition) int64 { f.mu.Lock(); defer f.mu.Unlock(); return f.ends[p] }
 func (f *fakeEnds) parts() []Partition {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -69,7 +76,7 @@ func TestTrackerGate(t *testing.T) {
 	if err := tr.Admit(); err != nil {
 		t.Fatalf("Admit with one in sync (min 1): %v", err)
 	}
-	ends.set(p, 100)
+	advance(tr, ends, p, 100)
 	res := make(chan error, 1)
 	tr.Wait(p, 100, func(err error) { res <- err })
 	select {
@@ -85,7 +92,7 @@ func TestTrackerGate(t *testing.T) {
 	// The follower goes away; ZooKeeper is down: the put stays held.
 	detach()
 	persistErr.Store(true)
-	ends.set(p, 200)
+	advance(tr, ends, p, 200)
 	tr.Wait(p, 200, func(err error) { res <- err })
 	eventually(t, "two failed attempts to record the shrink", func() bool { return failed.Load() >= 2 })
 	select {
@@ -152,7 +159,7 @@ func TestTrackerJoiningFollowerCountsWhileTheSetIsPersisted(t *testing.T) {
 	tr.Attach(1, true)
 	tr.Ack(1, p, 0)
 	<-persisting // the Tracker decided that member 1 joins and is writing it
-	ends.set(p, 100)
+	advance(tr, ends, p, 100)
 	res := make(chan error, 1)
 	tr.Wait(p, 100, func(err error) { res <- err })
 	if hw := tr.Watermark(p, 100); hw != 0 {
@@ -185,5 +192,109 @@ func TestTrackerAdmitRefusesAfterClose(t *testing.T) {
 	tr.Close()
 	if err := tr.Admit(); !errors.Is(err, ErrNotLeading) {
 		t.Fatalf("Admit after Close: %v, want ErrNotLeading", err)
+	}
+}
+
+// A Tracker with nobody to watch (no follower in or joining the in-sync
+// set, no connected sync follower) sleeps without a timer and walks no
+// partition: an idle single broker of 10,000 partitions used to build the
+// list of every partition each second. Attaching a sync follower wakes it:
+// the follower joins, and its lag is still noticed.
+func TestTrackerWithoutFollowersWalksNoPartition(t *testing.T) {
+	p := Partition{"t", 0}
+	ends := &fakeEnds{ends: map[Partition]int64{p: 10, {"t", 1}: 0, {"u", 0}: 5}}
+	var walks atomic.Int64
+	tr := NewTracker(TrackerOptions{MaxDelay: 100 * time.Millisecond, CheckInterval: time.Millisecond, End: ends.end,
+		Partitions: func() []Partition { walks.Add(1); return ends.parts() }})
+	defer tr.Close()
+	eventually(t, "the loop asleep", tr.idle.Load)
+	for i := 0; i < 5; i++ { // checks that run (kicked) find nothing to walk
+		n := tr.checks.Load()
+		tr.signal()
+		eventually(t, "a kicked check", func() bool { return tr.checks.Load() > n && tr.idle.Load() })
+	}
+	if w := walks.Load(); w != 0 {
+		t.Fatalf("a Tracker without followers listed the partitions %d times", w)
+	}
+
+	detach := tr.Attach(1, true)
+	tr.Ack(1, p, 10)
+	tr.Ack(1, Partition{"u", 0}, 5)
+	eventually(t, "member 1 in sync", func() bool { return len(tr.InSync()) == 1 })
+	if tr.idle.Load() {
+		t.Fatal("the loop sleeps while a follower is in sync")
+	}
+	advance(tr, ends, p, 20) // member 1 never acknowledges: it must leave the set
+	eventually(t, "member 1 out of sync", func() bool { return len(tr.InSync()) == 0 })
+	detach()
+	eventually(t, "the loop asleep again", tr.idle.Load)
+	w := walks.Load()
+	for i := 0; i < 3; i++ {
+		n := tr.checks.Load()
+		tr.signal()
+		eventually(t, "a kicked check", func() bool { return tr.checks.Load() > n && tr.idle.Load() })
+	}
+	if got := walks.Load(); got != w {
+		t.Fatalf("an idle Tracker listed the partitions %d more times", got-w)
+	}
+}
+
+// With a caught-up in-sync follower, a check looks only at the partitions
+// that advanced (or that a follower is behind on), not at all of them:
+// an idle replicated broker of 10,000 partitions walked them all each
+// check. The lag on the one partition that advanced is still noticed.
+func TestTrackerCheckWalksOnlyWhatAdvanced(t *testing.T) {
+	const n = 100
+	ends := &fakeEnds{ends: map[Partition]int64{}}
+	for i := 0; i < n; i++ {
+		ends.ends[Partition{"t", i}] = 10
+	}
+	tr := NewTracker(TrackerOptions{MaxDelay: 200 * time.Millisecond, CheckInterval: time.Millisecond, End: ends.end, Partitions: ends.parts})
+	defer tr.Close()
+	tr.Attach(1, true)
+	for i := 0; i < n; i++ {
+		tr.Ack(1, Partition{"t", i}, 10)
+	}
+	eventually(t, "member 1 in sync", func() bool { return len(tr.InSync()) == 1 })
+	waitChecks := func(k int64) {
+		t.Helper()
+		c := tr.checks.Load()
+		eventually(t, "more checks", func() bool { return tr.checks.Load() >= c+k })
+	}
+	waitChecks(2) // past the walk that found member 1 behind, if any
+	w := tr.walked.Load()
+	waitChecks(20)
+	if got := tr.walked.Load() - w; got != 0 {
+		t.Fatalf("20 checks of an idle partition set looked at %d partitions", got)
+	}
+
+	p := Partition{"t", 7}
+	advance(tr, ends, p, 20) // member 1 does not acknowledge it: it must leave the set
+	c := tr.checks.Load()
+	eventually(t, "member 1 out of sync", func() bool { return len(tr.InSync()) == 0 })
+	walked, checks := tr.walked.Load()-w, tr.checks.Load()-c
+	t.Logf("%d checks looked at %d partitions until the lag was noticed", checks, walked)
+	if walked > checks+1 {
+		t.Fatalf("%d checks looked at %d partitions: more than the one that advanced", checks, walked)
+	}
+}
+
+// The lag check of an idle master of 10,000 partitions with one caught-up
+// in-sync follower (it ran once per CheckInterval, a second by default).
+func BenchmarkTrackerIdleCheck10k(b *testing.B) {
+	ends := &fakeEnds{ends: map[Partition]int64{}}
+	for i := 0; i < 10000; i++ {
+		ends.ends[Partition{fmt.Sprintf("topic%d", i/100), i % 100}] = 100
+	}
+	tr := NewTracker(TrackerOptions{MaxDelay: time.Hour, CheckInterval: time.Hour, End: ends.end, Partitions: ends.parts, InSync: []int{1}})
+	defer tr.Close()
+	tr.Attach(1, true)
+	for p := range ends.ends {
+		tr.Ack(1, p, 100)
+	}
+	tr.check(context.Background()) // the full walk after the attach
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tr.check(context.Background())
 	}
 }
