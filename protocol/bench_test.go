@@ -118,3 +118,13 @@ func BenchmarkMessageSetIterate(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkParsePutResult(b *testing.B) {
+	body := []byte("7166921412931796992 3 123456789")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, _, err := ParsePutResult(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
