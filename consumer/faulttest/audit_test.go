@@ -21,6 +21,9 @@ type rec struct {
 	off    int64
 	seq    int64
 	arg    string // event argument
+	// pollStart: a delivery by Poll, when the Poll call began (unix nanos);
+	// 0 for a handler's delivery.
+	pollStart int64
 }
 
 // auditReader tails every child's audit file.
@@ -95,8 +98,13 @@ func parseRec(line string) (rec, bool) {
 		r.arg = strings.Join(f[4:], " ")
 		return r, true
 	}
-	if len(f) != 6 {
+	if len(f) != 6 && len(f) != 7 {
 		return rec{}, false
+	}
+	if len(f) == 7 {
+		if r.pollStart, err = strconv.ParseInt(f[6], 10, 64); err != nil {
+			return rec{}, false
+		}
 	}
 	r.tp = f[2] + "/" + f[3]
 	if r.off, err = strconv.ParseInt(f[4], 10, 64); err != nil {
@@ -174,6 +182,7 @@ func (c *cluster) analyze(recs []rec, horizon time.Time) *analysis {
 	}
 	byMember := map[string][]rec{}
 	for _, r := range recs {
+		r.ts = pollDeliveryTime(r, procs[r.member])
 		byMember[r.member] = append(byMember[r.member], r)
 	}
 	members := make([]string, 0, len(byMember))
@@ -276,6 +285,31 @@ func (c *cluster) analyze(recs []rec, horizon time.Time) *analysis {
 		e.effEnd = end
 	}
 	return an
+}
+
+// pollDeliveryTime is when r was handed out, as far as the audit can tell.
+// A delivery's stamp is taken when its handler is called, or — poll style —
+// when Poll returned; Poll handed the message out (its last ownership check)
+// somewhere between the call's start and that stamp. When the member's
+// process was stopped (SIGSTOP) inside that interval, the stamp is after
+// SIGCONT even if the message was handed out before the stop, while its
+// owner still held the partition. Such a delivery is placed at the stop:
+// what the audit can prove is only that it was handed out before the stamp.
+// A Poll that really hands out a lost partition's messages after SIGCONT is
+// still caught: the next Poll calls start after SIGCONT, and the stopped
+// member holds fetched batches of every partition it owned.
+func pollDeliveryTime(r rec, p *proc) int64 {
+	if r.ev != "" || r.pollStart == 0 || p == nil {
+		return r.ts
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.stops {
+		if !s.to.IsZero() && r.pollStart < s.from.UnixNano() && r.ts > s.to.UnixNano() {
+			return s.from.UnixNano() - 1
+		}
+	}
+	return r.ts
 }
 
 // checkSingleProcessor verifies invariant 1 from deliveries: for each

@@ -7,6 +7,9 @@ package faulttest
 // that was written; fsynced every 100 ms):
 //
 //	<unix-nanos> <member> <topic> <brokerId>-<partition> <offset> <seq>    a delivery (seq: the producer's sequence number, -1 if unknown)
+//	<unix-nanos> <member> <topic> <brokerId>-<partition> <offset> <seq> <poll-start-nanos>
+//	                                                                     a delivery by Poll: stamped when Poll returned, and
+//	                                                                     when the Poll call began (see cluster.analyze)
 //	<unix-nanos> <member> event <kind> <arg>                             an event
 //
 // <member> is the child's name, unique per process (the coordinator member id
@@ -84,7 +87,9 @@ func (a *auditLog) writeAt(at time.Time, fill func(b []byte) []byte) {
 	}
 }
 
-func (a *auditLog) delivery(at time.Time, m *consumer.Message) {
+// delivery logs m as delivered at at; pollStart, when not zero, is when the
+// Poll call that returned m began.
+func (a *auditLog) delivery(at, pollStart time.Time, m *consumer.Message) {
 	a.writeAt(at, func(b []byte) []byte {
 		b = append(b, m.Topic...)
 		b = append(b, ' ')
@@ -94,7 +99,12 @@ func (a *auditLog) delivery(at time.Time, m *consumer.Message) {
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, m.Offset, 10)
 		b = append(b, ' ')
-		return strconv.AppendInt(b, payloadSeq(m.Payload), 10)
+		b = strconv.AppendInt(b, payloadSeq(m.Payload), 10)
+		if !pollStart.IsZero() {
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, pollStart.UnixNano(), 10)
+		}
+		return b
 	})
 }
 
@@ -173,8 +183,8 @@ func runChild(raw string) int {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
 	}
-	process := func(ctx context.Context, at time.Time, m *consumer.Message) {
-		a.delivery(at, m)
+	process := func(ctx context.Context, at, pollStart time.Time, m *consumer.Message) {
+		a.delivery(at, pollStart, m)
 		lastMu.Lock()
 		last[m.TopicPartition()] = m
 		lastMu.Unlock()
@@ -200,7 +210,7 @@ func runChild(raw string) int {
 					return errors.New("flaky handler: first attempt fails")
 				}
 			}
-			process(ctx, time.Now(), m)
+			process(ctx, time.Now(), time.Time{}, m)
 			return nil
 		}); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
@@ -224,6 +234,7 @@ func runChild(raw string) int {
 		go func() { // a message counts as processed at the next Poll call
 			defer close(polling)
 			for {
+				pollStart := time.Now()
 				msgs, err := c.Poll(pollCtx, 16)
 				at := time.Now()
 				if err != nil {
@@ -234,7 +245,7 @@ func runChild(raw string) int {
 					continue
 				}
 				for _, m := range msgs {
-					process(pollCtx, at, m)
+					process(pollCtx, at, pollStart, m)
 				}
 			}
 		}()
