@@ -317,7 +317,7 @@ func (pb *putBatch) absorb(o *putBatch) []store.Message {
 // size is the bytes the batch's messages take in the log.
 func (pb *putBatch) size() int64 { return int64(len(pb.arena) + store.HeaderSize*len(pb.ends)) }
 
-// done runs on the partition's writer goroutine once the batch is durable
+// done runs on the store's answer goroutine once the batch is durable
 // (group commit) or written (threshold mode), or failed. A durable batch is
 // answered once the in-sync followers have it too (the sync gate, rule 1).
 func (pb *putBatch) done(res store.AppendResult, err error) {
