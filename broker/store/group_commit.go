@@ -155,7 +155,9 @@ func (p *Partition) AppendMessages(msgs []Message, done func(AppendResult, error
 
 // AppendMessagesKeyed is AppendMessages with a key (≠ 0, unique per call)
 // under which ExtendQueued can add more messages to this request while it
-// still waits for the writer.
+// still waits for the writer. A key's bits above the 40th name its source
+// (the broker: one connection): ExtendQueued never moves messages past a
+// later request of the same source.
 func (p *Partition) AppendMessagesKeyed(key uint64, msgs []Message, done func(AppendResult, error)) error {
 	size, err := p.batchSize(msgs)
 	if err != nil {
@@ -164,42 +166,63 @@ func (p *Partition) AppendMessagesKeyed(key uint64, msgs []Message, done func(Ap
 	return p.enqueue(request{batch: msgs, done: done, size: size, key: key})
 }
 
+// QueueGen is the generation of the partition's queue: it changes each
+// time the writer takes the queue. Read before AppendMessagesKeyed, it lets
+// ExtendQueued tell without a lock that the request was taken.
+func (p *Partition) QueueGen() uint64 { return p.takes.Load() }
+
+// extendScan bounds how far back ExtendQueued looks for the keyed request.
+const extendScan = 64
+
 // ExtendQueued adds messages to the request queued by AppendMessagesKeyed
-// with key, if it is still the last request in the partition's queue (the
-// writer has not taken it, and nothing was queued after it, so the added
-// messages stay contiguous and in order behind it). added is the bytes the
-// messages take on disk (data plus HeaderSize each) and largest the length
-// of the longest one's data. It reports whether it added them; if not,
-// nothing changed and the caller queues the messages as a new request
-// (which reports any error: a message too large, a full queue, a closed or
-// failed partition). extend runs under the queue's lock, only when the
-// answer is yes: it adds the messages to the caller's batch and returns the
-// whole batch, which replaces the request's. The request's one done
-// callback then answers every message, with the first message's offset and
-// ids written back as for AppendMessages.
+// with key, if the writer has not taken it yet (gen, from QueueGen before
+// that call, is still the queue's generation) and no request queued after
+// it is unkeyed or of the same source (key>>40): the added messages then
+// stay contiguous behind the request's own, and a source's messages keep
+// their order relative to everything else it queued, while requests of
+// other sources (independent connections, with no order between them) may
+// follow. added is the bytes the messages take on disk (data plus
+// HeaderSize each) and largest the length of the longest one's data. It
+// reports whether it added them; if not, nothing changed and the caller
+// queues the messages as a new request (which reports any error: a message
+// too large, a full queue, a closed or failed partition). extend runs under
+// the queue's lock, only when the answer is yes: it adds the messages to the
+// caller's batch and returns the whole batch, which replaces the request's.
+// The request's one done callback then answers every message, with the
+// first message's offset and ids written back as for AppendMessages.
 //
 // This is how a connection's puts to one partition, arriving in several
-// reads while the partition's writer is busy, become one request: with many
-// partitions a read carries about one message per partition, and each
-// request costs a queue operation, a writer pass and a callback.
-func (p *Partition) ExtendQueued(key uint64, added int64, largest int, extend func() []Message) bool {
-	if key == 0 || p.lastKey.Load() != key || largest > p.opts.MaxMessageSize || p.failed.Load() != nil {
+// reads while the writer is busy, become one request: with many partitions
+// a read carries about one message per partition, and each request costs a
+// queue operation, a write, a callback and a reply.
+func (p *Partition) ExtendQueued(key, gen uint64, added int64, largest int, extend func() []Message) bool {
+	if key == 0 || p.takes.Load() != gen || largest > p.opts.MaxMessageSize || p.failed.Load() != nil {
 		return false // (most calls, with many partitions: the writer took it)
 	}
 	p.qmu.Lock()
 	defer p.qmu.Unlock()
-	if p.closed || len(p.queue) == 0 || p.qbytes+added > p.opts.MaxQueueBytes {
+	if p.closed || p.takes.Load() != gen || p.qbytes+added > p.opts.MaxQueueBytes {
 		return false
 	}
-	c := p.queue[len(p.queue)-1]
-	r := &c.reqs[c.n-1]
-	if r.key != key {
-		return false
+	src := key >> 40
+	scanned := 0
+	for ci := len(p.queue) - 1; ci >= 0 && scanned < extendScan; ci-- {
+		c := p.queue[ci]
+		for i := c.n - 1; i >= 0 && scanned < extendScan; i-- {
+			r := &c.reqs[i]
+			if r.key == key {
+				r.batch = extend()
+				r.size += added
+				p.qbytes += added
+				return true
+			}
+			if r.key == 0 || r.key>>40 == src {
+				return false
+			}
+			scanned++
+		}
 	}
-	r.batch = extend()
-	r.size += added
-	p.qbytes += added
-	return true
+	return false
 }
 
 // QueuedBytes is the bytes (headers included) of the appends waiting for
@@ -297,7 +320,6 @@ func (p *Partition) enqueue(r request) error {
 	c.reqs[c.n] = r
 	c.n++
 	p.qbytes += r.size
-	p.lastKey.Store(r.key)
 	p.qmu.Unlock()
 	if wasEmpty {
 		p.kick()
@@ -327,7 +349,7 @@ func (p *Partition) take() (reqs []*reqChunk, closing bool) {
 	p.qmu.Lock()
 	reqs, p.queue, p.w.spare = p.queue, p.w.spare[:0], nil
 	p.qbytes = 0
-	p.lastKey.Store(0)
+	p.takes.Add(1)
 	closing = p.closed
 	p.qmu.Unlock()
 	return reqs, closing

@@ -47,12 +47,12 @@ type Partition struct {
 	sreq   syncReq // the writer's request to commit (one in flight at most)
 	loop   *cycler // the store's commit loop writes this partition; nil: its own goroutine (run) does
 
-	// lastKey is the key of the last request in queue (0: none, or not
-	// keyed): ExtendQueued's check without the lock. Written under qmu.
-	lastKey atomic.Uint64
-	wake    chan struct{} // capacity 1: queue became non-empty or closing
-	done    chan struct{} // closed when the writer is done with the partition (closed, drained, answered)
-	w       writer        // owned by the writer
+	// takes counts the writer's takes of the queue (QueueGen): ExtendQueued's
+	// check without the lock. Written under qmu.
+	takes atomic.Uint64
+	wake  chan struct{} // capacity 1: queue became non-empty or closing
+	done  chan struct{} // closed when the writer is done with the partition (closed, drained, answered)
+	w     writer        // owned by the writer
 }
 
 // openPartition opens and recovers a partition, creating its directory
