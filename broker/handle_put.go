@@ -25,6 +25,12 @@ type putBatch struct {
 	opaques []int32
 	msgs    []store.Message
 	reply   []byte
+
+	// Bound once per pooled batch (a method value passed on allocates):
+	// the store's callback and the sync gate's.
+	doneFn  func(store.AppendResult, error)
+	gatedFn func(error)
+	res     store.AppendResult // for gatedFn
 }
 
 // queuedPut is a batch handed to a partition's queue under key; while the
@@ -243,6 +249,9 @@ func (cn *conn) batchFor(p *store.Partition, topic string, part int32) *putBatch
 		}
 	}
 	pb := batchPool.Get().(*putBatch)
+	if pb.doneFn == nil {
+		pb.doneFn, pb.gatedFn = pb.done, pb.gated
+	}
 	pb.cn, pb.p, pb.topic, pb.part = cn, p, topic, part
 	cn.puts = append(cn.puts, pb)
 	if len(cn.puts) > 1 {
@@ -288,7 +297,7 @@ func (cn *conn) flushPuts() {
 		cn.b.putBatches.Add(1)
 		p := pb.p // pb belongs to the partition's writer once queued: it may be answered and reused at once
 		gen := p.QueueGen()
-		if err := p.AppendMessagesKeyed(key, pb.msgs, pb.done); err != nil {
+		if err := p.AppendMessagesKeyed(key, pb.msgs, pb.doneFn); err != nil {
 			pb.done(store.AppendResult{}, err)
 			continue
 		}
@@ -357,8 +366,12 @@ func (pb *putBatch) done(res store.AppendResult, err error) {
 		return
 	}
 	end := res.Offset + pb.size()
-	pb.cn.b.gate(pb.topic, int(pb.part), end, func(gerr error) { pb.finish(res, gerr) })
+	pb.res = res
+	pb.cn.b.gate(pb.topic, int(pb.part), end, pb.gatedFn)
 }
+
+// gated answers the batch once the sync gate let it through.
+func (pb *putBatch) gated(err error) { pb.finish(pb.res, err) }
 
 // finish answers the batch's puts.
 func (pb *putBatch) finish(res store.AppendResult, err error) {
