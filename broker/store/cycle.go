@@ -34,10 +34,11 @@ type cycler struct {
 	done   chan struct{}
 
 	// Owned by the loop.
-	commit *committer // its own: the batch scratch belongs to the loop
-	n      uint64     // cycle number
-	active []*Partition
-	spare  []*Partition
+	commit   *committer   // its own: the batch scratch belongs to the loop
+	n        uint64       // cycle number
+	active   []*Partition // the cycle's partitions written inline
+	blocking []*Partition // and those written on goroutines of their own
+	spare    []*Partition
 
 	answers chan *answerJob // the loop hands committed cycles to the answerer, in order
 	free    chan *answerJob // and gets them back, for reuse
@@ -146,10 +147,14 @@ func (c *cycler) job() *answerJob {
 	}
 }
 
-// cycle writes, commits and answers the queued appends of parts.
+// cycle writes, commits and answers the queued appends of parts. The
+// partitions whose write fsyncs by itself run on goroutines of their own
+// and are committed and answered after the others, so that a roll or a
+// guarded batch does not hold back the acknowledgements of the partitions
+// written inline (only the start of the next cycle waits for it).
 func (c *cycler) cycle(parts []*Partition) {
 	c.n++
-	active := c.active[:0]
+	inline, blocking := c.active[:0], c.blocking[:0]
 	var wg sync.WaitGroup
 	for _, p := range parts {
 		w := &p.w
@@ -158,24 +163,36 @@ func (c *cycler) cycle(parts []*Partition) {
 		}
 		w.cyc = c.n
 		w.chunks, w.closing = p.take()
-		active = append(active, p)
-		if len(w.chunks) == 0 {
-			continue
-		}
-		if p.writeBlocks(w.chunks) {
+		if len(w.chunks) > 0 && p.writeBlocks(w.chunks) {
+			blocking = append(blocking, p)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				p.write(w.chunks)
 			}()
-		} else {
+			continue
+		}
+		inline = append(inline, p)
+		if len(w.chunks) > 0 {
 			p.write(w.chunks)
 		}
 	}
+	c.commitAndAnswer(inline)
 	wg.Wait()
+	c.commitAndAnswer(blocking)
+	clear(inline)
+	clear(blocking)
+	c.active, c.blocking = inline[:0], blocking[:0]
+}
 
+// commitAndAnswer makes what the cycle wrote to parts durable together,
+// publishes it and hands the callbacks to the answerer.
+func (c *cycler) commitAndAnswer(parts []*Partition) {
+	if len(parts) == 0 {
+		return
+	}
 	var head, tail *syncReq
-	for _, p := range active {
+	for _, p := range parts {
 		w := &p.w
 		w.syncing = p.needsSync()
 		if !w.syncing {
@@ -198,7 +215,7 @@ func (c *cycler) cycle(parts []*Partition) {
 	}
 
 	job := c.job()
-	for i, p := range active {
+	for _, p := range parts {
 		w := &p.w
 		if w.syncing {
 			p.synced(p.sreq.err, took)
@@ -213,9 +230,7 @@ func (c *cycler) cycle(parts []*Partition) {
 			w.exited = w.closing
 		}
 		w.chunks = nil
-		active[i] = nil
 	}
-	c.active = active[:0]
 	if len(job.items) > 0 {
 		c.answers <- job
 	}

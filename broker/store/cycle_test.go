@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/metaq-go/metaq/broker/store"
+	"github.com/stretchr/testify/require"
 )
 
 // gatedFS counts the commits (fsyncs and file-system syncs) of segment
@@ -240,5 +242,88 @@ func TestCloseWhileAppendingAnswersEveryAppendOnce(t *testing.T) {
 			}
 		}
 		t.Logf("%d appends, %d acknowledged durable, all found after reopening", len(acks), durable)
+	})
+}
+
+// rollGateFS holds the creation of a new segment file in one partition
+// directory until released.
+type rollGateFS struct {
+	store.FS
+	dir     string        // the partition directory's name, e.g. "t-0"
+	hit     chan struct{} // closed when a creation starts waiting
+	release chan struct{}
+	once    sync.Once
+}
+
+func (g *rollGateFS) OpenFile(name string, flag int, perm os.FileMode) (store.File, error) {
+	if flag&os.O_EXCL != 0 && filepath.Base(filepath.Dir(name)) == g.dir && filepath.Ext(name) == ".meta" {
+		g.once.Do(func() {
+			close(g.hit)
+			<-g.release
+		})
+	}
+	return g.FS.OpenFile(name, flag, perm)
+}
+
+// TestASlowRollDoesNotHoldBackOtherPartitions: a partition whose append
+// rolls its segment (a file creation and fsyncs of its own) shares a cycle
+// with another partition; the other partition's append is acknowledged
+// while the roll is still held, and the rolled partition's once it is
+// released, with both logs intact.
+func TestASlowRollDoesNotHoldBackOtherPartitions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, fsys store.FS, dir string) {
+		g := &rollGateFS{FS: fsys, dir: "t-0", hit: make(chan struct{}), release: make(chan struct{})}
+		opts := store.Options{FS: g, MaxSegmentSize: 4096}
+		entered, hold := holdWriter(&opts)
+		s := mustOpen(t, dir, opts)
+		defer s.Close()
+		a, b := mustPart(t, s, "t", 0), mustPart(t, s, "t", 1)
+		defer func() {
+			select {
+			case <-g.release:
+			default:
+				close(g.release)
+			}
+		}()
+
+		// Hold the writer in a commit of b, then queue an append that
+		// rolls a's segment and one to b: the next cycle takes both.
+		require.NoError(t, b.Append(payload(0), 0, func(store.AppendResult, error) {}))
+		<-entered
+		big := make([]byte, 3000)
+		aDone, bDone := make(chan error, 2), make(chan error, 1)
+		require.NoError(t, a.Append(big, 0, func(_ store.AppendResult, err error) { aDone <- err }))
+		require.NoError(t, a.Append(big, 0, func(_ store.AppendResult, err error) { aDone <- err })) // does not fit: roll
+		require.NoError(t, b.Append(payload(1), 0, func(_ store.AppendResult, err error) { bDone <- err }))
+		close(hold)
+
+		select {
+		case <-g.hit:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the roll never created a segment")
+		}
+		select {
+		case err := <-bDone:
+			require.NoError(t, err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("b's append waited for a's roll")
+		}
+		select {
+		case err := <-aDone:
+			t.Fatalf("a's appends answered (%v) while its roll is held", err)
+		default:
+		}
+		close(g.release)
+		for range 2 {
+			select {
+			case err := <-aDone:
+				require.NoError(t, err)
+			case <-time.After(20 * time.Second):
+				t.Fatal("a's appends never answered")
+			}
+		}
+		require.Len(t, readAll(t, a), 2)
+		require.Len(t, readAll(t, b), 2)
+		require.Equal(t, 2, a.Stats().Segments)
 	})
 }
