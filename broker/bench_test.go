@@ -28,11 +28,12 @@ func rawPipeline(b *testing.B, addr, topic string, part, n, size, window int) {
 		return
 	}
 	defer c.Close()
-	rawPipelineOn(b, c, topic, part, n, size, window)
+	rawPipelineOn(b, c, topic, part, 1, n, size, window)
 }
 
-// rawPipelineOn is rawPipeline on an established connection (plain or TLS).
-func rawPipelineOn(b *testing.B, c net.Conn, topic string, part, n, size, window int) {
+// rawPipelineOn is rawPipeline on an established connection (plain or TLS),
+// spreading the puts round-robin over partitions part..part+parts-1.
+func rawPipelineOn(b *testing.B, c net.Conn, topic string, part, parts, n, size, window int) {
 	data := make([]byte, size)
 	for i := range data {
 		data[i] = byte('a' + i%26)
@@ -83,7 +84,7 @@ func rawPipelineOn(b *testing.B, c net.Conn, topic string, part, n, size, window
 			w.Flush()
 			sem <- struct{}{}
 		}
-		req.OpaqueID = int32(i)
+		req.OpaqueID, req.Partition = int32(i), int32(part+i%parts)
 		out = req.AppendTo(out[:0])
 		w.Write(out)
 	}
@@ -127,6 +128,48 @@ func BenchmarkPipelinedPut(b *testing.B) {
 				})
 			}
 		}
+	}
+}
+
+// BenchmarkPipelinedPutManyPartitions: group commit, 4 connections each
+// spreading pipelined 100-byte puts round-robin over every partition (the
+// shape of `metaq bench produce --partitions-spread`), broker in-process.
+// allocs/op is per put, broker and raw client together.
+//
+//	go test -run '^$' -bench PipelinedPutManyPartitions -benchtime 200000x ./broker/
+func BenchmarkPipelinedPutManyPartitions(b *testing.B) {
+	for _, parts := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
+			br := brokertest.Start(b, brokertest.Options{Partitions: parts})
+			const conns = 4
+			for i := 0; i < parts; i++ { // create the partitions before measuring
+				rawPipeline(b, br.Addr(), "bench", i, 1, 100, 1)
+			}
+			per := max(b.N/conns, 1)
+			b.SetBytes(100)
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for i := 0; i < conns; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c, err := net.Dial("tcp", br.Addr())
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					defer c.Close()
+					rawPipelineOn(b, c, "bench", 0, parts, per, 100, 4096)
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			total := per * conns
+			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "msgs/s")
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(total), "cpu-us/msg")
+		})
 	}
 }
 

@@ -47,6 +47,7 @@ type Broker struct {
 
 	closedMu sync.RWMutex    // guards closedParts
 	closed   map[string]bool // "topic-partition" closed by an operator
+	closedN  atomic.Int32    // len(closed): every put checks it, without the lock while 0
 
 	rr atomic.Uint64 // round robin for put partition -1
 
@@ -356,6 +357,7 @@ func (b *Broker) ClosePartition(topic string, part int) error {
 		return fmt.Errorf("broker: %d partitions are closed already, the limit: open some first", MaxClosedPartitions)
 	}
 	b.closed[key] = true
+	b.closedN.Store(int32(len(b.closed)))
 	return nil
 }
 
@@ -366,10 +368,14 @@ const MaxClosedPartitions = 4096
 func (b *Broker) OpenPartition(topic string, part int) {
 	b.closedMu.Lock()
 	delete(b.closed, partKey(topic, part))
+	b.closedN.Store(int32(len(b.closed)))
 	b.closedMu.Unlock()
 }
 
 func (b *Broker) isClosed(topic string, part int) bool {
+	if b.closedN.Load() == 0 {
+		return false // the common case, without the shared lock's cache line
+	}
 	b.closedMu.RLock()
 	defer b.closedMu.RUnlock()
 	return len(b.closed) > 0 && b.closed[partKey(topic, part)]

@@ -36,11 +36,13 @@ type conn struct {
 	lastTopic    string                         // topicConfig's cache (loop only)
 	lastTopicCfg TopicConfig
 	lastTopicOK  bool
-	held         *heldPut       // a put waiting for its partition to be created off the loop
-	replica      *replicaStream // set by `replicate`: a follower's stream (loop only)
-	isReplica    atomic.Bool    // replica != nil, for closing streams from other goroutines
-	seenIn       int            // inbound bytes left after the last OnTraffic (new traffic vs a wake)
-	closed       atomic.Bool    // set by OnClose; read by asynchronous replies
+	partsTopic   string             // partition's cache (loop only): the topic of parts
+	parts        []*store.Partition // partsTopic's partitions by number, nil = not looked up yet
+	held         *heldPut           // a put waiting for its partition to be created off the loop
+	replica      *replicaStream     // set by `replicate`: a follower's stream (loop only)
+	isReplica    atomic.Bool        // replica != nil, for closing streams from other goroutines
+	seenIn       int                // inbound bytes left after the last OnTraffic (new traffic vs a wake)
+	closed       atomic.Bool        // set by OnClose; read by asynchronous replies
 
 	lastActive   atomic.Int64 // unix nanos of the last traffic (read by the reaper)
 	partialSince atomic.Int64 // unix nanos since a request is half-received, 0 if none

@@ -25,6 +25,12 @@ type putBatch struct {
 	opaques []int32
 	msgs    []store.Message
 	reply   []byte
+
+	// Bound once per pooled batch (a method value passed on allocates):
+	// the store's callback and the sync gate's.
+	doneFn  func(store.AppendResult, error)
+	gatedFn func(error)
+	res     store.AppendResult // for gatedFn
 }
 
 // queuedPut is a batch handed to a partition's queue under key; while the
@@ -35,6 +41,7 @@ type putBatch struct {
 type queuedPut struct {
 	pb  *putBatch
 	key uint64
+	gen uint64 // the partition's QueueGen before the batch was queued
 }
 
 // batchKeys hands each connection a range of 2^40 batch keys.
@@ -112,7 +119,7 @@ func (cn *conn) handlePut(r *protocol.PutRequest) {
 		fail(protocol.CodeUnavailable, "too many unacknowledged puts on this connection (over %d bytes): wait for replies, then retry", b.opts.MaxInflightBytes)
 		return
 	}
-	p, err := b.store.Partition(r.Topic, part, false)
+	p, err := cn.partition(r.Topic, part)
 	if err != nil { // new: created off the loop (mkdir + fsync)
 		cn.holdForPartition(r, part)
 		return
@@ -142,6 +149,35 @@ func (cn *conn) topicConfig(topic string) (TopicConfig, bool) {
 	}
 	return cfg, ok
 }
+
+// partition returns the store's open partition topic-part through the
+// connection's cache of the last topic's partitions (loop only): a put pays
+// a slice index instead of the store's lock and map, shared by every event
+// loop. A Store never replaces or drops an open partition, so a cached one
+// stays right.
+func (cn *conn) partition(topic string, part int) (*store.Partition, error) {
+	if topic == cn.partsTopic && part < len(cn.parts) {
+		if p := cn.parts[part]; p != nil {
+			return p, nil
+		}
+	}
+	p, err := cn.b.store.Partition(topic, part, false)
+	if err != nil || part >= maxCachedParts {
+		return p, err
+	}
+	if topic != cn.partsTopic {
+		clear(cn.parts)
+		cn.partsTopic, cn.parts = topic, cn.parts[:0]
+	}
+	if part >= len(cn.parts) {
+		cn.parts = append(cn.parts, make([]*store.Partition, part+1-len(cn.parts))...)
+	}
+	cn.parts[part] = p
+	return p, nil
+}
+
+// maxCachedParts bounds a connection's partition cache (32 KiB).
+const maxCachedParts = 4096
 
 // heldPut is a put to a partition that does not exist yet. The connection
 // stops decoding while a read worker creates the partition, then the put is
@@ -213,6 +249,9 @@ func (cn *conn) batchFor(p *store.Partition, topic string, part int32) *putBatch
 		}
 	}
 	pb := batchPool.Get().(*putBatch)
+	if pb.doneFn == nil {
+		pb.doneFn, pb.gatedFn = pb.done, pb.gated
+	}
 	pb.cn, pb.p, pb.topic, pb.part = cn, p, topic, part
 	cn.puts = append(cn.puts, pb)
 	if len(cn.puts) > 1 {
@@ -257,14 +296,15 @@ func (cn *conn) flushPuts() {
 		key := cn.lastKey
 		cn.b.putBatches.Add(1)
 		p := pb.p // pb belongs to the partition's writer once queued: it may be answered and reused at once
-		if err := p.AppendMessagesKeyed(key, pb.msgs, pb.done); err != nil {
+		gen := p.QueueGen()
+		if err := p.AppendMessagesKeyed(key, pb.msgs, pb.doneFn); err != nil {
 			pb.done(store.AppendResult{}, err)
 			continue
 		}
 		if cn.queued == nil {
 			cn.queued = make(map[*store.Partition]queuedPut)
 		}
-		cn.queued[p] = queuedPut{pb: pb, key: key}
+		cn.queued[p] = queuedPut{pb: pb, key: key, gen: gen}
 	}
 	cn.puts = cn.puts[:0]
 }
@@ -284,7 +324,7 @@ func (cn *conn) extendQueued(pb *putBatch) bool {
 		start = end
 	}
 	cn.inflightPut.Add(size) // before: the writer may answer the grown batch at once
-	if !pb.p.ExtendQueued(q.key, size, largest, func() []store.Message { return q.pb.absorb(pb) }) {
+	if !pb.p.ExtendQueued(q.key, q.gen, size, largest, func() []store.Message { return q.pb.absorb(pb) }) {
 		cn.inflightPut.Add(-size)
 		delete(cn.queued, pb.p)
 		return false
@@ -317,7 +357,7 @@ func (pb *putBatch) absorb(o *putBatch) []store.Message {
 // size is the bytes the batch's messages take in the log.
 func (pb *putBatch) size() int64 { return int64(len(pb.arena) + store.HeaderSize*len(pb.ends)) }
 
-// done runs on the partition's writer goroutine once the batch is durable
+// done runs on the store's answer goroutine once the batch is durable
 // (group commit) or written (threshold mode), or failed. A durable batch is
 // answered once the in-sync followers have it too (the sync gate, rule 1).
 func (pb *putBatch) done(res store.AppendResult, err error) {
@@ -326,8 +366,12 @@ func (pb *putBatch) done(res store.AppendResult, err error) {
 		return
 	}
 	end := res.Offset + pb.size()
-	pb.cn.b.gate(pb.topic, int(pb.part), end, func(gerr error) { pb.finish(res, gerr) })
+	pb.res = res
+	pb.cn.b.gate(pb.topic, int(pb.part), end, pb.gatedFn)
 }
+
+// gated answers the batch once the sync gate let it through.
+func (pb *putBatch) gated(err error) { pb.finish(pb.res, err) }
 
 // finish answers the batch's puts.
 func (pb *putBatch) finish(res store.AppendResult, err error) {

@@ -11,8 +11,8 @@ import (
 // (requests keep arriving while Shutdown waits), and it can be closed to new
 // requests (admit) once a drain starts.
 //
-// It is on the put path of every partition batch, from every partition's
-// writer goroutine at once, so the common case is two atomic adds and no
+// It is on the put path of every partition batch, from the store's answer
+// goroutine and the event loops at once, so the common case is two atomic adds and no
 // lock: the mutex is taken only when the count reaches zero while a drain
 // waits. Correctness rests on the sequentially consistent order of Go's
 // atomics (a Dekker-style handshake): admit adds to n and then loads closed,

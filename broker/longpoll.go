@@ -164,7 +164,7 @@ func chainOnSync(user func(string, int, time.Duration, error), ours func(topic s
 	}
 }
 
-// onSync runs on a partition's writer goroutine after a successful fsync,
+// onSync runs on a partition's writer (the store's commit loop) after a successful fsync,
 // once the store has made its data visible (its End moved) and before the
 // puts it covers are answered: it tells the replication tracker (whose lag
 // check looks only at partitions that moved) and wakes the long-poll gets

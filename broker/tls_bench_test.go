@@ -46,7 +46,7 @@ func BenchmarkTLSPut(b *testing.B) {
 					go func(i int) {
 						defer wg.Done()
 						defer c.Close()
-						rawPipelineOn(b, c, "tlsbench", i%2, per, 100, 2048)
+						rawPipelineOn(b, c, "tlsbench", i%2, 1, per, 100, 2048)
 					}(i)
 				}
 				wg.Wait()

@@ -110,19 +110,25 @@
 //
 // # Durability and visibility
 //
-// Each partition has one writer goroutine. It takes every append queued
-// while the previous write+fsync ran, encodes them into one buffer, writes
-// it with one pwrite and (group commit, the default) commits once; only then
-// does the visible end move and do the callbacks run. Commits of all
-// partitions share cycles (commit.go): the first writer to commit while no
-// cycle runs leads one over every partition queued; a cycle of
-// FilesystemSyncMin (4) or more partitions on a data root is one syncfs(2)
-// per root (Linux ≥ 5.8, which reports write-back errors; a failed syncfs is
-// retried file by file so only the failing file's partition fails), fewer
-// are fdatasynced, SyncConcurrency (16) at a time; a partition alone
-// fdatasyncs inline. A writer's commit covers exactly what it wrote before
-// it queued, so each partition's acknowledged prefix is durable. In threshold mode
-// the callbacks run after the write and the fsync follows after
+// Appends to a partition queue in memory. For group-commit topics (the
+// default) one commit loop per Store (cycle.go) writes them: each cycle takes
+// every partition whose queue became non-empty since the previous cycle
+// began, encodes each one's appends into one buffer and writes it with one
+// pwrite, then makes all of them durable together; only then do the visible
+// ends move, and the callbacks run on a second goroutine while the loop
+// already writes the next cycle. A cycle of FilesystemSyncMin (4) or more
+// partitions on a data root is one syncfs(2) per root (Linux ≥ 5.8, which
+// reports write-back errors; a failed syncfs is retried file by file so only
+// the failing file's partition fails), fewer are fdatasynced,
+// SyncConcurrency (16) at a time; a partition alone is fdatasynced. Writes
+// that fsync by themselves (the first after a clean open, BATCH-guarded
+// batches, a roll, a truncation) run on their own goroutine within the
+// cycle. Threshold-mode topics keep one writer goroutine per partition,
+// whose fsyncs share cycles through the committer (commit.go): the first
+// writer to commit while no cycle runs leads one over every partition
+// queued; a partition alone fdatasyncs inline. A commit covers exactly
+// what was written before it started, so each partition's acknowledged
+// prefix is durable. In threshold mode the callbacks run after the write and the fsync follows after
 // UnflushThreshold messages or UnflushInterval; readers still see only
 // fsynced data. Before a roll the old segment is fsynced; the new segment
 // file is created and its directory fsynced before data goes into it. New

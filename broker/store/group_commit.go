@@ -63,8 +63,10 @@ var chunkPool = sync.Pool{New: func() any { return new(reqChunk) }}
 
 var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-// writer is the state of the partition's writer goroutine; only that
-// goroutine touches it (recovery initialises it before starting it).
+// writer is the state of the partition's writer: the Store's commit loop
+// (group commit; a write that fsyncs by itself runs on a goroutine of its
+// own while the loop waits for it) or the partition's goroutine (threshold
+// mode). Only the writer touches it (recovery initialises it first).
 type writer struct {
 	seg      *segment
 	pos      int64 // bytes written to seg
@@ -97,6 +99,14 @@ type writer struct {
 	bufBatchLo       int64 // rel range of multi-message batches in buf; lo < 0 = none
 	bufBatchHi       int64
 	guardLo, guardHi int64 // range the BATCH file protects since the last fsync; lo < 0 = none
+
+	// The store's commit loop (cycler) keeps a group-commit partition's
+	// cycle state here.
+	cyc     uint64      // number of the last cycle that took the queue
+	chunks  []*reqChunk // taken by the current cycle
+	closing bool        // the current cycle's take was the last one
+	syncing bool        // the current cycle commits this partition
+	exited  bool        // closed: p.done is closed
 }
 
 func (w *writer) init(seg *segment, interval int64) {
@@ -110,9 +120,10 @@ func (w *writer) init(seg *segment, interval int64) {
 	w.bufLast = w.lastIdx
 }
 
-// Append queues one message. It never blocks on I/O: done runs later on the
-// partition's writer goroutine (so it must not block, nor call AppendSync
-// or Flush) with the result — in
+// Append queues one message. It never blocks on I/O: done runs later — on
+// the Store's answer goroutine in group-commit mode, on the partition's
+// writer goroutine in threshold mode; so it must not block, nor call
+// AppendSync or Flush — with the result: in
 // group-commit mode after the fsync that covers the message, in threshold
 // mode after the write. data must not be modified until done runs. A non-nil
 // error (ErrClosed, ErrFailed, ErrQueueFull, ErrMessageTooLarge) means the
@@ -144,7 +155,9 @@ func (p *Partition) AppendMessages(msgs []Message, done func(AppendResult, error
 
 // AppendMessagesKeyed is AppendMessages with a key (≠ 0, unique per call)
 // under which ExtendQueued can add more messages to this request while it
-// still waits for the writer.
+// still waits for the writer. A key's bits above the 40th name its source
+// (the broker: one connection): ExtendQueued never moves messages past a
+// later request of the same source.
 func (p *Partition) AppendMessagesKeyed(key uint64, msgs []Message, done func(AppendResult, error)) error {
 	size, err := p.batchSize(msgs)
 	if err != nil {
@@ -153,42 +166,63 @@ func (p *Partition) AppendMessagesKeyed(key uint64, msgs []Message, done func(Ap
 	return p.enqueue(request{batch: msgs, done: done, size: size, key: key})
 }
 
+// QueueGen is the generation of the partition's queue: it changes each
+// time the writer takes the queue. Read before AppendMessagesKeyed, it lets
+// ExtendQueued tell without a lock that the request was taken.
+func (p *Partition) QueueGen() uint64 { return p.takes.Load() }
+
+// extendScan bounds how far back ExtendQueued looks for the keyed request.
+const extendScan = 64
+
 // ExtendQueued adds messages to the request queued by AppendMessagesKeyed
-// with key, if it is still the last request in the partition's queue (the
-// writer has not taken it, and nothing was queued after it, so the added
-// messages stay contiguous and in order behind it). added is the bytes the
-// messages take on disk (data plus HeaderSize each) and largest the length
-// of the longest one's data. It reports whether it added them; if not,
-// nothing changed and the caller queues the messages as a new request
-// (which reports any error: a message too large, a full queue, a closed or
-// failed partition). extend runs under the queue's lock, only when the
-// answer is yes: it adds the messages to the caller's batch and returns the
-// whole batch, which replaces the request's. The request's one done
-// callback then answers every message, with the first message's offset and
-// ids written back as for AppendMessages.
+// with key, if the writer has not taken it yet (gen, from QueueGen before
+// that call, is still the queue's generation) and no request queued after
+// it is unkeyed or of the same source (key>>40): the added messages then
+// stay contiguous behind the request's own, and a source's messages keep
+// their order relative to everything else it queued, while requests of
+// other sources (independent connections, with no order between them) may
+// follow. added is the bytes the messages take on disk (data plus
+// HeaderSize each) and largest the length of the longest one's data. It
+// reports whether it added them; if not, nothing changed and the caller
+// queues the messages as a new request (which reports any error: a message
+// too large, a full queue, a closed or failed partition). extend runs under
+// the queue's lock, only when the answer is yes: it adds the messages to the
+// caller's batch and returns the whole batch, which replaces the request's.
+// The request's one done callback then answers every message, with the
+// first message's offset and ids written back as for AppendMessages.
 //
 // This is how a connection's puts to one partition, arriving in several
-// reads while the partition's writer is busy, become one request: with many
-// partitions a read carries about one message per partition, and each
-// request costs a queue operation, a writer pass and a callback.
-func (p *Partition) ExtendQueued(key uint64, added int64, largest int, extend func() []Message) bool {
-	if key == 0 || p.lastKey.Load() != key || largest > p.opts.MaxMessageSize || p.failed.Load() != nil {
+// reads while the writer is busy, become one request: with many partitions
+// a read carries about one message per partition, and each request costs a
+// queue operation, a write, a callback and a reply.
+func (p *Partition) ExtendQueued(key, gen uint64, added int64, largest int, extend func() []Message) bool {
+	if key == 0 || p.takes.Load() != gen || largest > p.opts.MaxMessageSize || p.failed.Load() != nil {
 		return false // (most calls, with many partitions: the writer took it)
 	}
 	p.qmu.Lock()
 	defer p.qmu.Unlock()
-	if p.closed || len(p.queue) == 0 || p.qbytes+added > p.opts.MaxQueueBytes {
+	if p.closed || p.takes.Load() != gen || p.qbytes+added > p.opts.MaxQueueBytes {
 		return false
 	}
-	c := p.queue[len(p.queue)-1]
-	r := &c.reqs[c.n-1]
-	if r.key != key {
-		return false
+	src := key >> 40
+	scanned := 0
+	for ci := len(p.queue) - 1; ci >= 0 && scanned < extendScan; ci-- {
+		c := p.queue[ci]
+		for i := c.n - 1; i >= 0 && scanned < extendScan; i-- {
+			r := &c.reqs[i]
+			if r.key == key {
+				r.batch = extend()
+				r.size += added
+				p.qbytes += added
+				return true
+			}
+			if r.key == 0 || r.key>>40 == src {
+				return false
+			}
+			scanned++
+		}
 	}
-	r.batch = extend()
-	r.size += added
-	p.qbytes += added
-	return true
+	return false
 }
 
 // QueuedBytes is the bytes (headers included) of the appends waiting for
@@ -286,12 +320,22 @@ func (p *Partition) enqueue(r request) error {
 	c.reqs[c.n] = r
 	c.n++
 	p.qbytes += r.size
-	p.lastKey.Store(r.key)
 	p.qmu.Unlock()
 	if wasEmpty {
-		p.signal()
+		p.kick()
 	}
 	return nil
+}
+
+// kick tells the partition's writer that its queue became non-empty or
+// that it is closing: the store's commit loop (group commit) or the
+// partition's own goroutine (threshold mode).
+func (p *Partition) kick() {
+	if p.loop != nil {
+		p.loop.schedule(p)
+		return
+	}
+	p.signal()
 }
 
 func (p *Partition) signal() {
@@ -303,9 +347,9 @@ func (p *Partition) signal() {
 
 func (p *Partition) take() (reqs []*reqChunk, closing bool) {
 	p.qmu.Lock()
-	reqs, p.queue = p.queue, p.w.spare[:0]
+	reqs, p.queue, p.w.spare = p.queue, p.w.spare[:0], nil
 	p.qbytes = 0
-	p.lastKey.Store(0)
+	p.takes.Add(1)
 	closing = p.closed
 	p.qmu.Unlock()
 	return reqs, closing
@@ -331,13 +375,7 @@ func (p *Partition) run() {
 		reqs, closing := p.take()
 		if len(reqs) > 0 {
 			p.process(reqs)
-			for i, c := range reqs {
-				clear(c.reqs[:c.n])
-				c.n = 0
-				chunkPool.Put(c)
-				reqs[i] = nil
-			}
-			p.w.spare = reqs[:0]
+			p.recycle(reqs)
 			// Let the appenders just woken by the callbacks queue their
 			// next messages so the next fsync covers them too.
 			runtime.Gosched()
@@ -364,8 +402,36 @@ func (p *Partition) run() {
 	}
 }
 
+// recycle returns the chunks of a processed batch to the pool and keeps
+// their slice for the next take.
+func (p *Partition) recycle(reqs []*reqChunk) {
+	freeChunks(reqs)
+	p.w.spare = reqs[:0]
+}
+
+// freeChunks returns the chunks of a processed batch to the pool.
+func freeChunks(reqs []*reqChunk) {
+	for i, c := range reqs {
+		clear(c.reqs[:c.n])
+		c.n = 0
+		chunkPool.Put(c)
+		reqs[i] = nil
+	}
+}
+
 // process commits one batch of requests and runs their callbacks.
 func (p *Partition) process(chunks []*reqChunk) {
+	p.write(chunks)
+	if p.topt.Flush.Mode == GroupCommit || p.w.force || p.w.unsMsgs >= p.topt.Flush.UnflushThreshold {
+		p.syncOut()
+	}
+	p.answer(chunks)
+}
+
+// write encodes a batch of requests and writes it to the active segment
+// (rolling, truncating and protecting batches on the way); what it wrote
+// waits for the commit in w.unsynced.
+func (p *Partition) write(chunks []*reqChunk) {
 	w := &p.w
 	if w.unmark && w.err == nil {
 		if err := p.unmark(); err != nil {
@@ -393,20 +459,36 @@ func (p *Partition) process(chunks []*reqChunk) {
 		}
 	}
 	p.writeBuf()
-	if p.topt.Flush.Mode == GroupCommit || w.force || w.unsMsgs >= p.topt.Flush.UnflushThreshold {
-		p.syncOut()
-	}
-	w.force = false
 	*w.bufp = w.buf[:0]
 	writeBufPool.Put(w.bufp)
 	w.buf, w.bufp = nil, nil
+}
+
+// answer runs the callbacks of a batch whose commit is over (or that was
+// only written, in threshold mode).
+func (p *Partition) answer(chunks []*reqChunk) {
+	p.settle(chunks)
+	callBack(chunks)
+}
+
+// settle gives a batch's Flush barriers the commit's outcome.
+func (p *Partition) settle(chunks []*reqChunk) {
+	w := &p.w
+	w.force = false
 	for _, c := range chunks {
 		for i := range c.reqs[:c.n] {
-			r := &c.reqs[i]
-			if r.barrier && r.err == nil {
+			if r := &c.reqs[i]; r.barrier && r.err == nil {
 				r.err = w.err
 			}
-			if r.done != nil {
+		}
+	}
+}
+
+// callBack runs a settled batch's callbacks; it touches no writer state.
+func callBack(chunks []*reqChunk) {
+	for _, c := range chunks {
+		for i := range c.reqs[:c.n] {
+			if r := &c.reqs[i]; r.done != nil {
 				r.done(r.res, r.err)
 			}
 		}
@@ -590,14 +672,24 @@ func (p *Partition) fail(err error) {
 // syncOut fsyncs the active segment and publishes what was written: the
 // visible end moves and group-commit requests are acknowledged.
 func (p *Partition) syncOut() {
-	w := &p.w
-	if w.err != nil || w.pos == w.synced {
+	if !p.needsSync() {
 		return
 	}
 	start := time.Now()
-	p.sreq.file = w.seg.file
+	p.sreq.file = p.w.seg.file
 	err := p.commit.sync(&p.sreq)
-	took := time.Since(start)
+	p.synced(err, time.Since(start))
+}
+
+// needsSync reports whether the active segment has written data that no
+// commit covers yet.
+func (p *Partition) needsSync() bool { return p.w.err == nil && p.w.pos != p.w.synced }
+
+// synced ends a commit of the active segment that took took: on success
+// the written data becomes visible and its requests are acknowledged (their
+// callbacks run later, in answer); on failure the partition fails.
+func (p *Partition) synced(err error, took time.Duration) {
+	w := &p.w
 	if err != nil {
 		if h := p.opts.OnSync; h != nil {
 			h(p.topic, p.part, took, err)

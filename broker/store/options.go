@@ -112,7 +112,7 @@ type Options struct {
 	// recovers the partitions in it of the topics whose Dir it is.
 	TopicDirs []string
 
-	// OnSync, when set, is called on the partition's writer goroutine after
+	// OnSync, when set, is called by the partition's writer (see writer) after
 	// every fsync of a segment with how long it took and its error (for an
 	// fsync-latency histogram). After a successful fsync it runs once the
 	// fsynced data is visible to reads (End has moved), so it may wake

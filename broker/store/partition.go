@@ -13,8 +13,9 @@ import (
 )
 
 // Partition is one partition log: a directory of segments with a single
-// writer goroutine that batches appends (see group_commit.go). All methods
-// are safe for concurrent use.
+// writer that batches appends (the Store's commit loop, cycle.go, or in
+// threshold mode a goroutine of its own, group_commit.go). All methods are
+// safe for concurrent use.
 type Partition struct {
 	topic  string
 	part   int
@@ -44,13 +45,14 @@ type Partition struct {
 
 	commit *committer
 	sreq   syncReq // the writer's request to commit (one in flight at most)
+	loop   *cycler // the store's commit loop writes this partition; nil: its own goroutine (run) does
 
-	// lastKey is the key of the last request in queue (0: none, or not
-	// keyed): ExtendQueued's check without the lock. Written under qmu.
-	lastKey atomic.Uint64
-	wake    chan struct{} // capacity 1: queue became non-empty or closing
-	done    chan struct{} // closed when the writer goroutine exits
-	w       writer        // owned by the writer goroutine
+	// takes counts the writer's takes of the queue (QueueGen): ExtendQueued's
+	// check without the lock. Written under qmu.
+	takes atomic.Uint64
+	wake  chan struct{} // capacity 1: queue became non-empty or closing
+	done  chan struct{} // closed when the writer is done with the partition (closed, drained, answered)
+	w     writer        // owned by the writer
 }
 
 // openPartition opens and recovers a partition, creating its directory
@@ -83,7 +85,11 @@ func openPartition(s *Store, topic string, part int, existing bool) (*Partition,
 		p.closeFiles()
 		return nil, err
 	}
-	go p.run()
+	if p.topt.Flush.Mode == GroupCommit {
+		p.loop = s.cycle
+	} else {
+		go p.run()
+	}
 	return p, nil
 }
 
@@ -337,7 +343,7 @@ func (p *Partition) close() error {
 		<-p.done
 		return nil
 	}
-	p.signal()
+	p.kick()
 	<-p.done
 	var err error
 	if f := p.failed.Load(); f == nil {

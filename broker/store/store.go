@@ -22,6 +22,7 @@ type Store struct {
 	locks []io.Closer // of roots[1:]
 	files *fileCache  // open closed-segment files, bounded by MaxOpenSegments
 	sync  *committer  // the cross-partition group commit
+	cycle *cycler     // the commit loop of group-commit partitions
 
 	mu       sync.Mutex // guards parts, creating and closed
 	parts    map[partID]*Partition
@@ -57,7 +58,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: lock %s: %w", dir, err)
 	}
 	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[partID]*Partition{}, stop: make(chan struct{}),
-		files: newFileCache(opts.FS, opts.MaxOpenSegments), sync: newCommitter(opts.SyncConcurrency, opts.FilesystemSyncMin)}
+		files: newFileCache(opts.FS, opts.MaxOpenSegments), sync: newCommitter(opts.SyncConcurrency, opts.FilesystemSyncMin),
+		cycle: newCycler(opts.SyncConcurrency, opts.FilesystemSyncMin)}
 	s.ids = newIDGen(opts.BrokerID, func() int64 { return opts.Now().UnixMilli() })
 	if err := s.lockTopicDirs(); err != nil {
 		s.Close()
@@ -315,6 +317,7 @@ func (s *Store) Close() error {
 	}
 	errs := make([]error, len(list), len(list)+1)
 	parallel(len(list), func(i int) { errs[i] = list[i].close() })
+	s.cycle.close()
 	errs = append(errs, s.lock.Close())
 	for _, l := range s.locks {
 		errs = append(errs, l.Close())
