@@ -145,6 +145,12 @@ func (c *Conn) writeRaw(buf []byte, wait bool) (int, error) {
 
 // readSocket reads into p like net.Conn.Read (io.EOF at the end of the
 // stream), waiting for data. Reader goroutine only.
+//
+// Each call reads before it waits, so after a reply the reader makes one
+// read that finds nothing (EAGAIN) before it parks. That read cannot be
+// skipped after a read that did not fill p: the socket's end (FIN) raises
+// no readiness edge of its own when it arrives along with the data, and
+// would go unnoticed (TestReplyAndCloseTogether).
 func (c *Conn) readSocket(p []byte) (int, error) {
 	if c.rawConn() == nil {
 		return c.nc.Read(p)

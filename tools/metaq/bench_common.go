@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -44,6 +45,10 @@ type benchResult struct {
 	CPUUsPerMsg float64 `json:"cpu_us_per_msg"`
 	CPUUserS    float64 `json:"cpu_user_s"`
 	CPUSysS     float64 `json:"cpu_sys_s"`
+	// GoMaxProcs is the client process's GOMAXPROCS: at low rates its CPU
+	// per message depends on it (with idle Ps every wake-up of a goroutine
+	// also wakes a spinning thread; GOMAXPROCS=1 has none of those).
+	GoMaxProcs int `json:"gomaxprocs"`
 	// ServerCPUUsPerMsg is the broker's process CPU time per message, in
 	// microseconds, when --admin names its admin endpoint (else 0).
 	ServerCPUUsPerMsg float64 `json:"server_cpu_us_per_msg,omitempty"`
@@ -110,6 +115,7 @@ func (c *benchClock) finish(r *benchResult) error {
 	r.Seconds = elapsed.Seconds()
 	r.CPUUserS = tv(ru.Utime) - tv(c.ru.Utime)
 	r.CPUSysS = tv(ru.Stime) - tv(c.ru.Stime)
+	r.GoMaxProcs = runtime.GOMAXPROCS(0)
 	if r.Seconds > 0 {
 		r.MsgsPerS = float64(r.Messages) / r.Seconds
 		r.MBPerS = float64(r.Bytes) / 1e6 / r.Seconds

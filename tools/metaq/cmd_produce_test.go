@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -72,9 +73,10 @@ func TestBenchProducePrintsOneJSONObject(t *testing.T) {
 	require.NoError(t, err)
 	var r map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &r), out)
-	for _, k := range []string{"messages", "msgs_per_s", "mb_per_s", "p50_us", "p99_us", "cpu_us_per_msg"} {
+	for _, k := range []string{"messages", "msgs_per_s", "mb_per_s", "p50_us", "p99_us", "cpu_us_per_msg", "gomaxprocs"} {
 		require.Contains(t, r, k)
 	}
+	require.EqualValues(t, runtime.GOMAXPROCS(0), r["gomaxprocs"])
 	require.EqualValues(t, 2000, r["messages"])
 	require.EqualValues(t, 0, r["failed"])
 	require.Positive(t, r["msgs_per_s"])
