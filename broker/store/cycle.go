@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// cycler is the Store's commit loop for the partitions of group-commit
+// cycler is a data root's commit loop for the partitions of group-commit
 // topics. One goroutine runs cycles: each takes every partition whose queue
 // became non-empty since the previous cycle began, writes each one's queued
 // appends to its active segment (one pwrite per partition), makes all of

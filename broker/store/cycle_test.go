@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -326,4 +327,56 @@ func TestASlowRollDoesNotHoldBackOtherPartitions(t *testing.T) {
 		require.Len(t, readAll(t, b), 2)
 		require.Equal(t, 2, a.Stats().Segments)
 	})
+}
+
+// TestAStalledDataRootDoesNotHoldBackAnother: each data root has its own
+// commit loop, so a commit held on a topic's own directory (a slow disk)
+// does not delay the acknowledgements of a topic in the main directory.
+func TestAStalledDataRootDoesNotHoldBackAnother(t *testing.T) {
+	main, away := t.TempDir(), t.TempDir()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	opts := store.Options{TopicDirs: []string{away},
+		Topic: func(topic string) store.TopicOptions {
+			if topic == "away" {
+				return store.TopicOptions{Dir: away}
+			}
+			return store.TopicOptions{}
+		},
+		OnSync: func(topic string, _ int, _ time.Duration, _ error) {
+			if topic == "away" {
+				once.Do(func() {
+					close(entered)
+					<-release
+				})
+			}
+		}}
+	s := mustOpen(t, main, opts)
+	defer s.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	away0, home0 := mustPart(t, s, "away", 0), mustPart(t, s, "home", 0)
+	awayDone := make(chan error, 1)
+	require.NoError(t, away0.Append(payload(0), 0, func(_ store.AppendResult, err error) { awayDone <- err }))
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the away topic's commit never ran")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := home0.AppendSync(ctx, payload(1), 0)
+	require.NoError(t, err, "the main directory's partition waited for the held root")
+	select {
+	case err := <-awayDone:
+		t.Fatalf("the held root's append answered early: %v", err)
+	default:
+	}
+	close(release)
+	require.NoError(t, <-awayDone)
 }

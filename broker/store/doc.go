@@ -111,7 +111,7 @@
 // # Durability and visibility
 //
 // Appends to a partition queue in memory. For group-commit topics (the
-// default) one commit loop per Store (cycle.go) writes them: each cycle takes
+// default) one commit loop per data root (cycle.go) writes them: each cycle takes
 // every partition whose queue became non-empty since the previous cycle
 // began, encodes each one's appends into one buffer and writes it with one
 // pwrite, then makes all of them durable together; only then do the visible

@@ -63,7 +63,7 @@ var chunkPool = sync.Pool{New: func() any { return new(reqChunk) }}
 
 var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-// writer is the state of the partition's writer: the Store's commit loop
+// writer is the state of the partition's writer: its data root's commit loop
 // (group commit; a write that fsyncs by itself runs on a goroutine of its
 // own while the loop waits for it) or the partition's goroutine (threshold
 // mode). Only the writer touches it (recovery initialises it first).

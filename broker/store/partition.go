@@ -13,7 +13,7 @@ import (
 )
 
 // Partition is one partition log: a directory of segments with a single
-// writer that batches appends (the Store's commit loop, cycle.go, or in
+// writer that batches appends (its data root's commit loop, cycle.go, or in
 // threshold mode a goroutine of its own, group_commit.go). All methods are
 // safe for concurrent use.
 type Partition struct {
@@ -86,7 +86,10 @@ func openPartition(s *Store, topic string, part int, existing bool) (*Partition,
 		return nil, err
 	}
 	if p.topt.Flush.Mode == GroupCommit {
-		p.loop = s.cycle
+		p.loop = s.loops[p.sreq.root]
+		if p.loop == nil { // cannot happen: a topic's root is one of s.roots (Partition checks it)
+			p.loop = s.loops[s.roots[0]]
+		}
 	} else {
 		go p.run()
 	}

@@ -18,11 +18,11 @@ type Store struct {
 	opts  Options
 	ids   *idGen
 	lock  io.Closer
-	roots []string    // dir, then the cleaned Options.TopicDirs (no duplicates)
-	locks []io.Closer // of roots[1:]
-	files *fileCache  // open closed-segment files, bounded by MaxOpenSegments
-	sync  *committer  // the cross-partition group commit
-	cycle *cycler     // the commit loop of group-commit partitions
+	roots []string           // dir, then the cleaned Options.TopicDirs (no duplicates)
+	locks []io.Closer        // of roots[1:]
+	files *fileCache         // open closed-segment files, bounded by MaxOpenSegments
+	sync  *committer         // the cross-partition group commit
+	loops map[string]*cycler // the commit loop of each data root's group-commit partitions (set before openAll, then read-only)
 
 	mu       sync.Mutex // guards parts, creating and closed
 	parts    map[partID]*Partition
@@ -58,12 +58,17 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: lock %s: %w", dir, err)
 	}
 	s := &Store{dir: dir, opts: opts, lock: lock, parts: map[partID]*Partition{}, stop: make(chan struct{}),
-		files: newFileCache(opts.FS, opts.MaxOpenSegments), sync: newCommitter(opts.SyncConcurrency, opts.FilesystemSyncMin),
-		cycle: newCycler(opts.SyncConcurrency, opts.FilesystemSyncMin)}
+		files: newFileCache(opts.FS, opts.MaxOpenSegments), sync: newCommitter(opts.SyncConcurrency, opts.FilesystemSyncMin)}
 	s.ids = newIDGen(opts.BrokerID, func() int64 { return opts.Now().UnixMilli() })
 	if err := s.lockTopicDirs(); err != nil {
 		s.Close()
 		return nil, err
+	}
+	// One commit loop per data root: a slow disk holds back only the
+	// partitions on it, and roots on separate disks commit in parallel.
+	s.loops = make(map[string]*cycler, len(s.roots))
+	for _, root := range s.roots {
+		s.loops[root] = newCycler(opts.SyncConcurrency, opts.FilesystemSyncMin)
 	}
 	if err := s.openAll(); err != nil {
 		s.Close()
@@ -317,7 +322,9 @@ func (s *Store) Close() error {
 	}
 	errs := make([]error, len(list), len(list)+1)
 	parallel(len(list), func(i int) { errs[i] = list[i].close() })
-	s.cycle.close()
+	for _, c := range s.loops {
+		c.close()
+	}
 	errs = append(errs, s.lock.Close())
 	for _, l := range s.locks {
 		errs = append(errs, l.Close())
