@@ -22,6 +22,7 @@ type putBatch struct {
 	arena   []byte
 	ends    []int // end of each message's data in arena
 	flags   []int32
+	sums    []int32 // each message's checksum (verified or computed on the loop)
 	opaques []int32
 	msgs    []store.Message
 	reply   []byte
@@ -51,7 +52,7 @@ var batchPool = sync.Pool{New: func() any { return &putBatch{} }}
 
 func (pb *putBatch) reset() {
 	pb.cn, pb.p = nil, nil
-	pb.arena, pb.ends, pb.flags, pb.opaques = pb.arena[:0], pb.ends[:0], pb.flags[:0], pb.opaques[:0]
+	pb.arena, pb.ends, pb.flags, pb.sums, pb.opaques = pb.arena[:0], pb.ends[:0], pb.flags[:0], pb.sums[:0], pb.opaques[:0]
 	for i := range pb.msgs {
 		pb.msgs[i] = store.Message{}
 	}
@@ -109,11 +110,10 @@ func (cn *conn) handlePut(r *protocol.PutRequest) {
 		fail(protocol.CodeForbidden, "partition %s-%d is closed by an operator: send to another partition", r.Topic, part)
 		return
 	}
-	if r.Checksum != -1 {
-		if sum := protocol.Checksum(r.Data); sum != r.Checksum {
-			fail(protocol.CodeInternal, "checksum mismatch: put data has CRC %d, request says %d; nothing stored", sum, r.Checksum)
-			return
-		}
+	sum := protocol.Checksum(r.Data) // checked here, then handed to the store: one CRC per message
+	if r.Checksum != -1 && sum != r.Checksum {
+		fail(protocol.CodeInternal, "checksum mismatch: put data has CRC %d, request says %d; nothing stored", sum, r.Checksum)
+		return
 	}
 	if cn.inflightPut.Load() > int64(b.opts.MaxInflightBytes) {
 		fail(protocol.CodeUnavailable, "too many unacknowledged puts on this connection (over %d bytes): wait for replies, then retry", b.opts.MaxInflightBytes)
@@ -132,6 +132,7 @@ func (cn *conn) handlePut(r *protocol.PutRequest) {
 	pb.arena = append(pb.arena, r.Data...)
 	pb.ends = append(pb.ends, len(pb.arena))
 	pb.flags = append(pb.flags, r.Flag)
+	pb.sums = append(pb.sums, sum)
 	pb.opaques = append(pb.opaques, r.OpaqueID)
 }
 
@@ -286,7 +287,7 @@ func (cn *conn) flushPuts() {
 		}
 		start := 0
 		for j, end := range pb.ends {
-			pb.msgs = append(pb.msgs, store.Message{Data: pb.arena[start:end:end], Flag: pb.flags[j]})
+			pb.msgs = append(pb.msgs, store.Message{Data: pb.arena[start:end:end], Flag: pb.flags[j], Checksum: pb.sums[j], HasChecksum: true})
 			start = end
 		}
 		size := pb.size()
@@ -345,10 +346,11 @@ func (pb *putBatch) absorb(o *putBatch) []store.Message {
 		m := len(pb.arena)
 		pb.ends = append(pb.ends, m)
 		pb.flags = append(pb.flags, o.flags[j])
+		pb.sums = append(pb.sums, o.sums[j])
 		pb.opaques = append(pb.opaques, o.opaques[j])
 		// Earlier messages keep pointing into the arena's old array if the
 		// append moved it: that array stays alive and unchanged.
-		pb.msgs = append(pb.msgs, store.Message{Data: pb.arena[n:m:m], Flag: o.flags[j]})
+		pb.msgs = append(pb.msgs, store.Message{Data: pb.arena[n:m:m], Flag: o.flags[j], Checksum: o.sums[j], HasChecksum: true})
 		start = end
 	}
 	return pb.msgs

@@ -17,6 +17,12 @@ type Message struct {
 	Data []byte // put data; must not be modified until the append completes
 	Flag int32
 	ID   int64 // message id; 0 = assign one (AppendBatch writes it back here)
+	// Checksum is Checksum(Data), when HasChecksum says the caller knows it
+	// (the broker verified the producer's or computed it already): the
+	// store then writes it instead of computing it again. A wrong one is
+	// caught by every later read's verification, never by this append.
+	Checksum    int32
+	HasChecksum bool
 }
 
 // AppendResult describes an appended message or batch.
@@ -547,7 +553,7 @@ func (p *Partition) add(r *request) {
 			id = p.takeID()
 		}
 		r.res = AppendResult{MsgID: id, Offset: w.seg.base + w.pos + int64(len(w.buf)), Count: 1, Size: r.size}
-		p.encode(id, r.flag, r.data)
+		p.encode(id, r.flag, r.data, Checksum(r.data))
 	} else {
 		p.encodeBatch(r)
 	}
@@ -572,19 +578,23 @@ func (p *Partition) encodeBatch(r *request) {
 		if m.ID == 0 {
 			m.ID = p.takeID()
 		}
-		p.encode(m.ID, m.Flag, m.Data)
+		sum := m.Checksum
+		if !m.HasChecksum {
+			sum = Checksum(m.Data)
+		}
+		p.encode(m.ID, m.Flag, m.Data, sum)
 	}
 	r.res.MsgID = r.batch[0].ID
 }
 
 var zeroHeader [HeaderSize]byte
 
-func (p *Partition) encode(id int64, flag int32, data []byte) {
+func (p *Partition) encode(id int64, flag int32, data []byte, sum int32) {
 	w := &p.w
 	rel := w.pos + int64(len(w.buf))
 	n := len(w.buf)
 	w.buf = append(w.buf, zeroHeader[:]...)
-	PutHeader(w.buf[n:], Header{Len: int32(len(data)), Checksum: Checksum(data), ID: id, Flag: flag})
+	PutHeader(w.buf[n:], Header{Len: int32(len(data)), Checksum: sum, ID: id, Flag: flag})
 	w.buf = append(w.buf, data...)
 	ts := id>>idTimeShift + IDEpoch
 	if rel-w.bufLast >= w.interval {
