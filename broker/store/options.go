@@ -129,6 +129,15 @@ type Options struct {
 	// FS supports it (FilesystemSyncer). Default 4; negative = never.
 	FilesystemSyncMin int
 
+	// NoCommitLog turns the commit log off: every commit cycle then
+	// syncs the segments it wrote (see doc.go, "Commit log"). Logs left
+	// by an earlier run are replayed either way.
+	NoCommitLog bool
+	// CommitLogMaxBytes is the size of a data root's commit log file from
+	// which a checkpoint syncs the segments and starts a new file.
+	// Default 128 MiB.
+	CommitLogMaxBytes int64
+
 	// NoVerifyReads disables the CRC check of Slice.ReadAll.
 	NoVerifyReads bool
 
@@ -181,6 +190,9 @@ func (o Options) withDefaults() (Options, error) {
 		o.FilesystemSyncMin = defaultFilesystemSyncMin
 	case o.FilesystemSyncMin < 0:
 		o.FilesystemSyncMin = math.MaxInt
+	}
+	if o.CommitLogMaxBytes <= 0 {
+		o.CommitLogMaxBytes = defaultCommitLogMax
 	}
 	if o.MaxOpenSegments <= 0 {
 		o.MaxOpenSegments = defaultMaxOpenSegs
