@@ -33,6 +33,7 @@ const (
 	commitRecordMagic   = 0x4d514352 // "MQCR"
 	commitRecordHeader  = 12         // magic, payload length, CRC
 	defaultCommitLogMax = 128 << 20
+	defaultCommitLogMin = 2
 )
 
 func commitLogName(seq uint64) string { return fmt.Sprintf(commitLogNameFormat, seq) }

@@ -51,13 +51,13 @@ func oneCycle(t *testing.T, entered, release chan struct{}, hold *store.Partitio
 	return res
 }
 
-// A cycle of FilesystemSyncMin partitions or more is made durable by the
+// A cycle of CommitLogMin partitions or more is made durable by the
 // commit log alone: after a power loss that keeps nothing unsynced, the
 // segments hold none of it, and the reopened store has every message from
 // the log's replay, at its acknowledged offset.
 func TestCommitLogAloneMakesAManyPartitionCycleDurable(t *testing.T) {
 	mem := storetest.NewMemFS()
-	opts := store.Options{FS: mem, FilesystemSyncMin: 3, RetentionInterval: -1}
+	opts := store.Options{FS: mem, CommitLogMin: 3, RetentionInterval: -1}
 	entered, release := holdWriter(&opts)
 	s := mustOpen(t, "/data", opts)
 	hold := mustPart(t, s, "h", 0)
@@ -89,7 +89,7 @@ func TestCommitLogAloneMakesAManyPartitionCycleDurable(t *testing.T) {
 // a cycle of one partition, which fdatasyncs the segment and logs nothing).
 func TestTruncateLeavesNoCommitLogRecordOfTheCutBytes(t *testing.T) {
 	mem := storetest.NewMemFS()
-	opts := store.Options{FS: mem, FilesystemSyncMin: 2, RetentionInterval: -1}
+	opts := store.Options{FS: mem, CommitLogMin: 2, RetentionInterval: -1}
 	entered, release := holdWriter(&opts)
 	s := mustOpen(t, "/data", opts)
 	hold := mustPart(t, s, "h", 0)
@@ -115,7 +115,7 @@ func TestTruncateLeavesNoCommitLogRecordOfTheCutBytes(t *testing.T) {
 // everything, and no log is left to replay.
 func TestCloseRemovesTheCommitLogAfterSyncingTheSegments(t *testing.T) {
 	mem := storetest.NewMemFS()
-	opts := store.Options{FS: mem, FilesystemSyncMin: 2, RetentionInterval: -1}
+	opts := store.Options{FS: mem, CommitLogMin: 2, RetentionInterval: -1}
 	entered, release := holdWriter(&opts)
 	s := mustOpen(t, "/data", opts)
 	hold := mustPart(t, s, "h", 0)
@@ -143,7 +143,7 @@ func TestCloseRemovesTheCommitLogAfterSyncingTheSegments(t *testing.T) {
 // grow without bound, and what was acknowledged survives a power loss.
 func TestCommitLogCheckpointRemovesCoveredFiles(t *testing.T) {
 	mem := storetest.NewMemFS()
-	opts := store.Options{FS: mem, FilesystemSyncMin: 2, CommitLogMaxBytes: 256, RetentionInterval: -1}
+	opts := store.Options{FS: mem, CommitLogMin: 2, CommitLogMaxBytes: 256, RetentionInterval: -1}
 	s := mustOpen(t, "/data", opts)
 	parts := []*store.Partition{mustPart(t, s, "t", 0), mustPart(t, s, "t", 1), mustPart(t, s, "t", 2)}
 	var mu sync.Mutex
@@ -186,7 +186,7 @@ func TestCommitLogCheckpointRemovesCoveredFiles(t *testing.T) {
 // NoCommitLog: cycles sync the segments, no log file is ever written.
 func TestNoCommitLogSyncsTheSegments(t *testing.T) {
 	mem := storetest.NewMemFS()
-	opts := store.Options{FS: mem, FilesystemSyncMin: 2, NoCommitLog: true, RetentionInterval: -1}
+	opts := store.Options{FS: mem, CommitLogMin: 2, NoCommitLog: true, RetentionInterval: -1}
 	entered, release := holdWriter(&opts)
 	s := mustOpen(t, "/data", opts)
 	hold := mustPart(t, s, "h", 0)

@@ -36,7 +36,7 @@ type cycler struct {
 	// Owned by the loop.
 	commit   *committer   // its own: the batch scratch belongs to the loop
 	clog     *commitLog   // the data root's commit log; nil: cycles sync the segments
-	fsMin    int          // partitions from which a cycle commits through clog
+	logMin   int          // partitions from which a cycle commits through clog
 	logBuf   []byte       // the cycle's commit log records
 	n        uint64       // cycle number
 	active   []*Partition // the cycle's partitions written inline
@@ -59,9 +59,9 @@ type answerItem struct {
 	closing bool // close p.done once answered
 }
 
-func newCycler(conc, fsMin int, clog *commitLog) *cycler {
+func newCycler(conc, fsMin, logMin int, clog *commitLog) *cycler {
 	c := &cycler{wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		commit: newCommitter(conc, fsMin), clog: clog, fsMin: fsMin, answers: make(chan *answerJob, 2), free: make(chan *answerJob, 4),
+		commit: newCommitter(conc, fsMin), clog: clog, logMin: logMin, answers: make(chan *answerJob, 2), free: make(chan *answerJob, 4),
 		adone: make(chan struct{})}
 	go c.run()
 	go c.answer()
@@ -160,7 +160,7 @@ func (c *cycler) cycle(parts []*Partition) {
 	inline, blocking := c.active[:0], c.blocking[:0]
 	// A cycle of many partitions commits through the commit log: the
 	// inline writes append their records to logBuf as they go.
-	logged := len(parts) >= c.fsMin && c.clog.usable()
+	logged := len(parts) >= c.logMin && c.clog.usable()
 	c.logBuf = c.logBuf[:0]
 	var wg sync.WaitGroup
 	for _, p := range parts {

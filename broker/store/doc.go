@@ -117,13 +117,14 @@
 // began, encodes each one's appends into one buffer and writes it with one
 // pwrite, then makes all of them durable together; only then do the visible
 // ends move, and the callbacks run on a second goroutine while the loop
-// already writes the next cycle. A cycle of FilesystemSyncMin (4) or more
+// already writes the next cycle. A cycle of CommitLogMin (2) or more
 // partitions on a data root is made durable by one append and fdatasync of
-// the root's commit log (below); with the log off (Options.NoCommitLog, or
-// after it failed) by one syncfs(2) per root (Linux ≥ 5.8, which reports
-// write-back errors; a failed syncfs is retried file by file so only the
-// failing file's partition fails). Fewer partitions are fdatasynced,
-// SyncConcurrency (16) at a time; a partition alone is fdatasynced. Writes
+// the root's commit log (below); a partition alone fdatasyncs its segment.
+// With the log off (Options.NoCommitLog, or after it failed) a cycle of
+// FilesystemSyncMin (4) or more partitions is one syncfs(2) per root (Linux
+// ≥ 5.8, which reports write-back errors; a failed syncfs is retried file
+// by file so only the failing file's partition fails), fewer are
+// fdatasynced, SyncConcurrency (16) at a time. Writes
 // that fsync by themselves (the first after a clean open, BATCH-guarded
 // batches, a roll, a truncation) run on their own goroutine within the
 // cycle. Threshold-mode topics keep one writer goroutine per partition,

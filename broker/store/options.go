@@ -133,6 +133,11 @@ type Options struct {
 	// syncs the segments it wrote (see doc.go, "Commit log"). Logs left
 	// by an earlier run are replayed either way.
 	NoCommitLog bool
+	// CommitLogMin is the number of partitions in a commit cycle from
+	// which the cycle commits through the commit log (one fdatasync of
+	// the log) instead of syncing its segments. Default 2: one partition
+	// alone fdatasyncs its segment, which costs the same as the log.
+	CommitLogMin int
 	// CommitLogMaxBytes is the size of a data root's commit log file from
 	// which a checkpoint syncs the segments and starts a new file.
 	// Default 128 MiB.
@@ -190,6 +195,9 @@ func (o Options) withDefaults() (Options, error) {
 		o.FilesystemSyncMin = defaultFilesystemSyncMin
 	case o.FilesystemSyncMin < 0:
 		o.FilesystemSyncMin = math.MaxInt
+	}
+	if o.CommitLogMin <= 0 {
+		o.CommitLogMin = defaultCommitLogMin
 	}
 	if o.CommitLogMaxBytes <= 0 {
 		o.CommitLogMaxBytes = defaultCommitLogMax

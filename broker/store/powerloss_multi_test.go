@@ -43,12 +43,17 @@ func powerLossManyRun(t *testing.T, seed uint64) (ok, logs bool) {
 	const parts, writers = 6, 2
 	rng := rand.New(rand.NewPCG(seed, 99))
 	mem := storetest.NewMemFS()
-	fsMin := 2 // cycles of 2+ partitions use one file-system sync
-	if seed%3 == 0 {
-		fsMin = -1 // concurrent per-file syncs only
-	}
+	// Cycles of 2+ partitions commit through the commit log, or every
+	// third seed without the log: with one file-system sync per cycle, or
+	// concurrent per-file syncs.
 	opts := store.Options{FS: mem, MaxSegmentSize: int64(300 + rng.IntN(2000)), IndexInterval: 64,
-		RetentionInterval: -1, FilesystemSyncMin: fsMin, SyncConcurrency: 1 + int(seed%4)}
+		RetentionInterval: -1, FilesystemSyncMin: -1, SyncConcurrency: 1 + int(seed%4), CommitLogMin: 2}
+	if seed%3 == 0 {
+		opts.NoCommitLog = true
+		if seed%6 == 0 {
+			opts.FilesystemSyncMin = 2
+		}
+	}
 	if seed%2 == 1 {
 		// Checkpoints of the commit log (and power losses inside them).
 		opts.CommitLogMaxBytes = int64(200 + rng.IntN(4000))

@@ -78,7 +78,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 		s.logs[root] = l
-		s.loops[root] = newCycler(opts.SyncConcurrency, opts.FilesystemSyncMin, l)
+		s.loops[root] = newCycler(opts.SyncConcurrency, opts.FilesystemSyncMin, opts.CommitLogMin, l)
 	}
 	if err := s.openAll(); err != nil {
 		s.Close()
