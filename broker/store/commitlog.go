@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -119,6 +120,9 @@ type commitLog struct {
 	old    []File     // rotated out, removed by the next successful checkpoint
 	broken error      // a write, sync or checkpoint failed: cycles sync the segments again
 
+	// Counters for CommitLogStats.
+	bytes, commits, checkpoints atomic.Int64
+
 	cmu  sync.Mutex    // serialises checkpoints
 	wake chan struct{} // cap 1: the file passed maxBytes
 	stop chan struct{}
@@ -210,6 +214,8 @@ func (l *commitLog) commit(b []byte) error {
 		return l.breakLocked(fmt.Errorf("fdatasync %s: %w", l.file.Name(), err))
 	}
 	l.size += int64(len(b))
+	l.bytes.Add(int64(len(b)))
+	l.commits.Add(1)
 	if l.size >= l.maxBytes {
 		select {
 		case l.wake <- struct{}{}:
@@ -270,6 +276,7 @@ func (l *commitLog) checkpoint() error {
 	l.mu.Lock()
 	l.old = slices.Delete(l.old, 0, len(old))
 	l.mu.Unlock()
+	l.checkpoints.Add(1)
 	l.log.Debug("store: commit log checkpoint", "dir", l.root, "files", len(old), "took", time.Since(start))
 	return nil
 }
@@ -321,6 +328,36 @@ func (l *commitLog) close() error {
 		return nil
 	}
 	return l.removeFiles([]File{f})
+}
+
+// CommitLogStat describes one data directory's commit log.
+type CommitLogStat struct {
+	Dir         string
+	On          bool   // cycles of several partitions commit through it
+	Err         string // why it turned itself off ("" when on, or off by Options.NoCommitLog)
+	Bytes       int64  // bytes of records appended since Open
+	Commits     int64  // commit cycles made durable through it
+	Checkpoints int64  // checkpoints that removed log files
+}
+
+// CommitLogStats returns the commit log of each data directory, in the
+// order of Options.TopicDirs after the store's own directory.
+func (s *Store) CommitLogStats() []CommitLogStat {
+	out := make([]CommitLogStat, 0, len(s.roots))
+	for _, root := range s.roots {
+		st := CommitLogStat{Dir: root}
+		if l := s.logs[root]; l != nil {
+			l.mu.Lock()
+			st.On = l.broken == nil
+			if l.broken != nil {
+				st.Err = l.broken.Error()
+			}
+			l.mu.Unlock()
+			st.Bytes, st.Commits, st.Checkpoints = l.bytes.Load(), l.commits.Load(), l.checkpoints.Load()
+		}
+		out = append(out, st)
+	}
+	return out
 }
 
 // replayCommitLogs writes the records of root's commit logs, oldest first,

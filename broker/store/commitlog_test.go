@@ -60,11 +60,17 @@ func TestCommitLogAloneMakesAManyPartitionCycleDurable(t *testing.T) {
 	opts := store.Options{FS: mem, CommitLogMin: 3, RetentionInterval: -1}
 	entered, release := holdWriter(&opts)
 	s := mustOpen(t, "/data", opts)
+	t.Cleanup(func() { _ = s.Close() }) // after the power loss: it only stops the goroutines
 	hold := mustPart(t, s, "h", 0)
 	parts := []*store.Partition{mustPart(t, s, "t", 0), mustPart(t, s, "t", 1), mustPart(t, s, "t", 2)}
 	msgs := [][]byte{[]byte("zero"), []byte("one"), []byte("two")}
 	res := oneCycle(t, entered, release, hold, parts, msgs)
 	require.Len(t, commitLogs(t, mem, "/data"), 1, "the cycle committed through a log file")
+	st := s.CommitLogStats()
+	require.Len(t, st, 1)
+	require.True(t, st[0].On)
+	require.Equal(t, int64(1), st[0].Commits, "one logged cycle (the held one had a partition alone)")
+	require.Positive(t, st[0].Bytes)
 
 	crashed := mem.Crash(nil)
 	for i := range parts {
@@ -92,6 +98,7 @@ func TestTruncateLeavesNoCommitLogRecordOfTheCutBytes(t *testing.T) {
 	opts := store.Options{FS: mem, CommitLogMin: 2, RetentionInterval: -1}
 	entered, release := holdWriter(&opts)
 	s := mustOpen(t, "/data", opts)
+	t.Cleanup(func() { _ = s.Close() }) // after the power loss: it only stops the goroutines
 	hold := mustPart(t, s, "h", 0)
 	p0, p1 := mustPart(t, s, "t", 0), mustPart(t, s, "t", 1)
 	res := oneCycle(t, entered, release, hold, []*store.Partition{p0, p1}, [][]byte{[]byte("old-0"), []byte("x")})
@@ -118,6 +125,7 @@ func TestCloseRemovesTheCommitLogAfterSyncingTheSegments(t *testing.T) {
 	opts := store.Options{FS: mem, CommitLogMin: 2, RetentionInterval: -1}
 	entered, release := holdWriter(&opts)
 	s := mustOpen(t, "/data", opts)
+	t.Cleanup(func() { _ = s.Close() }) // after the power loss: it only stops the goroutines
 	hold := mustPart(t, s, "h", 0)
 	parts := []*store.Partition{mustPart(t, s, "t", 0), mustPart(t, s, "t", 1)}
 	oneCycle(t, entered, release, hold, parts, [][]byte{[]byte("a"), []byte("b")})
@@ -145,6 +153,7 @@ func TestCommitLogCheckpointRemovesCoveredFiles(t *testing.T) {
 	mem := storetest.NewMemFS()
 	opts := store.Options{FS: mem, CommitLogMin: 2, CommitLogMaxBytes: 256, RetentionInterval: -1}
 	s := mustOpen(t, "/data", opts)
+	t.Cleanup(func() { _ = s.Close() }) // after the power loss: it only stops the goroutines
 	parts := []*store.Partition{mustPart(t, s, "t", 0), mustPart(t, s, "t", 1), mustPart(t, s, "t", 2)}
 	var mu sync.Mutex
 	acked := map[int][]string{}
@@ -171,6 +180,7 @@ func TestCommitLogCheckpointRemovesCoveredFiles(t *testing.T) {
 	eventually(t, 10*time.Second, "checkpoints to remove the covered log files", func() bool {
 		return len(commitLogs(t, mem, "/data")) <= 2
 	})
+	require.Positive(t, s.CommitLogStats()[0].Checkpoints)
 	crashed := mem.Crash(nil)
 	s2 := mustOpen(t, "/data", store.Options{FS: crashed})
 	defer s2.Close()
@@ -189,10 +199,12 @@ func TestNoCommitLogSyncsTheSegments(t *testing.T) {
 	opts := store.Options{FS: mem, CommitLogMin: 2, NoCommitLog: true, RetentionInterval: -1}
 	entered, release := holdWriter(&opts)
 	s := mustOpen(t, "/data", opts)
+	t.Cleanup(func() { _ = s.Close() }) // after the power loss: it only stops the goroutines
 	hold := mustPart(t, s, "h", 0)
 	parts := []*store.Partition{mustPart(t, s, "t", 0), mustPart(t, s, "t", 1)}
 	oneCycle(t, entered, release, hold, parts, [][]byte{[]byte("a"), []byte("b")})
 	require.Empty(t, commitLogs(t, mem, "/data"))
+	require.Equal(t, []store.CommitLogStat{{Dir: "/data"}}, s.CommitLogStats(), "off, and not because it failed")
 	crashed := mem.Crash(nil)
 	for i := range parts {
 		require.Positive(t, durableValidEnd(t, crashed, fmt.Sprintf("/data/t-%d", i)), "partition %d", i)
