@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -121,6 +122,52 @@ func TestParsePutResult(t *testing.T) {
 	for _, bad := range []string{"", "1 2", "1 2 3 4", "1  2 3", "a 2 3", "1 2147483648 3"} {
 		if _, _, _, err := ParsePutResult([]byte(bad)); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestParsePutResultFastPathAgrees checks the one-pass parser against the
+// general one: it accepts only what the general path accepts, with the same
+// values, and leaves everything else to it.
+func TestParsePutResultFastPathAgrees(t *testing.T) {
+	general := func(body string) (int64, int32, int64, bool) {
+		f := strings.Fields(body)
+		if len(f) != 3 || strings.Join(f, " ") != body {
+			return 0, 0, 0, false
+		}
+		var v [3]int64
+		for i, s := range f {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || strconv.FormatInt(n, 10) != s {
+				return 0, 0, 0, false
+			}
+			v[i] = n
+		}
+		if v[1] < math.MinInt32 || v[1] > math.MaxInt32 {
+			return 0, 0, 0, false
+		}
+		return v[0], int32(v[1]), v[2], true
+	}
+	cases := []string{"0 0 0", "7166921412931796992 3 123456789", "9223372036854775807 2147483647 9223372036854775807",
+		"9223372036854775808 0 0", "99999999999999999999 0 0", "1 2147483648 3", "-5 3 -1", "-0 1 2", "01 2 3",
+		"1 02 3", "1 2 03", "1 2 3 ", " 1 2 3", "1  2 3", "1 2", "1 2 3 4", "", "1 2 3\r", "+1 2 3", "1 -2147483648 0"}
+	rng := rand.New(rand.NewSource(3))
+	const alphabet = "0123456789 -0123456789"
+	for range 20000 {
+		b := make([]byte, rng.Intn(24))
+		for i := range b {
+			b[i] = alphabet[rng.Intn(len(alphabet))]
+		}
+		cases = append(cases, string(b))
+	}
+	for _, c := range cases {
+		id, p, off, err := ParsePutResult([]byte(c))
+		wid, wp, woff, ok := general(c)
+		if (err == nil) != ok || id != wid || p != wp || off != woff {
+			t.Fatalf("%q: got %d %d %d %v, want %d %d %d ok=%v", c, id, p, off, err, wid, wp, woff, ok)
+		}
+		if fid, fp, foff, fok := parsePutResultFast([]byte(c)); fok && (!ok || fid != wid || fp != wp || foff != woff) {
+			t.Fatalf("%q: fast path %d %d %d, want %d %d %d ok=%v", c, fid, fp, foff, wid, wp, woff, ok)
 		}
 	}
 }
