@@ -130,7 +130,7 @@ type Conn struct {
 	pending    pendingTable // handlers of the requests awaiting a reply, by opaque
 	err        error        // why the connection ended; nil while alive
 	lastWord   string       // a refusal the broker sent with opaque 0 (e.g. "this port requires TLS") before closing
-	stallSince int64        // unix nanos when pending last became non-empty
+	stallSince int64        // Now() when pending last became non-empty
 	writing    bool         // a write is in progress (writer goroutine or an inline write, write.go)
 	corked     bool         // the reader is dispatching replies: it writes what they queue after (write.go)
 
@@ -140,9 +140,9 @@ type Conn struct {
 	wop     *rawOp          // the raw write of whoever writes (set by rawConn)
 
 	_         [64]byte     // keep the reader's and writer's clocks off mu's cache line
-	lastRead  atomic.Int64 // unix nanos
-	lastWrite atomic.Int64
-	readTime  int64 // unix nanos of the read being dispatched; reader goroutine only
+	lastRead  atomic.Int64 // Now() of the last read
+	lastWrite atomic.Int64 // Now() of the last write
+	readTime  int64        // Now() of the read being dispatched; reader goroutine only
 	_         [64]byte
 
 	reps []protocol.Reply // the reader's batch of decoded replies (dispatch)
@@ -173,7 +173,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
 		_ = nc.Close()
 		return nil, err
 	}
-	now := time.Now().UnixNano()
+	now := Now()
 	c := &Conn{addr: addr, nc: nc, opts: o, pending: newPendingTable(), pre: pre, hs: make([]Handler, dispatchBatch),
 		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), done: make(chan struct{})}
 	c.lastRead.Store(now)
@@ -197,10 +197,27 @@ func (c *Conn) Err() error {
 	return c.err
 }
 
+// ReplyTime returns when the reply being handled was read, on the clock of
+// Now. Call it only from a Handler (it is one clock read per read batch, not
+// per reply).
+func (c *Conn) ReplyTime() int64 { return c.readTime }
+
 // ReplyUnixNano returns when the reply being handled was read, in Unix
-// nanoseconds. Call it only from a Handler (it is one clock read per read
-// batch, not per reply).
-func (c *Conn) ReplyUnixNano() int64 { return c.readTime }
+// nanoseconds (derived from ReplyTime without reading the clock). Call it
+// only from a Handler.
+func (c *Conn) ReplyUnixNano() int64 { return clockBaseUnix + c.readTime }
+
+// clockBase is the origin of Now; clockBaseUnix is it in Unix nanoseconds.
+var (
+	clockBase     = time.Now()
+	clockBaseUnix = clockBase.UnixNano()
+)
+
+// Now returns monotonic nanoseconds since the process loaded this package:
+// the connection's clock (reads, writes, stalls, ReplyTime). It reads only
+// the monotonic clock, about half the cost of time.Now (which reads the wall
+// clock too), and it never jumps with the wall clock.
+func Now() int64 { return int64(time.Since(clockBase)) }
 
 // Pending returns the number of requests awaiting a reply.
 func (c *Conn) Pending() int {
@@ -233,7 +250,7 @@ func (c *Conn) enqueue(req Request, h Handler) error {
 		return err
 	}
 	if h != nil && c.pending.len() == 0 {
-		c.stallSince = time.Now().UnixNano()
+		c.stallSince = Now()
 	}
 	op := c.pending.alloc(h)
 	was := len(c.wbuf)
@@ -332,7 +349,7 @@ func (c *Conn) writeLoop() {
 // queued already or the connection was idle (the last write is older than
 // Linger: a lone request leaves at once). False when the connection ended.
 func (c *Conn) lingerWait(t *time.Timer) bool {
-	if time.Duration(time.Now().UnixNano()-c.lastWrite.Load()) > c.opts.Linger {
+	if time.Duration(Now()-c.lastWrite.Load()) > c.opts.Linger {
 		return true
 	}
 	c.mu.Lock()
@@ -372,7 +389,7 @@ func (c *Conn) flush() bool {
 		c.fail(wrap(ErrConnLost, err))
 		return false
 	}
-	c.lastWrite.Store(time.Now().UnixNano())
+	c.lastWrite.Store(Now())
 	c.wrote(buf)
 	return true
 }
@@ -380,7 +397,7 @@ func (c *Conn) flush() bool {
 // heartbeat sends `version` on an idle connection and declares the
 // connection lost when requests have waited too long without any reply.
 func (c *Conn) heartbeat() {
-	now := time.Now().UnixNano()
+	now := Now()
 	c.mu.Lock()
 	n := c.pending.len()
 	since := max(c.stallSince, c.lastRead.Load())
@@ -420,7 +437,7 @@ func (c *Conn) readLoop() {
 	start, end := 0, copy(buf, c.pre)
 	c.pre = nil
 	if end > 0 { // replies read along with the last auth reply
-		c.readTime = time.Now().UnixNano()
+		c.readTime = Now()
 		var ok bool
 		if start, ok = c.dispatch(dec, buf, start, end); !ok {
 			return
@@ -433,7 +450,7 @@ func (c *Conn) readLoop() {
 		n, err := c.readSocket(buf[end:])
 		if n > 0 {
 			end += n
-			c.readTime = time.Now().UnixNano()
+			c.readTime = Now()
 			c.lastRead.Store(c.readTime)
 			var ok bool
 			if start, ok = c.dispatch(dec, buf, start, end); !ok {
