@@ -25,7 +25,7 @@ type record struct {
 	flag     int32
 	checksum int32
 	size     int
-	start    int64 // Unix nanoseconds when it was accepted
+	start    int64 // conn.Now() when it was accepted
 	attempt  int
 	part     Partition
 	b        *broker
@@ -65,7 +65,7 @@ func (r *record) HandleReply(rep *protocol.Reply, err error) {
 		r.finish(Result{}, r.errorf(fmt.Errorf("%w: %w", conn.ErrProtocol, perr)))
 		return
 	}
-	r.finishAt(Result{MsgID: id, Partition: r.part, Offset: off}, nil, r.c.ReplyUnixNano())
+	r.finishAt(Result{MsgID: id, Partition: r.part, Offset: off}, nil, r.c.ReplyTime())
 }
 
 // errorf says which message and partition an error is about.
@@ -122,24 +122,18 @@ func (r *record) retryOrFail(err error) {
 }
 
 // finish reports r's outcome exactly once and recycles r.
-func (r *record) finish(res Result, err error) { r.finishAt(res, err, time.Now().UnixNano()) }
+func (r *record) finish(res Result, err error) { r.finishAt(res, err, conn.Now()) }
 
-// finishAt is finish with the time the outcome was known in Unix
-// nanoseconds (a reply's read time: one clock read per read batch instead of
-// one per message).
+// finishAt is finish with the time the outcome was known on conn.Now's
+// clock (a reply's read time: one clock read per read batch instead of one
+// per message).
 func (r *record) finishAt(res Result, err error, now int64) {
 	p := r.p
 	lat := time.Duration(now - r.start)
 	if err == nil {
 		p.stats.sent.Add(1)
 		p.stats.bytes.Add(uint64(len(r.msg.Payload)))
-		p.stats.hist.add(lat)
-		for {
-			m := p.stats.maxLat.Load()
-			if int64(lat) <= m || p.stats.maxLat.CompareAndSwap(m, int64(lat)) {
-				break
-			}
-		}
+		p.stats.hist.Add(lat)
 		if h := p.opts.hooks.OnAck; h != nil {
 			h(&r.msg, res, lat)
 		}
