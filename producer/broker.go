@@ -244,14 +244,18 @@ func (p *Producer) choose(r *record) (Partition, *broker, error) {
 	if n == 0 {
 		return Partition{}, nil, newErr(fmt.Sprintf("producer: topic %q has no partitions", r.msg.Topic), ErrNoPartitions)
 	}
-	start := pt.pick(&r.msg, rt.parts, p.seq.Add(1)-1) % n
-	if start < 0 {
-		start += n
+	k := pt.pick(&r.msg, rt.parts, p.seq.Add(1)-1)
+	if k < 0 || k >= n { // a custom partitioner's index, reduced modulo n
+		if k %= n; k < 0 {
+			k += n
+		}
 	}
-	for i := 0; i < n; i++ {
-		k := (start + i) % n
+	for range n { // from k on, wrapping around (no division per message)
 		if b := rt.brokers[k]; b.available() {
 			return rt.parts[k], b, nil
+		}
+		if k++; k == n {
+			k = 0
 		}
 	}
 	return Partition{}, nil, newErr(fmt.Sprintf("producer: every broker of %q is unreachable", r.msg.Topic), ErrNoPartitions)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -390,6 +391,23 @@ func TestCustomPartitioner(t *testing.T) {
 	require.Equal(t, 3, r.Partition.Partition)
 }
 
+// An unordered partitioner's index out of range is reduced modulo the
+// number of partitions (negative ones too).
+func TestCustomPartitionerIndexOutOfRange(t *testing.T) {
+	b := startDirectBroker(t, 4)
+	for idx, want := range map[int]int{-1: 3, -6: 2, 4: 0, 9: 1, 2: 2} {
+		p, err := producer.New(context.Background(), producer.WithBroker(b, 4),
+			producer.WithPartitioner(producer.PartitionerFunc("fixed", false, func(*producer.Message, []producer.Partition) int {
+				return idx
+			})))
+		require.NoError(t, err)
+		r, err := p.Send(testCtx(t, 10*time.Second), producer.Message{Topic: "c", Payload: []byte("x")})
+		require.NoError(t, err)
+		require.Equal(t, want, r.Partition.Partition, "index %d", idx)
+		require.NoError(t, p.Close(testCtx(t, 5*time.Second)))
+	}
+}
+
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -425,4 +443,40 @@ func TestCloseUnblocksASendWaitingForDiscovery(t *testing.T) {
 	require.ErrorIs(t, p.Close(ctx), context.DeadlineExceeded)
 	require.ErrorIs(t, <-got, producer.ErrClosed)
 	check()
+}
+
+// Flush returns only after every callback of the messages sent before it
+// ran, with senders on several goroutines, and Stats then counts them all
+// (the in-flight count is accepted - finished, kept on separate lines).
+func TestFlushWaitsForEveryCallbackAndStatsAddUp(t *testing.T) {
+	b := startDirectBroker(t, 4)
+	p, err := producer.New(context.Background(), producer.WithBroker(b, 4), producer.WithMaxInFlight(64))
+	require.NoError(t, err)
+	defer p.Close(testCtx(t, 5*time.Second))
+	const senders, each = 4, 500
+	var acked, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				p.SendAsync(testCtx(t, 30*time.Second), producer.Message{Topic: "f", Payload: []byte("x")}, func(_ producer.Result, err error) {
+					if err != nil {
+						failed.Add(1)
+					}
+					acked.Add(1)
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, p.Flush(testCtx(t, 30*time.Second)))
+	require.EqualValues(t, senders*each, acked.Load())
+	require.Zero(t, failed.Load())
+	st := p.Stats()
+	require.EqualValues(t, senders*each, st.Sent)
+	require.Zero(t, st.InFlight)
+	require.Positive(t, st.LatencyMax)
+	require.LessOrEqual(t, st.LatencyP99, st.LatencyMax)
 }
