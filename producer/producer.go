@@ -121,7 +121,7 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		p.ownsTopo = true
 	}
 	p.pool = conn.NewPool(conn.Options{HeartbeatInterval: o.heartbeat, Linger: o.linger, Logger: o.log,
-		TLS: o.tls, Auth: o.auth}, p.onDial)
+		TLS: o.tls, Auth: o.auth, AfterReplies: p.afterReplies}, p.onDial)
 	return p, nil
 }
 
@@ -202,7 +202,7 @@ func (p *Producer) send(ctx context.Context, msg Message, cb func(Result, error)
 	}
 	r.checksum = protocol.Checksum(r.data)
 	if p.closed.Load() {
-		r.finish(Result{}, ErrClosed)
+		r.fail(ErrClosed)
 		return
 	}
 	if p.retries.pending() { // keep our place behind earlier messages being retried
@@ -258,10 +258,10 @@ func (p *Producer) inFlight() int64 {
 	return int64(p.order.Load() - f)
 }
 
-// done marks one message finished and wakes Flush when none is left. Only
+// done marks n messages finished and wakes Flush when none is left. Only
 // while a Flush waits does it read the senders' counter.
-func (p *Producer) done() {
-	p.finished.Add(1)
+func (p *Producer) done(n uint64) {
+	p.finished.Add(n)
 	if p.flushers.Load() > 0 {
 		p.drainMu.Lock()
 		if p.drainCh != nil && p.inFlight() == 0 {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/metaq-go/metaq/internal/conn"
+	"github.com/metaq-go/metaq/internal/latencyhist"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -62,10 +63,73 @@ func (r *record) HandleReply(rep *protocol.Reply, err error) {
 	}
 	id, _, off, perr := protocol.ParsePutResult(rep.Body)
 	if perr != nil {
-		r.finish(Result{}, r.errorf(fmt.Errorf("%w: %w", conn.ErrProtocol, perr)))
+		r.fail(r.errorf(fmt.Errorf("%w: %w", conn.ErrProtocol, perr)))
 		return
 	}
-	r.finishAt(Result{MsgID: id, Partition: r.part, Offset: off}, nil, r.c.ReplyTime())
+	r.acked(Result{MsgID: id, Partition: r.part, Offset: off})
+}
+
+// ackBatch holds, on a connection's reader goroutine (conn.ReaderLocal),
+// the counters of the acknowledgements of one batch of replies until
+// afterReplies publishes them: one atomic add per batch for each counter
+// instead of one per message.
+type ackBatch struct {
+	sent, bytes, finished uint64
+	lat                   latencyhist.Run
+}
+
+// acked reports r's acknowledgement exactly once and recycles r. It runs
+// on the reader goroutine of r.c, so the counters wait in the connection's
+// ackBatch until the end of the batch.
+func (r *record) acked(res Result) {
+	p, c := r.p, r.c
+	local := c.ReaderLocal()
+	ab, _ := (*local).(*ackBatch)
+	if ab == nil {
+		ab = new(ackBatch)
+		*local = ab
+	}
+	lat := time.Duration(c.ReplyTime() - r.start)
+	ab.sent++
+	ab.bytes += uint64(len(r.msg.Payload))
+	ab.lat.Add(&p.stats.hist, lat)
+	if h := p.opts.hooks.OnAck; h != nil {
+		h(&r.msg, res, lat)
+	}
+	cb, w := r.cb, r.w
+	*r = record{}
+	p.slots.put(r) // before the callback: a SendAsync there finds it
+	if w != nil {
+		ab.publish(p) // Send returns with Stats counting its message
+		w.ch <- sendResult{res: res}
+		p.done(1)
+		return
+	}
+	cb(res, nil)
+	ab.finished++
+}
+
+// publish adds the batch's counters to p's: the stats first, so a Flush
+// woken by the finished count sees them.
+func (ab *ackBatch) publish(p *Producer) {
+	if ab.sent > 0 {
+		p.stats.sent.Add(ab.sent)
+		p.stats.bytes.Add(ab.bytes)
+		ab.sent, ab.bytes = 0, 0
+	}
+	ab.lat.Flush()
+	if n := ab.finished; n > 0 {
+		ab.finished = 0
+		p.done(n)
+	}
+}
+
+// afterReplies is the connections' conn.Options.AfterReplies: it publishes
+// the counters of the batch of acknowledgements just handled.
+func (p *Producer) afterReplies(c *conn.Conn) {
+	if ab, _ := (*c.ReaderLocal()).(*ackBatch); ab != nil {
+		ab.publish(p)
+	}
 }
 
 // errorf says which message and partition an error is about.
@@ -99,16 +163,16 @@ func (r *record) retryOrFail(err error) {
 	p := r.p
 	select {
 	case <-p.abort:
-		r.finish(Result{}, errors.Join(ErrClosed, err))
+		r.fail(errors.Join(ErrClosed, err))
 		return
 	default:
 	}
 	if !IsRetriable(err) || r.attempt >= p.opts.maxRetries {
-		r.finish(Result{}, err)
+		r.fail(err)
 		return
 	}
 	if cerr := r.ctx.Err(); cerr != nil {
-		r.finish(Result{}, errors.Join(cerr, err))
+		r.fail(errors.Join(cerr, err))
 		return
 	}
 	r.attempt++
@@ -121,35 +185,21 @@ func (r *record) retryOrFail(err error) {
 	p.retries.push(r)
 }
 
-// finish reports r's outcome exactly once and recycles r.
-func (r *record) finish(res Result, err error) { r.finishAt(res, err, conn.Now()) }
-
-// finishAt is finish with the time the outcome was known on conn.Now's
-// clock (a reply's read time: one clock read per read batch instead of one
-// per message).
-func (r *record) finishAt(res Result, err error, now int64) {
+// fail reports r's failure exactly once and recycles r (acknowledgements
+// go through acked).
+func (r *record) fail(err error) {
 	p := r.p
-	lat := time.Duration(now - r.start)
-	if err == nil {
-		p.stats.sent.Add(1)
-		p.stats.bytes.Add(uint64(len(r.msg.Payload)))
-		p.stats.hist.Add(lat)
-		if h := p.opts.hooks.OnAck; h != nil {
-			h(&r.msg, res, lat)
-		}
-	} else {
-		p.stats.failed.Add(1)
-		if h := p.opts.hooks.OnError; h != nil {
-			h(&r.msg, err)
-		}
+	p.stats.failed.Add(1)
+	if h := p.opts.hooks.OnError; h != nil {
+		h(&r.msg, err)
 	}
 	cb, w := r.cb, r.w
 	*r = record{}
 	p.slots.put(r)
 	if w != nil {
-		w.ch <- sendResult{res: res, err: err}
+		w.ch <- sendResult{err: err}
 	} else {
-		cb(res, err)
+		cb(Result{}, err)
 	}
-	p.done()
+	p.done(1)
 }

@@ -90,8 +90,14 @@ type Options struct {
 	// Auth, when set, makes Dial authenticate with these credentials before
 	// it returns (and so on every reconnect of a Pool); a refusal is an
 	// error matching ErrAuth. Nil: no authentication (anonymous).
-	Auth   *Auth
-	Logger *slog.Logger
+	Auth *Auth
+	// AfterReplies, when set, runs on the reader goroutine after the
+	// Handlers of each batch of replies (up to 64 from one read) have run,
+	// with the connection: Handlers may keep per-reply work in
+	// Conn.ReaderLocal and finish it there once per batch (the producer
+	// publishes its counters so).
+	AfterReplies func(c *Conn)
+	Logger       *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -145,8 +151,9 @@ type Conn struct {
 	readTime  int64        // Now() of the read being dispatched; reader goroutine only
 	_         [64]byte
 
-	reps []protocol.Reply // the reader's batch of decoded replies (dispatch)
-	hs   []Handler        // their handlers
+	reps  []protocol.Reply // the reader's batch of decoded replies (dispatch)
+	hs    []Handler        // their handlers
+	local any              // ReaderLocal; reader goroutine only
 
 	wake chan struct{} // cap 1: frames queued while the writer idled
 	full chan struct{} // cap 1: FlushBytes reached during a linger
@@ -201,6 +208,12 @@ func (c *Conn) Err() error {
 // Now. Call it only from a Handler (it is one clock read per read batch, not
 // per reply).
 func (c *Conn) ReplyTime() int64 { return c.readTime }
+
+// ReaderLocal returns a value owned by the connection's reader goroutine:
+// a Handler called with a reply (err == nil) and Options.AfterReplies may
+// keep per-connection state in it without synchronisation. Call it only
+// from those.
+func (c *Conn) ReaderLocal() *any { return &c.local }
 
 // ReplyUnixNano returns when the reply being handled was read, in Unix
 // nanoseconds (derived from ReplyTime without reading the clock). Call it
@@ -535,6 +548,9 @@ func (c *Conn) handle(reps []protocol.Reply) {
 			c.mu.Unlock()
 		}
 		c.opts.Logger.Warn("conn: reply with unknown opaque", "addr", c.addr, "opaque", rep.Opaque)
+	}
+	if f := c.opts.AfterReplies; f != nil {
+		f(c)
 	}
 	clear(reps) // drop the bodies' references to the read buffer
 }
