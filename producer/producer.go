@@ -193,7 +193,7 @@ func (p *Producer) send(ctx context.Context, msg Message, cb func(Result, error)
 		}
 		return
 	}
-	*r = record{p: p, ctx: ctx, msg: msg, cb: cb, w: w, size: size, start: conn.Now(), order: p.order.Add(1), heapIdx: -1}
+	*r = record{p: p, ctx: ctx, msg: msg, cb: cb, w: w, start: conn.Now(), order: p.order.Add(1), heapIdx: -1}
 	if msg.Attribute != "" {
 		r.flag = protocol.FlagAttribute
 		r.data = protocol.AppendPutData(make([]byte, 0, size), r.flag, msg.Attribute, msg.Payload)

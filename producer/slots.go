@@ -98,7 +98,7 @@ func (s *slots) take(ctx context.Context, abort <-chan struct{}) (*record, error
 	}
 }
 
-// put gives back the record of a finished message (zeroed by the caller,
+// put gives back the record of a finished message (released by the caller,
 // which must not touch it afterwards) and wakes a waiting sender.
 func (s *slots) put(r *record) {
 	s.push(r)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/metaq-go/metaq/internal/conn"
 )
 
 // Senders waiting for room all get a record as records come back, however
@@ -95,4 +97,23 @@ func TestSlotsRingSmallerThanBound(t *testing.T) {
 		require.Equal(t, int64(2), s.made.Load(), "the ring keeps two, the rest are dropped")
 	}
 	require.Len(t, newSlots(1<<30).cells, maxSlotRing)
+}
+
+// release leaves no reference to the caller's memory (payload, key, topic,
+// context, callback) nor to the connection in a record waiting for reuse.
+func TestReleaseClearsReferences(t *testing.T) {
+	p := &Producer{slots: newSlots(1)}
+	r := p.slots.tryTake()
+	payload := []byte("payload")
+	*r = record{p: p, ctx: context.Background(), msg: Message{Topic: "t", Payload: payload, Key: payload, Attribute: "a"},
+		data: payload, cb: func(Result, error) {}, w: &waiter{}, lastErr: context.Canceled, c: &conn.Conn{}}
+	r.release()
+	got := p.slots.tryTake()
+	if got != r {
+		t.Fatal("the released record did not come back")
+	}
+	if got.msg.Payload != nil || got.msg.Key != nil || got.msg.Topic != "" || got.msg.Attribute != "" || got.data != nil ||
+		got.ctx != nil || got.cb != nil || got.w != nil || got.lastErr != nil || got.c != nil {
+		t.Fatalf("references left: %+v", got)
+	}
 }
