@@ -140,6 +140,7 @@ func (p *Producer) brokerForLocked(addr string) *broker {
 // route is the producer's routing table for one topic at one version of the
 // topology. It is immutable.
 type route struct {
+	topic   string
 	version uint64
 	parts   []Partition // current, sorted
 	brokers []*broker   // the broker of each of parts (states are never removed)
@@ -153,7 +154,11 @@ type route struct {
 
 // routeFor returns the routing table of topic, rebuilt when the topology changed.
 func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
-	rt := p.routes.get(topic)
+	last := p.lastRoute.Load()
+	rt := last
+	if rt == nil || rt.topic != topic {
+		rt = p.routes.get(topic) // a map lookup: skipped while the topic stays the same
+	}
 	if rt == nil {
 		// The topic's first load may wait on ZooKeeper: give up at Close too.
 		mctx, cancel := context.WithCancel(ctx)
@@ -167,14 +172,18 @@ func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
 		return nil, err
 	}
 	if rt != nil && rt.version == tp.Version {
+		if rt != last {
+			p.lastRoute.Store(rt)
+		}
 		return rt, nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if rt = p.routes.get(topic); rt != nil && rt.version == tp.Version {
+		p.lastRoute.Store(rt)
 		return rt, nil
 	}
-	nrt := &route{version: tp.Version, parts: tp.Partitions}
+	nrt := &route{topic: topic, version: tp.Version, parts: tp.Partitions}
 	type key struct{ b, p int }
 	seen := map[key]Partition{}
 	if rt != nil {
@@ -209,6 +218,7 @@ func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
 		nrt.brokers = append(nrt.brokers, p.brokerForLocked(cp.Addr))
 	}
 	p.routes.setLocked(topic, nrt)
+	p.lastRoute.Store(nrt)
 	return nrt, nil
 }
 

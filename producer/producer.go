@@ -46,10 +46,11 @@ type Producer struct {
 	// finished and the stats, and nobody writes a line the other side
 	// writes per message (issue 16: one cache line moving between the
 	// cores per message costs about as much as the rest of an atomic add).
-	_     [64]byte
-	seq   atomic.Uint64 // round-robin sequence
-	order atomic.Uint64 // messages accepted (first-send order, retry.go)
-	_     [64]byte
+	_         [64]byte
+	seq       atomic.Uint64         // round-robin sequence
+	order     atomic.Uint64         // messages accepted (first-send order, retry.go)
+	lastRoute atomic.Pointer[route] // the route used last (routeFor)
+	_         [64]byte
 	// finished counts messages reported (acknowledged or failed): order -
 	// finished are in flight.
 	finished atomic.Uint64

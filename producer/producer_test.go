@@ -480,3 +480,23 @@ func TestFlushWaitsForEveryCallbackAndStatsAddUp(t *testing.T) {
 	require.Positive(t, st.LatencyMax)
 	require.LessOrEqual(t, st.LatencyP99, st.LatencyMax)
 }
+
+// Messages alternating between topics on different brokers each go to
+// their own topic's broker (the producer keeps the last topic's route at
+// hand: it must never serve another topic).
+func TestAlternatingTopicsKeepTheirOwnRoutes(t *testing.T) {
+	zc := newZKCluster(t)
+	zc.start(t, 1, 1, "onlyone")
+	zc.start(t, 2, 2, "onlytwo")
+	p := zc.producer(t)
+	ctx := testCtx(t, 30*time.Second)
+	for i := 0; i < 8; i++ {
+		topic, want := "onlyone", 1
+		if i%2 == 1 {
+			topic, want = "onlytwo", 2
+		}
+		r, err := p.Send(ctx, producer.Message{Topic: topic, Payload: []byte("x")})
+		require.NoError(t, err)
+		require.Equal(t, want, r.Partition.BrokerID, "message %d to %s", i, topic)
+	}
+}
