@@ -75,6 +75,20 @@ func (b *broker) get(ctx context.Context) (*conn.Conn, error) {
 	return c, err
 }
 
+// endLingers makes every broker connection write what it has queued now,
+// without lingering for more: called when the in-flight window is full, so
+// no more messages come until acknowledgements do, and a linger would only
+// delay them (and with them the next messages).
+func (p *Producer) endLingers() {
+	if m := p.brokers.m.Load(); m != nil {
+		for _, b := range *m {
+			if c := b.conn.Load(); c != nil {
+				c.FlushSoon()
+			}
+		}
+	}
+}
+
 // cowMap is a map for per-message lookups that change rarely: read through
 // an atomic snapshot without a lock, written (under the producer's mu) by
 // copying.

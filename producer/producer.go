@@ -96,6 +96,7 @@ func New(ctx context.Context, opts ...Option) (*Producer, error) {
 		return nil, err
 	}
 	p := &Producer{opts: o, slots: newSlots(o.maxInFlight), abort: make(chan struct{})}
+	p.slots.onFull = p.endLingers
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.retries.init(p)
 	switch {

@@ -500,3 +500,27 @@ func TestAlternatingTopicsKeepTheirOwnRoutes(t *testing.T) {
 		require.Equal(t, want, r.Partition.BrokerID, "message %d to %s", i, topic)
 	}
 }
+
+// A sender that finds the in-flight window full ends the connection's
+// linger: what is queued leaves at once instead of after Linger. With a
+// window of one and the longest linger, 25 sequential messages would take
+// ~25 s of lingers otherwise.
+func TestFullWindowEndsTheLinger(t *testing.T) {
+	b := startDirectBroker(t, 1)
+	p, err := producer.New(context.Background(), producer.WithBroker(b, 1), producer.WithMaxInFlight(1),
+		producer.WithLinger(time.Second))
+	require.NoError(t, err)
+	defer p.Close(testCtx(t, 5*time.Second))
+	ctx := testCtx(t, 20*time.Second) // generous for a loaded machine; below 25 lingers
+	col := newCollector()
+	const n = 25
+	for i := 0; i < n; i++ {
+		p.SendAsync(ctx, producer.Message{Topic: "l", Payload: []byte("x")}, col.cb(i))
+	}
+	require.NoError(t, p.Flush(ctx))
+	col.wait(t, 5*time.Second)
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	require.Empty(t, col.errs)
+	require.Len(t, col.results, n)
+}

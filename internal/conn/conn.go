@@ -287,10 +287,19 @@ func (c *Conn) queued(was, n int) {
 	if was == 0 {
 		c.kick()
 	} else if was < c.opts.FlushBytes && n >= c.opts.FlushBytes && c.opts.Linger > 0 {
-		select {
-		case c.full <- struct{}{}:
-		default:
-		}
+		c.FlushSoon()
+	}
+}
+
+// FlushSoon ends the linger in progress, or else the next one: the writer
+// writes what is queued without waiting for more. For an owner that knows
+// no more requests are coming soon (a producer whose in-flight window is
+// full waits for replies, so lingering would only delay them). It never
+// blocks.
+func (c *Conn) FlushSoon() {
+	select {
+	case c.full <- struct{}{}:
+	default:
 	}
 }
 
