@@ -268,7 +268,9 @@ func (p *Producer) choose(r *record) (Partition, *broker, error) {
 	if n == 0 {
 		return Partition{}, nil, newErr(fmt.Sprintf("producer: topic %q has no partitions", r.msg.Topic), ErrNoPartitions)
 	}
-	k := pt.pick(&r.msg, rt.parts, p.seq.Add(1)-1)
+	// The message's first-send order is the round-robin sequence (one atomic
+	// add per message fewer); a retry moves on by its attempt number.
+	k := pt.pick(&r.msg, rt.parts, r.order-1+uint64(r.attempt))
 	if k < 0 || k >= n { // a custom partitioner's index, reduced modulo n
 		if k %= n; k < 0 {
 			k += n

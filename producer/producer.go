@@ -47,7 +47,7 @@ type Producer struct {
 	// writes per message (issue 16: one cache line moving between the
 	// cores per message costs about as much as the rest of an atomic add).
 	_         [64]byte
-	seq       atomic.Uint64         // round-robin sequence
+	seq       atomic.Uint64         // round-robin sequence of transactions (tx.go)
 	order     atomic.Uint64         // messages accepted (first-send order, retry.go)
 	lastRoute atomic.Pointer[route] // the route used last (routeFor)
 	_         [64]byte

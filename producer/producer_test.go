@@ -524,3 +524,19 @@ func TestFullWindowEndsTheLinger(t *testing.T) {
 	require.Empty(t, col.errs)
 	require.Len(t, col.results, n)
 }
+
+// Round-robin (the default) spreads sequential messages evenly over the
+// partitions.
+func TestRoundRobinSpreadsEvenly(t *testing.T) {
+	b := startDirectBroker(t, 4)
+	p, err := producer.New(context.Background(), producer.WithBroker(b, 4))
+	require.NoError(t, err)
+	defer p.Close(testCtx(t, 5*time.Second))
+	count := map[int]int{}
+	for i := 0; i < 12; i++ {
+		r, err := p.Send(testCtx(t, 10*time.Second), producer.Message{Topic: "rr", Payload: []byte("x")})
+		require.NoError(t, err)
+		count[r.Partition.Partition]++
+	}
+	require.Equal(t, map[int]int{0: 3, 1: 3, 2: 3, 3: 3}, count)
+}
