@@ -540,3 +540,30 @@ func TestRoundRobinSpreadsEvenly(t *testing.T) {
 	}
 	require.Equal(t, map[int]int{0: 3, 1: 3, 2: 3, 3: 3}, count)
 }
+
+// With an OnAck hook every acknowledgement carries its message's own
+// latency, also in bulk (when Stats only samples one message in 8).
+func TestOnAckGetsEveryLatencyInBulk(t *testing.T) {
+	b := startDirectBroker(t, 1)
+	var acks, zero atomic.Int64
+	p, err := producer.New(context.Background(), producer.WithBroker(b, 1), producer.WithHooks(producer.Hooks{
+		OnAck: func(_ *producer.Message, _ producer.Result, lat time.Duration) {
+			acks.Add(1)
+			if lat <= 0 {
+				zero.Add(1)
+			}
+		}}))
+	require.NoError(t, err)
+	defer p.Close(testCtx(t, 5*time.Second))
+	const n = 2000 // sent faster than acknowledged: far more than 64 in flight
+	ctx := testCtx(t, 30*time.Second)
+	for i := 0; i < n; i++ {
+		p.SendAsync(ctx, producer.Message{Topic: "h", Payload: []byte("x")}, nil)
+	}
+	require.NoError(t, p.Flush(ctx))
+	require.EqualValues(t, n, acks.Load())
+	require.Zero(t, zero.Load(), "acknowledgements without a latency")
+	st := p.Stats()
+	require.Positive(t, st.LatencyP50)
+	require.LessOrEqual(t, st.LatencyP999, st.LatencyMax)
+}

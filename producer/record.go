@@ -33,7 +33,8 @@ type record struct {
 	p        *Producer
 	flag     int32
 	checksum int32
-	start    int64 // conn.Now() when it was accepted
+	start    int64 // conn.Now() when it was accepted, if timed
+	timed    bool  // start was taken (Producer.timed)
 	attempt  int
 	part     Partition
 	b        *broker
@@ -102,11 +103,14 @@ func (r *record) acked(res Result) {
 		ab = new(ackBatch)
 		*local = ab
 	}
-	lat := time.Duration(c.ReplyTime() - r.start)
 	ab.sent++
 	ab.bytes += uint64(len(r.msg.Payload))
-	ab.lat.Add(&p.stats.hist, lat)
-	if h := p.opts.hooks.OnAck; h != nil {
+	var lat time.Duration
+	if r.timed {
+		lat = time.Duration(c.ReplyTime() - r.start)
+		ab.lat.Add(&p.stats.hist, lat)
+	}
+	if h := p.opts.hooks.OnAck; h != nil { // every message is timed then
 		h(&r.msg, res, lat)
 	}
 	cb, w := r.cb, r.w

@@ -31,7 +31,9 @@ type Stats struct {
 	InFlight int64  // accepted, not yet reported
 	Dials    uint64 // connections made
 	// Latency of acknowledged messages, from SendAsync to acknowledgement,
-	// from a histogram with about 6% precision.
+	// from a histogram with about 6% precision. While more than 64 messages
+	// are in flight one in 8 is timed (a sample; LatencyMax is the largest
+	// sampled); otherwise, and with an OnAck hook, every one is.
 	LatencyP50, LatencyP90, LatencyP99, LatencyP999, LatencyMax time.Duration
 }
 
