@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
@@ -100,7 +101,7 @@ func TestSlotsRingSmallerThanBound(t *testing.T) {
 }
 
 // release leaves no reference to the caller's memory (payload, key, topic,
-// context, callback) nor to the connection in a record waiting for reuse.
+// context, callback) in a record waiting for reuse.
 func TestReleaseClearsReferences(t *testing.T) {
 	p := &Producer{slots: newSlots(1)}
 	r := p.slots.tryTake()
@@ -113,7 +114,28 @@ func TestReleaseClearsReferences(t *testing.T) {
 		t.Fatal("the released record did not come back")
 	}
 	if got.msg.Payload != nil || got.msg.Key != nil || got.msg.Topic != "" || got.msg.Attribute != "" || got.data != nil ||
-		got.ctx != nil || got.cb != nil || got.w != nil || got.lastErr != nil || got.c != nil {
+		got.ctx != nil || got.cb != nil {
 		t.Fatalf("references left: %+v", got)
 	}
 }
+
+// The fields release clears lie in a record's first two cache lines, and
+// records are 64-byte aligned (their size class is a multiple of 64), so
+// the reader's clearing touches two lines.
+func TestRecordLayout(t *testing.T) {
+	var r record
+	if end := unsafe.Offsetof(r.cb) + unsafe.Sizeof(r.cb); end > 128 {
+		t.Fatalf("cleared fields end at byte %d, past two cache lines", end)
+	}
+	if size := unsafe.Sizeof(r); size%64 != 0 || size > 320 {
+		t.Fatalf("record is %d bytes: want a multiple of 64 (adjust recordPad)", size)
+	}
+	for range 100 {
+		recordSink = new(record) // on the heap, as slots allocates them
+		if a := uintptr(unsafe.Pointer(recordSink)); a%64 != 0 {
+			t.Fatalf("record at %#x is not 64-byte aligned", a)
+		}
+	}
+}
+
+var recordSink *record
