@@ -23,13 +23,8 @@ func TestManyRepliesInOneReadThenMalformedFrame(t *testing.T) {
 	addr := serveConns(t, func(nc net.Conn) {
 		r := bufio.NewReader(nc)
 		var out strings.Builder
-		for i := 0; i < n; i++ {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return
-			}
-			op := lastTok(strings.TrimSpace(line))
-			fmt.Fprintf(&out, "result 200 %d %s\r\n%s", len(op), op, op)
+		if !echoResults(r, &out, n) {
+			return
 		}
 		_, _ = r.ReadString('\n') // the last request: never answered
 		out.WriteString("bogus frame\r\n")
@@ -73,6 +68,20 @@ func (e *orderEcho) HandleReply(rep *protocol.Reply, err error) {
 	e.echo.HandleReply(rep, err)
 }
 
+// echoResults reads n request lines from r and appends to out, for each, a
+// 200 result whose body is the request's opaque; false when r ends first.
+func echoResults(r *bufio.Reader, out *strings.Builder, n int) bool {
+	for i := 0; i < n; i++ {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return false
+		}
+		op := lastTok(strings.TrimSpace(line))
+		fmt.Fprintf(out, "result 200 %d %s\r\n%s", len(op), op, op)
+	}
+	return true
+}
+
 type errHandler chan error
 
 func (h errHandler) HandleReply(_ *protocol.Reply, err error) { h <- err }
@@ -112,13 +121,8 @@ func TestAfterRepliesFollowsEachBatch(t *testing.T) {
 	addr := serveConns(t, func(nc net.Conn) {
 		r := bufio.NewReader(nc)
 		var out strings.Builder
-		for i := 0; i < n; i++ {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return
-			}
-			op := lastTok(strings.TrimSpace(line))
-			fmt.Fprintf(&out, "result 200 %d %s\r\n%s", len(op), op, op)
+		if !echoResults(r, &out, n) {
+			return
 		}
 		_, _ = nc.Write([]byte(out.String()))
 		_, _ = r.ReadString('\n') // wait for the client to hang up
