@@ -198,7 +198,7 @@ func (p *Producer) send(ctx context.Context, msg Message, cb func(Result, error)
 	order := p.order.Add(1)
 	*r = record{p: p, ctx: ctx, msg: msg, cb: cb, w: w, order: order, heapIdx: -1}
 	if p.timed(order, w) {
-		r.start, r.timed = conn.Now(), true
+		r.start = max(conn.Now(), 1) // 0 means not timed
 	}
 	if msg.Attribute != "" {
 		r.flag = protocol.FlagAttribute

@@ -119,13 +119,21 @@ func TestReleaseClearsReferences(t *testing.T) {
 	}
 }
 
-// The fields release clears lie in a record's first two cache lines, and
-// records are 64-byte aligned (their size class is a multiple of 64), so
-// the reader's clearing touches two lines.
+// The fields release clears lie in a record's first two cache lines, the
+// rest of what an acknowledgement reads in the third, and records are
+// 64-byte aligned (their size class is a multiple of 64), so an
+// acknowledgement touches three lines.
 func TestRecordLayout(t *testing.T) {
 	var r record
 	if end := unsafe.Offsetof(r.cb) + unsafe.Sizeof(r.cb); end > 128 {
 		t.Fatalf("cleared fields end at byte %d, past two cache lines", end)
+	}
+	for name, f := range map[string][2]uintptr{"w": {unsafe.Offsetof(r.w), unsafe.Sizeof(r.w)}, "c": {unsafe.Offsetof(r.c), unsafe.Sizeof(r.c)},
+		"p": {unsafe.Offsetof(r.p), unsafe.Sizeof(r.p)}, "start": {unsafe.Offsetof(r.start), unsafe.Sizeof(r.start)},
+		"part": {unsafe.Offsetof(r.part), unsafe.Sizeof(r.part)}} {
+		if f[0] < 128 || f[0]+f[1] > 192 {
+			t.Errorf("field %s at bytes %d..%d: an acknowledgement's fields belong in the third cache line", name, f[0], f[0]+f[1])
+		}
 	}
 	if size := unsafe.Sizeof(r); size%64 != 0 || size > 320 {
 		t.Fatalf("record is %d bytes: want a multiple of 64 (adjust recordPad)", size)
