@@ -67,8 +67,9 @@ func BenchmarkSendAsync(b *testing.B) {
 }
 
 // fakeBroker is an allocation-free in-process broker that acknowledges every
-// put at once (no storage), to measure the client alone.
-func fakeBroker(b *testing.B) string {
+// put at once (no storage), to measure the client alone; with refuse, a put
+// for which it returns true is answered 503 (busy) instead.
+func fakeBroker(b testing.TB, refuse func() bool) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -99,14 +100,14 @@ func fakeBroker(b *testing.B) string {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				serveFake(c)
+				serveFake(c, refuse)
 			}()
 		}
 	}()
 	return ln.Addr().String()
 }
 
-func serveFake(c net.Conn) {
+func serveFake(c net.Conn, refuse func() bool) {
 	dec := protocol.NewDecoder(protocol.Config{})
 	buf := make([]byte, 1<<20)
 	var out []byte
@@ -125,7 +126,9 @@ func serveFake(c net.Conn) {
 				break
 			}
 			start += used
-			if put, ok := req.(*protocol.PutRequest); ok {
+			if put, ok := req.(*protocol.PutRequest); ok && refuse != nil && refuse() {
+				out = protocol.AppendResultString(out, protocol.CodeUnavailable, put.OpaqueID, "busy")
+			} else if ok {
 				p := put.Partition & 63
 				out = protocol.AppendPutResult(out, put.OpaqueID, 1, put.Partition, offsets[p])
 				offsets[p] += int64(protocol.MessageHeaderSize + len(put.Data))
@@ -153,7 +156,7 @@ func serveFake(c net.Conn) {
 func BenchmarkSendAsyncClientOnly(b *testing.B) {
 	for _, size := range []int{100, 1024} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
-			p, err := producer.New(context.Background(), producer.WithBroker(fakeBroker(b), 4))
+			p, err := producer.New(context.Background(), producer.WithBroker(fakeBroker(b, nil), 4))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -18,7 +18,7 @@ type broker struct {
 	addr string
 
 	downUntil atomic.Int64              // unix nanos; 0 = available
-	failures  atomic.Int32              // consecutive failures, for the backoff
+	failures  atomic.Int32              // consecutive failures, for the backoff (reset by a dial or an acknowledgement)
 	conn      atomic.Pointer[conn.Conn] // the pool's connection last returned; checked for life on use
 }
 

@@ -567,3 +567,24 @@ func TestOnAckGetsEveryLatencyInBulk(t *testing.T) {
 	require.Positive(t, st.LatencyP50)
 	require.LessOrEqual(t, st.LatencyP999, st.LatencyMax)
 }
+
+// A broker that refuses a put now and then (503, busy) is avoided for one
+// backoff step after each refusal, not for a step that doubles with every
+// refusal of the producer's life: the backoff counts consecutive failures
+// and an acknowledgement resets it. Before, the count was reset only by a
+// new connection, so after a few isolated refusals the next one made a
+// healthy broker unavailable for longer than the message's retries, which
+// failed with "every broker is unreachable" (seen as BenchmarkSendAsync's
+// occasional "1 sends failed").
+func TestIsolatedRefusalsDoNotCompoundTheBrokerBackoff(t *testing.T) {
+	var puts atomic.Int64
+	addr := fakeBroker(t, func() bool { return puts.Add(1)%3 == 1 }) // puts 1, 4, 7, ... are refused
+	p, err := producer.New(context.Background(), producer.WithBroker(addr, 1), producer.WithRetry(10*time.Millisecond, 3))
+	require.NoError(t, err)
+	defer p.Close(testCtx(t, 5*time.Second))
+	for i := 0; i < 10; i++ {
+		_, err := p.Send(testCtx(t, 20*time.Second), producer.Message{Topic: "busy", Payload: []byte("x")})
+		require.NoError(t, err, "message %d", i)
+	}
+	require.EqualValues(t, 5, p.Stats().Retried) // one retry per refusal
+}

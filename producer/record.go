@@ -35,15 +35,15 @@ type record struct {
 	// Not cleared by release. An acknowledgement reads these:
 	w     *waiter
 	c     *conn.Conn // the connection of the current attempt
-	p     *Producer
-	start int64 // conn.Now() when it was accepted; 0 when not timed (Producer.timed)
+	b     *broker    // the broker of the current attempt (its p is the producer)
+	start int64      // conn.Now() when it was accepted; 0 when not timed (Producer.timed)
 	part  Partition
 	// The rest:
+	p        *Producer
 	lastErr  error // why it is being retried
 	flag     int32
 	checksum int32
 	attempt  int
-	b        *broker
 	order    uint64      // first-send order, kept across retries
 	due      time.Time   // when a queued retry may be sent
 	heapIdx  int         // position in the retry queue, -1 when not queued
@@ -57,8 +57,7 @@ const recordPad = 40
 
 // release clears r's references into the caller's memory (see record) and
 // gives it back to the slots. The caller must not touch r afterwards.
-func (r *record) release() {
-	p := r.p
+func (r *record) release(p *Producer) {
 	r.data, r.msg, r.ctx, r.cb = nil, Message{}, nil, nil
 	p.slots.put(r)
 }
@@ -106,7 +105,11 @@ type ackBatch struct {
 // on the reader goroutine of r.c, so the counters wait in the connection's
 // ackBatch until the end of the batch.
 func (r *record) acked(res Result) {
-	p, c := r.p, r.c
+	b, c := r.b, r.c
+	p := b.p
+	if b.failures.Load() != 0 {
+		b.failures.Store(0) // the backoff counts consecutive failures
+	}
 	local := c.ReaderLocal()
 	ab, _ := (*local).(*ackBatch)
 	if ab == nil {
@@ -124,7 +127,7 @@ func (r *record) acked(res Result) {
 		h(&r.msg, res, lat)
 	}
 	cb, w := r.cb, r.w
-	r.release() // before the callback: a SendAsync there finds it
+	r.release(p) // before the callback: a SendAsync there finds it
 	if w != nil {
 		ab.publish(p) // Send returns with Stats counting its message
 		w.ch <- sendResult{res: res}
@@ -220,7 +223,7 @@ func (r *record) fail(err error) {
 		h(&r.msg, err)
 	}
 	cb, w := r.cb, r.w
-	r.release()
+	r.release(p)
 	if w != nil {
 		w.ch <- sendResult{err: err}
 	} else {

@@ -108,7 +108,7 @@ func TestReleaseClearsReferences(t *testing.T) {
 	payload := []byte("payload")
 	*r = record{p: p, ctx: context.Background(), msg: Message{Topic: "t", Payload: payload, Key: payload, Attribute: "a"},
 		data: payload, cb: func(Result, error) {}, w: &waiter{}, lastErr: context.Canceled, c: &conn.Conn{}}
-	r.release()
+	r.release(p)
 	got := p.slots.tryTake()
 	if got != r {
 		t.Fatal("the released record did not come back")
@@ -129,7 +129,7 @@ func TestRecordLayout(t *testing.T) {
 		t.Fatalf("cleared fields end at byte %d, past two cache lines", end)
 	}
 	for name, f := range map[string][2]uintptr{"w": {unsafe.Offsetof(r.w), unsafe.Sizeof(r.w)}, "c": {unsafe.Offsetof(r.c), unsafe.Sizeof(r.c)},
-		"p": {unsafe.Offsetof(r.p), unsafe.Sizeof(r.p)}, "start": {unsafe.Offsetof(r.start), unsafe.Sizeof(r.start)},
+		"b": {unsafe.Offsetof(r.b), unsafe.Sizeof(r.b)}, "start": {unsafe.Offsetof(r.start), unsafe.Sizeof(r.start)},
 		"part": {unsafe.Offsetof(r.part), unsafe.Sizeof(r.part)}} {
 		if f[0] < 128 || f[0]+f[1] > 192 {
 			t.Errorf("field %s at bytes %d..%d: an acknowledgement's fields belong in the third cache line", name, f[0], f[0]+f[1])
