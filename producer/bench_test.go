@@ -67,9 +67,10 @@ func BenchmarkSendAsync(b *testing.B) {
 }
 
 // fakeBroker is an allocation-free in-process broker that acknowledges every
-// put at once (no storage), to measure the client alone; with refuse, a put
-// for which it returns true is answered 503 (busy) instead.
-func fakeBroker(b testing.TB, refuse func() bool) string {
+// put at once (no storage), to measure the client alone. With verdict, each
+// put is answered with the code it returns (CodeOK: acknowledged) or, for
+// hangUp, the connection is closed without answering the puts of that read.
+func fakeBroker(b testing.TB, verdict func() int32) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -100,14 +101,17 @@ func fakeBroker(b testing.TB, refuse func() bool) string {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				serveFake(c, refuse)
+				serveFake(c, verdict)
 			}()
 		}
 	}()
 	return ln.Addr().String()
 }
 
-func serveFake(c net.Conn, refuse func() bool) {
+// hangUp is the verdict that closes a fake broker's connection.
+const hangUp = -1
+
+func serveFake(c net.Conn, verdict func() int32) {
 	dec := protocol.NewDecoder(protocol.Config{})
 	buf := make([]byte, 1<<20)
 	var out []byte
@@ -126,13 +130,22 @@ func serveFake(c net.Conn, refuse func() bool) {
 				break
 			}
 			start += used
-			if put, ok := req.(*protocol.PutRequest); ok && refuse != nil && refuse() {
-				out = protocol.AppendResultString(out, protocol.CodeUnavailable, put.OpaqueID, "busy")
-			} else if ok {
+			code := int32(protocol.CodeOK)
+			if verdict != nil {
+				code = verdict()
+			}
+			put, ok := req.(*protocol.PutRequest)
+			switch {
+			case code == hangUp:
+				_ = c.Close()
+				return
+			case ok && code != protocol.CodeOK:
+				out = protocol.AppendResultString(out, code, put.OpaqueID, "refused")
+			case ok:
 				p := put.Partition & 63
 				out = protocol.AppendPutResult(out, put.OpaqueID, 1, put.Partition, offsets[p])
 				offsets[p] += int64(protocol.MessageHeaderSize + len(put.Data))
-			} else {
+			default:
 				out = protocol.AppendResultString(out, protocol.CodeOK, req.Opaque(), "fake")
 			}
 		}

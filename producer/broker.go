@@ -37,11 +37,19 @@ func (b *broker) available() bool {
 }
 
 // markDown makes sends avoid the broker for a backoff step that grows with
-// consecutive failures.
+// consecutive failures. A failure while the broker is avoided already
+// belongs to the same episode (a lost connection fails every request in
+// flight on it; a busy broker refuses a burst) and counts once: counted
+// each, hundreds in flight made a broker that is back at once unavailable
+// for the longest step, longer than the messages' retries.
 func (b *broker) markDown() {
+	now := time.Now()
+	if b.downUntil.Load() > now.UnixNano() {
+		return
+	}
 	n := b.failures.Add(1)
 	d := min(b.p.opts.retryBackoff<<min(n-1, 16), maxBackoff)
-	b.downUntil.Store(time.Now().Add(max(d, time.Millisecond)).UnixNano())
+	b.downUntil.Store(now.Add(max(d, time.Millisecond)).UnixNano())
 }
 
 // markUp clears the failures after a successful dial.

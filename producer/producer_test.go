@@ -578,7 +578,12 @@ func TestOnAckGetsEveryLatencyInBulk(t *testing.T) {
 // occasional "1 sends failed").
 func TestIsolatedRefusalsDoNotCompoundTheBrokerBackoff(t *testing.T) {
 	var puts atomic.Int64
-	addr := fakeBroker(t, func() bool { return puts.Add(1)%3 == 1 }) // puts 1, 4, 7, ... are refused
+	addr := fakeBroker(t, func() int32 { // puts 1, 4, 7, ... are refused
+		if puts.Add(1)%3 == 1 {
+			return protocol.CodeUnavailable
+		}
+		return protocol.CodeOK
+	})
 	p, err := producer.New(context.Background(), producer.WithBroker(addr, 1), producer.WithRetry(10*time.Millisecond, 3))
 	require.NoError(t, err)
 	defer p.Close(testCtx(t, 5*time.Second))
@@ -587,4 +592,38 @@ func TestIsolatedRefusalsDoNotCompoundTheBrokerBackoff(t *testing.T) {
 		require.NoError(t, err, "message %d", i)
 	}
 	require.EqualValues(t, 5, p.Stats().Retried) // one retry per refusal
+}
+
+// A lost connection fails every request in flight on it at once; that is
+// one failure of the broker, not one per request. Before, each counted as a
+// consecutive failure, so a connection lost with hundreds in flight made
+// the broker unavailable for the longest backoff (2 s), longer than the
+// messages' retries, and they all failed with "every broker is
+// unreachable" although the broker took the next connection at once.
+func TestLostConnectionWithManyInFlightIsOneFailure(t *testing.T) {
+	var puts atomic.Int64
+	addr := fakeBroker(t, func() int32 {
+		if puts.Add(1) == 300 {
+			return hangUp // with the puts before it in the same read unanswered
+		}
+		return protocol.CodeOK
+	})
+	p, err := producer.New(context.Background(), producer.WithBroker(addr, 1), producer.WithRetry(10*time.Millisecond, 3))
+	require.NoError(t, err)
+	defer p.Close(testCtx(t, 5*time.Second))
+	ctx := testCtx(t, 20*time.Second)
+	col := newCollector()
+	const n = 1000
+	for i := 0; i < n; i++ {
+		p.SendAsync(ctx, producer.Message{Topic: "lost", Payload: []byte("x")}, col.cb(i))
+	}
+	require.NoError(t, p.Flush(ctx))
+	col.wait(t, 5*time.Second)
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	for i, err := range col.errs {
+		t.Fatalf("message %d failed: %v", i, err)
+	}
+	require.Len(t, col.results, n)
+	require.Positive(t, p.Stats().Retried)
 }
