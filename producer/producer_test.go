@@ -511,18 +511,7 @@ func TestFullWindowEndsTheLinger(t *testing.T) {
 		producer.WithLinger(time.Second))
 	require.NoError(t, err)
 	defer p.Close(testCtx(t, 5*time.Second))
-	ctx := testCtx(t, 20*time.Second) // generous for a loaded machine; below 25 lingers
-	col := newCollector()
-	const n = 25
-	for i := 0; i < n; i++ {
-		p.SendAsync(ctx, producer.Message{Topic: "l", Payload: []byte("x")}, col.cb(i))
-	}
-	require.NoError(t, p.Flush(ctx))
-	col.wait(t, 5*time.Second)
-	col.mu.Lock()
-	defer col.mu.Unlock()
-	require.Empty(t, col.errs)
-	require.Len(t, col.results, n)
+	sendAllAcked(t, p, "l", 25, 20*time.Second) // generous for a loaded machine; below 25 lingers
 }
 
 // Round-robin (the default) spreads sequential messages evenly over the
@@ -611,19 +600,6 @@ func TestLostConnectionWithManyInFlightIsOneFailure(t *testing.T) {
 	p, err := producer.New(context.Background(), producer.WithBroker(addr, 1), producer.WithRetry(10*time.Millisecond, 3))
 	require.NoError(t, err)
 	defer p.Close(testCtx(t, 5*time.Second))
-	ctx := testCtx(t, 20*time.Second)
-	col := newCollector()
-	const n = 1000
-	for i := 0; i < n; i++ {
-		p.SendAsync(ctx, producer.Message{Topic: "lost", Payload: []byte("x")}, col.cb(i))
-	}
-	require.NoError(t, p.Flush(ctx))
-	col.wait(t, 5*time.Second)
-	col.mu.Lock()
-	defer col.mu.Unlock()
-	for i, err := range col.errs {
-		t.Fatalf("message %d failed: %v", i, err)
-	}
-	require.Len(t, col.results, n)
+	sendAllAcked(t, p, "lost", 1000, 20*time.Second)
 	require.Positive(t, p.Stats().Retried)
 }
