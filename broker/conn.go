@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"math"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -176,14 +177,33 @@ func (cn *conn) decodeAll() (consumed int, action gnet.Action) {
 // (by a completed write, the server's resume tick, a finished partition
 // creation or new traffic). gnet keeps reading the socket, so a client that
 // keeps sending while paused is closed past a bound.
+//
+// The bound depends on whose the wait is. A client that does not read its
+// replies (its unsent output is over the limit) may leave at most about two
+// requests unread. A wait of the broker's own — a partition being created,
+// busy read workers — is no fault of the client's: a producer pipelining its
+// window goes on sending meanwhile, so it may leave as much unread input as
+// it may have unsent output (MaxConnOutputBytes). Before, such a producer
+// with a few MiB in flight was closed while its first put's partition was
+// created (TestPipelinedPutsWhileThePartitionIsCreatedKeepTheConnection).
 func (cn *conn) waitPaused(in int) gnet.Action {
 	cn.setPaused(true)
-	if limit := max(pausedInboundFloor, 2*(cn.b.opts.MaxMessageSize+cn.b.opts.MaxLineLength)); in > limit {
+	limit := max(pausedInboundFloor, 2*(cn.b.opts.MaxMessageSize+cn.b.opts.MaxLineLength))
+	clients := cn.blocked()
+	if !clients {
+		limit = max(limit, int(min(cn.b.opts.MaxConnOutputBytes, math.MaxInt32)))
+	}
+	if in <= limit {
+		return gnet.None
+	}
+	if clients {
 		cn.b.log.Warn("closing a connection that keeps sending requests while it does not read its replies",
 			"remote", cn.remote, "inbound_bytes", in, "unsent_bytes", cn.reserved.Load()+cn.lastOut.Load())
-		return gnet.Close
+	} else {
+		cn.b.log.Warn("closing a connection that sent more than maxConnectionOutputBytes while the broker could not take its requests (a partition being created, or busy read workers)",
+			"remote", cn.remote, "inbound_bytes", in)
 	}
-	return gnet.None
+	return gnet.Close
 }
 
 // notePartial runs the stall clock while a request is half-received. It

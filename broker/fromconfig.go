@@ -47,6 +47,7 @@ func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 		Store: store.Options{
 			MaxSegmentSize:    br.MaxSegmentSize,
 			RetentionInterval: br.RetentionCheckInterval,
+			NoCommitLog:       !br.CommitLog,
 		},
 	}
 	if br.MaxConnectionsPerIP == 0 {

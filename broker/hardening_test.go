@@ -255,3 +255,43 @@ func TestShutdownLeavesNoTopicRegistrationBehind(t *testing.T) {
 		require.NotContains(t, g, "broker.(*Broker).registerTopic", "a registration goroutine outlived Shutdown")
 	}
 }
+
+// A producer that pipelines several MiB of puts while the broker creates
+// the first put's partition is not closed as a client that does not read
+// its replies: the wait is the broker's. Every put is answered once the
+// partition exists, in order. (It was closed at 4 MiB of unread input.)
+func TestPipelinedPutsWhileThePartitionIsCreatedKeepTheConnection(t *testing.T) {
+	fs := &gatedFS{match: "piped-0", entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	b := brokertest.Start(t, brokertest.Options{Partitions: 1, Modify: func(o *broker.Options) {
+		o.Store.FS = fs
+		o.MaxMessageSize = 64 << 10 // the bound for a client's own stall is then the 4 MiB floor
+	}})
+	var once sync.Once
+	release := func() { once.Do(func() { close(fs.gate) }) }
+	t.Cleanup(release)
+
+	c := brokertest.Dial(t, b.Addr())
+	c.Send(t, putLine("piped", 0, "first", 1))
+	select {
+	case <-fs.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the partition was never created")
+	}
+	// 6,000 puts of 1 KiB: ~6 MiB the broker reads while it waits.
+	const n = 6000
+	payload := strings.Repeat("p", 1024)
+	var flood strings.Builder
+	for i := 2; i <= n+1; i++ {
+		flood.WriteString(putLine("piped", 0, payload, i))
+	}
+	c.Send(t, flood.String())
+	require.Eventually(t, func() bool { return statsValue(t, b.Addr(), "paused_connections") == "1" },
+		30*time.Second, 10*time.Millisecond)
+	release()
+	last := int64(-1)
+	for i := 1; i <= n+1; i++ {
+		_, _, off := putResult(t, expectReply(t, c, 200, int32(i)))
+		require.Greater(t, off, last, "put %d out of order", i)
+		last = off
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/zkrecipes"
 )
 
@@ -46,9 +47,10 @@ type Snapshot struct {
 	PausedConnections int64 // connections not read until their replies drain (gauge)
 
 	ZooKeeper  ZKSnapshot
-	Replicas   []ReplicaSnapshot   // on a master: its followers, by member id
-	Topics     []TopicSnapshot     // sorted by topic
-	Partitions []PartitionSnapshot // sorted by topic, then partition
+	CommitLogs []store.CommitLogStat // the store's commit log per data directory
+	Replicas   []ReplicaSnapshot     // on a master: its followers, by member id
+	Topics     []TopicSnapshot       // sorted by topic
+	Partitions []PartitionSnapshot   // sorted by topic, then partition
 }
 
 // ReplicaSnapshot is one follower as its master sees it.
@@ -117,6 +119,7 @@ func (b *Broker) Snapshot() Snapshot {
 	}
 	out := b.output()
 	snap.BufferedBytes, snap.PausedConnections = out.buffered, out.paused
+	snap.CommitLogs = b.store.CommitLogStats()
 	if t := b.repl.tracker.Load(); t != nil {
 		for _, f := range t.Stats() {
 			snap.Replicas = append(snap.Replicas, ReplicaSnapshot{Member: f.Member, Sync: f.Sync, InSync: f.InSync, LagBytes: f.LagBytes, Lag: f.Lag})

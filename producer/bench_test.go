@@ -67,8 +67,10 @@ func BenchmarkSendAsync(b *testing.B) {
 }
 
 // fakeBroker is an allocation-free in-process broker that acknowledges every
-// put at once (no storage), to measure the client alone.
-func fakeBroker(b *testing.B) string {
+// put at once (no storage), to measure the client alone. With verdict, each
+// put is answered with the code it returns (CodeOK: acknowledged) or, for
+// hangUp, the connection is closed without answering the puts of that read.
+func fakeBroker(b testing.TB, verdict func() int32) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -99,14 +101,17 @@ func fakeBroker(b *testing.B) string {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				serveFake(c)
+				serveFake(c, verdict)
 			}()
 		}
 	}()
 	return ln.Addr().String()
 }
 
-func serveFake(c net.Conn) {
+// hangUp is the verdict that closes a fake broker's connection.
+const hangUp = -1
+
+func serveFake(c net.Conn, verdict func() int32) {
 	dec := protocol.NewDecoder(protocol.Config{})
 	buf := make([]byte, 1<<20)
 	var out []byte
@@ -125,11 +130,22 @@ func serveFake(c net.Conn) {
 				break
 			}
 			start += used
-			if put, ok := req.(*protocol.PutRequest); ok {
+			code := int32(protocol.CodeOK)
+			if verdict != nil {
+				code = verdict()
+			}
+			put, ok := req.(*protocol.PutRequest)
+			switch {
+			case code == hangUp:
+				_ = c.Close()
+				return
+			case ok && code != protocol.CodeOK:
+				out = protocol.AppendResultString(out, code, put.OpaqueID, "refused")
+			case ok:
 				p := put.Partition & 63
 				out = protocol.AppendPutResult(out, put.OpaqueID, 1, put.Partition, offsets[p])
 				offsets[p] += int64(protocol.MessageHeaderSize + len(put.Data))
-			} else {
+			default:
 				out = protocol.AppendResultString(out, protocol.CodeOK, req.Opaque(), "fake")
 			}
 		}
@@ -153,7 +169,7 @@ func serveFake(c net.Conn) {
 func BenchmarkSendAsyncClientOnly(b *testing.B) {
 	for _, size := range []int{100, 1024} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
-			p, err := producer.New(context.Background(), producer.WithBroker(fakeBroker(b), 4))
+			p, err := producer.New(context.Background(), producer.WithBroker(fakeBroker(b, nil), 4))
 			if err != nil {
 				b.Fatal(err)
 			}

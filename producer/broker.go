@@ -18,7 +18,7 @@ type broker struct {
 	addr string
 
 	downUntil atomic.Int64              // unix nanos; 0 = available
-	failures  atomic.Int32              // consecutive failures, for the backoff
+	failures  atomic.Int32              // consecutive failures, for the backoff (reset by a dial or an acknowledgement)
 	conn      atomic.Pointer[conn.Conn] // the pool's connection last returned; checked for life on use
 }
 
@@ -37,11 +37,19 @@ func (b *broker) available() bool {
 }
 
 // markDown makes sends avoid the broker for a backoff step that grows with
-// consecutive failures.
+// consecutive failures. A failure while the broker is avoided already
+// belongs to the same episode (a lost connection fails every request in
+// flight on it; a busy broker refuses a burst) and counts once: counted
+// each, hundreds in flight made a broker that is back at once unavailable
+// for the longest step, longer than the messages' retries.
 func (b *broker) markDown() {
+	now := time.Now()
+	if b.downUntil.Load() > now.UnixNano() {
+		return
+	}
 	n := b.failures.Add(1)
 	d := min(b.p.opts.retryBackoff<<min(n-1, 16), maxBackoff)
-	b.downUntil.Store(time.Now().Add(max(d, time.Millisecond)).UnixNano())
+	b.downUntil.Store(now.Add(max(d, time.Millisecond)).UnixNano())
 }
 
 // markUp clears the failures after a successful dial.
@@ -73,6 +81,20 @@ func (b *broker) get(ctx context.Context) (*conn.Conn, error) {
 		b.conn.Store(c)
 	}
 	return c, err
+}
+
+// endLingers makes every broker connection write what it has queued now,
+// without lingering for more: called when the in-flight window is full, so
+// no more messages come until acknowledgements do, and a linger would only
+// delay them (and with them the next messages).
+func (p *Producer) endLingers() {
+	if m := p.brokers.m.Load(); m != nil {
+		for _, b := range *m {
+			if c := b.conn.Load(); c != nil {
+				c.FlushSoon()
+			}
+		}
+	}
 }
 
 // cowMap is a map for per-message lookups that change rarely: read through
@@ -140,6 +162,7 @@ func (p *Producer) brokerForLocked(addr string) *broker {
 // route is the producer's routing table for one topic at one version of the
 // topology. It is immutable.
 type route struct {
+	topic   string
 	version uint64
 	parts   []Partition // current, sorted
 	brokers []*broker   // the broker of each of parts (states are never removed)
@@ -153,7 +176,11 @@ type route struct {
 
 // routeFor returns the routing table of topic, rebuilt when the topology changed.
 func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
-	rt := p.routes.get(topic)
+	last := p.lastRoute.Load()
+	rt := last
+	if rt == nil || rt.topic != topic {
+		rt = p.routes.get(topic) // a map lookup: skipped while the topic stays the same
+	}
 	if rt == nil {
 		// The topic's first load may wait on ZooKeeper: give up at Close too.
 		mctx, cancel := context.WithCancel(ctx)
@@ -167,14 +194,18 @@ func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
 		return nil, err
 	}
 	if rt != nil && rt.version == tp.Version {
+		if rt != last {
+			p.lastRoute.Store(rt)
+		}
 		return rt, nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if rt = p.routes.get(topic); rt != nil && rt.version == tp.Version {
+		p.lastRoute.Store(rt)
 		return rt, nil
 	}
-	nrt := &route{version: tp.Version, parts: tp.Partitions}
+	nrt := &route{topic: topic, version: tp.Version, parts: tp.Partitions}
 	type key struct{ b, p int }
 	seen := map[key]Partition{}
 	if rt != nil {
@@ -209,6 +240,7 @@ func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
 		nrt.brokers = append(nrt.brokers, p.brokerForLocked(cp.Addr))
 	}
 	p.routes.setLocked(topic, nrt)
+	p.lastRoute.Store(nrt)
 	return nrt, nil
 }
 
@@ -244,14 +276,20 @@ func (p *Producer) choose(r *record) (Partition, *broker, error) {
 	if n == 0 {
 		return Partition{}, nil, newErr(fmt.Sprintf("producer: topic %q has no partitions", r.msg.Topic), ErrNoPartitions)
 	}
-	start := pt.pick(&r.msg, rt.parts, p.seq.Add(1)-1) % n
-	if start < 0 {
-		start += n
+	// The message's first-send order is the round-robin sequence (one atomic
+	// add per message fewer); a retry moves on by its attempt number.
+	k := pt.pick(&r.msg, rt.parts, r.order-1+uint64(r.attempt))
+	if k < 0 || k >= n { // a custom partitioner's index, reduced modulo n
+		if k %= n; k < 0 {
+			k += n
+		}
 	}
-	for i := 0; i < n; i++ {
-		k := (start + i) % n
+	for range n { // from k on, wrapping around (no division per message)
 		if b := rt.brokers[k]; b.available() {
 			return rt.parts[k], b, nil
+		}
+		if k++; k == n {
+			k = 0
 		}
 	}
 	return Partition{}, nil, newErr(fmt.Sprintf("producer: every broker of %q is unreachable", r.msg.Topic), ErrNoPartitions)

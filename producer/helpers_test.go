@@ -178,6 +178,25 @@ func (c *collector) cb(i int) func(producer.Result, error) {
 	}
 }
 
+// sendAllAcked sends n messages to topic with SendAsync, flushes within d
+// and requires every one acknowledged.
+func sendAllAcked(t testing.TB, p *producer.Producer, topic string, n int, d time.Duration) {
+	t.Helper()
+	ctx := testCtx(t, d)
+	col := newCollector()
+	for i := 0; i < n; i++ {
+		p.SendAsync(ctx, producer.Message{Topic: topic, Payload: []byte("x")}, col.cb(i))
+	}
+	require.NoError(t, p.Flush(ctx))
+	col.wait(t, 5*time.Second)
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	for i, err := range col.errs {
+		t.Fatalf("message %d failed: %v", i, err)
+	}
+	require.Len(t, col.results, n)
+}
+
 func (c *collector) wait(t testing.TB, d time.Duration) {
 	t.Helper()
 	done := make(chan struct{})

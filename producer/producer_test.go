@@ -7,6 +7,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -390,6 +391,23 @@ func TestCustomPartitioner(t *testing.T) {
 	require.Equal(t, 3, r.Partition.Partition)
 }
 
+// An unordered partitioner's index out of range is reduced modulo the
+// number of partitions (negative ones too).
+func TestCustomPartitionerIndexOutOfRange(t *testing.T) {
+	b := startDirectBroker(t, 4)
+	for idx, want := range map[int]int{-1: 3, -6: 2, 4: 0, 9: 1, 2: 2} {
+		p, err := producer.New(context.Background(), producer.WithBroker(b, 4),
+			producer.WithPartitioner(producer.PartitionerFunc("fixed", false, func(*producer.Message, []producer.Partition) int {
+				return idx
+			})))
+		require.NoError(t, err)
+		r, err := p.Send(testCtx(t, 10*time.Second), producer.Message{Topic: "c", Payload: []byte("x")})
+		require.NoError(t, err)
+		require.Equal(t, want, r.Partition.Partition, "index %d", idx)
+		require.NoError(t, p.Close(testCtx(t, 5*time.Second)))
+	}
+}
+
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -425,4 +443,163 @@ func TestCloseUnblocksASendWaitingForDiscovery(t *testing.T) {
 	require.ErrorIs(t, p.Close(ctx), context.DeadlineExceeded)
 	require.ErrorIs(t, <-got, producer.ErrClosed)
 	check()
+}
+
+// Flush returns only after every callback of the messages sent before it
+// ran, with senders on several goroutines, and Stats then counts them all
+// (the in-flight count is accepted - finished, kept on separate lines).
+func TestFlushWaitsForEveryCallbackAndStatsAddUp(t *testing.T) {
+	b := startDirectBroker(t, 4)
+	p, err := producer.New(context.Background(), producer.WithBroker(b, 4), producer.WithMaxInFlight(64))
+	require.NoError(t, err)
+	defer p.Close(testCtx(t, 5*time.Second))
+	const senders, each = 4, 500
+	var acked, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				p.SendAsync(testCtx(t, 30*time.Second), producer.Message{Topic: "f", Payload: []byte("x")}, func(_ producer.Result, err error) {
+					if err != nil {
+						failed.Add(1)
+					}
+					acked.Add(1)
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, p.Flush(testCtx(t, 30*time.Second)))
+	require.EqualValues(t, senders*each, acked.Load())
+	require.Zero(t, failed.Load())
+	st := p.Stats()
+	require.EqualValues(t, senders*each, st.Sent)
+	require.Zero(t, st.InFlight)
+	require.Positive(t, st.LatencyMax)
+	require.LessOrEqual(t, st.LatencyP99, st.LatencyMax)
+}
+
+// Messages alternating between topics on different brokers each go to
+// their own topic's broker (the producer keeps the last topic's route at
+// hand: it must never serve another topic).
+func TestAlternatingTopicsKeepTheirOwnRoutes(t *testing.T) {
+	zc := newZKCluster(t)
+	zc.start(t, 1, 1, "onlyone")
+	zc.start(t, 2, 2, "onlytwo")
+	p := zc.producer(t)
+	ctx := testCtx(t, 30*time.Second)
+	for i := 0; i < 8; i++ {
+		topic, want := "onlyone", 1
+		if i%2 == 1 {
+			topic, want = "onlytwo", 2
+		}
+		r, err := p.Send(ctx, producer.Message{Topic: topic, Payload: []byte("x")})
+		require.NoError(t, err)
+		require.Equal(t, want, r.Partition.BrokerID, "message %d to %s", i, topic)
+	}
+}
+
+// A sender that finds the in-flight window full ends the connection's
+// linger: what is queued leaves at once instead of after Linger. With a
+// window of one and the longest linger, 25 sequential messages would take
+// ~25 s of lingers otherwise.
+func TestFullWindowEndsTheLinger(t *testing.T) {
+	b := startDirectBroker(t, 1)
+	p, err := producer.New(context.Background(), producer.WithBroker(b, 1), producer.WithMaxInFlight(1),
+		producer.WithLinger(time.Second))
+	require.NoError(t, err)
+	defer p.Close(testCtx(t, 5*time.Second))
+	sendAllAcked(t, p, "l", 25, 20*time.Second) // generous for a loaded machine; below 25 lingers
+}
+
+// Round-robin (the default) spreads sequential messages evenly over the
+// partitions.
+func TestRoundRobinSpreadsEvenly(t *testing.T) {
+	b := startDirectBroker(t, 4)
+	p, err := producer.New(context.Background(), producer.WithBroker(b, 4))
+	require.NoError(t, err)
+	defer p.Close(testCtx(t, 5*time.Second))
+	count := map[int]int{}
+	for i := 0; i < 12; i++ {
+		r, err := p.Send(testCtx(t, 10*time.Second), producer.Message{Topic: "rr", Payload: []byte("x")})
+		require.NoError(t, err)
+		count[r.Partition.Partition]++
+	}
+	require.Equal(t, map[int]int{0: 3, 1: 3, 2: 3, 3: 3}, count)
+}
+
+// With an OnAck hook every acknowledgement carries its message's own
+// latency, also in bulk (when Stats only samples one message in 8).
+func TestOnAckGetsEveryLatencyInBulk(t *testing.T) {
+	b := startDirectBroker(t, 1)
+	var acks, zero atomic.Int64
+	p, err := producer.New(context.Background(), producer.WithBroker(b, 1), producer.WithHooks(producer.Hooks{
+		OnAck: func(_ *producer.Message, _ producer.Result, lat time.Duration) {
+			acks.Add(1)
+			if lat <= 0 {
+				zero.Add(1)
+			}
+		}}))
+	require.NoError(t, err)
+	defer p.Close(testCtx(t, 5*time.Second))
+	const n = 2000 // sent faster than acknowledged: far more than 64 in flight
+	ctx := testCtx(t, 30*time.Second)
+	for i := 0; i < n; i++ {
+		p.SendAsync(ctx, producer.Message{Topic: "h", Payload: []byte("x")}, nil)
+	}
+	require.NoError(t, p.Flush(ctx))
+	require.EqualValues(t, n, acks.Load())
+	require.Zero(t, zero.Load(), "acknowledgements without a latency")
+	st := p.Stats()
+	require.Positive(t, st.LatencyP50)
+	require.LessOrEqual(t, st.LatencyP999, st.LatencyMax)
+}
+
+// A broker that refuses a put now and then (503, busy) is avoided for one
+// backoff step after each refusal, not for a step that doubles with every
+// refusal of the producer's life: the backoff counts consecutive failures
+// and an acknowledgement resets it. Before, the count was reset only by a
+// new connection, so after a few isolated refusals the next one made a
+// healthy broker unavailable for longer than the message's retries, which
+// failed with "every broker is unreachable" (seen as BenchmarkSendAsync's
+// occasional "1 sends failed").
+func TestIsolatedRefusalsDoNotCompoundTheBrokerBackoff(t *testing.T) {
+	var puts atomic.Int64
+	addr := fakeBroker(t, func() int32 { // puts 1, 4, 7, ... are refused
+		if puts.Add(1)%3 == 1 {
+			return protocol.CodeUnavailable
+		}
+		return protocol.CodeOK
+	})
+	p, err := producer.New(context.Background(), producer.WithBroker(addr, 1), producer.WithRetry(10*time.Millisecond, 3))
+	require.NoError(t, err)
+	defer p.Close(testCtx(t, 5*time.Second))
+	for i := 0; i < 10; i++ {
+		_, err := p.Send(testCtx(t, 20*time.Second), producer.Message{Topic: "busy", Payload: []byte("x")})
+		require.NoError(t, err, "message %d", i)
+	}
+	require.EqualValues(t, 5, p.Stats().Retried) // one retry per refusal
+}
+
+// A lost connection fails every request in flight on it at once; that is
+// one failure of the broker, not one per request. Before, each counted as a
+// consecutive failure, so a connection lost with hundreds in flight made
+// the broker unavailable for the longest backoff (2 s), longer than the
+// messages' retries, and they all failed with "every broker is
+// unreachable" although the broker took the next connection at once.
+func TestLostConnectionWithManyInFlightIsOneFailure(t *testing.T) {
+	var puts atomic.Int64
+	addr := fakeBroker(t, func() int32 {
+		if puts.Add(1) == 300 {
+			return hangUp // with the puts before it in the same read unanswered
+		}
+		return protocol.CodeOK
+	})
+	p, err := producer.New(context.Background(), producer.WithBroker(addr, 1), producer.WithRetry(10*time.Millisecond, 3))
+	require.NoError(t, err)
+	defer p.Close(testCtx(t, 5*time.Second))
+	sendAllAcked(t, p, "lost", 1000, 20*time.Second)
+	require.Positive(t, p.Stats().Retried)
 }

@@ -73,7 +73,7 @@ func (q *retryQueue) cancel(r *record) {
 	heap.Remove(&q.h, r.heapIdx)
 	q.mu.Unlock()
 	q.busy.Add(-1)
-	r.finish(Result{}, errors.Join(r.ctx.Err(), r.lastErr))
+	r.fail(errors.Join(r.ctx.Err(), r.lastErr))
 }
 
 func (q *retryQueue) loop() {
@@ -95,7 +95,7 @@ func (q *retryQueue) loop() {
 			}
 			if err := head.ctx.Err(); err != nil {
 				q.busy.Add(-1)
-				head.finish(Result{}, errors.Join(err, head.lastErr))
+				head.fail(errors.Join(err, head.lastErr))
 				continue
 			}
 			q.p.dispatch(head) // may push it again
@@ -132,7 +132,7 @@ func (q *retryQueue) failAll(err error) {
 			r.stopCtx = nil
 		}
 		q.busy.Add(-1)
-		r.finish(Result{}, errors.Join(err, r.lastErr))
+		r.fail(errors.Join(err, r.lastErr))
 	}
 }
 

@@ -27,6 +27,7 @@ type slots struct {
 
 	waiting atomic.Int32  // senders in take's slow path
 	room    chan struct{} // cap 1: a record came back while a sender waited
+	onFull  func()        // optional: called when a sender finds every record in flight, before it waits
 }
 
 type slotCell struct {
@@ -77,6 +78,9 @@ func (s *slots) take(ctx context.Context, abort <-chan struct{}) (*record, error
 	if r := s.tryTake(); r != nil {
 		return r, nil
 	}
+	if s.onFull != nil {
+		s.onFull()
+	}
 	// Announce the wait before trying again: a put that misses the
 	// announcement happened before the try, which then finds its record.
 	s.waiting.Add(1)
@@ -98,7 +102,7 @@ func (s *slots) take(ctx context.Context, abort <-chan struct{}) (*record, error
 	}
 }
 
-// put gives back the record of a finished message (zeroed by the caller,
+// put gives back the record of a finished message (released by the caller,
 // which must not touch it afterwards) and wakes a waiting sender.
 func (s *slots) put(r *record) {
 	s.push(r)

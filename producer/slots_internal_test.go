@@ -6,8 +6,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/metaq-go/metaq/internal/conn"
 )
 
 // Senders waiting for room all get a record as records come back, however
@@ -96,3 +99,51 @@ func TestSlotsRingSmallerThanBound(t *testing.T) {
 	}
 	require.Len(t, newSlots(1<<30).cells, maxSlotRing)
 }
+
+// release leaves no reference to the caller's memory (payload, key, topic,
+// context, callback) in a record waiting for reuse.
+func TestReleaseClearsReferences(t *testing.T) {
+	p := &Producer{slots: newSlots(1)}
+	r := p.slots.tryTake()
+	payload := []byte("payload")
+	*r = record{p: p, ctx: context.Background(), msg: Message{Topic: "t", Payload: payload, Key: payload, Attribute: "a"},
+		data: payload, cb: func(Result, error) {}, w: &waiter{}, lastErr: context.Canceled, c: &conn.Conn{}}
+	r.release(p)
+	got := p.slots.tryTake()
+	if got != r {
+		t.Fatal("the released record did not come back")
+	}
+	if got.msg.Payload != nil || got.msg.Key != nil || got.msg.Topic != "" || got.msg.Attribute != "" || got.data != nil ||
+		got.ctx != nil || got.cb != nil {
+		t.Fatalf("references left: %+v", got)
+	}
+}
+
+// The fields release clears lie in a record's first two cache lines, the
+// rest of what an acknowledgement reads in the third, and records are
+// 64-byte aligned (their size class is a multiple of 64), so an
+// acknowledgement touches three lines.
+func TestRecordLayout(t *testing.T) {
+	var r record
+	if end := unsafe.Offsetof(r.cb) + unsafe.Sizeof(r.cb); end > 128 {
+		t.Fatalf("cleared fields end at byte %d, past two cache lines", end)
+	}
+	for name, f := range map[string][2]uintptr{"w": {unsafe.Offsetof(r.w), unsafe.Sizeof(r.w)}, "c": {unsafe.Offsetof(r.c), unsafe.Sizeof(r.c)},
+		"b": {unsafe.Offsetof(r.b), unsafe.Sizeof(r.b)}, "start": {unsafe.Offsetof(r.start), unsafe.Sizeof(r.start)},
+		"part": {unsafe.Offsetof(r.part), unsafe.Sizeof(r.part)}} {
+		if f[0] < 128 || f[0]+f[1] > 192 {
+			t.Errorf("field %s at bytes %d..%d: an acknowledgement's fields belong in the third cache line", name, f[0], f[0]+f[1])
+		}
+	}
+	if size := unsafe.Sizeof(r); size%64 != 0 || size > 320 {
+		t.Fatalf("record is %d bytes: want a multiple of 64 (adjust recordPad)", size)
+	}
+	for range 100 {
+		recordSink = new(record) // on the heap, as slots allocates them
+		if a := uintptr(unsafe.Pointer(recordSink)); a%64 != 0 {
+			t.Fatalf("record at %#x is not 64-byte aligned", a)
+		}
+	}
+}
+
+var recordSink *record

@@ -43,6 +43,9 @@ func decLenInt(v int64) int {
 
 // appendDec appends v in decimal.
 func appendDec(dst []byte, v int64) []byte {
+	if uint64(v) < 10 { // a partition, a flag: one digit, no length or growth math
+		return append(dst, byte('0'+v))
+	}
 	if v < 0 {
 		return strconv.AppendInt(dst, v, 10)
 	}

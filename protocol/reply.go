@@ -1,6 +1,9 @@
 package protocol
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // AppendResult appends `result <code> <len(body)> <opaque>\r\n<body>`.
 func AppendResult(dst []byte, code, opaque int32, body []byte) []byte {
@@ -36,6 +39,9 @@ func AppendPutResult(dst []byte, opaque int32, msgID int64, partition int32, off
 
 // ParsePutResult parses the body of a 200 put reply.
 func ParsePutResult(body []byte) (msgID int64, partition int32, offset int64, err error) {
+	if id, p, off, ok := parsePutResultFast(body); ok {
+		return id, p, off, nil
+	}
 	var toks [3][]byte
 	n := 0
 	start := 0
@@ -59,6 +65,43 @@ func ParsePutResult(body []byte) (msgID int64, partition int32, offset int64, er
 		return 0, 0, 0, fmt.Errorf("protocol: put result %q: bad number", body)
 	}
 	return id, int32(p), off, nil
+}
+
+// parsePutResultFast parses the body every acknowledged put outside a
+// transaction has, in one pass: three canonical non-negative decimals
+// separated by single spaces (a producer parses one per message: the
+// tokenizer and the general parseDec above cost ~80 ns). ok is false for
+// anything else, which ParsePutResult's general path then accepts or
+// rejects with its error.
+func parsePutResultFast(body []byte) (msgID int64, partition int32, offset int64, ok bool) {
+	var v [3]uint64
+	i := 0
+	for k := range v {
+		if k > 0 {
+			if i == len(body) || body[i] != ' ' {
+				return 0, 0, 0, false
+			}
+			i++
+		}
+		start := i
+		var u uint64
+		for ; i < len(body) && body[i] != ' '; i++ {
+			d := body[i] - '0'
+			if d > 9 {
+				return 0, 0, 0, false
+			}
+			u = u*10 + uint64(d)
+		}
+		// 19 digits never overflow a uint64; a leading 0 is canonical only alone.
+		if n := i - start; n == 0 || n > 19 || (n > 1 && body[start] == '0') || u > math.MaxInt64 {
+			return 0, 0, 0, false
+		}
+		v[k] = u
+	}
+	if i != len(body) || v[1] > math.MaxInt32 {
+		return 0, 0, 0, false
+	}
+	return int64(v[0]), int32(v[1]), int64(v[2]), true
 }
 
 // AppendValue appends `value <len(data)> <opaque>\r\n<data>`.
@@ -127,6 +170,60 @@ var (
 
 // Decode decodes the next reply from buf.
 func (rd *ReplyDecoder) Decode(buf []byte) (*Reply, int, error) {
+	if r, n, ok := rd.decodeResultFast(buf); ok {
+		return r, n, nil
+	}
+	return rd.decode(buf)
+}
+
+// decodeResultFast decodes, in one pass, the reply a client gets most: a
+// complete `result <code> <len> <opaque>\r\n<body>` with canonical
+// non-negative numbers (the general path below costs ~90 ns: line scan,
+// tokenizer, spacing check and three general integer parses, once per
+// acknowledged message). ok is false for anything else, an incomplete
+// frame included: decode then handles it, errors and Pending too.
+func (rd *ReplyDecoder) decodeResultFast(buf []byte) (*Reply, int, bool) {
+	const prefix = "result "
+	if rd.inner.err != nil || len(buf) < len(prefix) || string(buf[:len(prefix)]) != prefix {
+		return nil, 0, false
+	}
+	i := len(prefix)
+	var v [3]uint64 // code, body length, opaque
+	for k := range v {
+		start := i
+		var u uint64
+		for ; i < len(buf) && i-start < 11; i++ { // 11 digits: more than an int32 has
+			d := buf[i] - '0'
+			if d > 9 {
+				break
+			}
+			u = u*10 + uint64(d)
+		}
+		sep := byte(' ')
+		if k == len(v)-1 {
+			sep = '\r'
+		}
+		if n := i - start; n == 0 || (n > 1 && buf[start] == '0') || u > math.MaxInt32 || i == len(buf) || buf[i] != sep {
+			return nil, 0, false
+		}
+		v[k] = u
+		i++
+	}
+	if i == len(buf) || buf[i] != '\n' || i+1 > rd.cfg.MaxLineLength || v[1] > uint64(rd.cfg.MaxBodySize) {
+		return nil, 0, false
+	}
+	i++
+	total := i + int(v[1])
+	if len(buf) < total {
+		return nil, 0, false
+	}
+	rd.need = 0
+	rd.reply = Reply{Verb: VerbResult, Code: int32(v[0]), Opaque: int32(v[2]), Body: buf[i:total:total]}
+	return &rd.reply, total, true
+}
+
+// decode is Decode's general path.
+func (rd *ReplyDecoder) decode(buf []byte) (*Reply, int, error) {
 	d := &rd.inner
 	if d.err != nil {
 		return nil, 0, d.err

@@ -1,9 +1,11 @@
 package protocol
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -121,6 +123,94 @@ func TestParsePutResult(t *testing.T) {
 	for _, bad := range []string{"", "1 2", "1 2 3 4", "1  2 3", "a 2 3", "1 2147483648 3"} {
 		if _, _, _, err := ParsePutResult([]byte(bad)); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestParsePutResultFastPathAgrees checks the one-pass parser against the
+// general one: it accepts only what the general path accepts, with the same
+// values, and leaves everything else to it.
+func TestParsePutResultFastPathAgrees(t *testing.T) {
+	general := func(body string) (int64, int32, int64, bool) {
+		f := strings.Fields(body)
+		if len(f) != 3 || strings.Join(f, " ") != body {
+			return 0, 0, 0, false
+		}
+		var v [3]int64
+		for i, s := range f {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || strconv.FormatInt(n, 10) != s {
+				return 0, 0, 0, false
+			}
+			v[i] = n
+		}
+		if v[1] < math.MinInt32 || v[1] > math.MaxInt32 {
+			return 0, 0, 0, false
+		}
+		return v[0], int32(v[1]), v[2], true
+	}
+	cases := []string{"0 0 0", "7166921412931796992 3 123456789", "9223372036854775807 2147483647 9223372036854775807",
+		"9223372036854775808 0 0", "99999999999999999999 0 0", "1 2147483648 3", "-5 3 -1", "-0 1 2", "01 2 3",
+		"1 02 3", "1 2 03", "1 2 3 ", " 1 2 3", "1  2 3", "1 2", "1 2 3 4", "", "1 2 3\r", "+1 2 3", "1 -2147483648 0"}
+	rng := rand.New(rand.NewSource(3))
+	const alphabet = "0123456789 -0123456789"
+	for range 20000 {
+		b := make([]byte, rng.Intn(24))
+		for i := range b {
+			b[i] = alphabet[rng.Intn(len(alphabet))]
+		}
+		cases = append(cases, string(b))
+	}
+	for _, c := range cases {
+		id, p, off, err := ParsePutResult([]byte(c))
+		wid, wp, woff, ok := general(c)
+		if (err == nil) != ok || id != wid || p != wp || off != woff {
+			t.Fatalf("%q: got %d %d %d %v, want %d %d %d ok=%v", c, id, p, off, err, wid, wp, woff, ok)
+		}
+		if fid, fp, foff, fok := parsePutResultFast([]byte(c)); fok && (!ok || fid != wid || fp != wp || foff != woff) {
+			t.Fatalf("%q: fast path %d %d %d, want %d %d %d ok=%v", c, fid, fp, foff, wid, wp, woff, ok)
+		}
+	}
+}
+
+// TestReplyDecodeFastPathAgrees checks Decode's one-pass result path against
+// the general one on every prefix of valid and mutated frames: whatever the
+// fast path accepts, the general path accepts with the same reply and
+// length; everything else is left to the general path.
+func TestReplyDecodeFastPathAgrees(t *testing.T) {
+	frames := []string{"result 200 31 7\r\n7166921412931796992 3 123456789", "result 200 0 0\r\n", "result 503 4 2147483647\r\nbusy",
+		"result 200 3 -5\r\nabc", "result 200 3 2147483648\r\nabc", "result 0200 3 1\r\nabc", "result 200 03 1\r\nabc",
+		"result 200 3 01\r\nabc", "result  200 3 1\r\nabc", "result 200 3 1\n", "result 200 3 1 \r\nabc", "result 200 20 1\r\n01234567890123456789",
+		"value 3 9\r\nabc", "result 200 99999999999 1\r\nx", "result 200 3 1\r\r\nabc", "resulT 200 3 1\r\nabc"}
+	rng := rand.New(rand.NewSource(4))
+	const alphabet = "0123456789 \r\n-x"
+	for range 3000 {
+		b := []byte(frames[rng.Intn(len(frames))])
+		for range 1 + rng.Intn(2) {
+			b[rng.Intn(len(b))] = alphabet[rng.Intn(len(alphabet))]
+		}
+		frames = append(frames, string(b))
+	}
+	describe := func(r *Reply, n int, err error) string {
+		if r == nil {
+			return fmt.Sprintf("nil n=%d err=%v", n, err != nil)
+		}
+		return fmt.Sprintf("%+v n=%d err=%v", *r, n, err != nil)
+	}
+	for _, cfg := range []Config{{}, {MaxBodySize: 10}} {
+		for _, f := range frames {
+			for k := 0; k <= len(f); k++ {
+				in := []byte(f[:k])
+				fr, fn, ok := NewReplyDecoder(cfg).decodeResultFast(in)
+				gr, gn, gerr := NewReplyDecoder(cfg).decode(in)
+				if ok && describe(fr, fn, nil) != describe(gr, gn, gerr) {
+					t.Fatalf("%q: fast %s, general %s", in, describe(fr, fn, nil), describe(gr, gn, gerr))
+				}
+				dr, dn, derr := NewReplyDecoder(cfg).Decode(in)
+				if describe(dr, dn, derr) != describe(gr, gn, gerr) {
+					t.Fatalf("%q: Decode %s, general %s", in, describe(dr, dn, derr), describe(gr, gn, gerr))
+				}
+			}
 		}
 	}
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start-up and idle cost of a broker with many partitions (default 10,000):
+# Start-up and idle cost of a broker with many partitions (default 10,000),
+# also right after kill -9 under load (the commit log's replay):
 # the real `metaq broker` binary without ZooKeeper, one topic of N
 # partitions with one 100 B message each (written by `metaq bench produce
 # --partitions-spread N`). Prints the time from exec to the first successful
@@ -71,5 +72,12 @@ start "start after clean shutdown"
 idle
 kill -9 "$bpid"; wait "$bpid" 2>/dev/null || true
 start "start after kill -9"
+idle
+# kill -9 right after a produce over every partition: the start replays the
+# commit log (broker/store doc.go) into the segments and syncs them first.
+"$METAQ" bench produce --broker 127.0.0.1:$bport --topic many --partitions-spread "$PARTS" --messages $((PARTS * 20)) --size 100 --connections 4 --json >/dev/null
+kill -9 "$bpid"; wait "$bpid" 2>/dev/null || true
+start "start after kill -9 right after a produce of $((PARTS * 20)) messages"
+grep -o 'msg="store: commit log replayed".*' "$tmp/broker.log" | tail -1 || echo "(no commit log to replay)"
 idle
 kill -TERM "$bpid"; wait "$bpid" || true; bpid=

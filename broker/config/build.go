@@ -216,6 +216,7 @@ func readBroker(f *field, dataPath string) Broker {
 		MaxConnOutputBytes:     f.int(keyMaxConnOutputBytes, DefaultMaxConnOutputBytes, 64<<10, math.MaxInt64),
 		MaxTotalOutputBytes:    f.int(keyMaxTotalOutputBytes, DefaultMaxTotalOutputBytes, 64<<10, math.MaxInt64),
 		ReadWorkers:            int(f.int(keyReadWorkers, DefaultReadWorkers, 1, 4096)),
+		CommitLog:              f.boolean(keyCommitLog, true),
 
 		// Transaction limits.
 		MaxTransactionsPerConnection: int(f.int(keyMaxTransactionsPerConnection, DefaultMaxTransactionsPerConnection, 1, maxInt32)),

@@ -88,6 +88,7 @@ type Broker struct {
 	MaxConnOutputBytes     int64         // maxConnectionOutputBytes: unsent replies per connection before it is paused
 	MaxTotalOutputBytes    int64         // maxTotalOutputBytes: unsent get replies broker-wide before connections are paused
 	ReadWorkers            int           // readWorkers: goroutines serving disk reads
+	CommitLog              bool          // commitLog: commit cycles of many partitions through the store's commit log
 
 	// Ours: transaction limits.
 	MaxTransactionsPerConnection int           // live transactions begun on one connection

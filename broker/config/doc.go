@@ -97,6 +97,13 @@
 //	readWorkers            16 (ours; 1..4096) — goroutines serving gets, offset lookups,
 //	                       partition creation and stats off the event loops; 64 requests
 //	                       per worker may queue before connections wait
+//	commitLog              true (ours) — a group-commit cycle of 2 or more partitions is
+//	                       made durable by one append + fdatasync of the data directory's
+//	                       commit log instead of syncing each segment (or the file system
+//	                       with syncfs from 4 partitions on); the segments
+//	                       are synced by a checkpoint every 128 MiB of log (broker/store
+//	                       doc.go, "Commit log"). false = every cycle syncs its segments.
+//	                       Logs left by an earlier run are replayed either way
 //
 //	Transaction limits (ours; PROTOCOL.md §7):
 //	maxTransactionsPerConnection 10000 (1..2147483647) — live transactions begun on one

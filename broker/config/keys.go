@@ -51,6 +51,7 @@ const (
 	keyMaxConnOutputBytes       = "maxConnectionOutputBytes"
 	keyMaxTotalOutputBytes      = "maxTotalOutputBytes"
 	keyReadWorkers              = "readWorkers"
+	keyCommitLog                = "commitLog"
 
 	// Ours: transaction limits and the expiry of prepared XA transactions.
 	keyMaxTransactionsPerConnection = "maxTransactionsPerConnection"
@@ -92,7 +93,7 @@ var (
 		keyAutoCreateTopics, keyMaxConnections, keyIdleTimeoutMs, keyMaxLineLength,
 		keyRetentionBytes, keyRetentionCheckIntervalMs, keyAdminPort, keyAdminHost, keyMulticore,
 		keyMaxConnectionsPerIP, keyPartialRequestTimeoutMs, keyMaxConnOutputBytes,
-		keyMaxTotalOutputBytes, keyReadWorkers,
+		keyMaxTotalOutputBytes, keyReadWorkers, keyCommitLog,
 		// Transaction limits.
 		keyMaxTransactionsPerConnection, keyMaxTransactions, keyXAHeuristicTimeoutSeconds,
 	}

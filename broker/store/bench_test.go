@@ -234,33 +234,44 @@ func BenchmarkRecoveryScan512MiB(b *testing.B) {
 
 // BenchmarkPartitions: 64 synchronous appenders (group commit, 100-byte
 // messages) spread over 1, 100 or 1000 partitions.
+//
+// log=off is the same without the commit log (cycles sync their segments:
+// syncfs from 4 partitions on), for the comparison in docs/BENCHMARKS.md.
 func BenchmarkPartitions(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
-		b.Run(fmt.Sprintf("partitions=%d", n), func(b *testing.B) {
-			s := benchStore(b, store.Options{})
-			parts := make([]*store.Partition, n)
-			for i := range parts {
-				parts[i] = mustPart(b, s, "bench", i)
+		for _, off := range []bool{false, true} {
+			name := fmt.Sprintf("partitions=%d", n)
+			if off {
+				name += "/log=off"
 			}
-			msg := make([]byte, 100)
-			var next atomic.Int64
-			b.SetBytes(int64(len(msg)))
-			b.ReportAllocs()
-			b.SetParallelism(64 / runtime.GOMAXPROCS(0))
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				ctx := context.Background()
-				for pb.Next() {
-					p := parts[next.Add(1)%int64(n)]
-					if _, err := p.AppendSync(ctx, msg, 0); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			msgsPerSec(b, b.N)
-		})
+			b.Run(name, func(b *testing.B) { benchPartitions(b, n, store.Options{NoCommitLog: off}) })
+		}
 	}
+}
+
+func benchPartitions(b *testing.B, n int, opts store.Options) {
+	s := benchStore(b, opts)
+	parts := make([]*store.Partition, n)
+	for i := range parts {
+		parts[i] = mustPart(b, s, "bench", i)
+	}
+	msg := make([]byte, 100)
+	var next atomic.Int64
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	b.SetParallelism(64 / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			p := parts[next.Add(1)%int64(n)]
+			if _, err := p.AppendSync(ctx, msg, 0); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	msgsPerSec(b, b.N)
 }
 
 // BenchmarkPartitionMemory opens 1000 partitions and reports the memory

@@ -35,6 +35,9 @@ type cycler struct {
 
 	// Owned by the loop.
 	commit   *committer   // its own: the batch scratch belongs to the loop
+	clog     *commitLog   // the data root's commit log; nil: cycles sync the segments
+	logMin   int          // partitions from which a cycle commits through clog
+	logBuf   []byte       // the cycle's commit log records
 	n        uint64       // cycle number
 	active   []*Partition // the cycle's partitions written inline
 	blocking []*Partition // and those written on goroutines of their own
@@ -56,9 +59,9 @@ type answerItem struct {
 	closing bool // close p.done once answered
 }
 
-func newCycler(conc, fsMin int) *cycler {
+func newCycler(conc, fsMin, logMin int, clog *commitLog) *cycler {
 	c := &cycler{wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		commit: newCommitter(conc, fsMin), answers: make(chan *answerJob, 2), free: make(chan *answerJob, 4),
+		commit: newCommitter(conc, fsMin), clog: clog, logMin: logMin, answers: make(chan *answerJob, 2), free: make(chan *answerJob, 4),
 		adone: make(chan struct{})}
 	go c.run()
 	go c.answer()
@@ -155,6 +158,10 @@ func (c *cycler) job() *answerJob {
 func (c *cycler) cycle(parts []*Partition) {
 	c.n++
 	inline, blocking := c.active[:0], c.blocking[:0]
+	// A cycle of many partitions commits through the commit log: the
+	// inline writes append their records to logBuf as they go.
+	logged := len(parts) >= c.logMin && c.clog.usable()
+	c.logBuf = c.logBuf[:0]
 	var wg sync.WaitGroup
 	for _, p := range parts {
 		w := &p.w
@@ -174,20 +181,32 @@ func (c *cycler) cycle(parts []*Partition) {
 		}
 		inline = append(inline, p)
 		if len(w.chunks) > 0 {
+			if logged {
+				w.logTo, w.logBytes = &c.logBuf, 0
+			}
 			p.write(w.chunks)
+			w.logTo = nil
 		}
 	}
-	c.commitAndAnswer(inline)
+	c.commitAndAnswer(inline, logged)
+	if cap(c.logBuf) > maxLogBuf {
+		c.logBuf = nil
+	}
 	wg.Wait()
-	c.commitAndAnswer(blocking)
+	c.commitAndAnswer(blocking, false)
 	clear(inline)
 	clear(blocking)
 	c.active, c.blocking = inline[:0], blocking[:0]
 }
 
-// commitAndAnswer makes what the cycle wrote to parts durable together,
+// maxLogBuf is the capacity of a cycle's commit log buffer kept for the
+// next cycle.
+const maxLogBuf = 16 << 20
+
+// commitAndAnswer makes what the cycle wrote to parts durable together
+// (through the commit log when logged, else by syncing the segments),
 // publishes it and hands the callbacks to the answerer.
-func (c *cycler) commitAndAnswer(parts []*Partition) {
+func (c *cycler) commitAndAnswer(parts []*Partition, logged bool) {
 	if len(parts) == 0 {
 		return
 	}
@@ -210,7 +229,9 @@ func (c *cycler) commitAndAnswer(parts []*Partition) {
 	var took time.Duration
 	if head != nil {
 		start := time.Now()
-		c.commit.syncBatch(head)
+		if !logged || !c.commitLogged(parts) {
+			c.commit.syncBatch(head)
+		}
 		took = time.Since(start)
 	}
 
@@ -234,6 +255,27 @@ func (c *cycler) commitAndAnswer(parts []*Partition) {
 	if len(job.items) > 0 {
 		c.answers <- job
 	}
+}
+
+// commitLogged makes the cycle's writes durable with one commit log append.
+// It reports false, and the caller syncs the segments, when the log failed
+// or a partition to commit has written bytes that no record covers.
+func (c *cycler) commitLogged(parts []*Partition) bool {
+	for _, p := range parts {
+		if w := &p.w; w.syncing && w.logBytes != w.pos-w.synced {
+			return false
+		}
+	}
+	if c.clog.commit(c.logBuf) != nil {
+		return false // the log said why
+	}
+	for _, p := range parts {
+		if w := &p.w; w.syncing {
+			p.sreq.err = nil
+			w.logged = true
+		}
+	}
+	return true
 }
 
 // writeBlocks reports whether writing chunks fsyncs on its own (see

@@ -49,6 +49,10 @@ func (f osFile) SyncFilesystem() error {
 
 var _ FilesystemSyncer = osFile{}
 
+// syncfsUsable tells the commit log whether SyncFilesystem is a real
+// syncfs (Linux >= 5.8).
+func (f osFile) syncfsUsable() bool { return syncfsReportsErrors }
+
 var errSyncfsUnusable = errors.New("store: syncfs does not report write-back errors before Linux 5.8")
 
 // syncfsReportsErrors says whether the kernel is Linux 5.8 or newer.

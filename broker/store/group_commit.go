@@ -113,6 +113,14 @@ type writer struct {
 	closing bool        // the current cycle's take was the last one
 	syncing bool        // the current cycle commits this partition
 	exited  bool        // closed: p.done is closed
+
+	// Commit log (commitlog.go): logTo, while set, receives a record of
+	// every write; logBytes counts their bytes; logged says data of the
+	// active segment is durable only through the log (a roll fsyncs the
+	// segment first).
+	logTo    *[]byte
+	logBytes int64
+	logged   bool
 }
 
 func (w *writer) init(seg *segment, interval int64) {
@@ -631,6 +639,10 @@ func (p *Partition) writeBuf() {
 		p.fail(fmt.Errorf("%w: write %s: %w", ErrFailed, w.seg.path, err))
 		return
 	}
+	if w.logTo != nil {
+		*w.logTo = appendCommitRecord(*w.logTo, p.name, w.seg.base, w.pos, w.buf)
+		w.logBytes += int64(len(w.buf))
+	}
 	w.pos += int64(len(w.buf))
 	w.idx = append(w.idx, w.bufIdx...)
 	w.cnt += w.bufCnt
@@ -721,6 +733,21 @@ func (p *Partition) synced(err error, took time.Duration) {
 	w.unsMsgs = 0
 }
 
+// syncLogged fsyncs the active segment when data in it is durable only
+// through the commit log, before a roll: a closed segment is synced once,
+// as without the log, and its sidecar is written over durable data.
+func (p *Partition) syncLogged() error {
+	w := &p.w
+	if !w.logged {
+		return nil
+	}
+	if err := w.seg.file.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", w.seg.path, err)
+	}
+	w.logged = false
+	return nil
+}
+
 // roll makes the active segment durable, writes its sidecar and starts a
 // new segment. It returns the error that prevented the roll.
 func (p *Partition) roll() error {
@@ -734,6 +761,10 @@ func (p *Partition) roll() error {
 	}
 	if w.pos != w.synced { // the buffered write hit ENOSPC
 		return fmt.Errorf("%w: cannot roll segment %s", ErrNoSpace, w.seg.path)
+	}
+	if err := p.syncLogged(); err != nil {
+		p.fail(fmt.Errorf("%w: %w", ErrFailed, err))
+		return w.err
 	}
 	p.writeSidecar(w.seg)
 	old := w.seg

@@ -129,6 +129,20 @@ type Options struct {
 	// FS supports it (FilesystemSyncer). Default 4; negative = never.
 	FilesystemSyncMin int
 
+	// NoCommitLog turns the commit log off: every commit cycle then
+	// syncs the segments it wrote (see doc.go, "Commit log"). Logs left
+	// by an earlier run are replayed either way.
+	NoCommitLog bool
+	// CommitLogMin is the number of partitions in a commit cycle from
+	// which the cycle commits through the commit log (one fdatasync of
+	// the log) instead of syncing its segments. Default 2: one partition
+	// alone fdatasyncs its segment, which costs the same as the log.
+	CommitLogMin int
+	// CommitLogMaxBytes is the size of a data root's commit log file from
+	// which a checkpoint syncs the segments and starts a new file.
+	// Default 128 MiB.
+	CommitLogMaxBytes int64
+
 	// NoVerifyReads disables the CRC check of Slice.ReadAll.
 	NoVerifyReads bool
 
@@ -181,6 +195,12 @@ func (o Options) withDefaults() (Options, error) {
 		o.FilesystemSyncMin = defaultFilesystemSyncMin
 	case o.FilesystemSyncMin < 0:
 		o.FilesystemSyncMin = math.MaxInt
+	}
+	if o.CommitLogMin <= 0 {
+		o.CommitLogMin = defaultCommitLogMin
+	}
+	if o.CommitLogMaxBytes <= 0 {
+		o.CommitLogMaxBytes = defaultCommitLogMax
 	}
 	if o.MaxOpenSegments <= 0 {
 		o.MaxOpenSegments = defaultMaxOpenSegs

@@ -44,8 +44,10 @@ type Partition struct {
 	closed bool
 
 	commit *committer
-	sreq   syncReq // the writer's request to commit (one in flight at most)
-	loop   *cycler // the store's commit loop writes this partition; nil: its own goroutine (run) does
+	clog   *commitLog // the data root's commit log (nil: none); a truncation checkpoints it first
+	name   string     // the directory name, <topic>-<part> (commit log records)
+	sreq   syncReq    // the writer's request to commit (one in flight at most)
+	loop   *cycler    // the store's commit loop writes this partition; nil: its own goroutine (run) does
 
 	// takes counts the writer's takes of the queue (QueueGen): ExtendQueued's
 	// check without the lock. Written under qmu.
@@ -68,6 +70,8 @@ func openPartition(s *Store, topic string, part int, existing bool) (*Partition,
 		ids:    s.ids,
 		verify: !s.opts.NoVerifyReads,
 		commit: s.sync,
+		clog:   s.logs[s.rootOf(topic)],
+		name:   PartitionDirName(topic, part),
 		sreq:   syncReq{root: s.rootOf(topic), ch: make(chan bool, 1)},
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
@@ -350,6 +354,9 @@ func (p *Partition) close() error {
 	<-p.done
 	var err error
 	if f := p.failed.Load(); f == nil {
+		// Data durable only through the commit log needs no fsync here:
+		// the log is removed only after Store.Close's checkpoint, and until
+		// then a crash replays it before the marker is read.
 		err = p.writeCleanMarker()
 	}
 	p.closeFiles()

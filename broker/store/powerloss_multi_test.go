@@ -12,8 +12,8 @@ import (
 
 // TestPowerLossManyPartitions cuts the power of the strict in-memory FS at
 // random points while appenders on several partitions commit together (the
-// cross-partition group commit: one file-system sync per cycle, or
-// concurrent per-file syncs, by seed). After recovery every partition holds
+// cross-partition group commit: through the commit log, with checkpoints
+// of a small log in half the runs, or concurrent per-file syncs, by seed). After recovery every partition holds
 // every message acknowledged on it, at its acknowledged offset, nothing that
 // was not appended to it, and ends exactly at the last valid message of
 // what survived.
@@ -22,24 +22,42 @@ func TestPowerLossManyPartitions(t *testing.T) {
 	if testing.Short() {
 		runs = 60
 	}
+	replayed := 0
 	for i := 0; i < runs; i++ {
-		if !powerLossManyRun(t, uint64(i)) {
+		ok, logs := powerLossManyRun(t, uint64(i))
+		if !ok {
 			return
 		}
+		if logs {
+			replayed++
+		}
+	}
+	t.Logf("%d of %d power losses left a commit log to replay", replayed, runs)
+	if replayed == 0 {
+		t.Fatal("no run committed through the commit log: the test does not cover it")
 	}
 }
 
-func powerLossManyRun(t *testing.T, seed uint64) bool {
+func powerLossManyRun(t *testing.T, seed uint64) (ok, logs bool) {
 	t.Helper()
 	const parts, writers = 6, 2
 	rng := rand.New(rand.NewPCG(seed, 99))
 	mem := storetest.NewMemFS()
-	fsMin := 2 // cycles of 2+ partitions use one file-system sync
-	if seed%3 == 0 {
-		fsMin = -1 // concurrent per-file syncs only
-	}
+	// Cycles of 2+ partitions commit through the commit log, or every
+	// third seed without the log: with one file-system sync per cycle, or
+	// concurrent per-file syncs.
 	opts := store.Options{FS: mem, MaxSegmentSize: int64(300 + rng.IntN(2000)), IndexInterval: 64,
-		RetentionInterval: -1, FilesystemSyncMin: fsMin, SyncConcurrency: 1 + int(seed%4)}
+		RetentionInterval: -1, FilesystemSyncMin: -1, SyncConcurrency: 1 + int(seed%4), CommitLogMin: 2}
+	if seed%3 == 0 {
+		opts.NoCommitLog = true
+		if seed%6 == 0 {
+			opts.FilesystemSyncMin = 2
+		}
+	}
+	if seed%2 == 1 {
+		// Checkpoints of the commit log (and power losses inside them).
+		opts.CommitLogMaxBytes = int64(200 + rng.IntN(4000))
+	}
 	s, err := store.Open("/data", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -87,9 +105,15 @@ func powerLossManyRun(t *testing.T, seed uint64) bool {
 	if crashed == nil {
 		t.Fatalf("seed %d: no power loss happened", seed)
 	}
+	// What survived is the segments after the commit log's replay.
+	logs = len(commitLogs(t, crashed, "/data")) > 0
+	replayed := crashed.Clone()
+	if err := store.ReplayCommitLogs(replayed, "/data"); err != nil {
+		t.Fatalf("seed %d: replay: %v", seed, err)
+	}
 	wantEnds := make([]int64, parts)
 	for i := range wantEnds {
-		wantEnds[i] = durableValidEnd(t, crashed, fmt.Sprintf("/data/t-%d", i))
+		wantEnds[i] = durableValidEnd(t, replayed, fmt.Sprintf("/data/t-%d", i))
 	}
 	s2, err := store.Open("/data", store.Options{FS: crashed, MaxSegmentSize: opts.MaxSegmentSize, RetentionInterval: -1})
 	if err != nil {
@@ -125,10 +149,10 @@ func powerLossManyRun(t *testing.T, seed uint64) bool {
 			r, ok := byOffset[a.offset]
 			if !ok || string(r.Data) != a.data || r.ID != a.id {
 				t.Errorf("seed %d: partition %d: acknowledged message %q at %d lost (found %q)", seed, pi, a.data, a.offset, r.Data)
-				return false
+				return false, logs
 			}
 		}
 		assertNoTrailingBytes(t, crashed, dir, p2.End())
 	}
-	return !t.Failed()
+	return !t.Failed(), logs
 }

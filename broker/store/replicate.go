@@ -132,6 +132,14 @@ func (p *Partition) truncate(offset int64) error {
 	if w.pos != w.synced {
 		return fmt.Errorf("%w: cannot truncate %s: unsynced data could not be written", ErrNoSpace, p.dir)
 	}
+	// No commit log record of the bytes cut may outlive the cut: a replay
+	// would write them back over what is appended there afterwards.
+	if p.clog != nil {
+		if err := p.clog.checkpoint(); err != nil {
+			return fmt.Errorf("%w: cannot truncate %s: %w", ErrFailed, p.dir, err)
+		}
+		w.logged = false
+	}
 	end := w.seg.base + w.pos
 	p.mu.RLock()
 	first := p.segs[0].base

@@ -18,11 +18,12 @@ type Store struct {
 	opts  Options
 	ids   *idGen
 	lock  io.Closer
-	roots []string           // dir, then the cleaned Options.TopicDirs (no duplicates)
-	locks []io.Closer        // of roots[1:]
-	files *fileCache         // open closed-segment files, bounded by MaxOpenSegments
-	sync  *committer         // the cross-partition group commit
-	loops map[string]*cycler // the commit loop of each data root's group-commit partitions (set before openAll, then read-only)
+	roots []string              // dir, then the cleaned Options.TopicDirs (no duplicates)
+	locks []io.Closer           // of roots[1:]
+	files *fileCache            // open closed-segment files, bounded by MaxOpenSegments
+	sync  *committer            // the cross-partition group commit
+	loops map[string]*cycler    // the commit loop of each data root's group-commit partitions (set before openAll, then read-only)
+	logs  map[string]*commitLog // the commit log of each data root (nil entries: none); like loops
 
 	mu       sync.Mutex // guards parts, creating and closed
 	parts    map[partID]*Partition
@@ -66,9 +67,18 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	// One commit loop per data root: a slow disk holds back only the
 	// partitions on it, and roots on separate disks commit in parallel.
+	// The commit logs are replayed first, so the partitions recover
+	// what they acknowledged through them.
 	s.loops = make(map[string]*cycler, len(s.roots))
+	s.logs = make(map[string]*commitLog, len(s.roots))
 	for _, root := range s.roots {
-		s.loops[root] = newCycler(opts.SyncConcurrency, opts.FilesystemSyncMin)
+		l, err := openCommitLog(opts.FS, root, opts.Logger, opts.CommitLogMaxBytes, opts.NoCommitLog)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.logs[root] = l
+		s.loops[root] = newCycler(opts.SyncConcurrency, opts.FilesystemSyncMin, opts.CommitLogMin, l)
 	}
 	if err := s.openAll(); err != nil {
 		s.Close()
@@ -324,6 +334,11 @@ func (s *Store) Close() error {
 	parallel(len(list), func(i int) { errs[i] = list[i].close() })
 	for _, c := range s.loops {
 		c.close()
+	}
+	for _, l := range s.logs {
+		if l != nil {
+			errs = append(errs, l.close())
+		}
 	}
 	errs = append(errs, s.lock.Close())
 	for _, l := range s.locks {

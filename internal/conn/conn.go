@@ -90,8 +90,14 @@ type Options struct {
 	// Auth, when set, makes Dial authenticate with these credentials before
 	// it returns (and so on every reconnect of a Pool); a refusal is an
 	// error matching ErrAuth. Nil: no authentication (anonymous).
-	Auth   *Auth
-	Logger *slog.Logger
+	Auth *Auth
+	// AfterReplies, when set, runs on the reader goroutine after the
+	// Handlers of each batch of replies (up to 64 from one read) have run,
+	// with the connection: Handlers may keep per-reply work in
+	// Conn.ReaderLocal and finish it there once per batch (the producer
+	// publishes its counters so).
+	AfterReplies func(c *Conn)
+	Logger       *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -130,7 +136,7 @@ type Conn struct {
 	pending    pendingTable // handlers of the requests awaiting a reply, by opaque
 	err        error        // why the connection ended; nil while alive
 	lastWord   string       // a refusal the broker sent with opaque 0 (e.g. "this port requires TLS") before closing
-	stallSince int64        // unix nanos when pending last became non-empty
+	stallSince int64        // Now() when pending last became non-empty
 	writing    bool         // a write is in progress (writer goroutine or an inline write, write.go)
 	corked     bool         // the reader is dispatching replies: it writes what they queue after (write.go)
 
@@ -140,13 +146,14 @@ type Conn struct {
 	wop     *rawOp          // the raw write of whoever writes (set by rawConn)
 
 	_         [64]byte     // keep the reader's and writer's clocks off mu's cache line
-	lastRead  atomic.Int64 // unix nanos
-	lastWrite atomic.Int64
-	readTime  int64 // unix nanos of the read being dispatched; reader goroutine only
+	lastRead  atomic.Int64 // Now() of the last read
+	lastWrite atomic.Int64 // Now() of the last write
+	readTime  int64        // Now() of the read being dispatched; reader goroutine only
 	_         [64]byte
 
-	reps []protocol.Reply // the reader's batch of decoded replies (dispatch)
-	hs   []Handler        // their handlers
+	reps  []protocol.Reply // the reader's batch of decoded replies (dispatch)
+	hs    []Handler        // their handlers
+	local any              // ReaderLocal; reader goroutine only
 
 	wake chan struct{} // cap 1: frames queued while the writer idled
 	full chan struct{} // cap 1: FlushBytes reached during a linger
@@ -173,7 +180,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
 		_ = nc.Close()
 		return nil, err
 	}
-	now := time.Now().UnixNano()
+	now := Now()
 	c := &Conn{addr: addr, nc: nc, opts: o, pending: newPendingTable(), pre: pre, hs: make([]Handler, dispatchBatch),
 		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), done: make(chan struct{})}
 	c.lastRead.Store(now)
@@ -197,10 +204,33 @@ func (c *Conn) Err() error {
 	return c.err
 }
 
+// ReplyTime returns when the reply being handled was read, on the clock of
+// Now. Call it only from a Handler (it is one clock read per read batch, not
+// per reply).
+func (c *Conn) ReplyTime() int64 { return c.readTime }
+
+// ReaderLocal returns a value owned by the connection's reader goroutine:
+// a Handler called with a reply (err == nil) and Options.AfterReplies may
+// keep per-connection state in it without synchronisation. Call it only
+// from those.
+func (c *Conn) ReaderLocal() *any { return &c.local }
+
 // ReplyUnixNano returns when the reply being handled was read, in Unix
-// nanoseconds. Call it only from a Handler (it is one clock read per read
-// batch, not per reply).
-func (c *Conn) ReplyUnixNano() int64 { return c.readTime }
+// nanoseconds (derived from ReplyTime without reading the clock). Call it
+// only from a Handler.
+func (c *Conn) ReplyUnixNano() int64 { return clockBaseUnix + c.readTime }
+
+// clockBase is the origin of Now; clockBaseUnix is it in Unix nanoseconds.
+var (
+	clockBase     = time.Now()
+	clockBaseUnix = clockBase.UnixNano()
+)
+
+// Now returns monotonic nanoseconds since the process loaded this package:
+// the connection's clock (reads, writes, stalls, ReplyTime). It reads only
+// the monotonic clock, about half the cost of time.Now (which reads the wall
+// clock too), and it never jumps with the wall clock.
+func Now() int64 { return int64(time.Since(clockBase)) }
 
 // Pending returns the number of requests awaiting a reply.
 func (c *Conn) Pending() int {
@@ -233,7 +263,7 @@ func (c *Conn) enqueue(req Request, h Handler) error {
 		return err
 	}
 	if h != nil && c.pending.len() == 0 {
-		c.stallSince = time.Now().UnixNano()
+		c.stallSince = Now()
 	}
 	op := c.pending.alloc(h)
 	was := len(c.wbuf)
@@ -257,10 +287,19 @@ func (c *Conn) queued(was, n int) {
 	if was == 0 {
 		c.kick()
 	} else if was < c.opts.FlushBytes && n >= c.opts.FlushBytes && c.opts.Linger > 0 {
-		select {
-		case c.full <- struct{}{}:
-		default:
-		}
+		c.FlushSoon()
+	}
+}
+
+// FlushSoon ends the linger in progress, or else the next one: the writer
+// writes what is queued without waiting for more. For an owner that knows
+// no more requests are coming soon (a producer whose in-flight window is
+// full waits for replies, so lingering would only delay them). It never
+// blocks.
+func (c *Conn) FlushSoon() {
+	select {
+	case c.full <- struct{}{}:
+	default:
 	}
 }
 
@@ -332,7 +371,7 @@ func (c *Conn) writeLoop() {
 // queued already or the connection was idle (the last write is older than
 // Linger: a lone request leaves at once). False when the connection ended.
 func (c *Conn) lingerWait(t *time.Timer) bool {
-	if time.Duration(time.Now().UnixNano()-c.lastWrite.Load()) > c.opts.Linger {
+	if time.Duration(Now()-c.lastWrite.Load()) > c.opts.Linger {
 		return true
 	}
 	c.mu.Lock()
@@ -372,7 +411,7 @@ func (c *Conn) flush() bool {
 		c.fail(wrap(ErrConnLost, err))
 		return false
 	}
-	c.lastWrite.Store(time.Now().UnixNano())
+	c.lastWrite.Store(Now())
 	c.wrote(buf)
 	return true
 }
@@ -380,7 +419,7 @@ func (c *Conn) flush() bool {
 // heartbeat sends `version` on an idle connection and declares the
 // connection lost when requests have waited too long without any reply.
 func (c *Conn) heartbeat() {
-	now := time.Now().UnixNano()
+	now := Now()
 	c.mu.Lock()
 	n := c.pending.len()
 	since := max(c.stallSince, c.lastRead.Load())
@@ -420,7 +459,7 @@ func (c *Conn) readLoop() {
 	start, end := 0, copy(buf, c.pre)
 	c.pre = nil
 	if end > 0 { // replies read along with the last auth reply
-		c.readTime = time.Now().UnixNano()
+		c.readTime = Now()
 		var ok bool
 		if start, ok = c.dispatch(dec, buf, start, end); !ok {
 			return
@@ -433,7 +472,7 @@ func (c *Conn) readLoop() {
 		n, err := c.readSocket(buf[end:])
 		if n > 0 {
 			end += n
-			c.readTime = time.Now().UnixNano()
+			c.readTime = Now()
 			c.lastRead.Store(c.readTime)
 			var ok bool
 			if start, ok = c.dispatch(dec, buf, start, end); !ok {
@@ -518,6 +557,9 @@ func (c *Conn) handle(reps []protocol.Reply) {
 			c.mu.Unlock()
 		}
 		c.opts.Logger.Warn("conn: reply with unknown opaque", "addr", c.addr, "opaque", rep.Opaque)
+	}
+	if f := c.opts.AfterReplies; f != nil {
+		f(c)
 	}
 	clear(reps) // drop the bodies' references to the read buffer
 }

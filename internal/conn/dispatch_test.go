@@ -23,13 +23,8 @@ func TestManyRepliesInOneReadThenMalformedFrame(t *testing.T) {
 	addr := serveConns(t, func(nc net.Conn) {
 		r := bufio.NewReader(nc)
 		var out strings.Builder
-		for i := 0; i < n; i++ {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return
-			}
-			op := lastTok(strings.TrimSpace(line))
-			fmt.Fprintf(&out, "result 200 %d %s\r\n%s", len(op), op, op)
+		if !echoResults(r, &out, n) {
+			return
 		}
 		_, _ = r.ReadString('\n') // the last request: never answered
 		out.WriteString("bogus frame\r\n")
@@ -73,6 +68,20 @@ func (e *orderEcho) HandleReply(rep *protocol.Reply, err error) {
 	e.echo.HandleReply(rep, err)
 }
 
+// echoResults reads n request lines from r and appends to out, for each, a
+// 200 result whose body is the request's opaque; false when r ends first.
+func echoResults(r *bufio.Reader, out *strings.Builder, n int) bool {
+	for i := 0; i < n; i++ {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return false
+		}
+		op := lastTok(strings.TrimSpace(line))
+		fmt.Fprintf(out, "result 200 %d %s\r\n%s", len(op), op, op)
+	}
+	return true
+}
+
 type errHandler chan error
 
 func (h errHandler) HandleReply(_ *protocol.Reply, err error) { h <- err }
@@ -101,4 +110,48 @@ func serveConns(t *testing.T, serve func(nc net.Conn)) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// AfterReplies runs on the reader goroutine after the handlers of each
+// batch of replies, and sees what they left in ReaderLocal: every reply is
+// counted in exactly one call, no call covers more than one dispatch batch
+// (64), and a read of 300 replies takes several calls.
+func TestAfterRepliesFollowsEachBatch(t *testing.T) {
+	const n = 300
+	addr := serveConns(t, func(nc net.Conn) {
+		r := bufio.NewReader(nc)
+		var out strings.Builder
+		if !echoResults(r, &out, n) {
+			return
+		}
+		_, _ = nc.Write([]byte(out.String()))
+		_, _ = r.ReadString('\n') // wait for the client to hang up
+	})
+	batches := make(chan int, n)
+	c := dial(t, addr, conn.Options{HeartbeatInterval: -1, AfterReplies: func(c *conn.Conn) {
+		k, _ := (*c.ReaderLocal()).(int)
+		*c.ReaderLocal() = 0
+		batches <- k
+	}})
+	h := &localCounter{c: c}
+	for i := 0; i < n; i++ {
+		require.NoError(t, c.Start(versionLike{}, h))
+	}
+	got := 0
+	for got < n {
+		k := <-batches
+		require.LessOrEqual(t, k, 64)
+		got += k
+	}
+	require.Equal(t, n, got)
+}
+
+// localCounter counts replies in its connection's ReaderLocal.
+type localCounter struct{ c *conn.Conn }
+
+func (h *localCounter) HandleReply(_ *protocol.Reply, err error) {
+	if err == nil {
+		k, _ := (*h.c.ReaderLocal()).(int)
+		*h.c.ReaderLocal() = k + 1
+	}
 }

@@ -3,7 +3,6 @@ package conn
 import (
 	"io"
 	"syscall"
-	"time"
 )
 
 // Socket I/O and inline writes. On Linux reads and writes use rawio (no
@@ -50,7 +49,7 @@ func (c *Conn) writeInline() {
 	c.mu.Unlock()
 	n, _ := c.writeRaw(buf, false)
 	if n > 0 {
-		c.lastWrite.Store(time.Now().UnixNano())
+		c.lastWrite.Store(Now())
 	}
 	if n == len(buf) {
 		c.wrote(buf)

@@ -51,6 +51,46 @@ func (h *Hist) Add(d time.Duration) {
 	}
 }
 
+// Run adds durations to a Hist from one goroutine with one atomic add per
+// run of consecutive durations in the same bucket instead of one per
+// duration (the acknowledgements of one read are mostly alike). Flush
+// publishes what it holds. The zero value is ready; a Run is not safe for
+// concurrent use.
+type Run struct {
+	h   *Hist
+	i   int    // the run's bucket
+	n   uint64 // durations in the run
+	max int64  // the largest since the last Flush
+}
+
+// Add counts d (a negative one as 0) into h.
+func (r *Run) Add(h *Hist, d time.Duration) {
+	d = max(d, 0)
+	i := bucketOf(uint64(d))
+	if r.n > 0 && (i != r.i || h != r.h) {
+		r.flushRun()
+	}
+	r.h, r.i = h, i
+	r.n++
+	r.max = max(r.max, int64(d))
+}
+
+// flushRun adds the current run to its histogram.
+func (r *Run) flushRun() {
+	r.h.b[r.i].Add(r.n)
+	r.n = 0
+	for m := r.h.max.Load(); r.max > m && !r.h.max.CompareAndSwap(m, r.max); m = r.h.max.Load() {
+	}
+	r.max = 0
+}
+
+// Flush adds what the run holds to its histogram.
+func (r *Run) Flush() {
+	if r.n > 0 {
+		r.flushRun()
+	}
+}
+
 // Max is the largest duration added (exact).
 func (h *Hist) Max() time.Duration { return time.Duration(h.max.Load()) }
 

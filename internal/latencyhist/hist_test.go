@@ -91,3 +91,31 @@ func TestStamp(t *testing.T) {
 		t.Fatal("a payload shorter than the header")
 	}
 }
+
+// A Run adds the same counts and maximum as Add, across bucket changes and
+// histograms, once flushed.
+func TestRunMatchesAdd(t *testing.T) {
+	var direct, viaRun, other Hist
+	var r Run
+	ds := []time.Duration{5, 5, 1000, 1003, 1000, -3, 70000, 5, 1 << 40}
+	for i, d := range ds {
+		direct.Add(d)
+		r.Add(&viaRun, d)
+		if i == 4 {
+			r.Add(&other, 9) // a run into another histogram in between
+		}
+	}
+	r.Flush()
+	r.Flush() // idempotent
+	if a, b := direct.Count(), viaRun.Count(); a != b || a != uint64(len(ds)) {
+		t.Fatalf("counts %d, %d", a, b)
+	}
+	if direct.Max() != viaRun.Max() || other.Count() != 1 || other.Max() != 9 {
+		t.Fatalf("max %v vs %v, other %d %v", direct.Max(), viaRun.Max(), other.Count(), other.Max())
+	}
+	for i := range direct.b {
+		if direct.b[i].Load() != viaRun.b[i].Load() {
+			t.Fatalf("bucket %d: %d vs %d", i, direct.b[i].Load(), viaRun.b[i].Load())
+		}
+	}
+}

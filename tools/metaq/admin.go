@@ -163,6 +163,7 @@ type brokerCollector struct {
 	panics, buffered, paused                           *prometheus.Desc
 	replLag, replInSync                                *prometheus.Desc
 	putBatches, putsJoined                             *prometheus.Desc
+	clogUp, clogBytes, clogCommits, clogCheckpoints    *prometheus.Desc
 }
 
 func newBrokerCollector(b snapshotter) *brokerCollector {
@@ -203,6 +204,11 @@ func newBrokerCollector(b snapshotter) *brokerCollector {
 		replInSync:  d("replica_in_sync", "On a master: 1 while a follower is in the in-sync set.", "member"),
 		putBatches:  d("put_batches_total", "Store appends made for puts (one per connection read and partition, unless the puts joined a batch still queued); puts_total / put_batches_total is the mean batch."),
 		putsJoined:  d("puts_joined_total", "Puts added to a batch of the same connection still waiting in the partition's queue."),
+		clogUp: d("commit_log_up", "1 while commit cycles of several partitions of a data directory commit through its commit log; "+
+			"0 when it is off (commitLog=false) or turned itself off after an I/O error (then cycles sync their segments; see the broker log).", "dir"),
+		clogBytes:       d("commit_log_bytes_total", "Bytes appended to a data directory's commit log.", "dir"),
+		clogCommits:     d("commit_log_commits_total", "Commit cycles made durable by one fdatasync of a data directory's commit log.", "dir"),
+		clogCheckpoints: d("commit_log_checkpoints_total", "Checkpoints (one syncfs, then the covered log files removed) of a data directory's commit log.", "dir"),
 	}
 }
 
@@ -211,7 +217,8 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.uptime, c.serving, c.puts, c.gets, c.offsets, c.putBytes,
 		c.getBytes, c.getMisses, c.putFailures, c.txBegin, c.txCommit, c.txRollb, c.conns, c.connsTotal,
 		c.partitions, c.zkState, c.zkUp, c.topicMsgs, c.topicBytes, c.topicPuts, c.topicGets,
-		c.partMin, c.partMax, c.partMsgs, c.partFailed, c.panics, c.buffered, c.paused, c.replLag, c.replInSync, c.putBatches, c.putsJoined} {
+		c.partMin, c.partMax, c.partMsgs, c.partFailed, c.panics, c.buffered, c.paused, c.replLag, c.replInSync, c.putBatches, c.putsJoined,
+		c.clogUp, c.clogBytes, c.clogCommits, c.clogCheckpoints} {
 		ch <- d
 	}
 }
@@ -251,6 +258,12 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.zkState, b2f(st == s.ZooKeeper.State), st)
 	}
 	gauge(c.zkUp, b2f(s.ZooKeeper.Connected))
+	for _, l := range s.CommitLogs {
+		gauge(c.clogUp, b2f(l.On), l.Dir)
+		counter(c.clogBytes, l.Bytes, l.Dir)
+		counter(c.clogCommits, l.Commits, l.Dir)
+		counter(c.clogCheckpoints, l.Checkpoints, l.Dir)
+	}
 	for _, t := range s.Topics {
 		gauge(c.topicMsgs, float64(t.Messages), t.Topic)
 		gauge(c.topicBytes, float64(t.Bytes), t.Topic)

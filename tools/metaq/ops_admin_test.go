@@ -100,6 +100,10 @@ func TestAdminMetricsFromBrokerSnapshot(t *testing.T) {
 	}
 
 	mfs := scrape(t, a.Addr())
+	logs := b.Snapshot().CommitLogs
+	if len(logs) != 1 {
+		t.Fatalf("commit logs in the snapshot: %+v, want the data directory's", logs)
+	}
 	for _, tc := range []struct {
 		name   string
 		labels []string
@@ -123,6 +127,10 @@ func TestAdminMetricsFromBrokerSnapshot(t *testing.T) {
 		{"metaq_serving", nil, 1},
 		{"metaq_handler_panics_total", nil, 0},
 		{"metaq_paused_connections", nil, 0},
+		// Puts to one partition are fdatasynced without the commit log.
+		{"metaq_commit_log_up", []string{"dir", logs[0].Dir}, 1},
+		{"metaq_commit_log_commits_total", []string{"dir", logs[0].Dir}, 0},
+		{"metaq_commit_log_bytes_total", []string{"dir", logs[0].Dir}, 0},
 	} {
 		if got := metricValue(t, mfs, tc.name, tc.labels...); got != tc.want {
 			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)

@@ -95,6 +95,19 @@ func TestSegmentsTornTailIsNotCorruption(t *testing.T) {
 	if !strings.Contains(out, "torn tail") || !strings.Contains(out, "offset 116") {
 		t.Errorf("torn tail:\n%s", out)
 	}
+	if strings.Contains(out, "commit log") {
+		t.Errorf("no commit log is pending:\n%s", out)
+	}
+
+	// A commit log left by an unclean stop is named: the next start writes
+	// it back first, so the torn tail may yet be restored.
+	if err := os.WriteFile(filepath.Join(dir, "commit-00000000000000000001.log"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = mustMetaq(t, "segments", "verify", dir)
+	if !strings.Contains(out, "1 commit log file(s) not yet replayed") || !strings.Contains(out, "commit-00000000000000000001.log") {
+		t.Errorf("pending commit log not reported:\n%s", out)
+	}
 }
 
 func TestSegmentsUsage(t *testing.T) {

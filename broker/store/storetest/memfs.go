@@ -113,6 +113,19 @@ func (m *MemFS) Crash(torn *rand.Rand) *MemFS {
 	return m.crashed
 }
 
+// Clone returns a copy of what is durable in m now (as Crash would, without
+// a torn tail); m goes on working.
+func (m *MemFS) Clone() *MemFS {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	torn := m.torn
+	m.torn = nil
+	n := NewMemFS()
+	n.root = m.cloneDurable(m.root)
+	m.torn = torn
+	return n
+}
+
 func (m *MemFS) crashLocked() {
 	if m.dead {
 		return
