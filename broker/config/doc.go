@@ -101,7 +101,7 @@
 //	                       made durable by one append + fdatasync of the data directory's
 //	                       commit log instead of syncing each segment (or the file system
 //	                       with syncfs from 4 partitions on); the segments
-//	                       are synced by a checkpoint every 128 MiB of log (broker/store
+//	                       are synced by a checkpoint every 16 MiB of log (broker/store
 //	                       doc.go, "Commit log"). false = every cycle syncs its segments.
 //	                       Logs left by an earlier run are replayed either way
 //

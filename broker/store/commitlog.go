@@ -33,7 +33,7 @@ const (
 	commitLogNameFormat = "commit-%020d.log"
 	commitRecordMagic   = 0x4d514352 // "MQCR"
 	commitRecordHeader  = 12         // magic, payload length, CRC
-	defaultCommitLogMax = 128 << 20
+	defaultCommitLogMax = 16 << 20
 	defaultCommitLogMin = 2
 )
 

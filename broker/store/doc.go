@@ -165,9 +165,10 @@
 // (syncfs: every segment write a record of an older file covers was made
 // before that file was left), then removes the older files and fsyncs the
 // directory. It runs in the background when the current file passes
-// Options.CommitLogMaxBytes (128 MiB), before every truncation (so no
-// record of cut bytes can be replayed over what is appended there later),
-// and at Close, which leaves no log. A segment roll fsyncs the closed
+// Options.CommitLogMaxBytes (16 MiB: small checkpoints keep the write-back
+// bursts, and the commit stalls behind them, short), before every
+// truncation (so no record of cut bytes can be replayed over what is
+// appended there later), and at Close, which leaves no log. A segment roll fsyncs the closed
 // segment as before. Writes that fsync by themselves, and cycles of fewer
 // partitions, log nothing. The log needs a file system that syncs itself
 // with one call reporting errors (FilesystemSyncer; Linux ≥ 5.8), else it
