@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 )
@@ -85,6 +86,16 @@ func parsePutResultFast(body []byte) (msgID int64, partition int32, offset int64
 		}
 		start := i
 		var u uint64
+		// Eight digits at a time while the field has them (a message ID
+		// has 19, an offset 6 to 12): 20 digits or more fail below.
+		for i+8 <= len(body) && i-start <= 8 {
+			x := binary.LittleEndian.Uint64(body[i:])
+			if !eightDigits(x) {
+				break
+			}
+			u = u*1e8 + eightDigitsValue(x)
+			i += 8
+		}
 		for ; i < len(body) && body[i] != ' '; i++ {
 			d := body[i] - '0'
 			if d > 9 {

@@ -161,6 +161,20 @@ func TestParsePutResultFastPathAgrees(t *testing.T) {
 		}
 		cases = append(cases, string(b))
 	}
+	// Long runs of digits: the fast path's eight-at-a-time steps, at every
+	// alignment, up to and past the 19 digits an int64 holds.
+	const digitHeavy = "01234567890123456789012345678 /:"
+	for range 20000 {
+		b := make([]byte, rng.Intn(64))
+		for i := range b {
+			b[i] = digitHeavy[rng.Intn(len(digitHeavy))]
+		}
+		cases = append(cases, string(b))
+	}
+	for _, n := range []int{1, 7, 8, 9, 15, 16, 17, 18, 19, 20, 24, 25} {
+		f := strings.Repeat("9", n)
+		cases = append(cases, f+" 0 0", "0 0 "+f, "1 "+f+" 2", f[:n-1]+"8 12345678 87654321")
+	}
 	for _, c := range cases {
 		id, p, off, err := ParsePutResult([]byte(c))
 		wid, wp, woff, ok := general(c)
