@@ -160,7 +160,7 @@ func (p *Producer) brokerForLocked(addr string) *broker {
 }
 
 // route is the producer's routing table for one topic at one version of the
-// topology. It is immutable.
+// topology. It is immutable but for changed.
 type route struct {
 	topic   string
 	version uint64
@@ -172,6 +172,26 @@ type route struct {
 	keySpace   []Partition
 	live       []bool
 	keyBrokers []*broker
+	// changed is the topology's Changed channel taken just before the read
+	// this route matches: while it stays open the route is current, which
+	// a send checks without asking the topology (an interface call, a map
+	// lookup and a copy per message otherwise).
+	changed atomic.Pointer[<-chan struct{}]
+}
+
+// current reports whether the topology has not changed since the route was
+// last matched with it.
+func (rt *route) current() bool {
+	ch := rt.changed.Load()
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-*ch:
+		return false
+	default:
+		return true
+	}
 }
 
 // routeFor returns the routing table of topic, rebuilt when the topology changed.
@@ -181,6 +201,12 @@ func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
 	if rt == nil || rt.topic != topic {
 		rt = p.routes.get(topic) // a map lookup: skipped while the topic stays the same
 	}
+	if rt != nil && rt.current() {
+		if rt != last {
+			p.lastRoute.Store(rt)
+		}
+		return rt, nil
+	}
 	if rt == nil {
 		// The topic's first load may wait on ZooKeeper: give up at Close too.
 		mctx, cancel := context.WithCancel(ctx)
@@ -189,11 +215,13 @@ func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
 		defer stop()
 		ctx = mctx
 	}
+	changed := p.topo.Changed() // before the read: a change after it closes this
 	tp, err := p.topo.Partitions(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
 	if rt != nil && rt.version == tp.Version {
+		rt.changed.Store(&changed)
 		if rt != last {
 			p.lastRoute.Store(rt)
 		}
@@ -202,6 +230,7 @@ func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if rt = p.routes.get(topic); rt != nil && rt.version == tp.Version {
+		rt.changed.Store(&changed)
 		p.lastRoute.Store(rt)
 		return rt, nil
 	}
@@ -239,6 +268,7 @@ func (p *Producer) routeFor(ctx context.Context, topic string) (*route, error) {
 	for _, cp := range nrt.parts {
 		nrt.brokers = append(nrt.brokers, p.brokerForLocked(cp.Addr))
 	}
+	nrt.changed.Store(&changed)
 	p.routes.setLocked(topic, nrt)
 	p.lastRoute.Store(nrt)
 	return nrt, nil
