@@ -67,7 +67,7 @@ func startServer(b *Broker) (*server, error) {
 	b.srv = s // before any callback can read it
 	addrs := []string{"tcp://" + b.opts.ListenAddr}
 	if b.opts.TLS != nil {
-		front, err := newTLSFront(b)
+		front, err := newTLSFront(s)
 		if err != nil {
 			b.srv = nil
 			return nil, err
@@ -187,18 +187,38 @@ func (s *server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 // admitIP counts cn against maxConnectionsPerIp and tracks it, or returns
 // the refusal to send before closing it.
 func (s *server) admitIP(cn *conn) []byte {
-	perIP := s.b.opts.MaxConnectionsPerIP
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
-	if perIP > 0 && s.perIP[cn.ip] >= perIP {
-		s.b.log.Warn("connection refused: too many connections from one address", "remote", cn.remote, "limit", perIP)
+	if !s.countIPLocked(cn.ip, cn.remote) {
 		return protocol.AppendResultString(nil, protocol.CodeUnavailable, 0,
-			fmt.Sprintf("too many connections from %s (limit %d): close idle ones, or raise maxConnectionsPerIp", cn.ip, perIP))
+			fmt.Sprintf("too many connections from %s (limit %d): close idle ones, or raise maxConnectionsPerIp", cn.ip, s.b.opts.MaxConnectionsPerIP))
 	}
-	s.perIP[cn.ip]++
 	cn.ipCounted = true
 	s.addConnLocked(cn)
 	return nil
+}
+
+// countIPLocked counts one more connection from ip against
+// maxConnectionsPerIp (> 0; otherwise unlimited), or logs the refusal and
+// returns false. Plaintext connections are counted by admitIP, TLS ones
+// by the TLS front at accept, before the handshake (their relayed engine
+// connections are not counted again). uncountIPLocked undoes it. Caller
+// holds connsMu.
+func (s *server) countIPLocked(ip, remote string) bool {
+	if limit := s.b.opts.MaxConnectionsPerIP; limit > 0 && s.perIP[ip] >= limit {
+		s.b.log.Warn("connection refused: too many connections from one address", "remote", remote, "limit", limit)
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+// uncountIPLocked releases a connection counted by countIPLocked. Caller
+// holds connsMu.
+func (s *server) uncountIPLocked(ip string) {
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
 }
 
 // addConnLocked tracks cn; the first connection arms the reaper. Caller
@@ -244,9 +264,7 @@ func (s *server) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	s.connsMu.Lock()
 	delete(s.conns, cn)
 	if cn.ipCounted {
-		if s.perIP[cn.ip]--; s.perIP[cn.ip] <= 0 {
-			delete(s.perIP, cn.ip)
-		}
+		s.uncountIPLocked(cn.ip)
 	}
 	s.connsMu.Unlock()
 	if s.b.tx != nil {

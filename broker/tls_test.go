@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,13 +160,115 @@ func TestTLSMutualPrincipalAndLimits(t *testing.T) {
 	tlsPutGet(t, alice, "mtls", 10, "from alice")
 
 	// maxConnectionsPerIp counts the client's address, not the relay's.
-	c, err := tls.Dial("tcp", b.Addr(), &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert(ca, "bob")}})
+	received, err := handshake(t, b.Addr(), &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert(ca, "bob")}})
+	require.Error(t, err, "bob is over the limit")
+	require.Zero(t, received, "refused before the handshake")
+}
+
+// countingConn counts the bytes read from the server.
+type countingConn struct {
+	net.Conn
+	n atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// handshake runs a TLS handshake with addr and returns the bytes the
+// server sent: 0 when it closed the connection without a ServerHello.
+func handshake(t testing.TB, addr string, cfg *tls.Config) (received int64, err error) {
+	t.Helper()
+	raw, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	require.NoError(t, err)
-	bob := &brokertest.Client{Conn: c, R: bufio.NewReader(c)}
-	t.Cleanup(func() { c.Close() })
-	r := expectReply(t, bob, protocol.CodeUnavailable, 0)
-	require.Contains(t, string(r.body), "too many connections from 127.0.0.1")
-	expectClosed(t, bob, 10*time.Second)
+	defer raw.Close()
+	require.NoError(t, raw.SetDeadline(time.Now().Add(30*time.Second)))
+	cc := &countingConn{Conn: raw}
+	cfg = cfg.Clone()
+	cfg.ServerName = "127.0.0.1"
+	err = tls.Client(cc, cfg).Handshake()
+	return cc.n.Load(), err
+}
+
+// waitTLSRelays waits until the TLS front holds n connections (and so n
+// counts against maxConnectionsPerIp).
+func waitTLSRelays(t testing.TB, b *broker.Broker, n int64) {
+	t.Helper()
+	require.Eventually(t, func() bool { return b.TLSRelays() == n }, 30*time.Second, 10*time.Millisecond,
+		"want %d TLS connections, have %d", n, b.TLSRelays())
+}
+
+// maxConnectionsPerIp is applied when the TLS front accepts, before the
+// handshake; the engine does not count the relayed connection again, and
+// the plaintext port shares the count.
+func TestTLSPerIPLimitBeforeHandshake(t *testing.T) {
+	ca := tlstest.NewCA(t, "ca")
+	b := startTLSBroker(t, newTLSFiles(t, ca), "", func(o *broker.Options) {
+		o.MaxConnectionsPerIP = 2
+		o.PlaintextAddr = "127.0.0.1:0"
+	})
+	cfg := &tls.Config{RootCAs: ca.Pool()}
+	first, err := dialTLS(t, b.Addr(), cfg)
+	require.NoError(t, err)
+	second, err := dialTLS(t, b.Addr(), cfg)
+	require.NoError(t, err, "the second connection is within the limit")
+	tlsPutGet(t, first, "perip", 10, "first")
+	tlsPutGet(t, second, "perip", 20, "second")
+
+	received, err := handshake(t, b.Addr(), cfg)
+	require.Error(t, err, "the third connection from 127.0.0.1 is refused")
+	require.Zero(t, received, "refused before the handshake: the broker sent no ServerHello")
+	plain := brokertest.Dial(t, b.PlaintextAddr())
+	r := expectReply(t, plain, protocol.CodeUnavailable, 0)
+	require.Contains(t, string(r.body), "too many connections from 127.0.0.1 (limit 2)")
+	expectClosed(t, plain, 10*time.Second)
+
+	require.NoError(t, first.Close())
+	waitTLSRelays(t, b, 1)
+	third, err := dialTLS(t, b.Addr(), cfg)
+	require.NoError(t, err, "a freed slot is available again")
+	tlsPutGet(t, third, "perip", 30, "third")
+	tlsPutGet(t, second, "perip", 40, "second again")
+}
+
+// Handshakes in progress count against maxConnectionsPerIp, and every
+// failed handshake (timeout, untrusted certificate, plaintext client)
+// releases its count: a leak would lock the address out.
+func TestTLSPerIPLimitCountsHandshakesAndReleasesFailures(t *testing.T) {
+	ca, other := tlstest.NewCA(t, "ca"), tlstest.NewCA(t, "other")
+	b := startTLSBroker(t, newTLSFiles(t, ca), "", func(o *broker.Options) {
+		o.MaxConnectionsPerIP = 2
+		o.TLSHandshakeTimeout = 2 * time.Second
+	})
+	// Two clients that never send a ClientHello: both handshakes wait.
+	silent := []*brokertest.Client{brokertest.Dial(t, b.Addr()), brokertest.Dial(t, b.Addr())}
+	waitTLSRelays(t, b, 2)
+	received, err := handshake(t, b.Addr(), &tls.Config{RootCAs: ca.Pool()})
+	require.Error(t, err, "a third handshake from 127.0.0.1 is refused")
+	require.Zero(t, received, "refused before the handshake: the broker sent no ServerHello")
+	for _, c := range silent {
+		expectClosed(t, c, 30*time.Second) // the handshake timeout
+	}
+	waitTLSRelays(t, b, 0)
+
+	for i := range 3 { // more failures than the limit
+		_, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: other.Pool()})
+		require.ErrorContains(t, err, "certificate signed by unknown authority", "attempt %d", i)
+		waitTLSRelays(t, b, 0)
+		c := brokertest.Dial(t, b.Addr())
+		c.Send(t, "version 1\r\n")
+		r := expectReply(t, c, protocol.CodeUnavailable, 0)
+		require.Contains(t, string(r.body), "requires TLS", "attempt %d", i)
+		expectClosed(t, c, 10*time.Second)
+		waitTLSRelays(t, b, 0)
+	}
+	for i := range 2 {
+		c, err := dialTLS(t, b.Addr(), &tls.Config{RootCAs: ca.Pool()})
+		require.NoError(t, err, "connection %d within the limit after the failures", i)
+		tlsPutGet(t, c, "released", int32(10*(i+1)), "ok")
+	}
 }
 
 func TestTLSPlaintextPort(t *testing.T) {

@@ -33,8 +33,10 @@ import (
 // preamble, carries a per-process secret, the client's address and the
 // verified client certificate's CommonName; conn.relayHello checks it
 // before any request is decoded, so every limit, log line and principal
-// of the connection is the real client's. The relay does no per-message
-// work: two goroutines copy with 64 KiB buffers.
+// of the connection is the real client's. The connection limits that
+// protect the handshake itself (maxConnections, maxConnectionsPerIp) are
+// applied at accept, before it. The relay does no per-message work: two
+// goroutines copy with 64 KiB buffers.
 
 const (
 	relayMagic      = "METAQ-RELAY"
@@ -50,6 +52,7 @@ var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); ret
 // tlsFront accepts TLS connections and relays them to the gnet engine.
 type tlsFront struct {
 	b      *Broker
+	s      *server // counts the client addresses (maxConnectionsPerIp)
 	ln     net.Listener
 	cfg    *tls.Config
 	dir    string // private directory holding the unix socket
@@ -68,7 +71,8 @@ type tlsFront struct {
 
 // newTLSFront binds ListenAddr and prepares the relay socket's directory;
 // start begins accepting once gnet listens on the socket.
-func newTLSFront(b *Broker) (*tlsFront, error) {
+func newTLSFront(s *server) (*tlsFront, error) {
+	b := s.b
 	secret := make([]byte, 16)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("broker: TLS relay secret: %w", err)
@@ -82,7 +86,7 @@ func newTLSFront(b *Broker) (*tlsFront, error) {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("broker: listen on %s: %w (is another broker using the port? change serverPort)", b.opts.ListenAddr, err)
 	}
-	return &tlsFront{b: b, ln: ln, cfg: b.opts.TLS.Config(), dir: dir, sock: filepath.Join(dir, relaySocket),
+	return &tlsFront{b: b, s: s, ln: ln, cfg: b.opts.TLS.Config(), dir: dir, sock: filepath.Join(dir, relaySocket),
 		secret: hex.EncodeToString(secret), conns: map[net.Conn]struct{}{}, raws: map[uint64]net.Conn{}}, nil
 }
 
@@ -158,20 +162,44 @@ func (f *tlsFront) acceptLoop() {
 			_ = c.Close()
 			continue
 		}
+		// maxConnectionsPerIp too, counted until serve ends (with the
+		// client's connection); the engine does not count relays again.
+		ip := remoteIP(c.RemoteAddr())
+		if !f.countIP(ip, c.RemoteAddr().String()) {
+			_ = c.Close()
+			continue
+		}
 		if !f.track(c) {
+			f.uncountIP(ip)
 			_ = c.Close()
 			return
 		}
 		f.active.Add(1)
 		f.wg.Add(1)
-		go f.serve(c)
+		go f.serve(c, ip)
 	}
 }
 
-// serve runs one connection: handshake, preamble, relay.
-func (f *tlsFront) serve(raw net.Conn) {
+// countIP counts a client connection from ip against maxConnectionsPerIp
+// (server.countIPLocked); false, logged, when the limit is reached.
+func (f *tlsFront) countIP(ip, remote string) bool {
+	f.s.connsMu.Lock()
+	defer f.s.connsMu.Unlock()
+	return f.s.countIPLocked(ip, remote)
+}
+
+func (f *tlsFront) uncountIP(ip string) {
+	f.s.connsMu.Lock()
+	f.s.uncountIPLocked(ip)
+	f.s.connsMu.Unlock()
+}
+
+// serve runs one connection counted against ip by acceptLoop: handshake,
+// preamble, relay.
+func (f *tlsFront) serve(raw net.Conn, ip string) {
 	defer f.wg.Done()
 	defer f.active.Add(-1) // added by acceptLoop
+	defer f.uncountIP(ip)  // before active: TLSRelays() == 0 means released
 	defer f.untrack(raw)
 	if tc, ok := raw.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
@@ -289,7 +317,7 @@ func relayHello(secret string, id uint64, remote, principal string) []byte {
 
 // relayHello reads the TLS front's preamble of a relayed connection (loop
 // only). done is false while the connection must not go on: the preamble
-// is incomplete (action None) or invalid or refused (action Close).
+// is incomplete (action None) or invalid (action Close).
 func (cn *conn) relayHello() (action gnet.Action, done bool) {
 	buf, _ := cn.gc.Peek(-1)
 	end := bytes.IndexByte(buf, '\n')
@@ -329,11 +357,7 @@ func (cn *conn) relayHello() (action gnet.Action, done bool) {
 	cn.s.connsMu.Unlock()
 	cn.b.log.Debug("TLS client connected", "remote", remote, "principal", principal)
 	_, _ = cn.gc.Discard(end + 1)
-	cn.relayPending = false
-	if refusal := cn.s.admitIP(cn); refusal != nil {
-		_, _ = cn.gc.Write(refusal)
-		return gnet.Close, false
-	}
+	cn.relayPending = false // the front counted the client's address (maxConnectionsPerIp) at accept
 	return gnet.None, true
 }
 
