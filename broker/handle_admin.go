@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/metaq-go/metaq/broker/replica"
 	"github.com/metaq-go/metaq/protocol"
 )
 
@@ -14,7 +15,14 @@ func (cn *conn) handleStats(r *protocol.StatsRequest) {
 	cn.dispatch(opaque, 0, func() {
 		defer cn.finishRead(0)
 		runHook(&protocol.StatsRequest{Item: item, OpaqueID: opaque}, false)
-		body := cn.b.statsBody(item)
+		var body []byte
+		if item == replica.StatsItem && cn.replica != nil {
+			// A follower's periodic read of the partition list: without the
+			// per-follower lines, whose lag walks every partition.
+			body = cn.b.replicationStateBody()
+		} else {
+			body = cn.b.statsBody(item)
+		}
 		if body == nil {
 			body = protocol.AppendStatsBody(nil, nil)
 		}

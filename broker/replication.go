@@ -40,7 +40,8 @@ type ReplicationOptions struct {
 	// MasterAddr is host:port of the master to follow at start (without
 	// ZooKeeper); empty = the failover driver decides.
 	MasterAddr string
-	// FollowerMaxWait is the follower's long-poll wait; default 500 ms.
+	// FollowerMaxWait is the follower's long-poll wait of a caught-up
+	// partition; default replica.DefaultFollowerMaxWait (20 s).
 	FollowerMaxWait time.Duration
 	// MasterTLS, when set, makes the follower connect to its master over TLS
 	// (internal/tlsconf.Client builds one; the master's host is the server
@@ -425,12 +426,7 @@ func (b *Broker) replicationStats(add func(k string, v any)) {
 	} else {
 		add("role", fmt.Sprintf("master epoch %d", b.repl.epoch.Load()))
 	}
-	for _, p := range b.store.Partitions() {
-		add("partition", replica.PartitionLine(replica.Partition{Topic: p.Topic(), Part: p.ID()}, p.End()))
-	}
-	for _, e := range b.repl.history.Entries() {
-		add("epoch", replica.FormatEpochLine(e))
-	}
+	b.replicationState(func(k, v string) { add(k, v) })
 	if t := b.repl.tracker.Load(); t != nil {
 		for _, f := range t.Stats() {
 			mode := protocol.ReplicateAsync
@@ -441,6 +437,28 @@ func (b *Broker) replicationStats(add func(k string, v any)) {
 				f.Member, mode, f.InSync, f.AckedBytes, f.LagBytes, f.Lag.Milliseconds()))
 		}
 	}
+}
+
+// replicationState adds the lines a follower reads (replica.ParseState):
+// every partition with its durable end, and the epoch history.
+func (b *Broker) replicationState(add func(k, v string)) {
+	for _, p := range b.store.Partitions() {
+		add("partition", replica.PartitionLine(replica.Partition{Topic: p.Topic(), Part: p.ID()}, p.End()))
+	}
+	for _, e := range b.repl.history.Entries() {
+		add("epoch", replica.FormatEpochLine(e))
+	}
+}
+
+// replicationStateBody is the `stats replication` reply to a follower's
+// stream: the role line and replicationState, without the per-follower
+// lines (whose lag walks every partition) that only operators read.
+func (b *Broker) replicationStateBody() []byte {
+	var lines []protocol.StatsLine
+	add := func(k, v string) { lines = append(lines, protocol.StatsLine{Key: k, Value: v}) }
+	add("role", fmt.Sprintf("master epoch %d", b.repl.epoch.Load()))
+	b.replicationState(add)
+	return protocol.AppendStatsBody(nil, lines)
 }
 
 // replicaPutError maps the sync gate's refusals to put replies.

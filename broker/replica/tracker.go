@@ -106,7 +106,14 @@ type peer struct {
 	streams  int // attached replication streams
 	since    time.Time
 	acked    map[Partition]int64
-	caughtUp map[Partition]time.Time // last time acked reached the master's end
+	caughtUp map[Partition]time.Time // last time the follower was known to be at the master's end
+	// atEnd holds the partitions where the last acknowledgement reached the
+	// master's end and no advance of the end was seen since: the follower
+	// stays caught up there until the next Appended, however long its
+	// long-poll fetch is parked, so a follower idle for longer than
+	// MaxDelay does not look lagging the moment new data arrives (lag counts
+	// from that moment, not from its last fetch).
+	atEnd map[Partition]bool
 }
 
 type waiter struct {
@@ -150,7 +157,8 @@ func sortedSet(s []int) []int {
 func (t *Tracker) peerLocked(member int, isSync bool) *peer {
 	p := t.followers[member]
 	if p == nil {
-		p = &peer{member: member, sync: isSync, since: t.opts.Now(), acked: map[Partition]int64{}, caughtUp: map[Partition]time.Time{}}
+		p = &peer{member: member, sync: isSync, since: t.opts.Now(), acked: map[Partition]int64{}, caughtUp: map[Partition]time.Time{},
+			atEnd: map[Partition]bool{}}
 		t.followers[member] = p
 	}
 	return p
@@ -197,6 +205,9 @@ func (t *Tracker) Ack(member int, part Partition, offset int64) {
 	now := t.opts.Now()
 	if offset >= t.opts.End(part) {
 		p.caughtUp[part] = now
+		p.atEnd[part] = true
+	} else {
+		delete(p.atEnd, part)
 	}
 	var ready []func(error)
 	counts := slices.Contains(t.inSync, member) || slices.Contains(t.joining, member)
@@ -214,8 +225,10 @@ func (t *Tracker) Ack(member int, part Partition, offset int64) {
 	}
 }
 
-// Appended records that part's End advanced: the next check looks at it.
-// Cheap when no follower is watched (one atomic load); it must not block.
+// Appended records that part's End advanced: the next check looks at it,
+// and a follower that was at the end until now falls behind from now (see
+// peer.atEnd). Cheap when no follower is watched (one atomic load); it must
+// not block.
 func (t *Tracker) Appended(part Partition) {
 	if !t.watching.Load() {
 		return
@@ -223,6 +236,23 @@ func (t *Tracker) Appended(part Partition) {
 	t.mu.Lock()
 	if t.watching.Load() {
 		t.dirty[part] = struct{}{}
+		var now time.Time
+		for _, p := range t.followers {
+			if !p.atEnd[part] {
+				continue
+			}
+			if p.streams == 0 { // detached: it waits on nothing, its lag counts from its last ack
+				delete(p.atEnd, part)
+				continue
+			}
+			if now.IsZero() {
+				now = t.opts.Now()
+			}
+			p.caughtUp[part] = now
+			if p.acked[part] < t.opts.End(part) {
+				delete(p.atEnd, part) // an Appended after the follower's ack of the new end keeps it
+			}
+		}
 	}
 	t.mu.Unlock()
 }

@@ -298,3 +298,53 @@ func BenchmarkTrackerIdleCheck10k(b *testing.B) {
 		tr.check(context.Background())
 	}
 }
+
+// A caught-up follower whose long-poll fetch stays parked for longer than
+// MaxDelay (an idle partition) is not lagging when data arrives: its lag
+// counts from the append that put it behind, not from its last fetch. It
+// still leaves the in-sync set when it then does not acknowledge for
+// MaxDelay, and a detached follower's lag counts from its last ack.
+func TestTrackerIdleFollowerLagCountsFromTheAppend(t *testing.T) {
+	p := Partition{"t", 0}
+	ends := &fakeEnds{ends: map[Partition]int64{p: 100}}
+	var mu sync.Mutex
+	clock := time.Unix(1_000_000, 0)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	tick := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	tr := NewTracker(TrackerOptions{MinSyncSlaves: 1, MaxDelay: time.Second, CheckInterval: time.Millisecond,
+		End: ends.end, Partitions: ends.parts, Now: now})
+	defer tr.Close()
+	detach := tr.Attach(1, true)
+	tr.Ack(1, p, 100) // its fetch at the end, then parked
+	eventually(t, "member 1 in sync", func() bool { return len(tr.InSync()) == 1 })
+	waitChecks := func(k int64) {
+		t.Helper()
+		c := tr.checks.Load()
+		eventually(t, "more checks", func() bool { return tr.checks.Load() >= c+k })
+	}
+
+	tick(time.Hour) // idle: the fetch stays parked
+	advance(tr, ends, p, 200)
+	waitChecks(3)
+	if len(tr.InSync()) != 1 {
+		t.Fatal("a follower parked at the end for an hour left the in-sync set the moment data arrived")
+	}
+	tr.Ack(1, p, 200) // it got the data at once
+	tick(time.Hour)
+	advance(tr, ends, p, 300)
+	tick(500 * time.Millisecond) // behind, but for less than MaxDelay
+	waitChecks(3)
+	if len(tr.InSync()) != 1 {
+		t.Fatal("left the in-sync set after lagging 500 ms (MaxDelay 1 s)")
+	}
+	tick(time.Second) // now behind for 1.5 s
+	eventually(t, "member 1 out of sync", func() bool { return len(tr.InSync()) == 0 })
+
+	// Detached at the end: an append while it is away counts from its last ack.
+	tr.Ack(1, p, 300)
+	eventually(t, "member 1 in sync again", func() bool { return len(tr.InSync()) == 1 })
+	detach()
+	tick(time.Hour)
+	advance(tr, ends, p, 400)
+	eventually(t, "detached member 1 out of sync", func() bool { return len(tr.InSync()) == 0 })
+}
