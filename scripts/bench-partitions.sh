@@ -10,6 +10,11 @@
 #   MESSAGES=4000000 RUNS=3 PARTS="1 100 1000" METAQ=bin/metaq scripts/bench-partitions.sh
 #   NOSYNC=1 scripts/bench-partitions.sh   # the bound without durability: threshold
 #                                          # mode, acks after the write, no fsync at all
+#   NOWRITE=1 scripts/bench-partitions.sh  # the bound with no storage cost at all: the
+#                                          # broker built with -tags metaq_nowrite (group
+#                                          # commit without writes or commits, acks from
+#                                          # memory; broker/store/nowrite_on.go); alternate
+#                                          # it with a normal run to compare with 1 partition
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -25,12 +30,16 @@ unflush='unflushThreshold=0'
 if [ -n "${NOSYNC:-}" ]; then unflush='unflushThreshold=1000000\nunflushInterval=100000'; fi
 if [ "$METAQ" = bin/metaq ]; then go build -o bin/metaq ./tools/metaq; fi
 tmp=$(mktemp -d)
+if [ -n "${NOWRITE:-}" ]; then
+  go build -tags metaq_nowrite -o "$tmp/metaq-nowrite" ./tools/metaq
+  BROKER=$tmp/metaq-nowrite
+fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 bport=$(free_port)
 aport=$(free_port)
 cleanup() { [ -n "${bpid:-}" ] && kill "$bpid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-echo "# metaq partitions benchmark${NOSYNC:+ (NOSYNC: no fsync, acks after the write)} $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $MESSAGES messages, binary $METAQ"
+echo "# metaq partitions benchmark${NOSYNC:+ (NOSYNC: no fsync, acks after the write)}${NOWRITE:+ (NOWRITE: broker built with -tags metaq_nowrite: no segment writes, no commit)} $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $MESSAGES messages, binary $METAQ"
 echo "# disk: $(dd if=/dev/zero of="$tmp/dd" bs=1M count=256 conv=fdatasync 2>&1 | tail -1)"; rm -f "$tmp/dd"
 cfg=$tmp/bench.ini
 {

@@ -229,7 +229,7 @@ func (c *cycler) commitAndAnswer(parts []*Partition, logged bool) {
 	var took time.Duration
 	if head != nil {
 		start := time.Now()
-		if !logged || !c.commitLogged(parts) {
+		if !benchNoWrite && (!logged || !c.commitLogged(parts)) { // benchNoWrite: no commit (nowrite_on.go)
 			c.commit.syncBatch(head)
 		}
 		took = time.Since(start)

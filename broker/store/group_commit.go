@@ -624,7 +624,10 @@ func (p *Partition) writeBuf() {
 	if w.bufBatchLo >= 0 && !p.protectBatches() {
 		return
 	}
-	_, err := w.seg.file.WriteAt(w.buf, w.pos)
+	var err error
+	if !benchNoWrite {
+		_, err = w.seg.file.WriteAt(w.buf, w.pos)
+	}
 	if err != nil && errors.Is(err, syscall.ENOSPC) {
 		if terr := w.seg.file.Truncate(w.pos); terr == nil {
 			p.log.Warn("store: disk full, append rejected", "segment", w.seg.path)
