@@ -233,6 +233,11 @@ func (j *getJob) reply(sl store.Slice, err error) {
 
 // readErrorReply maps a store read error to the reply of PROTOCOL.md §5.
 func readErrorReply(err error, offset int64, updateOffsets bool) (int32, string) {
+	// The store returns ErrCaughtUp bare (every expired long poll ends
+	// here): answered without the reflection of the errors.As below.
+	if err == store.ErrCaughtUp {
+		return protocol.CodeNotFound, ""
+	}
 	var small *store.OffsetTooSmallError
 	var large *store.OffsetTooLargeError
 	var mis *store.MisalignedOffsetError
