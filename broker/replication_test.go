@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/metaq-go/metaq/broker"
 	"github.com/metaq-go/metaq/broker/brokertest"
+	"github.com/metaq-go/metaq/broker/replica"
 	"github.com/metaq-go/metaq/broker/store"
 	"github.com/metaq-go/metaq/internal/conn"
 	"github.com/metaq-go/metaq/protocol"
@@ -312,4 +314,45 @@ func TestSlaveInThresholdFlushMode(t *testing.T) {
 		require.NoError(t, err)
 		requireHas(t, s, a)
 	}
+}
+
+// A sync slave whose fetches stay parked at the end for longer than
+// slaveMaxDelayInMills (here 3 s; the slave's long poll is the default 20 s)
+// stays in sync when the next put arrives, even while that put's
+// replication is held up (a frozen link, for less than the limit): its lag
+// counts from the put, not from its last fetch. Before, the master counted
+// from the last fetch and dropped the slave at its next lag check (the
+// put was then refused: not enough in-sync replicas). After the link
+// thaws the put is acknowledged and the slave has it.
+func TestIdleSyncSlaveStaysInSyncPastMaxDelay(t *testing.T) {
+	const maxDelay = 3 * time.Second
+	m := startMember(t, "", broker.ReplicationOptions{MinSyncSlaves: 1, MaxDelay: maxDelay})
+	px := newTCPProxy(t, m.Addr())
+	s := startMember(t, "", broker.ReplicationOptions{MemberID: 1, MasterAddr: px.Addr(), FollowerMaxWait: replica.DefaultFollowerMaxWait})
+	mc := dialT(t, m.Addr())
+	inSync := func() bool { return strings.Contains(slaveLine(t, mc, 1), "in_sync true") }
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	waitInSync(t, mc, 1, true)
+	a, err := put(ctx, mc, 0, []byte("first"))
+	require.NoError(t, err)
+	requireHas(t, s, a)
+
+	// Idle for longer than MaxDelay: the slave's gets stay parked.
+	require.Never(t, func() bool { return !inSync() }, maxDelay+500*time.Millisecond, 50*time.Millisecond,
+		"an idle caught-up slave left the in-sync set")
+	px.Freeze()
+	res := make(chan error, 1)
+	var held ackedPut
+	go func() {
+		var err error
+		held, err = put(ctx, mc, 0, []byte("after-idle"))
+		res <- err
+	}()
+	require.Never(t, func() bool { return !inSync() }, time.Second, 50*time.Millisecond,
+		"the slave left the in-sync set 1 s into the first put after idling (limit 3 s)")
+	px.Thaw()
+	require.NoError(t, <-res, "the put held while the link was frozen")
+	requireHas(t, s, held)
+	require.True(t, inSync())
 }
