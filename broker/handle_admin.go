@@ -11,15 +11,14 @@ func (cn *conn) handleStats(r *protocol.StatsRequest) {
 		return
 	}
 	// Building the body walks every partition and sorts the topics: off the loop.
-	item, opaque := r.Item, r.OpaqueID
+	item, opaque, rs := r.Item, r.OpaqueID, cn.replica // cn.replica is the loop's
 	cn.dispatch(opaque, 0, func() {
 		defer cn.finishRead(0)
 		runHook(&protocol.StatsRequest{Item: item, OpaqueID: opaque}, false)
 		var body []byte
-		if item == replica.StatsItem && cn.replica != nil {
-			// A follower's periodic read of the partition list: without the
-			// per-follower lines, whose lag walks every partition.
-			body = cn.b.replicationStateBody()
+		if item == replica.StatsItem && rs != nil {
+			// A follower's periodic read of the partition list.
+			body = cn.b.replicationStateBody(rs)
 		} else {
 			body = cn.b.statsBody(item)
 		}

@@ -357,7 +357,18 @@ type replicaStream struct {
 	member  int
 	tracker *replica.Tracker
 	detach  func()
+
+	listMu     sync.Mutex // guards the fields below (replicationStateBody, on read workers)
+	listSent   bool       // a full partition list was sent on this stream
+	listParts  int        // the store's partition count then
+	listEpochs int        // the epoch history's length then
+	listSkips  int        // lists left out since
 }
+
+// fullListEvery: a follower's stream is sent the full partition list at
+// least every this many reads (every ~5 s at the follower's 500 ms), so
+// that its view of the master's ends (its lag_bytes) stays fresh.
+const fullListEvery = 10
 
 func (cn *conn) handleReplicate(r *protocol.ReplicateRequest) {
 	b := cn.b
@@ -451,13 +462,32 @@ func (b *Broker) replicationState(add func(k, v string)) {
 }
 
 // replicationStateBody is the `stats replication` reply to a follower's
-// stream: the role line and replicationState, without the per-follower
-// lines (whose lag walks every partition) that only operators read.
-func (b *Broker) replicationStateBody() []byte {
+// stream rs: the role line and replicationState, without the per-follower
+// lines (whose lag walks every partition) that only operators read. The
+// partition list and the epochs are left out, for a `partitions_unchanged
+// <count>` line, when neither the partition set nor the epoch history
+// changed since the stream was last sent them and fewer than fullListEvery
+// reads ago: an idle follower of 10,000 partitions reads the list twice a
+// second. A follower (replica.ParseState) only adds the partitions it is
+// told of, so a list left out changes nothing for it.
+func (b *Broker) replicationStateBody(rs *replicaStream) []byte {
 	var lines []protocol.StatsLine
 	add := func(k, v string) { lines = append(lines, protocol.StatsLine{Key: k, Value: v}) }
 	add("role", fmt.Sprintf("master epoch %d", b.repl.epoch.Load()))
-	b.replicationState(add)
+	n, epochs := b.store.PartitionCount(), len(b.repl.history.Entries()) // before the list: a partition added meanwhile is in it or sends the next one
+	rs.listMu.Lock()
+	full := !rs.listSent || n != rs.listParts || epochs != rs.listEpochs || rs.listSkips+1 >= fullListEvery
+	if full {
+		rs.listSent, rs.listParts, rs.listEpochs, rs.listSkips = true, n, epochs, 0
+	} else {
+		rs.listSkips++
+	}
+	rs.listMu.Unlock()
+	if full {
+		b.replicationState(add)
+	} else {
+		add("partitions_unchanged", strconv.Itoa(n))
+	}
 	return protocol.AppendStatsBody(nil, lines)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -355,4 +356,46 @@ func TestIdleSyncSlaveStaysInSyncPastMaxDelay(t *testing.T) {
 	require.NoError(t, <-res, "the put held while the link was frozen")
 	requireHas(t, s, held)
 	require.True(t, inSync())
+}
+
+// A follower's stream is sent the partition list when the set (or the
+// epoch history) changed, and every tenth read besides; the reads in
+// between carry only `partitions_unchanged <count>`. A partition created
+// between two reads is in the next one.
+func TestFollowerStreamGetsThePartitionListOnlyWhenItChanged(t *testing.T) {
+	m := startMember(t, "", broker.ReplicationOptions{MaxDelay: time.Minute})
+	mc := dialT(t, m.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := put(ctx, mc, 0, []byte("x"))
+	require.NoError(t, err)
+	src, err := replica.DialConn(m.Addr(), conn.Options{})(ctx)
+	require.NoError(t, err)
+	defer src.Close()
+	require.NoError(t, src.Handshake(ctx, protocol.ReplicateRequest{BrokerID: 5, MemberID: 1, Sync: false}))
+	read := func() []replica.PartitionEnd {
+		t.Helper()
+		st, err := src.State(ctx)
+		require.NoError(t, err)
+		return st.Partitions
+	}
+	first := read()
+	require.NotEmpty(t, first, "the stream's first read has the list")
+	for i := 2; i <= 10; i++ {
+		require.Empty(t, read(), "read %d: nothing changed", i)
+	}
+	require.Len(t, read(), len(first), "ten reads after the last list, the whole list again")
+	require.Empty(t, read())
+
+	_, err = put(ctx, mc, 0, []byte("y")) // a new end, same set: not sent
+	require.NoError(t, err)
+	require.Empty(t, read())
+	c := dialT(t, m.Addr()) // a new partition: sent at the next read
+	_, err = c.Put(ctx, &protocol.PutRequest{Topic: "rt-new", Partition: 0, Checksum: protocol.Checksum([]byte("z")), Data: []byte("z")})
+	require.NoError(t, err)
+	got := read()
+	require.Len(t, got, len(first)+1)
+	require.True(t, slices.ContainsFunc(got, func(p replica.PartitionEnd) bool { return p.Topic == "rt-new" && p.Part == 0 }),
+		"the new partition is in the list: %v", got)
+	require.Empty(t, read())
 }

@@ -304,6 +304,15 @@ func (s *Store) Partitions() []*Partition {
 	return slices.Clone(s.sorted)
 }
 
+// PartitionCount returns how many partitions the store has open. A store
+// never removes a partition while it is open, so a change of the count is
+// a change of the set (a follower's stream is sent the list only then).
+func (s *Store) PartitionCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.parts)
+}
+
 // NewMessageID returns a fresh message id (for callers that must know ids
 // before appending, e.g. transactional puts).
 func (s *Store) NewMessageID() int64 { return s.ids.reserve(1) }
