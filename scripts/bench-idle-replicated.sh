@@ -17,6 +17,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 PARTS=${PARTS:-10000}
 IDLE_S=${IDLE_S:-20}
+SETTLE_S=${SETTLE_S:-5} # after the slave has everything, before measuring (the write-back and the last fetches end)
 RUNS=${RUNS:-1}
 METAQ=${METAQ:-bin/metaq}
 if [ "$METAQ" = bin/metaq ]; then go build -o bin/metaq ./tools/metaq; fi
@@ -56,6 +57,7 @@ one() { # binary label
     sleep 0.1
   done
   local m0 s0 m1 s1
+  sleep "$SETTLE_S"
   m0=$(ticks "$m") s0=$(ticks "$s")
   sleep "$IDLE_S"
   m1=$(ticks "$m") s1=$(ticks "$s")
