@@ -180,9 +180,13 @@ func (c *cluster) analyze(recs []rec, horizon time.Time) *analysis {
 	for _, p := range c.all() {
 		procs[p.name] = p
 	}
+	raw := map[string][]rec{}
+	for _, r := range recs {
+		raw[r.member] = append(raw[r.member], r)
+	}
 	byMember := map[string][]rec{}
 	for _, r := range recs {
-		r.ts = pollDeliveryTime(r, procs[r.member])
+		r.ts = pollDeliveryTime(r, procs[r.member], assignedBetween(raw[r.member]))
 		byMember[r.member] = append(byMember[r.member], r)
 	}
 	members := make([]string, 0, len(byMember))
@@ -297,8 +301,12 @@ func (c *cluster) analyze(recs []rec, horizon time.Time) *analysis {
 // what the audit can prove is only that it was handed out before the stamp.
 // A Poll that really hands out a lost partition's messages after SIGCONT is
 // still caught: the next Poll calls start after SIGCONT, and the stopped
-// member holds fetched batches of every partition it owned.
-func pollDeliveryTime(r rec, p *proc) int64 {
+// member holds fetched batches of every partition it owned. The stamp is
+// kept when the member was assigned the partition again between SIGCONT and
+// the stamp (reassigned): the same Poll call, still waiting, may then hand
+// out that new ownership's messages, which the stop's time would wrongly
+// judge against the ownership before the stop.
+func pollDeliveryTime(r rec, p *proc, reassigned func(tp string, from, to int64) bool) int64 {
 	if r.ev != "" || r.pollStart == 0 || p == nil {
 		return r.ts
 	}
@@ -306,10 +314,26 @@ func pollDeliveryTime(r rec, p *proc) int64 {
 	defer p.mu.Unlock()
 	for _, s := range p.stops {
 		if !s.to.IsZero() && r.pollStart < s.from.UnixNano() && r.ts > s.to.UnixNano() {
+			if reassigned != nil && reassigned(r.tp, s.to.UnixNano(), r.ts) {
+				return r.ts
+			}
 			return s.from.UnixNano() - 1
 		}
 	}
 	return r.ts
+}
+
+// assignedBetween returns whether the member of recs (its audit records)
+// was assigned tp in (from, to].
+func assignedBetween(recs []rec) func(tp string, from, to int64) bool {
+	return func(tp string, from, to int64) bool {
+		for _, e := range recs {
+			if e.ev == "assigned" && e.ts > from && e.ts <= to && slices.Contains(splitTPs(e.arg), tp) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // checkSingleProcessor verifies invariant 1 from deliveries: for each

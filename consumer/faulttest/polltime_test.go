@@ -25,15 +25,38 @@ func TestPollDeliveryTimeAcrossAStop(t *testing.T) {
 		{"poll call inside the run before the stop", rec{ts: at(90), pollStart: at(80)}, at(90)},
 		{"event", rec{ts: at(3001), ev: "lost", pollStart: at(99)}, at(3001)},
 	} {
-		if got := pollDeliveryTime(c.r, p); got != c.want {
+		if got := pollDeliveryTime(c.r, p, nil); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
 	}
+	// The same call still waiting when the member, back from the stop, is
+	// assigned the partition again: judged at its stamp, under the new
+	// ownership (an assignment of another partition, or one before SIGCONT,
+	// changes nothing).
+	events := []rec{
+		{ev: "assigned", arg: "T/1-0", ts: at(50)},
+		{ev: "assigned", arg: "T/2-2", ts: at(3500)},
+		{ev: "assigned", arg: "T/2-3,T/1-1", ts: at(3600)},
+	}
+	for _, c := range []struct {
+		tp   string
+		ts   int64
+		want int64
+	}{
+		{"T/2-3", at(3700), at(3700)},
+		{"T/2-3", at(3550), stopped}, // returned before that assignment
+		{"T/1-0", at(3700), stopped}, // assigned before the stop only
+		{"T/9-9", at(3700), stopped},
+	} {
+		if got := pollDeliveryTime(rec{tp: c.tp, ts: c.ts, pollStart: at(99)}, p, assignedBetween(events)); got != c.want {
+			t.Errorf("%s stamped %d: placed at %d, want %d", c.tp, c.ts, got, c.want)
+		}
+	}
 	open := &proc{stops: []span{{from: base.Add(100 * time.Millisecond)}}} // not resumed yet
-	if got := pollDeliveryTime(rec{ts: at(3001), pollStart: at(99)}, open); got != at(3001) {
+	if got := pollDeliveryTime(rec{ts: at(3001), pollStart: at(99)}, open, nil); got != at(3001) {
 		t.Errorf("a stop without SIGCONT moved the stamp: %d", got)
 	}
-	if got := pollDeliveryTime(rec{ts: at(3001), pollStart: at(99)}, nil); got != at(3001) {
+	if got := pollDeliveryTime(rec{ts: at(3001), pollStart: at(99)}, nil, nil); got != at(3001) {
 		t.Errorf("an unknown member's stamp moved: %d", got)
 	}
 }
